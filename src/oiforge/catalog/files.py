@@ -1,0 +1,274 @@
+"""The official Open Images metadata files per version: relative path, size and MD5.
+
+Paths are relative to the metadata base (default ``https://storage.googleapis.com/openimages``).
+Sizes and MD5s come from the maintainers' records (see ``data/openimages/SOURCES.md``);
+``None`` where no trustworthy record exists, in which case ``fetch`` verifies against the
+server's ``x-goog-hash`` / ``Content-MD5`` header when one is sent.
+
+Kinds: ``class_descriptions`` (all classes), ``class_descriptions_boxable`` (600),
+``hierarchy`` (JSON), ``images`` (image metadata, per split), ``human_labels`` and
+``machine_labels`` (image-level labels, per split), ``boxes`` (per split).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from oiforge.errors import UserError
+
+
+@dataclass(frozen=True)
+class OfficialFile:
+    """One official metadata file."""
+
+    version: str
+    kind: str
+    split: str | None
+    relpath: str
+    size: int | None = None
+    md5_hex: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.relpath.rsplit("/", 1)[-1]
+
+
+_IMAGES_2018 = (
+    (
+        "train",
+        "2018_04/train/train-images-boxable-with-rotation.csv",
+        638407721,
+        "a4ac0bcedb5c2df4d1b1230dc6b41b8f",
+    ),
+    (
+        "validation",
+        "2018_04/validation/validation-images-with-rotation.csv",
+        15245485,
+        "643a54e43b0bab8acce8817b4a569780",
+    ),
+    (
+        "test",
+        "2018_04/test/test-images-with-rotation.csv",
+        45227339,
+        "d832feb775b3cb78077bf8ae350adce5",
+    ),
+)
+_BOXES_V6 = (
+    (
+        "train",
+        "v6/oidv6-train-annotations-bbox.csv",
+        2258447590,
+        "3c3e70cfaba5757ea5c2604b19cac3b2",
+    ),
+    (
+        "validation",
+        "v5/validation-annotations-bbox.csv",
+        25105048,
+        "c5e8200df129ea6867e913e8b21fcab9",
+    ),
+    ("test", "v5/test-annotations-bbox.csv", 77484237, "1cc058a7003b4e73d47642276e9b123b"),
+)
+_HIERARCHY = "2018_04/bbox_labels_600_hierarchy.json"
+
+
+def _files(
+    version: str, rows: tuple[tuple[str, str | None, str, int | None, str | None], ...]
+) -> tuple[OfficialFile, ...]:
+    return tuple(OfficialFile(version, k, s, p, n, m) for k, s, p, n, m in rows)
+
+
+def _split_rows(
+    kind: str, rows: tuple[tuple[str, str, int | None, str | None], ...]
+) -> tuple[tuple[str, str | None, str, int | None, str | None], ...]:
+    return tuple((kind, s, p, n, m) for s, p, n, m in rows)
+
+
+FILES: Final[dict[str, tuple[OfficialFile, ...]]] = {
+    "v7": _files(
+        "v7",
+        (
+            (
+                "class_descriptions",
+                None,
+                "v7/oidv7-class-descriptions.csv",
+                501178,
+                "2aacb919b207c50f2a084822a5c2736c",
+            ),
+            (
+                "class_descriptions_boxable",
+                None,
+                "v7/oidv7-class-descriptions-boxable.csv",
+                12064,
+                "c5e7cb6b85d0539b2105db2d1974681f",
+            ),
+            ("hierarchy", None, _HIERARCHY, None, None),
+            *_split_rows("images", _IMAGES_2018),
+            *_split_rows(
+                "human_labels",
+                (
+                    ("train", "v7/oidv7-train-annotations-human-imagelabels.csv", None, None),
+                    ("validation", "v7/oidv7-val-annotations-human-imagelabels.csv", None, None),
+                    ("test", "v7/oidv7-test-annotations-human-imagelabels.csv", None, None),
+                ),
+            ),
+            *_split_rows(
+                "machine_labels",
+                (
+                    ("train", "v7/oidv7-train-annotations-machine-imagelabels.csv", None, None),
+                    ("validation", "v7/oidv7-val-annotations-machine-imagelabels.csv", None, None),
+                    ("test", "v7/oidv7-test-annotations-machine-imagelabels.csv", None, None),
+                ),
+            ),
+            *_split_rows("boxes", _BOXES_V6),
+        ),
+    ),
+    "v6": _files(
+        "v6",
+        (
+            ("class_descriptions", None, "v6/oidv6-class-descriptions.csv", None, None),
+            (
+                "class_descriptions_boxable",
+                None,
+                "v5/class-descriptions-boxable.csv",
+                12011,
+                "9846fd22fd2e68b45e3f3810a4c2a32a",
+            ),
+            ("hierarchy", None, _HIERARCHY, None, None),
+            *_split_rows("images", _IMAGES_2018),
+            *_split_rows(
+                "human_labels",
+                (
+                    ("train", "v6/oidv6-train-annotations-human-imagelabels.csv", None, None),
+                    ("validation", "v5/validation-annotations-human-imagelabels.csv", None, None),
+                    ("test", "v5/test-annotations-human-imagelabels.csv", None, None),
+                ),
+            ),
+            *_split_rows(
+                "machine_labels",
+                (
+                    ("train", "v5/train-annotations-machine-imagelabels.csv", None, None),
+                    ("validation", "v5/validation-annotations-machine-imagelabels.csv", None, None),
+                    ("test", "v5/test-annotations-machine-imagelabels.csv", None, None),
+                ),
+            ),
+            *_split_rows("boxes", _BOXES_V6),
+        ),
+    ),
+    "v5": _files(
+        "v5",
+        (
+            ("class_descriptions", None, "v5/class-descriptions.csv", None, None),
+            (
+                "class_descriptions_boxable",
+                None,
+                "v5/class-descriptions-boxable.csv",
+                12011,
+                "9846fd22fd2e68b45e3f3810a4c2a32a",
+            ),
+            ("hierarchy", None, _HIERARCHY, None, None),
+            *_split_rows("images", _IMAGES_2018),
+            *_split_rows(
+                "human_labels",
+                (
+                    (
+                        "train",
+                        "v5/train-annotations-human-imagelabels-boxable.csv",
+                        376764810,
+                        "f2709ae3f91391549c56d45a4a5ffec6",
+                    ),
+                    (
+                        "validation",
+                        "v5/validation-annotations-human-imagelabels-boxable.csv",
+                        10649275,
+                        "2e129f40a209e65dfe4342ed0e7bd5f2",
+                    ),
+                    (
+                        "test",
+                        "v5/test-annotations-human-imagelabels-boxable.csv",
+                        32055857,
+                        "207ed0ce2755ad5a689c8eb6eeb039bf",
+                    ),
+                ),
+            ),
+            *_split_rows(
+                "boxes",
+                (
+                    ("train", "v5/train-annotations-bbox.csv", None, None),
+                    _BOXES_V6[1],
+                    _BOXES_V6[2],
+                ),
+            ),
+        ),
+    ),
+    "v4": _files(
+        "v4",
+        (
+            ("class_descriptions", None, "2018_04/class-descriptions.csv", None, None),
+            (
+                "class_descriptions_boxable",
+                None,
+                "2018_04/class-descriptions-boxable.csv",
+                None,
+                None,
+            ),
+            ("hierarchy", None, _HIERARCHY, None, None),
+            *_split_rows("images", _IMAGES_2018),
+            *_split_rows(
+                "human_labels",
+                (
+                    (
+                        "train",
+                        "2018_04/train/train-annotations-human-imagelabels-boxable.csv",
+                        None,
+                        None,
+                    ),
+                    (
+                        "validation",
+                        "2018_04/validation/validation-annotations-human-imagelabels-boxable.csv",
+                        None,
+                        None,
+                    ),
+                    (
+                        "test",
+                        "2018_04/test/test-annotations-human-imagelabels-boxable.csv",
+                        None,
+                        None,
+                    ),
+                ),
+            ),
+            *_split_rows(
+                "boxes",
+                (
+                    (
+                        "train",
+                        "2018_04/train/train-annotations-bbox.csv",
+                        1194033454,
+                        "dc89115275ad6d0c771bd6590aa71ac3",
+                    ),
+                    (
+                        "validation",
+                        "2018_04/validation/validation-annotations-bbox.csv",
+                        None,
+                        None,
+                    ),
+                    ("test", "2018_04/test/test-annotations-bbox.csv", None, None),
+                ),
+            ),
+        ),
+    ),
+}
+
+
+def official_files(
+    version: str, kinds: tuple[str, ...] | None = None, splits: tuple[str, ...] | None = None
+) -> tuple[OfficialFile, ...]:
+    """The official files of ``version``, optionally only some kinds/splits."""
+    if version not in FILES:
+        raise UserError(f"unknown Open Images version {version!r}; known: {', '.join(FILES)}")
+    return tuple(
+        f
+        for f in FILES[version]
+        if (kinds is None or f.kind in kinds)
+        and (splits is None or f.split is None or f.split in splits)
+    )

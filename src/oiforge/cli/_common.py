@@ -1,0 +1,67 @@
+"""What every command shares: the consoles, error translation, progress bars.
+
+Only the CLI prints. Library code logs and yields progress; commands draw it here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from typer._click.core import Context
+from typer.core import TyperGroup
+
+from oiforge.errors import OiforgeError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class OiforgeGroup(TyperGroup):
+    """A command group that turns ``OiforgeError`` into one red line and its exit code."""
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OiforgeError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from exc
+
+
+def create_app(help_text: str) -> typer.Typer:
+    """A Typer (sub-)app with oiforge's error handling and no shell-completion noise."""
+    return typer.Typer(
+        cls=OiforgeGroup,
+        help=help_text,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_show_locals=False,
+        rich_markup_mode="rich",
+    )
+
+
+@contextmanager
+def progress_bar(*extra_columns: Any, transient: bool = False) -> Iterator[Progress]:
+    """A Rich progress bar on stderr with count, elapsed and ETA columns."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *extra_columns,
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=transient,
+    ) as progress:
+        yield progress

@@ -1,0 +1,166 @@
+"""The dataset spec: one YAML file that says what to select, download and build.
+
+Every section has defaults, so the smallest spec is ``classes: [Cat, Dog]``. The spec is frozen
+and hashed (``spec_hash``); the hash travels in selection.parquet and the lock file.
+
+Example::
+
+    name: sandwiches
+    version: v6
+    label_mode: box
+    classes:
+      - Hamburger
+      - {name: Sandwich, expand: true, exclude_subclasses: [Hamburger]}
+    exclude_images_with: [Person, Human face]
+    per_class: 200
+    seed: 0
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from oiforge.errors import SpecError
+
+VERSIONS = ("v4", "v5", "v6", "v7")
+FlagRule = Literal["keep", "drop", "only"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ClassSpec(_Frozen):
+    """One class to select: a display name or MID, optionally with its sub-classes."""
+
+    name: str
+    expand: bool = False  # include sub-classes (Subcategory links of the hierarchy)
+    exclude_subclasses: tuple[str, ...] = ()  # sub-trees to leave out when expanding
+    rename: str | None = None  # the class name in the dataset (default: the display name)
+
+
+class BoxFlags(_Frozen):
+    """What to do with boxes carrying each flag: keep them, drop them, or keep only them."""
+
+    is_occluded: FlagRule = "keep"
+    is_truncated: FlagRule = "keep"
+    is_group_of: FlagRule = "drop"
+    is_depiction: FlagRule = "keep"
+    is_inside: FlagRule = "keep"
+
+
+class SelectSpec(_Frozen):
+    """What the catalog selects (``oiforge select``)."""
+
+    version: Literal["v4", "v5", "v6", "v7"] = "v7"
+    classes: tuple[ClassSpec, ...]
+    exclude_images_with: tuple[str, ...] = ()  # drop any image that also has one of these
+    label_mode: Literal["image", "box"] = "image"
+    min_confidence: float | None = None  # set to also use machine labels at >= this confidence
+    box_flags: BoxFlags = BoxFlags()
+    splits: tuple[Literal["train", "validation", "test"], ...] = ("train", "validation", "test")
+    per_class: int | None = Field(default=None, ge=1)
+    balanced: bool = False  # cap every class at the smallest class's count
+    seed: int = 0
+    multi_label: Literal["drop", "keep-first", "multi"] = "drop"
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _names_to_specs(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return tuple({"name": v} if isinstance(v, str) else v for v in value)
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> SelectSpec:
+        if not self.classes:
+            raise ValueError("select at least one class")
+        if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError("min_confidence must be within [0, 1]")
+        return self
+
+
+class DownloadSpec(_Frozen):
+    """How images are fetched (``oiforge download``)."""
+
+    sources: tuple[Literal["resized", "original", "thumbnail"], ...] = (
+        "resized",
+        "original",
+        "thumbnail",
+    )
+    max_side: int | None = Field(default=None, ge=16)
+    jpeg_quality: int = Field(default=90, ge=1, le=100)
+    max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+
+
+class BuildSpec(_Frozen):
+    """How the dataset is built (``oiforge build``)."""
+
+    formats: tuple[Literal["folders", "webdataset", "parquet"], ...] = ("folders",)
+    size: int = Field(default=256, ge=16)
+    aspect: Literal["keep", "square-pad", "square-crop"] = "keep"
+    padding: float = Field(default=0.05, ge=0.0, le=1.0)
+    min_crop_side: int = Field(default=32, ge=1)
+    min_image_side: int = Field(default=64, ge=1)
+    jpeg_quality: int = Field(default=90, ge=1, le=100)
+    split: Literal["official"] | tuple[float, float, float] = "official"
+    split_seed: int = 0
+    dedupe: bool = True
+    near_duplicate_distance: int = Field(default=4, ge=0, le=64)
+    shard_size: int = Field(default=1000, ge=1)
+
+
+class DatasetSpec(_Frozen):
+    """The whole spec file."""
+
+    name: str = "dataset"
+    select: SelectSpec
+    download: DownloadSpec = DownloadSpec()
+    build: BuildSpec = BuildSpec()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_select(cls, data: Any) -> Any:
+        """Allow select fields at the top level (``classes: [...]``) for short specs."""
+        if isinstance(data, dict) and "select" not in data:
+            select_keys = set(SelectSpec.model_fields)
+            sel = {k: v for k, v in data.items() if k in select_keys}
+            rest = {k: v for k, v in data.items() if k not in select_keys}
+            return {**rest, "select": sel}
+        return data
+
+    def spec_hash(self) -> str:
+        """SHA-256 (first 16 hex) of the canonical JSON of the spec."""
+        canon = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+def load_spec(path: str | Path) -> DatasetSpec:
+    """Read and validate a spec YAML; errors name the file and the field."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SpecError(f"spec file not found: {p}") from exc
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{p}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SpecError(f"{p}: a spec is a mapping with at least `classes:`")
+    return parse_spec(data, source=str(p))
+
+
+def parse_spec(data: dict[str, Any], source: str = "spec") -> DatasetSpec:
+    """Validate a spec mapping."""
+    try:
+        return DatasetSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise SpecError(f"{source}: {problems}") from exc

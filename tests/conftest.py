@@ -1,0 +1,51 @@
+"""Fixtures every test can use.
+
+- ``clean_environ`` (autouse): no OIFORGE_* variable leaks in from the developer's shell, and
+  ``OIFORGE_HOME`` points at a fresh temp dir, so no test touches ``~/.cache/oiforge``.
+- ``sample_root`` (session): the mirror sample generated once per run (``make_sample``).
+- ``mirror`` (session): an ``oiforge mirror`` server over ``sample_root`` on 127.0.0.1, with the
+  sample's own fault rules; ``mirror.url`` is its base URL.
+- ``endpoints`` : ``Endpoints.for_mirror(mirror.url)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in list(os.environ):
+        if key.startswith("OIFORGE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("OIFORGE_HOME", str(tmp_path_factory.mktemp("oiforge-home")))
+
+
+@pytest.fixture(scope="session")
+def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from oiforge.mirror.sample import make_sample
+
+    root = tmp_path_factory.mktemp("mirror-sample")
+    make_sample(root, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mirror(sample_root: Path) -> Iterator[object]:
+    from oiforge.mirror.server import MirrorServer
+
+    with MirrorServer(sample_root) as server:
+        yield server
+
+
+@pytest.fixture()
+def endpoints(mirror: object) -> object:
+    from oiforge.endpoints import Endpoints
+
+    return Endpoints.for_mirror(mirror.url)  # type: ignore[attr-defined]
