@@ -1,1 +1,32 @@
-"""The download stage."""
+"""The download stage: selection.parquet in, ``store/`` + ``store/journal.sqlite`` out.
+
+    from oiforge.download import DownloadConfig, download, read_journal
+    summary = download("selection.parquet", "store", DownloadConfig(max_side=512), endpoints)
+    table = read_journal("store")        # one row per image: status, source, sha256, ...
+
+Each image is fetched once, from the first configured source that yields a verified image
+(resized bucket copy, then the Flickr original, then the thumbnail). Failures are journal
+rows (``http_404``, ``placeholder``, ``bad_md5``, ``not_image``, ``too_large``, ``timeout``,
+``error``, ``missing``), never exceptions. A rerun resumes: ``ok`` images are skipped without
+a request, transient failures are tried again, permanent ones only with ``retry_failed``.
+"""
+
+from __future__ import annotations
+
+from oiforge.download.config import SOURCES, DownloadConfig, is_transient
+from oiforge.download.journal import JOURNAL_SCHEMA, JournalRow, read_journal, status_counts
+from oiforge.download.outcome import DownloadSummary, ProgressUpdate
+from oiforge.download.runner import download
+
+__all__ = [
+    "JOURNAL_SCHEMA",
+    "SOURCES",
+    "DownloadConfig",
+    "DownloadSummary",
+    "JournalRow",
+    "ProgressUpdate",
+    "download",
+    "is_transient",
+    "read_journal",
+    "status_counts",
+]

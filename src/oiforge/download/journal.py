@@ -1,0 +1,153 @@
+"""The download journal: ``store/journal.sqlite`` (WAL), one row per image.
+
+Rows are upserted in batches inside one transaction each, so a crash leaves whole batches or
+nothing; ``attempts`` adds up over runs. ``read_journal`` is the public reader other stages
+use; it returns a ``pyarrow.Table`` with :data:`JOURNAL_SCHEMA`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import astuple, dataclass
+from pathlib import Path
+from typing import Final
+
+import pyarrow as pa
+
+from oiforge.errors import StageError
+
+JOURNAL_NAME: Final = "journal.sqlite"
+
+JOURNAL_SCHEMA: Final = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("status", pa.string()),
+        ("source", pa.string()),
+        ("url", pa.string()),
+        ("bytes", pa.int64()),
+        ("sha256", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("attempts", pa.int32()),
+        ("error", pa.string()),
+        ("started_at", pa.string()),
+        ("finished_at", pa.string()),
+        ("rotated", pa.int32()),  # degrees counter-clockwise applied to the stored pixels
+    ]
+)
+
+_CREATE = """
+CREATE TABLE IF NOT EXISTS journal (
+    image_id TEXT PRIMARY KEY, status TEXT NOT NULL, source TEXT, url TEXT, bytes INTEGER,
+    sha256 TEXT, width INTEGER, height INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT, started_at TEXT, finished_at TEXT, rotated INTEGER NOT NULL DEFAULT 0
+)
+"""
+_UPSERT = """
+INSERT INTO journal VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+ON CONFLICT(image_id) DO UPDATE SET
+    status=excluded.status, source=excluded.source, url=excluded.url, bytes=excluded.bytes,
+    sha256=excluded.sha256, width=excluded.width, height=excluded.height,
+    attempts=journal.attempts + excluded.attempts, error=excluded.error,
+    started_at=excluded.started_at, finished_at=excluded.finished_at, rotated=excluded.rotated
+"""
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    """One image's outcome, as stored."""
+
+    image_id: str
+    status: str
+    source: str | None = None
+    url: str | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    width: int | None = None
+    height: int | None = None
+    attempts: int = 0
+    error: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    rotated: int = 0
+
+
+def journal_path(store: str | Path) -> Path:
+    return Path(store) / JOURNAL_NAME
+
+
+class Journal:
+    """An open journal. Use as a context manager; ``append`` commits one batch atomically."""
+
+    def __init__(self, store: str | Path) -> None:
+        path = journal_path(store)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(_CREATE)
+        except sqlite3.DatabaseError as exc:
+            raise StageError(f"cannot open the download journal {path}: {exc}") from exc
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def append(self, rows: Iterable[JournalRow]) -> None:
+        """Upsert ``rows`` in one transaction (all or nothing)."""
+        values = [astuple(r) for r in rows]
+        if not values:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(_UPSERT, values)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def statuses(self) -> dict[str, str]:
+        """``image_id -> status`` for every row."""
+        return dict(self._db.execute("SELECT image_id, status FROM journal").fetchall())
+
+    def counts(self) -> Mapping[str, int]:
+        """Number of images per status."""
+        q = "SELECT status, count(*) FROM journal GROUP BY status ORDER BY count(*) DESC"
+        return dict(self._db.execute(q).fetchall())
+
+
+def read_journal(store: str | Path) -> pa.Table:
+    """The journal of ``store`` as a table (:data:`JOURNAL_SCHEMA`), sorted by image_id."""
+    path = journal_path(store)
+    if not path.is_file():
+        raise StageError(f"no download journal at {path} (run `oiforge download` first)")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60.0)
+    try:
+        cols = ", ".join(JOURNAL_SCHEMA.names)
+        rows = db.execute(f"SELECT {cols} FROM journal ORDER BY image_id").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise StageError(f"cannot read the download journal {path}: {exc}") from exc
+    finally:
+        db.close()
+    columns: list[tuple[object, ...]] = (
+        list(zip(*rows, strict=True)) if rows else [() for _ in JOURNAL_SCHEMA]
+    )
+    return pa.table(
+        [pa.array(c, type=f.type) for c, f in zip(columns, JOURNAL_SCHEMA, strict=True)],
+        schema=JOURNAL_SCHEMA,
+    )
+
+
+def status_counts(store: str | Path) -> dict[str, int]:
+    """Images per status in the journal of ``store`` (for ``oiforge download --status``)."""
+    if not journal_path(store).is_file():
+        raise StageError(f"no download journal at {journal_path(store)}")
+    with Journal(store) as journal:
+        return dict(journal.counts())

@@ -1,0 +1,245 @@
+"""The fetch loop: plan what to fetch, fetch with fallback, verify, encode, store, journal.
+
+One event loop keeps the sockets busy; JPEG work runs in a process pool and file writes in a
+thread pool. Every image ends as one journal row; nothing here raises for a single image.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import multiprocessing
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from oiforge.atomic import write_text_atomic
+from oiforge.download.config import DownloadConfig, is_transient
+from oiforge.download.fetch_one import ImageFetcher, Pools
+from oiforge.download.http import Fetcher, create_session
+from oiforge.download.journal import Journal, JournalRow
+from oiforge.download.outcome import DownloadSummary, ProgressUpdate, Tally, now_iso
+from oiforge.download.store import FileWriter, Store, Writer
+from oiforge.download.tasks import ImageTask, load_selection
+from oiforge.endpoints import Endpoints
+from oiforge.errors import StageError
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[ProgressUpdate], None]
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+_WRITE_THREADS = 8
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The images this run fetches, and how many it skips."""
+
+    todo: tuple[ImageTask, ...]
+    skipped: int
+
+
+def plan(
+    tasks: tuple[ImageTask, ...], done: dict[str, str], store: Store, retry_failed: bool
+) -> Plan:
+    """Skip ``ok`` images whose file exists, and permanent failures unless retrying them."""
+    todo = []
+    for task in tasks:
+        status = done.get(task.image_id)
+        if status is None or is_transient(status):
+            todo.append(task)
+        elif status == "ok":
+            if not store.has_image(task.image_id):
+                todo.append(task)
+        elif retry_failed:
+            todo.append(task)
+    return Plan(tuple(todo), len(tasks) - len(todo))
+
+
+def download(
+    selection: str | Path | pa.Table,
+    store: str | Path,
+    config: DownloadConfig | None = None,
+    endpoints: Endpoints | None = None,
+    progress: ProgressCallback | None = None,
+    writer: Writer | None = None,
+) -> DownloadSummary:
+    """Fetch every selected image into ``store``; see the package docstring."""
+    config = config or DownloadConfig()
+    endpoints = endpoints or Endpoints.from_env()
+    sel = load_selection(selection)
+    the_store = Store(store)
+    run_dir = the_store.open_run()
+    try:
+        with Journal(the_store.root) as journal:
+            summary = asyncio.run(
+                _Run(
+                    sel.tasks,
+                    sel.invalid_ids,
+                    the_store,
+                    journal,
+                    config,
+                    endpoints,
+                    progress,
+                    writer or FileWriter(run_dir),
+                ).main()
+            )
+    finally:
+        the_store.close_run(run_dir)
+    stats = {**summary.to_json(), "config": config.to_json(), "finished_at": now_iso()}
+    write_text_atomic(the_store.root / "stats.json", _dumps(stats))
+    return summary
+
+
+def _dumps(data: object) -> str:
+    import json
+
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+class _Run:
+    """State of one run: the journal buffer, counters and the stop flag."""
+
+    def __init__(
+        self,
+        tasks: tuple[ImageTask, ...],
+        invalid_ids: tuple[str, ...],
+        store: Store,
+        journal: Journal,
+        config: DownloadConfig,
+        endpoints: Endpoints,
+        progress: ProgressCallback | None,
+        writer: Writer,
+    ) -> None:
+        self.tasks, self.invalid_ids, self.store = tasks, invalid_ids, store
+        self.journal, self.config, self.endpoints = journal, config, endpoints
+        self.progress, self.writer = progress, writer
+        self.pending: list[JournalRow] = []
+        self.stopped: str | None = None
+        self.flushed = asyncio.Event()
+
+    async def main(self) -> DownloadSummary:
+        todo = plan(self.tasks, self.journal.statuses(), self.store, self.config.retry_failed)
+        items = todo.todo[: self.config.limit] if self.config.limit is not None else todo.todo
+        self._record_invalid()
+        tally = Tally(len(items))
+        with _pools(self.config) as pools:
+            async with create_session(self.config) as session:
+                fetcher = ImageFetcher(
+                    Fetcher(session, self.config),
+                    self.config,
+                    self.endpoints,
+                    self.store,
+                    self.writer,
+                    pools,
+                )
+                await self._fetch_all(fetcher, iter(items), tally)
+        self._flush()
+        return self._summary(todo, tally)
+
+    async def _fetch_all(
+        self, fetcher: ImageFetcher, items: Iterator[ImageTask], tally: Tally
+    ) -> None:
+        n_workers = min(self.config.connections, max(1, tally.total))
+        workers = [
+            asyncio.create_task(self._worker(fetcher, items, tally)) for _ in range(n_workers)
+        ]
+        flusher = asyncio.create_task(self._flush_loop())
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            flusher.cancel()
+        for task in items:  # left over after a stop: recorded, retried by the next run
+            self.pending.append(
+                JournalRow(task.image_id, "error", error=f"not attempted: {self.stopped}")
+            )
+
+    async def _worker(
+        self, fetcher: ImageFetcher, items: Iterator[ImageTask], tally: Tally
+    ) -> None:
+        for task in items:
+            row = await fetcher.fetch(task)
+            if row.error and row.status == "error" and _is_disk_error(row.error):
+                self.stopped = (
+                    self.stopped or f"the store's disk is full or read-only ({row.error})"
+                )
+            self.pending.append(row)
+            tally.add(row)
+            if self.progress is not None:
+                self.progress(tally.snapshot())
+            if self.stopped:
+                return
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            self._flush()
+
+    def _flush(self) -> None:
+        rows, self.pending = self.pending, []
+        try:
+            self.journal.append(rows)
+        except sqlite3.OperationalError as exc:
+            self.stopped = self.stopped or f"cannot write the journal ({exc})"
+            raise StageError(f"download stopped: cannot write the journal: {exc}") from exc
+
+    def _record_invalid(self) -> None:
+        for raw in self.invalid_ids:
+            shown = raw if len(raw) <= 64 else raw[:61] + "..."
+            self.pending.append(
+                JournalRow(shown, "error", error="malformed ImageID (not 16 hex chars)")
+            )
+
+    def _summary(self, todo: Plan, tally: Tally) -> DownloadSummary:
+        return DownloadSummary(
+            selected=len(self.tasks),
+            skipped=todo.skipped,
+            attempted=sum(tally.statuses.values()),
+            statuses=dict(tally.statuses),
+            sources=dict(tally.sources),
+            invalid_ids=len(self.invalid_ids),
+            bytes=tally.bytes,
+            requests=tally.requests,
+            duration_s=time.monotonic() - tally.started,
+            journal=dict(self.journal.counts()),
+            stopped=self.stopped,
+        )
+
+
+def _is_disk_error(error: str) -> bool:
+    return error.startswith("store write failed: [Errno") and any(
+        f"[Errno {code}]" in error for code in _DISK_ERRNOS
+    )
+
+
+class _PoolsCM:
+    def __init__(self, config: DownloadConfig) -> None:
+        self.threads = ThreadPoolExecutor(_WRITE_THREADS, thread_name_prefix="oiforge-write")
+        self.procs: Executor | None = None
+        self.config = config
+
+    def __enter__(self) -> Pools:
+        return Pools(self.threads, self._procs)
+
+    def _procs(self) -> Executor:
+        if self.procs is None:
+            if self.config.workers == 0:
+                return self.threads
+            ctx = multiprocessing.get_context("spawn")
+            self.procs = ProcessPoolExecutor(self.config.workers, mp_context=ctx)
+        return self.procs
+
+    def __exit__(self, *exc: object) -> None:
+        self.threads.shutdown(wait=True, cancel_futures=True)
+        if self.procs is not None:
+            self.procs.shutdown(wait=True, cancel_futures=True)
+
+
+def _pools(config: DownloadConfig) -> _PoolsCM:
+    return _PoolsCM(config)

@@ -1,0 +1,106 @@
+"""The image store: ``store/<id[:2]>/<id>.jpg``, written via temp file, fsync and rename.
+
+Temp files live in ``store/.tmp/<pid>-<token>/`` so a killed run leaves no partial file
+beside the images; the next run removes temp folders whose process is gone. The
+:class:`Writer` protocol is the seam for other back ends (and for tests of a full disk).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Protocol
+
+from oiforge.contracts import store_path_parts
+
+TMP_DIR = ".tmp"
+
+
+class Writer(Protocol):
+    """Puts bytes at a store path atomically; raises ``OSError`` when it cannot."""
+
+    def write(self, path: Path, data: bytes) -> None: ...
+
+
+class FileWriter:
+    """Temp file in the run's temp folder, fsync, rename into place, fsync the folder."""
+
+    def __init__(self, tmp_dir: Path) -> None:
+        self._tmp_dir = tmp_dir
+
+    def write(self, path: Path, data: bytes) -> None:
+        tmp = self._tmp_dir / f"{path.name}.{secrets.token_hex(4)}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            path.parent.mkdir(exist_ok=True)
+            tmp.replace(path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Store:
+    """A store folder. ``open_run`` makes this process's temp folder and removes stale ones."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def image_path(self, image_id: str) -> Path:
+        folder, name = store_path_parts(image_id)
+        return self.root / folder / name
+
+    def has_image(self, image_id: str) -> bool:
+        return self.image_path(image_id).is_file()
+
+    def open_run(self) -> Path:
+        """This run's temp folder (created), after clearing those of dead processes."""
+        base = self.root / TMP_DIR
+        base.mkdir(parents=True, exist_ok=True)
+        for stale in base.iterdir():
+            if not _is_live(stale.name):
+                shutil.rmtree(stale, ignore_errors=True)
+        run_dir = base / f"{os.getpid()}-{secrets.token_hex(4)}"
+        run_dir.mkdir()
+        return run_dir
+
+    def close_run(self, run_dir: Path) -> None:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _is_live(name: str) -> bool:
+    """True when the temp folder's owning process still runs on this machine."""
+    pid_text = name.split("-", 1)[0]
+    if not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

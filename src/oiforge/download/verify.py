@@ -1,0 +1,81 @@
+"""Is a fetched body the image we asked for? Placeholder, checksum and header checks.
+
+Each check returns a failure as a value (:class:`Rejection`), never raises.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from oiforge.download.sniff import ImageInfo, NotAnImage, sniff_image
+
+#: Flickr sends deleted photos to a "photo unavailable" image (e.g. s.yimg.com/.../
+#: photo_unavailable.png); any hop of the redirect chain naming it marks a placeholder.
+PLACEHOLDER_URL_RE: Final = re.compile(r"photo[_-]?unavailable", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a body is not stored: a journal status and a human reason."""
+
+    status: str
+    error: str
+
+
+def is_placeholder_url(urls: Sequence[str]) -> bool:
+    """True when any URL of the redirect chain is Flickr's "photo unavailable" image."""
+    return any(PLACEHOLDER_URL_RE.search(u) for u in urls)
+
+
+def check_body(
+    body: bytes,
+    *,
+    expected_md5_b64: str | None = None,
+    expected_size: int | None = None,
+    placeholder_sha256: frozenset[str] = frozenset(),
+) -> ImageInfo | Rejection:
+    """Size/MD5 (when known), known placeholder bodies, then a cheap header check."""
+    if placeholder_sha256 and hashlib.sha256(body).hexdigest() in placeholder_sha256:
+        return Rejection("placeholder", "body is a known placeholder image")
+    if expected_size is not None and len(body) != expected_size:
+        return Rejection("bad_md5", f"size {len(body)} != OriginalSize {expected_size}")
+    if expected_md5_b64 is not None:
+        rejection = check_md5(body, expected_md5_b64)
+        if rejection is not None:
+            return rejection
+    try:
+        return sniff_image(body)
+    except NotAnImage as exc:
+        return Rejection("not_image", str(exc))
+
+
+def check_md5(body: bytes, expected_b64: str) -> Rejection | None:
+    """Compare with a base64 MD5 (as in OriginalMD5 / Content-MD5); None when it matches."""
+    try:
+        expected = base64.b64decode(expected_b64, validate=True)
+    except (binascii.Error, ValueError):
+        return None  # an unreadable expectation is no evidence against the body
+    if len(expected) != 16:
+        return None
+    actual = hashlib.md5(body, usedforsecurity=False).digest()
+    if actual == expected:
+        return None
+    got = base64.b64encode(actual).decode()
+    return Rejection("bad_md5", f"MD5 {got} != expected {expected_b64}")
+
+
+def header_md5(headers: dict[str, str]) -> str | None:
+    """A base64 MD5 the server vouches for (``Content-MD5`` or ``x-goog-hash: md5=``)."""
+    if "content-md5" in headers:
+        return headers["content-md5"].strip()
+    for part in headers.get("x-goog-hash", "").split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "md5" and value:
+            return value
+    return None
