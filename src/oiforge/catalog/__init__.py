@@ -1,1 +1,31 @@
-"""The catalog stage."""
+"""The catalog stage: official files, fetch, DuckDB ingest, classes, hierarchy, selection.
+
+Public API (other stages depend on these names)::
+
+    from oiforge.catalog import open_catalog, select, fetch
+
+    cat = open_catalog("v7")                  # classes + hierarchy work offline
+    cat.resolve("Airplane")                   # ClassInfo('/m/0cmf2', 'Fixed-wing aircraft', True)
+    sel = select(SelectSpec(classes=("Cat",)), catalog=cat)
+    sel.write("selection.parquet")
+"""
+
+from oiforge.catalog.catalog import Catalog, open_catalog
+from oiforge.catalog.classes import AmbiguousClassError, ClassInfo, ClassMatch
+from oiforge.catalog.fetch import FetchProgress, FetchResult, fetch
+from oiforge.catalog.hierarchy import TreeNode
+from oiforge.catalog.select import Selection, select
+
+__all__ = [
+    "AmbiguousClassError",
+    "Catalog",
+    "ClassInfo",
+    "ClassMatch",
+    "FetchProgress",
+    "FetchResult",
+    "Selection",
+    "TreeNode",
+    "fetch",
+    "open_catalog",
+    "select",
+]

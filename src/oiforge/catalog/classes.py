@@ -1,0 +1,213 @@
+"""Class lists: parsing, name/MID resolution across versions, and search.
+
+A class list is ``MID,DisplayName`` rows, with or without a header line (v5 has none, v7 has
+``LabelName,DisplayName``), CRLF or LF, standard CSV quoting. Display names change between
+versions (``Airplane`` → ``Fixed-wing aircraft``); :class:`ClassTable` resolves an old name
+through the alias table built from every shipped list (same MID, different name).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from rapidfuzz import fuzz, process
+
+from oiforge.errors import MalformedFileError, UnknownClassError, UserError
+
+#: The hierarchy root: in the hierarchy JSON but in no class list.
+ROOT_MID = "/m/0bl9f"
+_QUALIFIER_RE = re.compile(r"\s*\([^()]*\)\s*$")
+ROOT_NAME = "Entity"
+_MID_RE = re.compile(r"^/[a-z]{1,4}/[^\s,/]+$")
+
+
+log = logging.getLogger(__name__)
+
+
+class AmbiguousClassError(UserError):
+    """A name that several classes share (case-insensitively); the message lists their MIDs."""
+
+    def __init__(self, name: str, candidates: Iterable[ClassInfo]) -> None:
+        self.name = name
+        self.candidates = list(candidates)
+        listed = ", ".join(
+            f"{c.mid} ({c.name}{', boxable' if c.boxable else ''})" for c in self.candidates
+        )
+        super().__init__(f"class name {name!r} is ambiguous: {listed}; pass the MID instead")
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """One class: its MID, display name in the catalog's version, and whether it has boxes."""
+
+    mid: str
+    name: str
+    boxable: bool
+
+
+@dataclass(frozen=True)
+class ClassMatch:
+    """A search hit: the class, a score in 0..100, and the name that matched (maybe an alias)."""
+
+    mid: str
+    name: str
+    boxable: bool
+    score: float
+    matched: str
+
+
+def is_mid(text: str) -> bool:
+    """True for a Knowledge-Graph MID like ``/m/0cmf2``, ``/g/11b7...`` or ``/oi/m_0dzf4``."""
+    return _MID_RE.match(text) is not None
+
+
+def parse_class_csv(text: str, source: str) -> list[tuple[str, str]]:
+    """``(mid, name)`` rows of a class-descriptions CSV; a header line is skipped if present."""
+    rows: list[tuple[str, str]] = []
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        for row in reader:
+            if not row or row == [""]:
+                continue
+            if len(row) != 2:
+                raise MalformedFileError(
+                    source, f"expected 2 fields, got {len(row)}", reader.line_num
+                )
+            mid, name = row[0].strip(), row[1].strip()
+            if not rows and not is_mid(mid) and mid.lower() in ("labelname", "id", "mid"):
+                continue  # header line
+            if not is_mid(mid):
+                raise MalformedFileError(source, f"not a MID: {mid[:40]!r}", reader.line_num)
+            rows.append((mid, name))
+    except csv.Error as exc:
+        raise MalformedFileError(source, str(exc), reader.line_num) from exc
+    if not rows:
+        raise MalformedFileError(source, "no class rows")
+    return rows
+
+
+@dataclass
+class ClassTable:
+    """All classes of one version, with boxable flags and the cross-version alias table."""
+
+    version: str
+    names: dict[str, str]  # mid -> display name
+    boxable: frozenset[str]
+    aliases: Mapping[str, frozenset[str]] = field(default_factory=dict)  # lower name -> mids
+    _by_lower: dict[str, list[str]] = field(init=False, repr=False)
+    _by_base: dict[str, list[str]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_lower, self._by_base = {}, {}
+        for mid, name in self.names.items():
+            self._by_lower.setdefault(name.lower(), []).append(mid)
+            base = _QUALIFIER_RE.sub("", name).lower()
+            if base != name.lower():  # "Bat (Animal)" answers to "Bat"
+                self._by_base.setdefault(base, []).append(mid)
+
+    def info(self, mid: str) -> ClassInfo:
+        if mid == ROOT_MID and mid not in self.names:
+            return ClassInfo(mid, ROOT_NAME, False)
+        return ClassInfo(mid, self.names[mid], mid in self.boxable)
+
+    def __contains__(self, mid: object) -> bool:
+        return mid in self.names or mid == ROOT_MID
+
+    def resolve(self, name_or_mid: str) -> ClassInfo:
+        """A class by MID, display name (any case) or an older/newer display name."""
+        text = name_or_mid.strip()
+        if is_mid(text):
+            if text in self:
+                return self.info(text)
+            raise UnknownClassError(text, (), self.version)
+        exact = self._by_lower.get(text.lower(), [])
+        if len(exact) == 1:
+            return self._prefer_boxable_alias(text, exact[0])
+        mids = exact or self._alias_mids(text) or self._by_base.get(text.lower(), [])
+        if not mids:
+            raise UnknownClassError(text, self.suggest(text), self.version)
+        boxable = [m for m in mids if m in self.boxable]
+        if (len(mids) > 1 and len(boxable) != 1) or (exact and len(mids) > 1):
+            raise AmbiguousClassError(text, [self.info(m) for m in sorted(mids)])
+        return self.info(boxable[0] if boxable else mids[0])
+
+    def _prefer_boxable_alias(self, text: str, mid: str) -> ClassInfo:
+        """``Airplane`` names a non-boxable class in v7 and, in v5/v6, the boxable
+        ``/m/0cmf2`` (now ``Fixed-wing aircraft``): the boxable class is the one meant."""
+        if mid in self.boxable:
+            return self.info(mid)
+        boxable = [m for m in self._alias_mids(text) if m in self.boxable and m != mid]
+        if len(boxable) == 1:
+            log.info("%r: using boxable %s (also the name of %s)", text, boxable[0], mid)
+            return self.info(boxable[0])
+        return self.info(mid)
+
+    def _alias_mids(self, text: str) -> list[str]:
+        return sorted(m for m in self.aliases.get(text.lower(), ()) if m in self.names)
+
+    def suggest(self, text: str, limit: int = 5) -> list[str]:
+        """The display names closest to ``text`` (fuzzy)."""
+        return [m.name for m in self.search(text, limit=limit)]
+
+    def search(self, query: str, limit: int = 20, boxable_only: bool = False) -> list[ClassMatch]:
+        """Classes whose name (or alias, or MID) matches ``query``: exact, substring, then fuzzy."""
+        q = query.strip().lower()
+        pool = {m: n for m, n in self.names.items() if not boxable_only or m in self.boxable}
+        if not q:
+            return [self._match(m, 100.0, n) for m, n in sorted(pool.items(), key=_by_name)][:limit]
+        scored: dict[str, tuple[float, str]] = {}
+        for mid, name in pool.items():
+            score = _direct_score(q, name.lower(), mid)
+            if score:
+                scored[mid] = (score, name)
+        for alias, mids in self.aliases.items():
+            if q in alias:
+                for mid in mids & pool.keys():
+                    scored.setdefault(mid, (80.0 if q == alias else 70.0, alias))
+        if len(scored) < limit:
+            self._add_fuzzy(q, pool, scored, limit)
+        ranked = sorted(scored.items(), key=lambda kv: (-kv[1][0], pool[kv[0]].lower(), kv[0]))
+        return [self._match(mid, s, matched) for mid, (s, matched) in ranked[:limit]]
+
+    def _add_fuzzy(
+        self, q: str, pool: dict[str, str], scored: dict[str, tuple[float, str]], limit: int
+    ) -> None:
+        choices = {mid: name.lower() for mid, name in pool.items() if mid not in scored}
+        hits = process.extract(q, choices, scorer=fuzz.QRatio, limit=limit, score_cutoff=60)
+        for _, score, mid in hits:
+            scored[mid] = (float(score) * 0.69, pool[mid])  # below every direct hit
+
+    def _match(self, mid: str, score: float, matched: str) -> ClassMatch:
+        return ClassMatch(mid, self.names[mid], mid in self.boxable, round(score, 1), matched)
+
+
+def _by_name(item: tuple[str, str]) -> tuple[str, str]:
+    return (item[1].lower(), item[0])
+
+
+def _direct_score(q: str, name: str, mid: str) -> float:
+    if q in (name, mid):
+        return 100.0
+    if name.startswith(q):
+        return 95.0
+    if q in name:
+        return 90.0 if f" {q}" in f" {name}" else 85.0
+    return 0.0
+
+
+def build_aliases(
+    current: Mapping[str, str], others: Iterable[Iterable[tuple[str, str]]]
+) -> dict[str, frozenset[str]]:
+    """Lower-cased names used by other versions for MIDs whose name differs in ``current``."""
+    table: dict[str, set[str]] = {}
+    for rows in others:
+        for mid, name in rows:
+            now = current.get(mid)
+            if now is not None and now.lower() != name.lower():
+                table.setdefault(name.lower(), set()).add(mid)
+    return {k: frozenset(v) for k, v in table.items()}

@@ -1,0 +1,140 @@
+"""``select``: a spec in, ``selection.parquet`` rows (``SELECTION_SCHEMA``) out, one DuckDB query.
+
+Steps, all in SQL over the sorted Parquet copies: candidate rows of the selected classes
+(human-verified positives, plus machine labels >= ``min_confidence``; or boxes filtered by
+their flags) → one split per image → drop images that carry an excluded class (positive label
+or box) → the ``multi_label`` rule → deterministic per-class sampling (``md5(image_id, seed)``
+order) → image metadata joined in. ``label_mid``/``label_name`` are the *selected* class (a
+sub-class row of an expanded class is reported under the class the spec names).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from oiforge.atomic import atomic_open
+from oiforge.catalog.catalog import Catalog, open_catalog
+from oiforge.catalog.fetch import ProgressFn
+from oiforge.catalog.selectsql import Target, selection_sql
+from oiforge.contracts import SELECTION_SCHEMA, SPLITS
+from oiforge.errors import SpecError
+from oiforge.spec import DatasetSpec, SelectSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Selection:
+    """The selected rows (``table`` in ``SELECTION_SCHEMA``) and per-class/per-split counts."""
+
+    table: pa.Table
+    spec_hash: str
+    classes: list[str] = field(default_factory=list)  # output class names, in spec order
+
+    @property
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{class name: {split: rows}}`` for every selected class (zeros included)."""
+        out = {c: dict.fromkeys(SPLITS, 0) for c in self.classes}
+        names = self.table.column("label_name").to_pylist()
+        splits = self.table.column("split").to_pylist()
+        for name, split in zip(names, splits, strict=True):
+            out.setdefault(name, dict.fromkeys(SPLITS, 0))[split] += 1
+        return out
+
+    @property
+    def image_counts(self) -> dict[str, dict[str, int]]:
+        """``{class name: {split: distinct images}}``."""
+        seen: dict[str, dict[str, set[str]]] = {c: {s: set() for s in SPLITS} for c in self.classes}
+        cols = self.table.select(["label_name", "split", "image_id"]).to_pydict()
+        for name, split, image in zip(*cols.values(), strict=True):
+            seen.setdefault(name, {s: set() for s in SPLITS})[split].add(image)
+        return {c: {s: len(v) for s, v in per.items()} for c, per in seen.items()}
+
+    def write(self, path: str | Path) -> Path:
+        """Write ``selection.parquet`` atomically; returns the path."""
+        target = Path(path)
+        with atomic_open(target, "wb") as fh:
+            pq.write_table(self.table, fh, compression="zstd")
+        return target
+
+
+def spec_hash_of(spec: SelectSpec | DatasetSpec) -> str:
+    """The spec's hash: ``DatasetSpec.spec_hash()``, or the same recipe over a ``SelectSpec``."""
+    if isinstance(spec, DatasetSpec):
+        return spec.spec_hash()
+    canon = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+def select(
+    spec: SelectSpec | DatasetSpec,
+    catalog: Catalog | None = None,
+    progress: ProgressFn | None = None,
+) -> Selection:
+    """Run the selection of ``spec`` against ``catalog`` (opened from ``spec.version`` if None)."""
+    sel = spec.select if isinstance(spec, DatasetSpec) else spec
+    cat = catalog or open_catalog(sel.version)
+    if cat.version != sel.version:
+        raise SpecError(f"the spec asks for {sel.version} but the catalog is {cat.version}")
+    targets = resolve_targets(cat, sel)
+    excluded = _expand_all(cat, sel.exclude_images_with)
+    cat.ensure(_needed_kinds(sel, bool(excluded)), sel.splits, progress)
+    sql = selection_sql(sel, targets, excluded, cat.has_table("machine_labels", sel.splits))
+    digest = spec_hash_of(spec)
+    table = cat.connection.sql(sql).to_arrow_table()
+    table = _to_schema(table, digest)
+    log.info("selected %d rows for %d classes", table.num_rows, len(targets))
+    return Selection(table, digest, [t.name for t in targets])
+
+
+def resolve_targets(cat: Catalog, sel: SelectSpec) -> list[Target]:
+    """The spec's classes as targets: output name, MID, and the label MIDs that count."""
+    targets: list[Target] = []
+    for idx, cs in enumerate(sel.classes):
+        info = cat.resolve(cs.name)
+        mids = {info.mid}
+        if cs.expand:
+            mids |= cat.descendants(info.mid)
+            for sub in cs.exclude_subclasses:
+                drop = cat.resolve(sub).mid
+                mids -= {drop} | cat.descendants(drop)
+        elif cs.exclude_subclasses:
+            raise SpecError(f"class {cs.name!r}: exclude_subclasses needs expand: true")
+        targets.append(Target(idx, info.mid, cs.rename or info.name, frozenset(mids)))
+    names = [t.name.lower() for t in targets]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SpecError(f"classes selected twice (or renamed to the same name): {dupes}")
+    return targets
+
+
+def _expand_all(cat: Catalog, names: Iterable[str]) -> frozenset[str]:
+    out: set[str] = set()
+    for name in names:
+        mid = cat.resolve(name).mid
+        out |= {mid} | cat.descendants(mid)
+    return frozenset(out)
+
+
+def _needed_kinds(sel: SelectSpec, excluding: bool) -> list[str]:
+    kinds = ["images"]
+    if sel.label_mode == "box" or excluding:
+        kinds.append("boxes")
+    if sel.label_mode == "image" or excluding:
+        kinds.append("human_labels")
+    if sel.label_mode == "image" and sel.min_confidence is not None:
+        kinds.append("machine_labels")
+    return kinds
+
+
+def _to_schema(table: pa.Table, digest: str) -> pa.Table:
+    table = table.append_column("spec_hash", pa.array([digest] * table.num_rows, pa.string()))
+    return table.select(SELECTION_SCHEMA.names).cast(SELECTION_SCHEMA)
