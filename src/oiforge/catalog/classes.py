@@ -151,8 +151,12 @@ class ClassTable:
         return sorted(m for m in self.aliases.get(text.lower(), ()) if m in self.names)
 
     def suggest(self, text: str, limit: int = 5) -> list[str]:
-        """The display names closest to ``text`` (fuzzy)."""
-        return [m.name for m in self.search(text, limit=limit)]
+        """The display names closest to ``text`` (edit distance, then substring)."""
+        choices = {mid: name.lower() for mid, name in self.names.items()}
+        hits = process.extract(text.lower(), choices, scorer=fuzz.QRatio, limit=limit)
+        out = [self.names[mid] for _, score, mid in hits if score >= 50]
+        out += [m.name for m in self.search(text, limit=limit) if m.name not in out]
+        return out[:limit]
 
     def search(self, query: str, limit: int = 20, boxable_only: bool = False) -> list[ClassMatch]:
         """Classes whose name (or alias, or MID) matches ``query``: exact, substring, then fuzzy."""
@@ -168,7 +172,7 @@ class ClassTable:
         for alias, mids in self.aliases.items():
             if q in alias:
                 for mid in mids & pool.keys():
-                    scored.setdefault(mid, (80.0 if q == alias else 70.0, alias))
+                    scored.setdefault(mid, (98.0 if q == alias else 70.0, alias))
         if len(scored) < limit:
             self._add_fuzzy(q, pool, scored, limit)
         ranked = sorted(scored.items(), key=lambda kv: (-kv[1][0], pool[kv[0]].lower(), kv[0]))
