@@ -1,0 +1,125 @@
+"""The HTTP service: FastAPI over an ONNX Runtime ``Predictor``.
+
+``create_app(model, config)`` returns the ASGI app. The model loads in a background thread at
+start-up, so ``/healthz`` answers at once and ``/readyz`` turns 200 when the model is ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from oiforge import __version__
+from oiforge.serve.api_errors import ApiError, install_error_handlers
+from oiforge.serve.inputs import MAX_TOP_K, BodyLimitMiddleware, parse_request
+from oiforge.serve.metrics import Metrics, MetricsMiddleware
+from oiforge.serve.models import ERROR_RESPONSES, PREDICT_BODY, ModelResponse, PredictResponse
+from oiforge.serve.predictor import Predictor
+from oiforge.serve.runner import ModelHolder, ServeConfig, predict_inputs
+
+API_KEY_ENV = "OIFORGE_API_KEY"
+STATIC = Path(__file__).parent / "static"
+log = logging.getLogger(__name__)
+
+__all__ = ["API_KEY_ENV", "ServeConfig", "create_app"]
+
+
+def _check_key(request: Request, api_key: str | None) -> None:
+    if not api_key:
+        return
+    auth = request.headers.get("authorization", "")
+    given = request.headers.get("x-api-key") or auth.removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), api_key.encode()):
+        raise ApiError(401, "unauthorized", "missing or wrong API key (X-API-Key header)")
+
+
+def _lifespan(holder: ModelHolder) -> Any:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.get_running_loop().run_in_executor(None, holder.load)
+        yield
+        holder.shutting_down = True
+        await asyncio.wait_for(asyncio.shield(task), timeout=60)
+
+    return lifespan
+
+
+def create_app(
+    model: Path | Predictor, config: ServeConfig | None = None, api_key: str | None = None
+) -> FastAPI:
+    """The service for ``model`` (an export dir, a model.onnx, or a loaded Predictor)."""
+    config = config or ServeConfig()
+    api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
+    metrics = Metrics()
+    holder = ModelHolder(model, config, metrics)
+    app = FastAPI(
+        title="oiforge image classifier",
+        version=__version__,
+        description="Top-k classes for photos, from an ONNX model exported by oiforge.",
+        lifespan=_lifespan(holder),
+    )
+    install_error_handlers(app, metrics)
+    _add_routes(app, holder, metrics, api_key)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_upload_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def _add_routes(app: FastAPI, holder: ModelHolder, metrics: Metrics, api_key: str | None) -> None:
+    @app.get("/healthz", summary="Liveness: the process answers.")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Readiness: the model is loaded.", responses=ERROR_RESPONSES)
+    def readyz() -> dict[str, str]:
+        holder.require_ready()
+        return {"status": "ready"}
+
+    @app.get("/metrics", summary="Prometheus metrics.", response_class=Response)
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/static/app.js", include_in_schema=False)
+    def script() -> FileResponse:
+        return FileResponse(STATIC / "app.js", media_type="text/javascript")
+
+    @app.get("/v1/model", response_model=ModelResponse, responses=ERROR_RESPONSES)
+    def model_info(request: Request) -> ModelResponse:
+        _check_key(request, api_key)
+        return ModelResponse.of(holder.require_ready())
+
+    @app.post(
+        "/v1/predict",
+        response_model=PredictResponse,
+        responses=ERROR_RESPONSES,
+        openapi_extra={"requestBody": PREDICT_BODY},
+        summary="Top-k classes for one or more images.",
+    )
+    async def predict(
+        request: Request, top_k: int | None = Query(None, ge=1, le=MAX_TOP_K)
+    ) -> PredictResponse:
+        start = time.perf_counter()
+        _check_key(request, api_key)
+        if request.scope.get("oiforge.too_large"):
+            limit = holder.config.max_upload_bytes
+            raise ApiError(413, "payload_too_large", f"body over {limit} bytes")
+        predictor = holder.require_ready()
+        parsed = await parse_request(request, holder.config.max_images)
+        k = parsed.top_k or top_k or holder.config.default_top_k
+        items = await run_in_threadpool(predict_inputs, holder, predictor, parsed.images, k)
+        return PredictResponse.of(predictor, items, time.perf_counter() - start)

@@ -1,0 +1,137 @@
+"""``oiforge export RUN_DIR``: a trained run → ``model.onnx`` + ``labels.json`` + ``MODEL.md``.
+
+The only serve module that imports torch. The ONNX graph has a dynamic batch axis; after
+writing it, the export runs the same random inputs through torch and ONNX Runtime and records
+the largest absolute logit difference (the parity the tests hold to 1e-4).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from oiforge.atomic import fsync_dir, write_text_atomic
+from oiforge.errors import StageError
+from oiforge.serve.card import RunFacts, render_card, run_facts
+from oiforge.serve.labels import ClassInfo, Labels, ModelInfo, Preprocessing, write_labels
+from oiforge.serve.predictor import LABELS_FILE, MODEL_FILE, Predictor, file_sha256
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+OPSET: Final = 17
+INPUT_NAME: Final = "input"
+OUTPUT_NAME: Final = "logits"
+PARITY_TOLERANCE: Final = 1e-4
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    out_dir: Path
+    onnx_path: Path
+    labels: Labels
+    max_abs_diff: float
+
+
+def _write_onnx(model: torch.nn.Module, size: int, target: Path) -> None:
+    """Export to a temp file beside ``target``, then rename it into place (atomic)."""
+
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        _export_to(model, size, tmp)
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(target.parent)
+
+
+def _export_to(model: torch.nn.Module, size: int, path: Path) -> None:
+    import torch
+
+    dummy = torch.zeros(1, 3, size, size)
+    # The TorchScript exporter is chosen on purpose (FACTS.md: exact parity for our models);
+    # its own deprecation notices are noise for our users.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (dummy,),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+def check_parity(model: torch.nn.Module, onnx_dir: Path, size: int, batch: int = 3) -> float:
+    """Largest |torch − ONNX Runtime| logit difference on the same random batch."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    inputs = torch.randn(batch, 3, size, size, generator=gen)
+    with torch.no_grad():
+        expected = model(inputs).numpy()
+    got = Predictor(onnx_dir).logits(inputs.numpy())
+    return float(np.max(np.abs(expected - got)))
+
+
+def export_model(
+    model: torch.nn.Module, labels: Labels, out_dir: Path, facts: RunFacts | None = None
+) -> ExportResult:
+    """Write ``model.onnx``, ``labels.json`` and ``MODEL.md`` for an eval-mode torch model."""
+    model = model.eval()
+    size = labels.preprocessing.size
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = out_dir / MODEL_FILE
+    _write_onnx(model, size, onnx_path)
+    version = file_sha256(onnx_path)[:12]
+    labels = replace(labels, model=replace(labels.model, version=version))
+    write_labels(out_dir / LABELS_FILE, labels)
+    diff = check_parity(model, out_dir, size)
+    if diff > PARITY_TOLERANCE:
+        log.warning("ONNX parity: max |diff| %.2e exceeds %.0e", diff, PARITY_TOLERANCE)
+    facts = facts or RunFacts()
+    write_text_atomic(out_dir / "MODEL.md", render_card(labels, facts, diff))
+    return ExportResult(out_dir, onnx_path, labels, diff)
+
+
+def _labels_from_trained(trained: Any, run_dir: Path) -> Labels:
+    from oiforge.serve.labels import parse_preprocessing
+
+    pre = trained.preprocessing
+    if not isinstance(pre, Preprocessing):
+        pre = parse_preprocessing(str(run_dir / LABELS_FILE), dict(pre))
+    mids = list(trained.mids) if trained.mids is not None else [""] * len(trained.classes)
+    classes = tuple(
+        ClassInfo(i, str(name), str(mid))
+        for i, (name, mid) in enumerate(zip(trained.classes, mids, strict=True))
+    )
+    config = trained.config if isinstance(trained.config, dict) else {}
+    arch = str(config.get("model") or config.get("architecture") or "unknown")
+    return Labels(classes, pre, ModelInfo(name=run_dir.resolve().name, architecture=arch))
+
+
+def export_run(run_dir: Path, out_dir: Path | None = None) -> ExportResult:
+    """Export a training run dir (loaded with ``oiforge.train.load_trained``)."""
+    if not (run_dir / "config.yaml").is_file():
+        raise StageError(f"{run_dir} is not a training run (no config.yaml); train first")
+    try:
+        from oiforge.train import load_trained  # type: ignore[attr-defined,unused-ignore]
+    except ImportError as exc:
+        raise StageError(f"the train stage is not installed: {exc}") from exc
+    trained = load_trained(run_dir)
+    labels = _labels_from_trained(trained, run_dir)
+    return export_model(trained.model, labels, out_dir or run_dir, run_facts(run_dir))

@@ -1,0 +1,111 @@
+"""Image bytes → model input, in Pillow + numpy only (no torch on the serving path).
+
+The geometry follows torchvision's eval transform that training uses: resize the shorter side
+to ``int(size / crop_pct)`` (the longer side truncated, as ``transforms.Resize(int)`` does),
+centre-crop ``size``×``size`` (offsets rounded as ``transforms.CenterCrop`` does), scale to
+0..1, normalise with mean/std, channels first.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps
+
+from oiforge.serve.labels import Preprocessing
+
+#: Default decoded-pixel limit (width × height): a 48-megapixel phone photo passes.
+DEFAULT_MAX_PIXELS: Final = 50_000_000
+RESAMPLE: Final = Image.Resampling.BILINEAR
+#: Formats we decode. Others (EPS runs Ghostscript, PSD, ICO, ...) are refused unread.
+IMAGE_FORMATS: Final = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+
+
+class ImageRejected(ValueError):
+    """Bytes that cannot become a model input; ``code`` says why (a per-item status)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded RGB image and its original size."""
+
+    image: Image.Image
+    width: int
+    height: int
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    if not data:
+        raise ImageRejected("invalid_image", "empty image body")
+    try:
+        with warnings.catch_warnings():
+            # our own limit below decides; Pillow's hard error (2x its limit) still applies
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected("image_too_large", str(exc)) from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageRejected("invalid_image", f"not a decodable image ({exc})") from exc
+    width, height = img.size
+    if width * height > max_pixels:
+        raise ImageRejected(
+            "image_too_large",
+            f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
+        )
+    if width < 1 or height < 1:
+        raise ImageRejected("invalid_image", f"image has no pixels ({width}x{height})")
+    return img
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
+    """Decode bytes to RGB, applying the EXIF orientation; refuses bombs and broken files."""
+    img = _open(data, max_pixels)
+    try:
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        rgb = img.convert("RGB")
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageRejected("invalid_image", f"image data is broken ({exc})") from exc
+    return Decoded(rgb, img.size[0], img.size[1])
+
+
+def resized_size(width: int, height: int, short: int) -> tuple[int, int]:
+    """(w, h) with the shorter side ``short`` and the longer side truncated, like torchvision."""
+    if width <= height:
+        return short, max(1, int(short * height / width))
+    return max(1, int(short * width / height)), short
+
+
+def center_box(width: int, height: int, size: int) -> tuple[int, int, int, int]:
+    """The centre crop box (left, top, right, bottom) with torchvision's rounding."""
+    left = round((width - size) / 2.0)
+    top = round((height - size) / 2.0)
+    return left, top, left + size, top + size
+
+
+def to_input(image: Image.Image, pre: Preprocessing) -> npt.NDArray[np.float32]:
+    """An RGB image → a normalised (3, size, size) float32 array."""
+    width, height = resized_size(image.size[0], image.size[1], pre.scale_size)
+    resized = image.resize((width, height), RESAMPLE)
+    cropped = resized.crop(center_box(width, height, pre.size))
+    arr = np.asarray(cropped, dtype=np.float32) / np.float32(255.0)
+    mean = np.asarray(pre.mean, dtype=np.float32)
+    std = np.asarray(pre.std, dtype=np.float32)
+    return np.ascontiguousarray(((arr - mean) / std).transpose(2, 0, 1))
+
+
+def preprocess_bytes(
+    data: bytes, pre: Preprocessing, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[npt.NDArray[np.float32], Decoded]:
+    """Bytes → (model input, decoded image info)."""
+    decoded = decode_image(data, max_pixels)
+    return to_input(decoded.image, pre), decoded
