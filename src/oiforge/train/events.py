@@ -1,0 +1,53 @@
+"""Progress events the trainer yields; the CLI draws them (only the CLI prints)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PhaseStart:
+    """A long phase begins: ``features`` (probe), or ``epoch`` ``n`` of ``epochs``."""
+
+    phase: str
+    total_steps: int
+    epoch: int = 0
+    epochs: int = 0
+
+
+@dataclass(frozen=True)
+class Step:
+    """One batch done, with running averages of the phase so far."""
+
+    phase: str
+    step: int
+    loss: float = float("nan")
+    acc: float = float("nan")
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    """An epoch's metrics row (as written to metrics.csv) and whether it is the new best."""
+
+    row: dict[str, Any]
+    is_best: bool
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know (skipped images, early stop, budget stop)."""
+
+    level: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The run is over; ``summary`` is also written as ``summary.json``."""
+
+    run_dir: str
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+Event = PhaseStart | Step | EpochEnd | Notice | Finished

@@ -1,0 +1,242 @@
+"""The epoch loop: train, validate, keep the best, checkpoint, stop early or on a budget."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from oiforge.atomic import write_text_atomic
+from oiforge.train.checkpoint import LoopState, save_checkpoint
+from oiforge.train.config import TrainConfig
+from oiforge.train.events import EpochEnd, Event, Finished, Notice, PhaseStart
+from oiforge.train.feeders import Feeder
+from oiforge.train.loop import (
+    Deadline,
+    EpochStats,
+    NonFiniteLossError,
+    StepContext,
+    evaluate_batches,
+    lr_factor,
+    train_epoch,
+)
+from oiforge.train.models import backbone_parameters, get_head
+from oiforge.train.plots import plot_curves
+from oiforge.train.rundir import (
+    BEST_FILE,
+    CHECKPOINT_FILE,
+    CURVES_FILE,
+    write_metrics,
+    write_weights,
+)
+
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What the epoch loop works on."""
+
+    config: TrainConfig
+    model: nn.Module
+    feeder: Feeder
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    loss_fn: nn.Module
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.config.out)
+
+
+def lr_setter(
+    config: TrainConfig, optimizer: torch.optim.Optimizer, spe: int
+) -> Callable[[int], None]:
+    """Per-step learning rates for the (backbone, head) groups; finetune has a head phase."""
+    lr = float(config.lr or 0)
+    head_steps = config.head_epochs * spe if config.mode == "finetune" else 0
+    total = max(config.epochs * spe, head_steps + 1)
+    warmup = int(config.warmup_epochs * spe)
+    mult = config.backbone_lr_mult if config.mode == "finetune" else 1.0
+
+    def set_lr(step: int) -> None:
+        if step < head_steps:
+            lrs = (0.0, lr * lr_factor(step, head_steps, warmup, config.schedule))
+        else:
+            f = lr_factor(step - head_steps, total - head_steps, warmup, config.schedule)
+            lrs = (lr * mult * f, lr * f)
+        for group, value in zip(optimizer.param_groups, lrs, strict=True):
+            group["lr"] = value
+
+    return set_lr
+
+
+def _set_trainable(parts: Parts, epoch: int) -> nn.Module:
+    """The module to train this epoch; finetune freezes the backbone for ``head_epochs``."""
+    config, model = parts.config, parts.model
+    if config.mode == "probe":
+        return get_head(model)
+    frozen = config.mode == "finetune" and epoch <= config.head_epochs
+    for p in backbone_parameters(model):
+        p.requires_grad_(not frozen)
+    return _HeadOnlyTrain(model) if frozen else model
+
+
+class _HeadOnlyTrain(nn.Module):
+    """Runs the full model, but ``train()`` leaves the frozen backbone (BatchNorm) in eval."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.inner = model
+
+    def train(self, mode: bool = True) -> _HeadOnlyTrain:
+        self.inner.eval()
+        get_head(self.inner).train(mode)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)  # type: ignore[no-any-return]
+
+
+def _context(
+    parts: Parts, module: nn.Module, loss_fn: nn.Module, deadline: Deadline
+) -> StepContext:
+    cuda = parts.device.type == "cuda" and parts.config.amp
+    dtype = None
+    if cuda:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    spe = parts.feeder.steps_per_epoch
+    return StepContext(
+        module=module,
+        optimizer=parts.optimizer,
+        loss_fn=loss_fn.to(parts.device),
+        device=parts.device,
+        set_lr=lr_setter(parts.config, parts.optimizer, spe),
+        should_stop=deadline.reason,
+        amp_dtype=dtype,
+        channels_last=cuda and parts.config.mode != "probe",
+        scaler=scaler,
+    )
+
+
+def _improved(config: TrainConfig, state: LoopState, val: EpochStats) -> bool:
+    metric = val.acc if config.monitor == "val_acc" else val.mean_loss
+    if math.isnan(metric):
+        return False
+    best = state.best_metric
+    if best is None:
+        return True
+    if config.monitor == "val_acc":
+        return metric > best + config.min_delta
+    return metric < best - config.min_delta
+
+
+def _record(
+    parts: Parts, state: LoopState, epoch: int, train: EpochStats, val: EpochStats
+) -> EpochEnd:
+    is_best = _improved(parts.config, state, val)
+    if is_best:
+        state.best_metric = val.acc if parts.config.monitor == "val_acc" else val.mean_loss
+        state.best_epoch, state.stale_epochs = epoch, 0
+        write_weights(parts.run_dir / BEST_FILE, parts.model)
+    else:
+        state.stale_epochs += 1
+    row: dict[str, Any] = {
+        "epoch": epoch,
+        "train_loss": round(train.mean_loss, 6),
+        "train_acc": round(train.acc, 6),
+        "val_loss": round(val.mean_loss, 6),
+        "val_acc": round(val.acc, 6),
+        "lr": parts.optimizer.param_groups[-1]["lr"],
+        "seconds": round(state.elapsed_s, 3),
+        "best": int(is_best),
+    }
+    state.history.append(row)
+    write_metrics(parts.run_dir, state.history)
+    return EpochEnd(row, is_best)
+
+
+def fit(
+    config: TrainConfig,
+    model: nn.Module,
+    feeder: Feeder,
+    optimizer: torch.optim.Optimizer,
+    state: LoopState,
+    device: torch.device,
+    loss_fn: nn.Module,
+) -> Iterator[Event]:
+    """Epochs from ``state.epoch + 1``; yields progress; finishes with the best model restored."""
+    parts = Parts(config, model, feeder, optimizer, device, loss_fn)
+    deadline = Deadline(
+        already_s=state.elapsed_s,
+        max_minutes=config.max_minutes,
+        budget_usd=config.budget_usd,
+        usd_per_hour=config.usd_per_hour,
+    )
+    val_module = get_head(model) if config.mode == "probe" else model
+    val_ctx = _context(parts, val_module, nn.CrossEntropyLoss(), deadline)
+    stopped = ""
+    for epoch in range(state.epoch + 1, config.epochs + 1):
+        torch.manual_seed(config.seed * 100_003 + epoch)
+        ctx = _context(parts, _set_trainable(parts, epoch), loss_fn, deadline)
+        yield PhaseStart("epoch", feeder.steps_per_epoch, epoch, config.epochs)
+        try:
+            train = yield from train_epoch(ctx, feeder.train(epoch), state.step)
+        except NonFiniteLossError as exc:
+            kept = "the best model so far is kept" if state.best_epoch else "no model was saved"
+            raise NonFiniteLossError(
+                f"{exc} in epoch {epoch}: training stopped ({kept}); "
+                f"lower --lr (now {config.lr:g}) or check the data"
+            ) from exc
+        state.step += train.steps
+        val_ctx.module.eval()
+        val = evaluate_batches(val_ctx, feeder.val())
+        state.epoch, state.elapsed_s = epoch, deadline.elapsed_s()
+        new_bad = sorted(set(train.bad) - set(state.bad_samples))
+        state.bad_samples = sorted(set(state.bad_samples) | set(new_bad))
+        yield _record(parts, state, epoch, train, val)
+        if new_bad:
+            yield Notice("warning", f"{len(new_bad)} training images could not be decoded: skipped")
+        save_checkpoint(parts.run_dir / CHECKPOINT_FILE, model, optimizer, state)
+        stopped = train.stopped or _early_stop(config, state)
+        if stopped:
+            yield Notice("info", f"stopped after epoch {epoch}: {stopped}")
+            break
+    yield _finish(parts, state, stopped)
+
+
+def _early_stop(config: TrainConfig, state: LoopState) -> str:
+    if state.stale_epochs >= config.patience:
+        return f"early stopping: {config.monitor} did not improve for {config.patience} epochs"
+    return ""
+
+
+def _finish(parts: Parts, state: LoopState, stopped: str) -> Finished:
+    run = parts.run_dir
+    if (run / BEST_FILE).is_file():
+        parts.model.load_state_dict(load_file(str(run / BEST_FILE), device=str(parts.device)))
+    plot_curves(state.history, run / CURVES_FILE)
+    best = next((r for r in state.history if r["epoch"] == state.best_epoch), {})
+    summary = {
+        "run_dir": str(run),
+        "model": parts.config.model,
+        "mode": parts.config.mode,
+        "seed": parts.config.seed,
+        "epochs_run": state.epoch,
+        "best_epoch": state.best_epoch,
+        "best_val_acc": best.get("val_acc"),
+        "best_val_loss": best.get("val_loss"),
+        "stopped": stopped or "completed",
+        "undecodable_train_images": len(state.bad_samples),
+        "train_seconds": round(state.elapsed_s, 3),
+    }
+    write_text_atomic(run / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    return Finished(str(run), summary)

