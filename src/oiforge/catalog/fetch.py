@@ -14,6 +14,7 @@ import hashlib
 import http.client
 import logging
 import os
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -23,7 +24,7 @@ from typing import Literal
 
 from oiforge.atomic import fsync_dir, write_text_atomic
 from oiforge.catalog.files import OfficialFile, official_files
-from oiforge.endpoints import Endpoints
+from oiforge.endpoints import DEFAULT_METADATA_BASE, Endpoints
 from oiforge.errors import ChecksumError, FetchError, OiforgeError
 from oiforge.paths import oiforge_home
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 20
 DEFAULT_TIMEOUT_S = 60.0
 MAX_RESUMES = 5
+MAX_RETRY_AFTER_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,17 @@ class FetchResult:
     status: Literal["cached", "fetched", "failed"]
     md5_hex: str | None = None
     error: str | None = None
+
+
+class _TransientError(Exception):
+    """A 5xx/429 answer: worth another try."""
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return min(max(float(value or 0.5), 0.0), MAX_RETRY_AFTER_S)
+    except ValueError:
+        return 0.5
 
 
 @dataclass
@@ -122,12 +135,16 @@ def fetch_file(
     dest = cached_path(file, home)
     if dest.exists():
         return FetchResult(file, dest, "cached", recorded_md5(dest))
-    url = (endpoints or Endpoints.from_env()).metadata_url(file.relpath)
+    ep = endpoints or Endpoints.from_env()
+    url = ep.metadata_url(file.relpath)
+    # The recorded size/MD5 describe the official bucket's bytes; another base (a mirror)
+    # is checked against its own x-goog-hash first, the records only when it sends none.
+    official = ep.metadata_base.rstrip("/") == DEFAULT_METADATA_BASE
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     problem: tuple[str, str, str] = ("", "", "")
     for attempt in (1, 2):
-        expect = _download_resuming(url, part, file, progress)
+        expect = _download_resuming(url, part, file, progress, official)
         found, md5 = _verify(part, expect)
         if found is None:
             _place(part, dest, md5)
@@ -157,19 +174,24 @@ def _verify(part: Path, expect: _Expect) -> tuple[tuple[str, str, str] | None, s
 
 
 def _download_resuming(
-    url: str, part: Path, file: OfficialFile, progress: ProgressFn | None
+    url: str, part: Path, file: OfficialFile, progress: ProgressFn | None, official: bool
 ) -> _Expect:
     """Download into ``part``, resuming after broken transfers; returns what to verify."""
-    expect = _Expect(file.size, file.md5_hex)
+    expect = _Expect(file.size, file.md5_hex) if official else _Expect(None, None)
     for _ in range(MAX_RESUMES + 1):
         try:
             _download_once(url, part, expect, progress, file.relpath)
-        except (http.client.IncompleteRead, ConnectionError, TimeoutError) as exc:
+        except (http.client.HTTPException, ConnectionError, TimeoutError, _TransientError) as exc:
             log.info("%s: transfer broken (%s); resuming", url, exc)
             continue
         if expect.size is None or part.stat().st_size >= expect.size:
-            return expect
+            break
         log.info("%s: short body; resuming", url)
+    else:
+        have = part.stat().st_size if part.exists() else 0
+        raise FetchError(url, f"transfer kept breaking ({have} bytes kept; rerun to resume)")
+    if expect.md5_hex is None and file.md5_hex is not None and expect.size == file.size:
+        expect.md5_hex = file.md5_hex
     return expect
 
 
@@ -185,6 +207,9 @@ def _download_once(
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:
             return  # the part already holds the whole file; verification decides
+        if exc.code >= 500 or exc.code == 429:
+            time.sleep(_retry_after(exc.headers.get("Retry-After")))
+            raise _TransientError(f"HTTP {exc.code}") from exc
         raise FetchError(url, f"HTTP {exc.code} {exc.reason}") from exc
     except urllib.error.URLError as exc:
         raise FetchError(url, str(exc.reason)) from exc

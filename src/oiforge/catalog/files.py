@@ -69,6 +69,12 @@ _BOXES_V6 = (
     ),
     ("test", "v5/test-annotations-bbox.csv", 77484237, "1cc058a7003b4e73d47642276e9b123b"),
 )
+#: v6 and v7 label ~9M train images; their metadata is this file (v6 download page).
+_IMAGES_V6 = (
+    ("train", "v6/oidv6-train-images-with-labels-with-rotation.csv", None, None),
+    _IMAGES_2018[1],
+    _IMAGES_2018[2],
+)
 _HIERARCHY = "2018_04/bbox_labels_600_hierarchy.json"
 
 
@@ -103,7 +109,7 @@ FILES: Final[dict[str, tuple[OfficialFile, ...]]] = {
                 "c5e7cb6b85d0539b2105db2d1974681f",
             ),
             ("hierarchy", None, _HIERARCHY, None, None),
-            *_split_rows("images", _IMAGES_2018),
+            *_split_rows("images", _IMAGES_V6),
             *_split_rows(
                 "human_labels",
                 (
@@ -135,7 +141,7 @@ FILES: Final[dict[str, tuple[OfficialFile, ...]]] = {
                 "9846fd22fd2e68b45e3f3810a4c2a32a",
             ),
             ("hierarchy", None, _HIERARCHY, None, None),
-            *_split_rows("images", _IMAGES_2018),
+            *_split_rows("images", _IMAGES_V6),
             *_split_rows(
                 "human_labels",
                 (
