@@ -1,0 +1,117 @@
+"""Image-level labels of the sample: human-verified rows and machine rows.
+
+Machine labels carry a *planted* confirmation rate per class: among the (image, class) pairs
+that have both a machine label and a human verification, the share the humans confirmed
+(Confidence 1). It is exact by construction and written to ``sample.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from oiforge.mirror.classes import CONTEXT_MIDS, SAMPLE_CLASSES
+from oiforge.mirror.plan import PlannedImage
+
+CONFIRM_TARGETS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    """One row of an image-level label file."""
+
+    image_id: str
+    source: str
+    mid: str
+    confidence: str
+
+
+@dataclass(frozen=True)
+class ConfirmationRate:
+    """The planted machine-label confirmation of one class."""
+
+    mid: str
+    confirmed: int
+    rejected: int
+
+    @property
+    def rate(self) -> float:
+        return self.confirmed / (self.confirmed + self.rejected)
+
+
+@dataclass(frozen=True)
+class Labels:
+    """All label rows (unsorted) and the planted rates."""
+
+    human: list[LabelRow]
+    machine: list[LabelRow]
+    rates: list[ConfirmationRate]
+
+
+def _conf(rng: np.random.Generator, low: int, high: int) -> str:
+    return f"{int(rng.integers(low, high + 1)) / 10:.1f}"
+
+
+def _human_rows(rng: np.random.Generator, images: list[PlannedImage]) -> list[LabelRow]:
+    rows = []
+    for image in images:
+        for cls in image.classes:
+            source = "crowdsource-verification" if rng.random() < 0.1 else "verification"
+            rows.append(LabelRow(image.image_id, source, cls.mid, "1"))
+        rows += [LabelRow(image.image_id, "verification", c.mid, "0") for c in image.negatives]
+    return rows
+
+
+def _subset(rng: np.random.Generator, items: list[PlannedImage], size: int) -> list[PlannedImage]:
+    """``size`` items drawn without replacement, kept in their original order."""
+    return [items[int(i)] for i in np.sort(rng.choice(len(items), size=size, replace=False))]
+
+
+def _plant_class(
+    rng: np.random.Generator, mid: str, images: list[PlannedImage]
+) -> tuple[list[LabelRow], list[LabelRow], ConfirmationRate]:
+    positives = [im for im in images if any(c.mid == mid for c in im.classes)]
+    others = [im for im in images if all(c.mid != mid for c in im.classes)]
+    confirmed = _subset(rng, positives, max(1, round(0.8 * len(positives))))
+    target = CONFIRM_TARGETS[int(rng.integers(len(CONFIRM_TARGETS)))]
+    n_rejected = max(1, round(len(confirmed) * (1 - target) / target))
+    rejected = _subset(rng, others, n_rejected)
+    machine = [LabelRow(im.image_id, "machine", mid, _conf(rng, 5, 10)) for im in confirmed]
+    machine += [LabelRow(im.image_id, "machine", mid, _conf(rng, 1, 7)) for im in rejected]
+    human = [
+        LabelRow(im.image_id, "verification", mid, "0")
+        for im in rejected
+        if all(c.mid != mid for c in im.negatives)
+    ]
+    return machine, human, ConfirmationRate(mid, len(confirmed), len(rejected))
+
+
+def _context_rows(rng: np.random.Generator, images: list[PlannedImage]) -> list[LabelRow]:
+    rows = []
+    for image in images:
+        for i in rng.choice(len(CONTEXT_MIDS), size=int(rng.integers(0, 3)), replace=False):
+            rows.append(
+                LabelRow(image.image_id, "machine", CONTEXT_MIDS[int(i)], _conf(rng, 1, 10))
+            )
+    return rows
+
+
+def make_labels(seed: int, images: list[PlannedImage]) -> Labels:
+    """Human and machine label rows for ``images`` and the planted confirmation rates."""
+    rng = np.random.default_rng([seed, 2])
+    human = _human_rows(rng, images)
+    machine: list[LabelRow] = []
+    rates = []
+    for cls in SAMPLE_CLASSES:
+        more_machine, more_human, rate = _plant_class(rng, cls.mid, images)
+        machine += more_machine
+        human += more_human
+        rates.append(rate)
+    machine += _context_rows(rng, images)
+    return Labels(human, machine, rates)
+
+
+def sorted_rows(rows: list[LabelRow]) -> list[LabelRow]:
+    """Rows in the official order: by ImageID, then LabelName."""
+    return sorted(rows, key=lambda r: (r.image_id, r.mid, r.source))
