@@ -114,6 +114,17 @@ class BuildSpec(_Frozen):
     dedupe: bool = True
     near_duplicate_distance: int = Field(default=4, ge=0, le=64)
     shard_size: int = Field(default=1000, ge=1)
+    max_pixels: int = Field(default=64_000_000, ge=1)  # larger images are decompression bombs
+
+    @model_validator(mode="after")
+    def _check_build(self) -> BuildSpec:
+        if not self.formats:
+            raise ValueError("choose at least one format")
+        if isinstance(self.split, tuple) and (
+            min(self.split) < 0 or abs(sum(self.split) - 1.0) > 1e-6
+        ):
+            raise ValueError("split fractions must be >= 0 and sum to 1, e.g. 0.8,0.1,0.1")
+        return self
 
 
 class DatasetSpec(_Frozen):

@@ -1,0 +1,144 @@
+"""Open and fully decode one store image: checks, draft-mode scaling, upright orientation.
+
+Every failure is a reason string (``DecodeFailure``), never an exception out of here.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+from PIL import Image
+
+#: Formats a store file may hold; anything else Pillow happens to parse is refused.
+ALLOWED_FORMATS: Final = frozenset({"JPEG", "PNG", "WEBP"})
+_EXIF_ORIENTATION: Final = 0x0112
+_TRANSPOSE: Final = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+#: Open Images ``Rotation`` (degrees clockwise to turn the photo upright) as a transpose.
+_ROTATION: Final = {
+    90: Image.Transpose.ROTATE_270,
+    180: Image.Transpose.ROTATE_180,
+    270: Image.Transpose.ROTATE_90,
+}
+_SWAPS_AXES: Final = frozenset(
+    {Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE}
+    | {Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270}
+)
+
+
+class DecodeFailure(Exception):
+    """A reason to exclude an image (internal: turned into a status by the caller)."""
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An upright RGB image, possibly decoded at a reduced scale."""
+
+    image: Image.Image
+    full_width: int  # upright size at full resolution
+    full_height: int
+    turn: str  # "" or the orientation fix applied ("exif:6", "rotation:90")
+
+
+def _orientation(im: Image.Image, rotation: float | None) -> tuple[Image.Transpose | None, str]:
+    """The one orientation fix to apply: EXIF when it says anything, else Open Images'."""
+    try:
+        exif = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+    except Exception:  # a broken EXIF block: the pixels may still be fine
+        exif = 1
+    if exif in _TRANSPOSE:
+        return _TRANSPOSE[exif], f"exif:{exif}"
+    if rotation is not None and math.isfinite(rotation) and int(rotation) % 360 in _ROTATION:
+        deg = int(rotation) % 360
+        return _ROTATION[deg], f"rotation:{deg}"
+    return None, ""
+
+
+def open_checked(data: bytes, max_pixels: int) -> Image.Image:
+    """Parse the header; refuse empty files, odd formats and decompression bombs."""
+    if not data:
+        raise DecodeFailure("empty_file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DecodeFailure("too_many_pixels") from exc
+    except Exception as exc:
+        raise DecodeFailure(f"not_an_image: {type(exc).__name__}") from exc
+    if im.format not in ALLOWED_FORMATS:
+        raise DecodeFailure(f"unsupported_format: {im.format}")
+    if im.width * im.height > max_pixels or im.width < 1 or im.height < 1:
+        raise DecodeFailure("too_many_pixels")
+    return im
+
+
+def decode(
+    data: bytes, max_pixels: int, rotation: float | None, scale_for: Callable[[int, int], float]
+) -> Decoded:
+    """Fully decode and turn upright; ``scale_for(upright_w, upright_h)`` (≤ 1) lets JPEG
+    draft mode decode at a reduced scale (DCT scaling still reads every coefficient)."""
+    im = open_checked(data, max_pixels)
+    turn, note = _orientation(im, rotation)
+    w0, h0 = im.size
+    full_w, full_h = (h0, w0) if turn in _SWAPS_AXES else (w0, h0)
+    scale = scale_for(full_w, full_h)
+    if im.format == "JPEG" and scale < 1.0:
+        im.draft("RGB", (max(1, math.ceil(w0 * scale)), max(1, math.ceil(h0 * scale))))
+    try:
+        im.load()
+        rgb = im if im.mode == "RGB" else im.convert("RGB")
+    except Exception as exc:  # truncated data, bad Huffman tables, ...
+        raise DecodeFailure(f"decode_error: {type(exc).__name__}: {exc}"[:200]) from exc
+    if turn is not None:
+        rgb = rgb.transpose(turn)
+    return Decoded(rgb, full_w, full_h, note)
+
+
+def image_flags(image: Image.Image) -> tuple[str, ...]:
+    """Review flags: ``grayscale`` (no colour) and ``placeholder_like`` (nearly uniform)."""
+    thumb = np.asarray(image.resize((32, 32), Image.Resampling.BOX), dtype=np.int16)
+    flags: list[str] = []
+    spread = thumb.max(axis=2) - thumb.min(axis=2)
+    if float((spread <= 6).mean()) >= 0.99:
+        flags.append("grayscale")
+    if float(thumb.mean(axis=2).std()) < 6.0:
+        flags.append("placeholder_like")
+    return tuple(flags)
+
+
+def _dct_matrix(n: int) -> np.ndarray[Any, np.dtype[np.float64]]:
+    k = np.arange(n, dtype=np.float64)[:, None]
+    m: np.ndarray[Any, np.dtype[np.float64]] = np.cos(
+        np.pi * (2 * np.arange(n)[None, :] + 1) * k / (2 * n)
+    )
+    scaled: np.ndarray[Any, np.dtype[np.float64]] = m * np.sqrt(2.0 / n)
+    return scaled
+
+
+_DCT32: Final = _dct_matrix(32)
+
+
+def perceptual_hash(image: Image.Image) -> str:
+    """A 64-bit DCT hash (16 hex chars) of a 32×32 grey thumbnail: robust to re-encoding.
+
+    The usual pHash: 2-D DCT, the 8×8 lowest frequencies, each bit = above their median.
+    """
+    small = image.convert("L").resize((64, 64), Image.Resampling.BOX)
+    grey = np.asarray(small.resize((32, 32), Image.Resampling.BOX), dtype=np.float64)
+    low = (_DCT32 @ grey @ _DCT32.T)[:8, :8]
+    bits = (low > np.median(low)).flatten()
+    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"

@@ -1,0 +1,161 @@
+"""From selection.parquet (+ store, + exclude list) to the work: image tasks and class table."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import pyarrow.parquet as pq
+
+from oiforge.build.classes import ClassInfo, make_classes
+from oiforge.build.excludes import ExcludeList
+from oiforge.build.records import Box, ImageTask, SampleTask
+from oiforge.contracts import DATASET_SPLIT_OF, SELECTION_SCHEMA, is_image_id, store_path_parts
+from oiforge.errors import InvalidInputError, MalformedFileError
+
+REQUIRED_COLUMNS: Final = ("image_id", "split", "label_mid", "label_name")
+ATTRIBUTION_FIELDS: Final = (
+    "license",
+    "author",
+    "author_profile_url",
+    "title",
+    "landing_url",
+    "original_url",
+)
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """A sample (or a whole image when ``key`` is empty) left out, and why."""
+
+    image_id: str
+    key: str
+    label_mid: str
+    box_index: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class ImageMeta:
+    """What the dataset says about a source image: its official split and attribution."""
+
+    image_id: str
+    official_split: str  # train | val | test
+    attribution: dict[str, str]
+
+
+@dataclass
+class Plan:
+    """Everything the build needs to know before decoding anything."""
+
+    tasks: list[ImageTask]
+    images: dict[str, ImageMeta]
+    classes: list[ClassInfo]
+    excluded: list[Exclusion] = field(default_factory=list)
+
+
+def read_selection(path: Path) -> list[dict[str, Any]]:
+    """The selection rows (only the contract's columns that are present)."""
+    if not path.is_file():
+        raise InvalidInputError(f"selection file not found: {path} (run `oiforge select` first)")
+    try:
+        schema = pq.read_schema(path)
+        cols = [c for c in SELECTION_SCHEMA.names if c in schema.names]
+        table = pq.read_table(path, columns=cols)
+    except Exception as exc:
+        raise MalformedFileError(str(path), f"not a readable Parquet file ({exc})") from exc
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise MalformedFileError(str(path), f"missing columns {missing} (see SELECTION_SCHEMA)")
+    rows: list[dict[str, Any]] = table.to_pylist()
+    return rows
+
+
+def _box_of(row: dict[str, Any]) -> Box | None:
+    coords = [row.get(k) for k in ("x_min", "x_max", "y_min", "y_max")]
+    if all(c is None for c in coords):
+        return None
+    vals = [float(c) if c is not None else math.nan for c in coords]
+    return Box(vals[0], vals[1], vals[2], vals[3])
+
+
+def _keys(image_id: str, rows: list[dict[str, Any]]) -> list[str]:
+    """``<id>`` for a lone whole-image sample, else ``<id>_<box_index or rank>``, unique."""
+    if len(rows) == 1 and _box_of(rows[0]) is None:
+        return [image_id]
+    used: set[str] = set()
+    keys = []
+    for rank, row in enumerate(rows):
+        idx = row.get("box_index")
+        key = f"{image_id}_{idx}" if isinstance(idx, int) and idx >= 0 else f"{image_id}_{rank}"
+        while key in used:
+            key = f"{key}x"
+        used.add(key)
+        keys.append(key)
+    return keys
+
+
+def _row_order(row: dict[str, Any]) -> tuple[int, str]:
+    idx = row.get("box_index")
+    return (idx if isinstance(idx, int) else -1, str(row.get("label_mid")))
+
+
+def _group_rows(
+    rows: list[dict[str, Any]], excluded: list[Exclusion]
+) -> dict[str, list[dict[str, Any]]]:
+    by_image: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        iid = row.get("image_id")
+        if not is_image_id(iid):
+            excluded.append(
+                Exclusion(str(iid)[:64], "", str(row.get("label_mid")), None, "invalid_image_id")
+            )
+        elif not row.get("label_mid") or not str(row.get("label_name") or "").strip():
+            excluded.append(Exclusion(str(iid), "", str(row.get("label_mid")), None, "no_label"))
+        else:
+            by_image[str(iid)].append(row)
+    return {iid: sorted(rs, key=_row_order) for iid, rs in sorted(by_image.items())}
+
+
+def _meta(image_id: str, row: dict[str, Any]) -> ImageMeta | None:
+    split = DATASET_SPLIT_OF.get(str(row.get("split")), "")
+    attribution = {k: str(row.get(k) or "") for k in ATTRIBUTION_FIELDS}
+    return ImageMeta(image_id, split, attribution)
+
+
+def _samples(
+    image_id: str, rows: list[dict[str, Any]], excludes: ExcludeList, excluded: list[Exclusion]
+) -> list[SampleTask]:
+    samples = []
+    for key, row in zip(_keys(image_id, rows), rows, strict=True):
+        box = _box_of(row)
+        idx = row.get("box_index") if box is not None else None
+        s = SampleTask(key, str(row["label_mid"]), idx, box)
+        reason = excludes.reason(image_id, idx)
+        if reason is not None:
+            excluded.append(Exclusion(image_id, key, s.label_mid, idx, f"exclude_list: {reason}"))
+        else:
+            samples.append(s)
+    return samples
+
+
+def make_plan(rows: list[dict[str, Any]], store: Path, excludes: ExcludeList) -> Plan:
+    """Group rows by image, give every sample a key, name the classes, apply the exclude list."""
+    excluded: list[Exclusion] = []
+    grouped = _group_rows(rows, excluded)
+    tasks, images = [], {}
+    for iid, rs in grouped.items():
+        meta = _meta(iid, rs[0])
+        assert meta is not None
+        samples = _samples(iid, rs, excludes, excluded)
+        if not samples:
+            continue
+        images[iid] = meta
+        folder, name = store_path_parts(iid)
+        rotation = rs[0].get("rotation")
+        tasks.append(ImageTask(iid, str(store / folder / name), rotation, tuple(samples)))
+    names = {str(r["label_mid"]): str(r["label_name"]) for rs in grouped.values() for r in rs}
+    return Plan(tasks, images, make_classes(names), excluded)

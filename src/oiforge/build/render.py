@@ -1,0 +1,162 @@
+"""The per-image worker: decode once, check, hash, cut and encode every sample.
+
+Runs in a process pool. Sample JPEGs go to the build cache (atomic writes) so the parent only
+receives the small ``ImageRecord``; a rerun reuses records whose files still hash right.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+from PIL import Image
+
+from oiforge.build.decode import Decoded, DecodeFailure, decode, image_flags, perceptual_hash
+from oiforge.build.geometry import Rect, box_problem, crop_rect, output_size, scale_rect
+from oiforge.build.records import (
+    OK,
+    Box,
+    ImageRecord,
+    ImageTask,
+    RenderOptions,
+    SampleResult,
+    task_hash,
+)
+
+#: Letterbox colour for ``square-pad`` (the ImageNet mean, so padding looks neutral).
+PAD_COLOUR = (124, 116, 104)
+
+
+def write_cache_file(path: Path, data: bytes) -> None:
+    """Temp + rename without fsync: the cache is re-verified by hash on resume, and the
+    build syncs once before the finished dataset is renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def sample_path(cache: Path, key: str) -> Path:
+    """Where a rendered sample lives in the build cache."""
+    return cache / "samples" / key[:2] / f"{key}.jpg"
+
+
+def record_path(cache: Path, image_id: str) -> Path:
+    """Where an image's record lives in the build cache."""
+    return cache / "records" / image_id[:2] / f"{image_id}.json"
+
+
+def _full_rect(task_box: Box | None, w: int, h: int, opts: RenderOptions) -> Rect | None:
+    if task_box is None:
+        return crop_rect(Box(0.0, 1.0, 0.0, 1.0), w, h, 0.0, opts.aspect)
+    if box_problem(task_box) is not None:
+        return None
+    return crop_rect(task_box, w, h, opts.padding, opts.aspect)
+
+
+def _needed_scale(task: ImageTask, opts: RenderOptions, w: int, h: int) -> float:
+    """The smallest decode scale that still gives every crop its full output size."""
+    need = 0.0
+    for s in task.samples:
+        rect = _full_rect(s.box, w, h, opts)
+        if rect is None:
+            continue
+        rw, rh = rect[2] - rect[0], rect[3] - rect[1]
+        side = min(rw, rh) if opts.aspect == "square-crop" else max(rw, rh)
+        need = max(need, opts.size / max(side, 1))
+    return min(1.0, need)
+
+
+def _resize(crop: Image.Image, opts: RenderOptions) -> Image.Image:
+    if opts.aspect == "square-pad":
+        inner = output_size(crop.width, crop.height, opts.size, "keep")
+        canvas = Image.new("RGB", (opts.size, opts.size), PAD_COLOUR)
+        resized = crop.resize(inner, Image.Resampling.BICUBIC, reducing_gap=3.0)
+        canvas.paste(resized, ((opts.size - inner[0]) // 2, (opts.size - inner[1]) // 2))
+        return canvas
+    out = output_size(crop.width, crop.height, opts.size, opts.aspect)
+    return crop.resize(out, Image.Resampling.BICUBIC, reducing_gap=3.0)
+
+
+def _encode(image: Image.Image, quality: int) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def _render_sample(
+    dec: Decoded, rect: Rect, opts: RenderOptions, cache: Path, key: str
+) -> tuple[str, int, int, str]:
+    """Cut, resize, encode and store one sample: (sha256, width, height, crop note)."""
+    img = dec.image
+    sx, sy = img.width / dec.full_width, img.height / dec.full_height
+    small = scale_rect(rect, sx, sy, img.width, img.height)
+    out = _resize(img.crop(small), opts)
+    data = _encode(out, opts.jpeg_quality)
+    write_cache_file(sample_path(cache, key), data)
+    x0, y0, x1, y1 = rect
+    note = f"crop {x0},{y0},{x1},{y1} of {dec.full_width}x{dec.full_height}"
+    if dec.turn:
+        note += f" ({dec.turn})"
+    note += f"; {opts.aspect} -> {out.width}x{out.height}"
+    return hashlib.sha256(data).hexdigest(), out.width, out.height, note
+
+
+def _render_all(
+    task: ImageTask, dec: Decoded, opts: RenderOptions, cache: Path
+) -> list[SampleResult]:
+    results: list[SampleResult] = []
+    for s in task.samples:
+        res = SampleResult(s.key, s.label_mid, s.box_index, OK)
+        if s.box is not None and (problem := box_problem(s.box)) is not None:
+            res.status = problem
+        else:
+            rect = _full_rect(s.box, dec.full_width, dec.full_height, opts)
+            assert rect is not None
+            if min(rect[2] - rect[0], rect[3] - rect[1]) < opts.min_crop_side:
+                res.status = "crop_too_small"
+            else:
+                res.sha256, res.width, res.height, res.crop = _render_sample(
+                    dec, rect, opts, cache, s.key
+                )
+        results.append(res)
+    return results
+
+
+def _failed(task: ImageTask, status: str, record: ImageRecord) -> ImageRecord:
+    record.status = status
+    record.samples = [SampleResult(s.key, s.label_mid, s.box_index, status) for s in task.samples]
+    return record
+
+
+def process_image(task: ImageTask, opts: RenderOptions, cache: Path) -> ImageRecord:
+    """Turn one store image into its samples; every failure is a status on the record."""
+    record = ImageRecord(task.image_id, OK, task_hash=task_hash(task))
+    try:
+        data = Path(task.path).read_bytes()
+    except FileNotFoundError:
+        return _failed(task, "missing", record)
+    except OSError as exc:
+        return _failed(task, f"unreadable: {exc.strerror}", record)
+    record.source_sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        dec = decode(
+            data, opts.max_pixels, task.rotation, lambda w, h: _needed_scale(task, opts, w, h)
+        )
+    except DecodeFailure as exc:
+        return _failed(task, str(exc), record)
+    record.width, record.height = dec.full_width, dec.full_height
+    if min(dec.full_width, dec.full_height) < opts.min_image_side:
+        return _failed(task, "image_too_small", record)
+    record.flags = image_flags(dec.image)
+    record.phash = perceptual_hash(dec.image)
+    record.samples = _render_all(task, dec, opts, cache)
+    write_cache_file(record_path(cache, task.image_id), record.to_json().encode())
+    return record
+
+
+def run_batch(tasks: list[ImageTask], opts: RenderOptions, cache: str) -> list[ImageRecord]:
+    """Pool entry point: a batch of images (fewer round trips than one task each)."""
+    return [process_image(t, opts, Path(cache)) for t in tasks]

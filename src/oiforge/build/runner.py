@@ -1,0 +1,185 @@
+"""``build_dataset``: selection + store → a finished dataset directory, atomically.
+
+Everything is written into a staging directory beside the output (``.<name>.oiforge-partial``)
+whose ``.cache`` keeps rendered samples, so an interrupted build resumes; only a complete,
+locked dataset is renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oiforge.atomic import fsync_dir
+from oiforge.build.assemble import Assembly, assemble
+from oiforge.build.card import CardInfo, write_card
+from oiforge.build.contact import write_contact_sheet
+from oiforge.build.excludes import ExcludeList
+from oiforge.build.export_folders import write_folders
+from oiforge.build.export_parquet import write_parquet
+from oiforge.build.export_wds import write_shards
+from oiforge.build.lock import (
+    LOCK_NAME,
+    compare,
+    file_sha256,
+    hash_files,
+    make_lock,
+    top_hash,
+    write_lock,
+)
+from oiforge.build.manifest import write_attribution, write_classes, write_excluded, write_manifest
+from oiforge.build.plan import make_plan, read_selection
+from oiforge.build.pool import Progress, prepare_cache, render_all
+from oiforge.build.records import RenderOptions
+from oiforge.build.render import sample_path
+from oiforge.errors import ChecksumError, InvalidInputError
+from oiforge.spec import BuildSpec
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """Everything a build reads. ``expected_files`` (from a lock) makes it a checked rebuild."""
+
+    selection: Path
+    store: Path
+    out: Path
+    spec: BuildSpec = field(default_factory=BuildSpec)
+    name: str = "dataset"
+    version: str = "unknown"
+    exclude: ExcludeList = field(default_factory=ExcludeList)
+    catalog_md5s: Mapping[str, str] = field(default_factory=dict)
+    workers: int | None = None
+    expected_files: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build produced."""
+
+    out: Path
+    samples: int
+    per_split: dict[str, int]
+    classes: int
+    excluded: dict[str, int]  # reason (without detail) → samples
+    reused_images: int
+    top_hash: str
+
+
+def staging_dir(out: Path) -> Path:
+    """Where a build of ``out`` is assembled (and resumed from)."""
+    return out.parent / f".{out.name}.oiforge-partial"
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and (
+        not out.is_dir() or (any(out.iterdir()) and not (out / LOCK_NAME).exists())
+    ):
+        raise InvalidInputError(
+            f"{out} exists and is not an oiforge dataset; choose an empty or new --out directory"
+        )
+
+
+def _clear_outputs(staging: Path) -> None:
+    for child in staging.iterdir():
+        if child.name != ".cache":
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def _export(root: Path, asm: Assembly, inputs: BuildInputs, cache: Path) -> list[dict[str, Any]]:
+    def source(key: str) -> Path:
+        return sample_path(cache, key)
+
+    spec = inputs.spec
+    where: dict[str, dict[str, str]] = {}
+    if "folders" in spec.formats:
+        where["folders"] = write_folders(root, asm.samples, source)
+    if "webdataset" in spec.formats:
+        where["webdataset"] = write_shards(root, asm.samples, source, spec.shard_size)
+    if "parquet" in spec.formats:
+        where["parquet"] = write_parquet(root, asm.samples, source, asm.classes)
+    rows = write_manifest(root, asm.samples, where)
+    write_excluded(root, asm.excluded)
+    write_classes(root, asm.classes)
+    write_attribution(root, rows)
+    write_contact_sheet(root, asm.classes, asm.samples, source)
+    return rows
+
+
+def _lock(root: Path, asm: Assembly, inputs: BuildInputs, selection_sha: str) -> dict[str, Any]:
+    files = hash_files(root)
+    lock = make_lock(
+        files,
+        {s.key: s.sha256 for s in asm.samples},
+        name=inputs.name,
+        open_images_version=inputs.version,
+        build=inputs.spec.model_dump(mode="json"),
+        inputs={"selection_sha256": selection_sha},
+        catalog_md5s=dict(sorted(inputs.catalog_md5s.items())),
+        exclude_list=inputs.exclude.entries(),
+    )
+    write_lock(root, lock)
+    return lock
+
+
+def _check_expected(inputs: BuildInputs, lock: Mapping[str, Any], staging: Path) -> None:
+    if inputs.expected_files is None:
+        return
+    report = compare(inputs.expected_files, lock["files"])
+    if not report.ok:
+        detail = (report.missing + report.changed + report.extra)[:5]
+        raise ChecksumError(
+            f"rebuild differs from the lock ({len(report.missing)} missing, "
+            f"{len(report.changed)} changed, {len(report.extra)} extra, e.g. {detail}; "
+            f"kept in {staging})",
+            f"top hash {top_hash(inputs.expected_files)}",
+            f"top hash {lock['top_hash']}",
+        )
+
+
+def _finalize(staging: Path, out: Path) -> None:
+    shutil.rmtree(staging / ".cache")
+    os.sync()  # one flush for every file (cheaper than an fsync per sample)
+    if out.exists():
+        old = out.parent / f".{out.name}.oiforge-old"
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        staging.rename(out)
+        shutil.rmtree(old)
+    else:
+        staging.rename(out)
+    fsync_dir(out.parent)
+
+
+def build_dataset(inputs: BuildInputs, progress: Progress | None = None) -> BuildResult:
+    """Build the dataset described by ``inputs`` into ``inputs.out``."""
+    out = inputs.out
+    _check_out(out)
+    plan = make_plan(read_selection(inputs.selection), inputs.store, inputs.exclude)
+    staging = staging_dir(out)
+    cache = staging / ".cache"
+    opts = RenderOptions.from_spec(inputs.spec)
+    prepare_cache(cache, opts)
+    records, reused = render_all(plan.tasks, opts, cache, inputs.workers, progress)
+    asm = assemble(plan, records, inputs.spec)
+    _clear_outputs(staging)
+    _export(staging, asm, inputs, cache)
+    selection_sha = file_sha256(inputs.selection)
+    info = CardInfo(inputs.name, inputs.version, inputs.spec, selection_sha)
+    write_card(staging, asm, info, list(inputs.spec.formats))
+    lock = _lock(staging, asm, inputs, selection_sha)
+    _check_expected(inputs, lock, staging)
+    _finalize(staging, out)
+    return BuildResult(
+        out=out,
+        samples=len(asm.samples),
+        per_split=dict(Counter(s.split for s in asm.samples)),
+        classes=len(asm.classes),
+        excluded=dict(Counter(e.reason.split(":", 1)[0] for e in asm.excluded)),
+        reused_images=reused,
+        top_hash=str(lock["top_hash"]),
+    )
