@@ -1,9 +1,11 @@
 """Image bytes → model input, in Pillow + numpy only (no torch on the serving path).
 
-The geometry follows torchvision's eval transform that training uses: resize the shorter side
-to ``int(size / crop_pct)`` (the longer side truncated, as ``transforms.Resize(int)`` does),
-centre-crop ``size``×``size`` (offsets rounded as ``transforms.CenterCrop`` does), scale to
-0..1, normalise with mean/std, channels first.
+Identical to training's eval path (``oiforge.train.images``): JPEGs are decoded with Pillow's
+``draft`` (DCT scaling, never below ``size`` on either side), converted to RGB (alpha dropped,
+CMYK converted; no EXIF rotation, as in training), the shorter side resized bilinearly
+(antialiased) to ``max(size, int(size / crop_pct))`` with the longer side truncated as
+torchvision does, a centre ``size``×``size`` crop (torchvision's rounding), scaled to 0..1,
+normalised with mean/std, channels first.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageOps
+from PIL import Image
 
 from oiforge.serve.labels import Preprocessing
 
@@ -66,16 +68,20 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     return img
 
 
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
-    """Decode bytes to RGB, applying the EXIF orientation; refuses bombs and broken files."""
+def decode_image(
+    data: bytes, min_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Decoded:
+    """Decode bytes to RGB (JPEG DCT-scaled to >= ``min_side``); refuses bombs, broken files."""
     img = _open(data, max_pixels)
+    width, height = img.size
     try:
+        if min_side is not None and img.format == "JPEG":
+            img.draft("RGB", (min_side, min_side))
         img.load()
-        img = ImageOps.exif_transpose(img)
-        rgb = img.convert("RGB")
+        rgb = img if img.mode == "RGB" else img.convert("RGB")
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageRejected("invalid_image", f"image data is broken ({exc})") from exc
-    return Decoded(rgb, img.size[0], img.size[1])
+    return Decoded(rgb, width, height)
 
 
 def resized_size(width: int, height: int, short: int) -> tuple[int, int]:
@@ -94,7 +100,7 @@ def center_box(width: int, height: int, size: int) -> tuple[int, int, int, int]:
 
 def to_input(image: Image.Image, pre: Preprocessing) -> npt.NDArray[np.float32]:
     """An RGB image → a normalised (3, size, size) float32 array."""
-    width, height = resized_size(image.size[0], image.size[1], pre.scale_size)
+    width, height = resized_size(image.size[0], image.size[1], max(pre.size, pre.scale_size))
     resized = image.resize((width, height), RESAMPLE)
     cropped = resized.crop(center_box(width, height, pre.size))
     arr = np.asarray(cropped, dtype=np.float32) / np.float32(255.0)
@@ -107,5 +113,5 @@ def preprocess_bytes(
     data: bytes, pre: Preprocessing, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[npt.NDArray[np.float32], Decoded]:
     """Bytes → (model input, decoded image info)."""
-    decoded = decode_image(data, max_pixels)
+    decoded = decode_image(data, pre.size, max_pixels)
     return to_input(decoded.image, pre), decoded

@@ -1,0 +1,89 @@
+// The oiforge web page: drop or choose a photo, POST it to /v1/predict, draw the top-k bars.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+function headers() {
+  const key = $("apikey").value.trim();
+  return key ? { "X-API-Key": key } : {};
+}
+
+function setStatus(text, isError) {
+  $("status").textContent = text;
+  $("status").className = isError ? "error" : "";
+}
+
+function drawBars(prediction) {
+  const bars = $("bars");
+  bars.replaceChildren();
+  for (const score of prediction.top_k) {
+    const row = document.createElement("div");
+    row.className = "row";
+    const label = document.createElement("div");
+    label.className = "label";
+    const name = document.createElement("span");
+    name.textContent = score.name;
+    name.title = score.mid;
+    const pct = document.createElement("span");
+    pct.textContent = (score.probability * 100).toFixed(1) + "%";
+    label.append(name, pct);
+    const track = document.createElement("div");
+    track.className = "track";
+    const bar = document.createElement("div");
+    bar.className = "bar";
+    bar.style.width = (score.probability * 100).toFixed(2) + "%";
+    track.append(bar);
+    row.append(label, track);
+    bars.append(row);
+  }
+}
+
+async function classify(file) {
+  if (!file) return;
+  const preview = $("preview");
+  preview.src = URL.createObjectURL(file);
+  preview.style.display = "block";
+  setStatus("classifying " + file.name + "…", false);
+  const form = new FormData();
+  form.append("image", file, file.name);
+  form.append("top_k", $("topk").value);
+  try {
+    const resp = await fetch("/v1/predict", { method: "POST", body: form, headers: headers() });
+    const body = await resp.json();
+    if (!resp.ok) {
+      $("bars").replaceChildren();
+      setStatus(body.error ? body.error.message : "error " + resp.status, true);
+      return;
+    }
+    drawBars(body.predictions[0]);
+    setStatus(file.name + ": " + body.latency_ms.toFixed(0) + " ms", false);
+  } catch (err) {
+    setStatus("request failed: " + err, true);
+  }
+}
+
+async function loadModel() {
+  try {
+    const resp = await fetch("/v1/model", { headers: headers() });
+    const body = await resp.json();
+    $("model").textContent = resp.ok
+      ? body.name + " · " + body.architecture + " · " + body.classes.length + " classes · v" + body.version
+      : (body.error ? body.error.message : "model unavailable");
+  } catch (err) {
+    $("model").textContent = "model unavailable: " + err;
+  }
+}
+
+const drop = $("drop");
+drop.addEventListener("click", () => $("file").click());
+drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") $("file").click(); });
+$("file").addEventListener("change", (e) => classify(e.target.files[0]));
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => {
+  e.preventDefault();
+  drop.classList.remove("over");
+  classify(e.dataTransfer.files[0]);
+});
+$("apikey").addEventListener("change", loadModel);
+loadModel();
