@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
+from reportlab import rl_config
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen.canvas import Canvas
 
@@ -23,6 +24,9 @@ PALETTE = (  # soft colours for the letter band, one per letter in turn
     (0.60, 0.86, 0.62),
     (0.80, 0.68, 0.95),
 )
+# reportlab's pure-Python ASCII85 encoder takes ~0.2 s per photo; binary streams are smaller
+# and need no encoding (the C accelerator is not always installed).
+rl_config.useA85 = 0
 MAX_EMBED_DPI = 400  # photos are downsampled to this; more only grows the file
 
 

@@ -136,6 +136,7 @@ class BookPlan(_Frozen):
     select: SelectOptions = SelectOptions()
     letters: tuple[LetterPlan, ...] = ()
     skipped: dict[str, str] = Field(default_factory=dict)  # letter -> why
+    notes: tuple[str, ...] = ()  # what the planner wants a reviewer to know
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, 2-space indent, trailing newline)."""

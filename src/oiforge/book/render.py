@@ -139,7 +139,7 @@ def render_book(
     write_text_atomic(out / "book.json", final_plan(plan, pages).to_json())
     low = tuple(p for p in placed if p.dpi < layout.min_dpi)
     for p in low:
-        log.warning(
+        log.debug(
             "%s on page %d prints at %.0f dpi (< %d)", p.image_id, p.page, p.dpi, layout.min_dpi
         )
     return RenderResult(
