@@ -202,10 +202,11 @@ def fit(
         state.epoch, state.elapsed_s = epoch, deadline.elapsed_s()
         new_bad = sorted(set(train.bad) - set(state.bad_samples))
         state.bad_samples = sorted(set(state.bad_samples) | set(new_bad))
-        yield _record(parts, state, epoch, train, val)
+        end = _record(parts, state, epoch, train, val)
+        save_checkpoint(parts.run_dir / CHECKPOINT_FILE, model, optimizer, state)
+        yield end
         if new_bad:
             yield Notice("warning", f"{len(new_bad)} training images could not be decoded: skipped")
-        save_checkpoint(parts.run_dir / CHECKPOINT_FILE, model, optimizer, state)
         stopped = train.stopped or _early_stop(config, state)
         if stopped:
             yield Notice("info", f"stopped after epoch {epoch}: {stopped}")
