@@ -8,10 +8,11 @@ exposed as DuckDB views ``classes``, ``images``, ``human_labels``, ``machine_lab
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import duckdb
 import pyarrow as pa
@@ -29,7 +30,7 @@ from oiforge.catalog.hierarchy import Hierarchy, TreeNode, parse_hierarchy
 from oiforge.catalog.ingest import COLUMNS, TABLE_KINDS, Ingested, ingest
 from oiforge.contracts import SPLITS
 from oiforge.endpoints import Endpoints
-from oiforge.errors import FetchError, StageError
+from oiforge.errors import FetchError, MalformedFileError, StageError
 from oiforge.paths import oiforge_home, package_data
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,12 @@ PACKAGED: Final = {
     "v5/class-descriptions-boxable.csv": "class-descriptions-boxable.csv",
     "2018_04/bbox_labels_600_hierarchy.json": "bbox_labels_600_hierarchy.json",
 }
-_DUCK_TYPES: Final = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "FLOAT": pa.float32()}
+#: offline stand-ins (same MIDs; a few display names differ) when the real file cannot be had.
+STAND_INS: Final = {
+    "v5/class-descriptions.csv": "oidv6-class-descriptions.csv",
+    "2018_04/class-descriptions.csv": "oidv6-class-descriptions.csv",
+    "2018_04/class-descriptions-boxable.csv": "class-descriptions-boxable.csv",
+}
 
 
 class Catalog:
@@ -65,8 +71,8 @@ class Catalog:
         self.fetch_missing = fetch_missing
         self.ingested: dict[str, Ingested] = {}
         self._con = duckdb.connect()
-        self._con.register("classes", _classes_arrow(classes))
-        self._con.register("hierarchy", _hierarchy_arrow(hierarchy))
+        _create_table(self._con, "classes", _classes_columns(classes))
+        _create_table(self._con, "hierarchy", _hierarchy_columns(hierarchy))
         self._refresh_views()
 
     @property
@@ -117,12 +123,21 @@ class Catalog:
                 self._ingest(f, self._local_file(f, progress))
         self._refresh_views()
 
-    def ingest_cached(self) -> None:
-        """Ingest every table file of this version already in the cache (cheap when current)."""
+    def ingest_cached(self, strict: bool = True) -> None:
+        """Ingest every table file of this version already in the cache (cheap when current).
+
+        With ``strict=False`` a malformed file is logged and left out (``ensure`` raises it
+        later if a query needs it), so class search works beside a broken download.
+        """
         for f in official_files(self.version, TABLE_KINDS):
             path = cached_path(f, self.home)
             if path.exists() and f.relpath not in self.ingested:
-                self._ingest(f, path)
+                try:
+                    self._ingest(f, path)
+                except MalformedFileError as exc:
+                    if strict:
+                        raise
+                    log.warning("left out of the catalog: %s", exc)
         self._refresh_views()
 
     def _local_file(self, f: OfficialFile, progress: ProgressFn | None) -> Path:
@@ -163,25 +178,28 @@ def _view_sql(kind: str, paths: list[Path]) -> str:
     return f"SELECT {cols}, CAST(NULL AS VARCHAR) AS split WHERE false"
 
 
-def _classes_arrow(classes: ClassTable) -> pa.Table:
+def _create_table(con: duckdb.DuckDBPyConnection, name: str, cols: dict[str, list[Any]]) -> None:
+    """A table from Python lists (``register`` of Arrow would import pandas: ~1 s)."""
+    names = list(cols)
+    select = ", ".join(f"unnest(${i + 1}) AS {n}" for i, n in enumerate(names))
+    con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {select}", [cols[n] for n in names])
+
+
+def _classes_columns(classes: ClassTable) -> dict[str, list[Any]]:
     mids = list(classes.names)
-    return pa.table(
-        {
-            "label_mid": pa.array(mids, pa.string()),
-            "label_name": pa.array([classes.names[m] for m in mids], pa.string()),
-            "boxable": pa.array([m in classes.boxable for m in mids], pa.bool_()),
-        }
-    )
+    return {
+        "label_mid": mids,
+        "label_name": [classes.names[m] for m in mids],
+        "boxable": [m in classes.boxable for m in mids],
+    }
 
 
-def _hierarchy_arrow(h: Hierarchy) -> pa.Table:
-    return pa.table(
-        {
-            "parent_mid": pa.array([p for p, _, _ in h.links], pa.string()),
-            "child_mid": pa.array([c for _, c, _ in h.links], pa.string()),
-            "kind": pa.array([k for _, _, k in h.links], pa.string()),
-        }
-    )
+def _hierarchy_columns(h: Hierarchy) -> dict[str, list[Any]]:
+    return {
+        "parent_mid": [p for p, _, _ in h.links],
+        "child_mid": [c for _, c, _ in h.links],
+        "kind": [k for _, _, k in h.links],
+    }
 
 
 def open_catalog(
@@ -196,18 +214,19 @@ def open_catalog(
     root = Path(home) if home is not None else oiforge_home()
     by_kind = {f.kind: f for f in files if f.split is None}
     text = _SourceReader(ep, root, fetch_missing)
-    boxable_rows = parse_class_csv(*text.read(by_kind["class_descriptions_boxable"]))
+    boxable_rows = _parse_path(text.read(by_kind["class_descriptions_boxable"]))
     all_rows = text.read_optional(by_kind["class_descriptions"])
     if all_rows is None:
         log.warning("no full class list for %s; using the boxable classes only", version)
-    rows = parse_class_csv(*all_rows) if all_rows else boxable_rows
+    rows = _parse_path(all_rows) if all_rows else boxable_rows
     names = dict(rows)
     names.update((m, n) for m, n in boxable_rows if m not in names)
     aliases = build_aliases(names, _packaged_lists())
     table = ClassTable(version, names, frozenset(m for m, _ in boxable_rows), aliases)
-    hierarchy = parse_hierarchy(*text.read(by_kind["hierarchy"]))
+    tree_path = text.read(by_kind["hierarchy"])
+    hierarchy = parse_hierarchy(_read_text(tree_path), str(tree_path))
     cat = Catalog(version, table, hierarchy, ep, root, fetch_missing)
-    cat.ingest_cached()
+    cat.ingest_cached(strict=False)
     return cat
 
 
@@ -217,7 +236,7 @@ class _SourceReader:
     def __init__(self, endpoints: Endpoints, home: Path, fetch_missing: bool) -> None:
         self.endpoints, self.home, self.fetch_missing = endpoints, home, fetch_missing
 
-    def read(self, f: OfficialFile) -> tuple[str, str]:
+    def read(self, f: OfficialFile) -> Path:
         found = self.read_optional(f)
         if found is None:
             raise StageError(
@@ -226,21 +245,22 @@ class _SourceReader:
             )
         return found
 
-    def read_optional(self, f: OfficialFile) -> tuple[str, str] | None:
+    def read_optional(self, f: OfficialFile) -> Path | None:
         cached = cached_path(f, self.home)
         if cached.exists():
-            return _read_text(cached), str(cached)
+            return cached
         if f.relpath in PACKAGED:
-            path = package_data("openimages", PACKAGED[f.relpath])
-            return _read_text(path), str(path)
-        if not self.fetch_missing:
-            return None
-        try:
-            got = fetch_file(f, self.endpoints, self.home)
-        except FetchError as exc:
-            log.warning("%s", exc)
-            return None
-        return _read_text(got.path), str(got.path)
+            return package_data("openimages", PACKAGED[f.relpath])
+        if self.fetch_missing:
+            try:
+                return fetch_file(f, self.endpoints, self.home).path
+            except FetchError as exc:
+                log.warning("%s", exc)
+        if f.relpath in STAND_INS:
+            path = package_data("openimages", STAND_INS[f.relpath])
+            log.warning("%s not available; using %s (names may differ)", f.relpath, path.name)
+            return path
+        return None
 
 
 def _read_text(path: Path) -> str:
@@ -252,5 +272,16 @@ def _packaged_lists() -> list[list[tuple[str, str]]]:
     for rel, name in PACKAGED.items():
         if rel.endswith(".csv"):
             path = package_data("openimages", name)
-            out.append(parse_class_csv(_read_text(path), str(path)))
+            out.append(_parse_cached(str(path), path.stat().st_mtime_ns))
     return out
+
+
+def _parse_path(path: Path) -> list[tuple[str, str]]:
+    return _parse_cached(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_cached(path: str, mtime_ns: int) -> list[tuple[str, str]]:
+    """Parsed class list, memoized per file version (the lists are read on every open)."""
+    del mtime_ns  # part of the cache key only
+    return parse_class_csv(_read_text(Path(path)), path)

@@ -1,0 +1,193 @@
+"""Benchmark: ``select`` cold (CSV → Parquet ingest + query) and warm (Parquet) vs pandas.
+
+Generates full-size-shaped v7 metadata in the official formats with DuckDB (the mirror's
+``make_sample`` has no ``scale`` yet): the train box file in the 21-column v6 layout
+(14.6M rows x SCALE) and the train image list (9M rows x SCALE); validation/test files are
+small. Each measurement runs in a fresh subprocess (interpreter start and imports included);
+peak RSS comes from ``wait4``. Peer: pandas ``read_csv`` of the same files + filter + merge.
+
+    .venv/bin/python bench/bench_select.py --scale 0.25 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from oiforge.catalog.files import official_files  # noqa: E402
+from oiforge.paths import package_data  # noqa: E402
+
+BOX_HEADER = (
+    "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,"
+    "IsDepiction,IsInside,XClick1X,XClick2X,XClick3X,XClick4X,XClick1Y,XClick2Y,XClick3Y,XClick4Y"
+)
+IMG_HEADER = (
+    "ImageID,Subset,OriginalURL,OriginalLandingURL,License,AuthorProfileURL,Author,Title,"
+    "OriginalSize,OriginalMD5,Thumbnail300KURL,Rotation"
+)
+LABEL_HEADER = "ImageID,Source,LabelName,Confidence"
+XCLICKS = ", ".join(f"round(random(), 6) AS XClick{k}{a}" for a in "XY" for k in range(1, 5))
+
+
+def boxable_mids() -> list[str]:
+    text = package_data("openimages", "class-descriptions-boxable.csv").read_text()
+    return [line.split(",", 1)[0] for line in text.splitlines() if line.strip()]
+
+
+def generate(home: Path, scale: float) -> dict[str, int]:
+    """Write the v7 table files into ``home/metadata`` (CSV, official layouts)."""
+    mids = boxable_mids()
+    n_box, n_img = int(14_610_229 * scale), int(9_011_219 * scale)
+    con = duckdb.connect()
+    con.execute(f"SET threads={os.cpu_count() or 2}")
+    con.execute("CREATE TABLE m AS SELECT unnest($1::VARCHAR[]) AS mid", [mids])
+    con.execute("CREATE TABLE mids AS SELECT row_number() OVER () - 1 AS k, mid FROM m")
+    for f in official_files("v7", ("images", "boxes", "human_labels")):
+        out = home / "metadata" / f.relpath
+        out.parent.mkdir(parents=True, exist_ok=True)
+        big = f.split == "train"
+        if f.kind == "boxes":
+            _boxes(con, out, n_box if big else 20_000, n_img)
+        elif f.kind == "images":
+            _images(con, out, n_img if big else 10_000, f.split or "")
+        else:
+            out.write_text(LABEL_HEADER + "\n")
+    return {"boxes": n_box, "images": n_img}
+
+
+def _boxes(con: duckdb.DuckDBPyConnection, out: Path, n: int, n_img: int) -> None:
+    # Zipf-ish class frequencies: k = floor(601 * u^3) puts most boxes on a few classes.
+    con.execute(f"""
+    COPY (SELECT lpad(to_hex(hash(i % {n_img})), 16, '0') AS ImageID, 'xclick' AS Source,
+      ml[1 + CAST(floor(601 * pow(random(), 3)) AS BIGINT)] AS LabelName,
+      1 AS Confidence, round(random() * 0.5, 6) AS XMin, round(0.5 + random() * 0.5, 6) AS XMax,
+      round(random() * 0.5, 6) AS YMin, round(0.5 + random() * 0.5, 6) AS YMax,
+      (i % 2)::INT AS IsOccluded, (i % 3 = 0)::INT AS IsTruncated, (i % 17 = 0)::INT AS IsGroupOf,
+      (i % 19 = 0)::INT AS IsDepiction, 0 AS IsInside,
+      {XCLICKS}
+    FROM range({n}) t(i), (SELECT list(mid ORDER BY k) AS ml FROM mids) l)
+    TO '{out}' (HEADER, DELIMITER ',')
+    """)
+
+
+def _images(con: duckdb.DuckDBPyConnection, out: Path, n: int, split: str) -> None:
+    con.execute(f"""
+    COPY (SELECT lpad(to_hex(hash(i)), 16, '0') AS ImageID, '{split}' AS Subset,
+      'https://c1.staticflickr.com/5/' || i || '/' || i || '_46f356962f_o.jpg' AS OriginalURL,
+      'https://www.flickr.com/photos/someone/' || i AS OriginalLandingURL,
+      'https://creativecommons.org/licenses/by/2.0/' AS License,
+      'https://www.flickr.com/people/someone/' AS AuthorProfileURL, 'Some One' AS Author,
+      'A title, number ' || i AS Title, 100000 + i AS OriginalSize,
+      'KFukvivpCM5QXl5SqKe41g==' AS OriginalMD5,
+      'https://c1.staticflickr.com/5/' || i || '/' || i || '_z.jpg' AS Thumbnail300KURL,
+      0.0 AS Rotation
+    FROM range({n}) t(i)) TO '{out}' (HEADER, DELIMITER ',')
+    """)
+
+
+SELECT_CHILD = """
+import sys, time, json
+t = time.perf_counter()
+from oiforge.catalog import open_catalog, select
+from oiforge.spec import SelectSpec
+cat = open_catalog("v7", fetch_missing=False)
+t1 = time.perf_counter()
+mids = json.loads(sys.argv[1])
+sel = select(SelectSpec(classes=tuple(mids), label_mode="box", multi_label="multi",
+                 splits=("train",)), catalog=cat)
+t2 = time.perf_counter()
+print(json.dumps({"rows": sel.table.num_rows, "open_s": t1 - t, "select_s": t2 - t1}))
+"""
+
+PANDAS_CHILD = """
+import sys, time, json
+import pandas as pd
+t = time.perf_counter()
+boxes_path, images_path, mids = sys.argv[1], sys.argv[2], set(json.loads(sys.argv[3]))
+boxes = pd.read_csv(boxes_path)
+boxes = boxes[boxes["LabelName"].isin(mids) & (boxes["IsGroupOf"] != 1)]
+images = pd.read_csv(images_path)
+rows = boxes.merge(images, on="ImageID", how="left")
+print(json.dumps({"rows": len(rows), "select_s": time.perf_counter() - t}))
+"""
+
+
+def run_child(code: str, args: list[str], home: Path) -> dict[str, float]:
+    env = {**os.environ, "OIFORGE_HOME": str(home), "PYTHONPATH": str(ROOT / "src")}
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE, text=True
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    out = proc.stdout.read() if proc.stdout else ""
+    if status != 0:
+        raise SystemExit(f"child failed ({status}): {out}")
+    result = json.loads(out.strip().splitlines()[-1])
+    return {**result, "wall_s": wall, "peak_mb": usage.ru_maxrss / 1024}
+
+
+def median_run(code: str, args: list[str], home: Path, repeat: int) -> dict[str, float]:
+    runs = [run_child(code, args, home) for _ in range(repeat)]
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", type=float, default=0.25)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--workdir", type=Path, default=None)
+    args = ap.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-select-"))
+    t = time.perf_counter()
+    sizes = generate(work, args.scale)
+    print(f"generated {sizes} in {time.perf_counter() - t:.1f} s under {work}", flush=True)
+    mids = boxable_mids()
+    queries = {"2 classes": ["/m/011k07", "/m/0120dh"], "50 classes": mids[:50]}
+    boxes_csv = work / "metadata" / "v6/oidv6-train-annotations-bbox.csv"
+    images_csv = work / "metadata" / "v6/oidv6-train-images-with-labels-with-rotation.csv"
+    for name, q in queries.items():
+        arg = json.dumps(q)
+        cold = run_child(SELECT_CHILD, [arg], work)  # first run ingests (CSV -> Parquet)
+        warm = median_run(SELECT_CHILD, [arg], work, args.repeat)
+        peer = median_run(PANDAS_CHILD, [str(boxes_csv), str(images_csv), arg], work, 1)
+        _report(name, cold, warm, peer)
+        _reset_parquet(work)
+
+
+def _reset_parquet(work: Path) -> None:
+    import shutil
+
+    shutil.rmtree(work / "parquet", ignore_errors=True)
+
+
+def _report(name: str, cold: dict[str, float], warm: dict[str, float], peer: dict[str, float]):  # type: ignore[no-untyped-def]
+    print(f"\n## {name} (rows: ours {warm['rows']:.0f}, pandas {peer['rows']:.0f})")
+    print(f"cold select (CSV->Parquet + query): {cold['wall_s']:.2f} s, {cold['peak_mb']:.0f} MB")
+    print(
+        f"warm select: {warm['wall_s']:.2f} s whole process ({warm['select_s']:.3f} s query,"
+        f" {warm['open_s']:.2f} s open), {warm['peak_mb']:.0f} MB"
+    )
+    print(f"pandas read_csv+filter+merge: {peer['wall_s']:.2f} s, {peer['peak_mb']:.0f} MB")
+    print(
+        f"ratio: warm {peer['wall_s'] / warm['wall_s']:.1f}x faster (whole process), "
+        f"{peer['select_s'] / warm['select_s']:.0f}x (query only), "
+        f"memory {warm['peak_mb'] / peer['peak_mb']:.2f} of pandas peak",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
