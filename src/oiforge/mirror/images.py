@@ -127,11 +127,14 @@ def render_upright(spec: ImageSpec) -> Image.Image:
     draw = ImageDraw.Draw(image)
     for box in spec.boxes:
         _draw_box(draw, box, spec.width, spec.height)
-    tile = rng.integers(-4, 5, size=(64, 64, 1), dtype=np.int16)
-    reps = (spec.height // 64 + 1, spec.width // 64 + 1, 3)
-    grain = np.tile(tile, reps)[: spec.height, : spec.width]
-    pixels = np.asarray(image, dtype=np.int16) + grain
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    # Grain in 0..8 added in uint8: no overflow, as no drawn value exceeds 240.
+    tile = rng.integers(0, 9, size=(64, 64, 1), dtype=np.uint8)
+    band = np.tile(tile, (1, spec.width // 64 + 1, 3))[:, : spec.width]
+    pixels = np.array(image, dtype=np.uint8)
+    for top in range(0, spec.height, 64):
+        rows = pixels[top : top + 64]
+        rows += band[: rows.shape[0]]
+    return Image.fromarray(pixels, "RGB")
 
 
 def encode_jpeg(image: Image.Image, quality: int, orientation: int = 1) -> bytes:
@@ -159,7 +162,8 @@ def render_image(spec: ImageSpec) -> RenderedImage:
     upright = render_upright(spec)
     stored = upright.transpose(_STORE[spec.orientation]) if spec.orientation in _STORE else upright
     original = encode_jpeg(stored, spec.quality, spec.orientation)
-    thumbnail = encode_jpeg(_shrunk(upright, THUMB_SIDE), 85)
+    small = spec.orientation == 1 and max(upright.size) <= THUMB_SIDE
+    thumbnail = original if small else encode_jpeg(_shrunk(upright, THUMB_SIDE), 85)
     if spec.orientation == 1 and max(upright.size) <= RESIZED_SIDE:
         resized = original
     else:

@@ -113,7 +113,9 @@ def _image_id(rng: np.random.Generator, seen: set[str]) -> str:
 
 
 def _size(rng: np.random.Generator) -> tuple[int, int]:
-    longest = int(rng.integers(1025, 1601)) if rng.random() < 0.15 else int(rng.integers(480, 1025))
+    draw = rng.random()
+    low, high = (1025, 1601) if draw < 0.1 else ((801, 1025) if draw < 0.35 else (480, 801))
+    longest = int(rng.integers(low, high))
     aspect = ASPECTS[int(rng.integers(len(ASPECTS)))]
     if aspect >= 1:
         return longest, max(240, round(longest / aspect))

@@ -91,14 +91,25 @@ def _job(root: Path, image: PlannedImage) -> RenderJob:
     )  # fmt: skip
 
 
+def write_file(path: Path, data: bytes) -> None:
+    """Temp file + rename, without fsync: never a half-written file, and ~100x faster than
+    :func:`oiforge.atomic.write_bytes_atomic` for 1,800 small files. A crash loses the sample,
+    which is regenerated from the seed; ``sample.json`` (fsynced, written last) marks it done.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
 def run_job(job: RenderJob) -> tuple[str, Encoded]:
     """Render one image, write its files, return the original's size and base64 MD5."""
     rendered = render_image(job.spec)
     root = Path(job.root)
-    write_bytes_atomic(root / job.original_rel, rendered.original)
-    write_bytes_atomic(root / job.thumbnail_rel, rendered.thumbnail)
+    write_file(root / job.original_rel, rendered.original)
+    write_file(root / job.thumbnail_rel, rendered.thumbnail)
     if job.resized_rel:
-        write_bytes_atomic(root / job.resized_rel, rendered.resized)
+        write_file(root / job.resized_rel, rendered.resized)
     digest = base64.b64encode(hashlib.md5(rendered.original).digest()).decode("ascii")
     return job.image_id, Encoded(len(rendered.original), digest)
 
