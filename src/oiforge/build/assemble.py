@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from oiforge.build.classes import ClassInfo, reindex
 from oiforge.build.dedupe import duplicate_groups
 from oiforge.build.plan import Exclusion, ImageMeta, Plan
 from oiforge.build.records import OK, Box, ImageRecord, SampleTask
-from oiforge.build.split import assign_splits, official_keep
+from oiforge.build.split import SPLIT_PRIORITY, assign_splits, official_keep
 from oiforge.contracts import DATASET_SPLITS
 from oiforge.spec import BuildSpec
 
@@ -63,16 +64,32 @@ def _drop_image(rec: ImageRecord, reason: str, out: list[Exclusion]) -> None:
             out.append(Exclusion(rec.image_id, s.key, s.label_mid, s.box_index, reason))
 
 
+def _keep_order(plan: Plan, spec: BuildSpec) -> Callable[[str], tuple[int, str]]:
+    """Which copy of a duplicate to keep: official mode keeps the one in the rarer split."""
+    rank = {s: i for i, s in enumerate(SPLIT_PRIORITY)}
+
+    def key(iid: str) -> tuple[int, str]:
+        if spec.split != "official":
+            return 0, iid
+        return rank.get(plan.images[iid].official_split, len(rank)), iid
+
+    return key
+
+
 def _dedupe(
-    ids: set[str], records: dict[str, ImageRecord], spec: BuildSpec, out: list[Exclusion]
+    ids: set[str],
+    records: dict[str, ImageRecord],
+    plan: Plan,
+    spec: BuildSpec,
+    out: list[Exclusion],
 ) -> dict[str, str]:
-    """Drop exact copies (keeping the smallest id); return image id → duplicate group."""
+    """Drop exact copies (keeping one, see ``_keep_order``); return image id → group."""
     if not spec.dedupe:
         return {i: i for i in ids}
     sha = {i: records[i].source_sha256 for i in ids}
     groups = duplicate_groups(sha, {i: records[i].phash for i in ids}, spec.near_duplicate_distance)
     first_of: dict[str, str] = {}
-    for iid in sorted(ids):
+    for iid in sorted(ids, key=_keep_order(plan, spec)):
         kept = first_of.setdefault(sha[iid], iid)
         if kept != iid:
             _drop_image(records[iid], f"exact_duplicate_of:{kept}", out)
@@ -113,7 +130,7 @@ def assemble(plan: Plan, records: dict[str, ImageRecord], spec: BuildSpec) -> As
     """Decide every sample's fate: exported (with split and class) or excluded (with reason)."""
     excluded = list(plan.excluded)
     ids = _failures(plan, records, excluded)
-    split_of = _splits(_dedupe(ids, records, spec, excluded), plan, records, spec, excluded)
+    split_of = _splits(_dedupe(ids, records, plan, spec, excluded), plan, records, spec, excluded)
     by_mid = {c.mid: c for c in plan.classes}
     tasks = _tasks_by_key(plan)
     raw = [(iid, s) for iid in sorted(split_of) for s in records[iid].samples if s.status == OK]

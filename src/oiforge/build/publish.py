@@ -100,6 +100,14 @@ def _remote_sizes(fs: Any, root: str) -> dict[str, int]:
     }
 
 
+def _put(fs: Any, path: Path, remote: str, made: set[str]) -> None:
+    parent = remote.rsplit("/", 1)[0]
+    if parent not in made:
+        fs.makedirs(parent, exist_ok=True)
+        made.add(parent)
+    fs.put_file(str(path), remote)
+
+
 def publish(
     local: Path, url: str, endpoint_url: str | None = None, progress: Progress | None = None
 ) -> TransferResult:
@@ -112,17 +120,18 @@ def publish(
     remote_files = _remote_lock(fs, root).get("files", {})
     sizes = _remote_sizes(fs, root)
     sent = skipped = nbytes = 0
+    made: set[str] = set()
     files = sorted(lock["files"].items())
     for n, (rel, sha) in enumerate(files, 1):
         path = local / safe_relpath(rel)
         if remote_files.get(rel) == sha and sizes.get(rel) == path.stat().st_size:
             skipped += 1
         else:
-            fs.put_file(str(path), f"{root}/{rel}")
+            _put(fs, path, f"{root}/{rel}", made)
             sent, nbytes = sent + 1, nbytes + path.stat().st_size
         if progress is not None:
             progress(n, len(files))
-    fs.put_file(str(local / LOCK_NAME), f"{root}/{LOCK_NAME}")
+    _put(fs, local / LOCK_NAME, f"{root}/{LOCK_NAME}", made)
     return TransferResult(f"{fs.unstrip_protocol(root)}", sent, skipped, nbytes)
 
 
@@ -165,6 +174,18 @@ def pull(
     staging = dest.parent / f".{dest.name}.oiforge-pull"
     shutil.rmtree(staging, ignore_errors=True)
     write_bytes_atomic(staging / LOCK_NAME, lock_bytes)
+    try:
+        got, skipped, nbytes = _download_all(fs, root, staging, dest, progress)
+        _swap(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return TransferResult(f"{fs.unstrip_protocol(root)}", got, skipped, nbytes)
+
+
+def _download_all(
+    fs: Any, root: str, staging: Path, dest: Path, progress: Progress | None
+) -> tuple[int, int, int]:
     files = sorted(read_lock(staging)["files"].items())
     got = skipped = nbytes = 0
     for n, (rel, sha) in enumerate(files, 1):
@@ -176,8 +197,7 @@ def pull(
             got += 1
         if progress is not None:
             progress(n, len(files))
-    _swap(staging, dest)
-    return TransferResult(f"{fs.unstrip_protocol(root)}", got, skipped, nbytes)
+    return got, skipped, nbytes
 
 
 def _lock_bytes(fs: Any, root: str) -> bytes:
