@@ -145,29 +145,26 @@ def _write(writer: Writer, path: Path, data: bytes) -> str:
     return digest
 
 
+#: Permanent failures, most telling first: what the photo itself is beats a fallback's 404.
+_RANK = ("placeholder", "bad_md5", "not_image", "too_large", "http_410")
+
+
+def _rank(status: str) -> int:
+    return _RANK.index(status) if status in _RANK else len(_RANK)
+
+
 def _failure_row(
     image_id: str, failures: list[tuple[Source, str, Rejection]], attempts: int, started: str
 ) -> JournalRow:
     """The status of a failed image: a transient failure if any (so a rerun retries), else
-    the last source's; the error text lists every source tried."""
+    the most telling one; the error text lists every source tried."""
     if not failures:
-        return JournalRow(
-            image_id,
-            "missing",
-            error="no source URL for this image",
-            started_at=started,
-            finished_at=now_iso(),
-        )
+        return JournalRow(image_id, "missing", error="no source URL for this image",
+                          started_at=started, finished_at=now_iso())  # fmt: skip
     transient = [f for f in failures if is_transient(f[2].status)]
-    source, url, rejection = (transient or failures)[-1]
-    error = "; ".join(f"{s}: {r.error}" for s, _, r in failures)
-    return JournalRow(
-        image_id,
-        rejection.status,
-        source,
-        url,
-        attempts=attempts,
-        error=error[:2000],
-        started_at=started,
-        finished_at=now_iso(),
+    source, url, rejection = (
+        transient[0] if transient else min(failures, key=lambda f: _rank(f[2].status))
     )
+    error = "; ".join(f"{s}: {r.error}" for s, _, r in failures)
+    return JournalRow(image_id, rejection.status, source, url, attempts=attempts,
+                      error=error[:2000], started_at=started, finished_at=now_iso())  # fmt: skip

@@ -40,19 +40,26 @@ def check_body(
     expected_size: int | None = None,
     placeholder_sha256: frozenset[str] = frozenset(),
 ) -> ImageInfo | Rejection:
-    """Size/MD5 (when known), known placeholder bodies, then a cheap header check."""
+    """Known placeholder bodies, size/MD5 (when known), then a cheap header check.
+
+    A body of the expected size with another MD5 is the file, corrupted: ``bad_md5``. A body
+    of another size is ``not_image`` when its header is no image, else ``bad_md5``.
+    """
     if placeholder_sha256 and hashlib.sha256(body).hexdigest() in placeholder_sha256:
         return Rejection("placeholder", "body is a known placeholder image")
-    if expected_size is not None and len(body) != expected_size:
-        return Rejection("bad_md5", f"size {len(body)} != OriginalSize {expected_size}")
-    if expected_md5_b64 is not None:
-        rejection = check_md5(body, expected_md5_b64)
-        if rejection is not None:
-            return rejection
     try:
-        return sniff_image(body)
+        info: ImageInfo | None = sniff_image(body)
+        why = ""
     except NotAnImage as exc:
-        return Rejection("not_image", str(exc))
+        info, why = None, str(exc)
+    if expected_size is not None and len(body) != expected_size:
+        if info is None:
+            return Rejection("not_image", f"{why} ({len(body)} bytes, expected {expected_size})")
+        return Rejection("bad_md5", f"size {len(body)} != OriginalSize {expected_size}")
+    rejection = check_md5(body, expected_md5_b64) if expected_md5_b64 else None
+    if rejection is not None:
+        return rejection
+    return info if info is not None else Rejection("not_image", why)
 
 
 def check_md5(body: bytes, expected_b64: str) -> Rejection | None:
