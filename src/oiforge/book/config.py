@@ -65,8 +65,9 @@ def _section(model: type[Any], settings: Mapping[str, Any]) -> Any:
         return model.model_validate(fields)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise SpecError(f"book setting {where}: {first['msg']}") from exc
+        where = ".".join(str(x) for x in first["loc"]) or model.__name__
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise SpecError(f"book setting {where}: {message}") from exc
 
 
 def build_request(file_settings: Mapping[str, Any], flags: Mapping[str, Any]) -> PlanRequest:

@@ -23,7 +23,8 @@ from pydantic import (
 )
 
 from oiforge.atomic import write_text_atomic
-from oiforge.errors import MalformedFileError
+from oiforge.book.geometry import create_geometry
+from oiforge.errors import InvalidInputError, MalformedFileError
 
 PLAN_FORMAT = 1
 LETTERS = tuple(string.ascii_uppercase)
@@ -104,6 +105,14 @@ class LayoutOptions(_Frozen):
     spine_in: float | None = Field(default=None, ge=0.0, le=10.0)
     font: Literal["DejaVuSans", "Vera"] = "DejaVuSans"
     jpeg_quality: int = Field(default=90, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _fits(self) -> LayoutOptions:
+        try:
+            create_geometry(self.trim, self.bleed_in, self.margin_in)
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from exc
+        return self
 
     @field_validator("max_photos")
     @classmethod
