@@ -49,7 +49,7 @@ def _lifespan(holder: ModelHolder) -> Any:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         task = asyncio.get_running_loop().run_in_executor(None, holder.load)
         yield
-        holder.shutting_down = True
+        holder.draining = True
         await asyncio.wait_for(asyncio.shield(task), timeout=60)
 
     return lifespan
@@ -69,6 +69,7 @@ def create_app(
         description="Top-k classes for photos, from an ONNX model exported by oiforge.",
         lifespan=_lifespan(holder),
     )
+    app.state.holder = holder
     install_error_handlers(app, metrics)
     _add_routes(app, holder, metrics, api_key)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_upload_bytes)
@@ -83,7 +84,7 @@ def _add_routes(app: FastAPI, holder: ModelHolder, metrics: Metrics, api_key: st
 
     @app.get("/readyz", summary="Readiness: the model is loaded.", responses=ERROR_RESPONSES)
     def readyz() -> dict[str, str]:
-        holder.require_ready()
+        holder.require_serving()
         return {"status": "ready"}
 
     @app.get("/metrics", summary="Prometheus metrics.", response_class=Response)

@@ -48,6 +48,9 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.in_progress = Gauge(
+            "oiforge_http_requests_in_progress", "Requests being served.", registry=self.registry
+        )
         self.ready = Gauge(
             "oiforge_model_ready", "1 once the model is loaded.", registry=self.registry
         )
@@ -81,9 +84,11 @@ class MetricsMiddleware:
                 status = int(message["status"])
             await send(message)
 
+        self.metrics.in_progress.inc()
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            self.metrics.in_progress.dec()
             route = _route_label(scope)
             method = str(scope.get("method", ""))
             method = method if method in KNOWN_METHODS else "OTHER"

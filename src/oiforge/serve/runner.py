@@ -46,7 +46,7 @@ class ModelHolder:
     def __init__(self, model: Path | Predictor, config: ServeConfig, metrics: Metrics) -> None:
         self.config = config
         self.metrics = metrics
-        self.shutting_down = False
+        self.draining = False  # set on SIGTERM: /readyz says 503, requests still served
         self._path = None if isinstance(model, Predictor) else Path(model)
         self._predictor = model if isinstance(model, Predictor) else None
         self._error = ""
@@ -63,10 +63,15 @@ class ModelHolder:
             self.metrics.ready.set(1 if self._predictor else 0)
 
     def require_ready(self) -> Predictor:
-        if self._predictor is None or self.shutting_down:
-            reason = self._error or ("shutting down" if self.shutting_down else "model loading")
-            raise ApiError(503, "not_ready", f"not ready: {reason}")
+        if self._predictor is None:
+            raise ApiError(503, "not_ready", f"not ready: {self._error or 'model loading'}")
         return self._predictor
+
+    def require_serving(self) -> None:
+        """Ready and not draining (what a load balancer's readiness probe wants)."""
+        self.require_ready()
+        if self.draining:
+            raise ApiError(503, "not_ready", "shutting down: finishing in-flight requests")
 
 
 @dataclass(frozen=True)

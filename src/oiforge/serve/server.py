@@ -7,6 +7,7 @@ On a signal uvicorn stops accepting connections, lets in-flight requests finish 
 from __future__ import annotations
 
 from pathlib import Path
+from types import FrameType
 from typing import Final
 
 from oiforge.serve.runner import ServeConfig
@@ -20,7 +21,14 @@ def run_server(model: Path, config: ServeConfig, host: str = "127.0.0.1", port: 
     from oiforge.serve.app import create_app
 
     app = create_app(model, config)
-    uvicorn.run(
+    holder = app.state.holder
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            holder.draining = True  # readiness fails first, so balancers stop sending work
+            super().handle_exit(sig, frame)
+
+    uv_config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -30,3 +38,4 @@ def run_server(model: Path, config: ServeConfig, host: str = "127.0.0.1", port: 
         limit_concurrency=256,
         server_header=False,
     )
+    DrainingServer(uv_config).run()
