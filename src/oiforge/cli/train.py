@@ -1,9 +1,187 @@
-"""`oiforge` commands of the train stage."""
+"""`oiforge` commands of the train stage: ``train``, ``evaluate``, ``estimate``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import typer
+from rich.progress import TextColumn
+from rich.table import Table
+
+from oiforge.cli._common import console, err_console, progress_bar
+
+if TYPE_CHECKING:
+    from oiforge.train.events import Event
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
+    app.command("train")(train_command)
+    app.command("evaluate")(evaluate_command)
+    app.command("estimate")(estimate_command)
+
+
+def train_command(
+    dataset: Path = typer.Argument(..., help="Dataset: {train,val,test}/<class>/*.jpg or shards."),
+    out: Path = typer.Option(..., "--out", "-o", help="The run directory to write."),
+    model: str = typer.Option("efficientnet_lite0", "--model", help="timm model name."),
+    mode: str = typer.Option("probe", "--mode", help="probe | finetune | scratch."),
+    pretrained: bool = typer.Option(True, "--pretrained/--no-pretrained", help="ImageNet weights."),
+    epochs: int = typer.Option(20, "--epochs", help="Most epochs to train."),
+    head_epochs: int = typer.Option(2, "--head-epochs", help="finetune: head-only epochs first."),
+    batch_size: int = typer.Option(32, "--batch-size", "-b", help="Images per step."),
+    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate (default per mode)."),
+    backbone_lr_mult: float = typer.Option(0.1, "--backbone-lr-mult", help="finetune: LR factor."),
+    weight_decay: float = typer.Option(0.05, "--weight-decay", help="AdamW weight decay."),
+    schedule: str = typer.Option("cosine", "--schedule", help="cosine | onecycle."),
+    warmup_epochs: float = typer.Option(0.0, "--warmup-epochs", help="Linear warm-up epochs."),
+    image_size: int = typer.Option(224, "--image-size", help="Input side in pixels."),
+    augment: str = typer.Option("light", "--augment", help="none | light | strong | randaugment."),
+    balance: str = typer.Option("none", "--balance", help="none | weights | sampler."),
+    label_smoothing: float = typer.Option(0.1, "--label-smoothing", help="0 turns it off."),
+    head: str = typer.Option("linear", "--head", help="linear | mlp."),
+    monitor: str = typer.Option("val_acc", "--monitor", help="val_acc | val_loss."),
+    patience: int = typer.Option(5, "--patience", help="Epochs without improvement to stop."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (runs repeat exactly on CPU)."),
+    seeds: int = typer.Option(1, "--seeds", help="Train N seeds; report mean ± std."),
+    workers: int = typer.Option(2, "--workers", help="Decoding processes."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
+    max_minutes: float | None = typer.Option(None, "--max-minutes", help="Stop after N minutes."),
+    budget_usd: float | None = typer.Option(None, "--budget-usd", help="Stop at this cost."),
+    usd_per_hour: float | None = typer.Option(None, "--usd-per-hour", help="Price for budget."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+) -> None:
+    """Train a classifier; writes config.yaml, labels.json, best.safetensors, metrics.csv."""
+    from oiforge.errors import InvalidInputError
+    from oiforge.train import build_config
+
+    if budget_usd is not None and usd_per_hour is None:
+        raise InvalidInputError("--budget-usd needs --usd-per-hour (see `oiforge estimate`)")
+    options: dict[str, Any] = dict(locals())
+    for key in ("seeds", "resume", "build_config", "InvalidInputError"):
+        options.pop(key)
+    options.update(dataset=str(dataset), out=str(out))
+    config = build_config(**options)
+    if seeds <= 1:
+        _train_one(config, resume)
+        return
+    _train_seeds(config, seeds, resume)
+
+
+def _train_one(config: Any, resume: bool) -> dict[str, Any]:
+    from oiforge.train import run_training
+
+    summary = _draw(run_training(config, resume=resume))
+    table = Table(title=f"run {config.out}", show_header=False)
+    for key, value in summary.items():
+        table.add_row(key, str(value))
+    console.print(table)
+    return summary
+
+
+def _train_seeds(config: Any, seeds: int, resume: bool) -> None:
+    from oiforge.evaluate import run_evaluation
+    from oiforge.train.seeds import summarize_seeds, write_seeds_summary
+
+    results = []
+    for offset in range(seeds):
+        seed = config.seed + offset
+        run = Path(config.out) / f"seed-{seed}"
+        summary = _train_one(config.replace(seed=seed, out=str(run)), resume)
+        summary.update(_draw(run_evaluation(run, workers=config.workers)))
+        results.append(summary)
+    stats = summarize_seeds(results)
+    write_seeds_summary(Path(config.out), results, stats)
+    table = Table(title=f"{seeds} seeds: mean ± std")
+    table.add_column("metric")
+    table.add_column("mean ± std", justify="right")
+    for key, (mean, std) in stats.items():
+        table.add_row(key, f"{mean:.4f} ± {std:.4f}")
+    console.print(table)
+
+
+def _draw(events: Iterable[Event]) -> dict[str, Any]:
+    """Rich progress bars for a stream of events; returns the final summary."""
+    from oiforge.train.events import EpochEnd, Finished, Notice, PhaseStart, Step
+
+    summary: dict[str, Any] = {}
+    with progress_bar(TextColumn("{task.fields[stats]}")) as progress:
+        task = None
+        for event in events:
+            if isinstance(event, PhaseStart):
+                label = f"epoch {event.epoch}/{event.epochs}" if event.epoch else event.phase
+                task = progress.add_task(label, total=event.total_steps, stats="")
+            elif isinstance(event, Step) and task is not None:
+                stats = (
+                    "" if event.loss != event.loss else f"loss {event.loss:.3f} acc {event.acc:.3f}"
+                )
+                progress.update(task, completed=event.step, stats=stats)
+            elif isinstance(event, EpochEnd) and task is not None:
+                row = event.row
+                mark = " [green]best[/]" if event.is_best else ""
+                text = (
+                    f"loss {row['train_loss']:.3f} val_loss {row['val_loss']:.3f} "
+                    f"val_acc {row['val_acc']:.3f}{mark}"
+                )
+                progress.update(task, completed=progress.tasks[task].total, stats=text)
+            elif isinstance(event, Notice):
+                colour = "yellow" if event.level == "warning" else "cyan"
+                err_console.print(f"[{colour}]{event.level}:[/] {event.text}", highlight=False)
+            elif isinstance(event, Finished):
+                summary = dict(event.summary)
+    return summary
+
+
+def evaluate_command(
+    run: Path = typer.Argument(..., help="A run directory from `oiforge train`."),
+    dataset: Path | None = typer.Option(None, "--dataset", help="Another dataset to test on."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Images per batch."),
+    workers: int = typer.Option(2, "--workers", help="Decoding processes."),
+    worst: int = typer.Option(12, "--worst", help="Mistakes shown in the report."),
+) -> None:
+    """Evaluate a run on the held-out test split: metrics.json, plots, report.html."""
+    from oiforge.evaluate import run_evaluation
+
+    events = run_evaluation(run, dataset, batch_size=batch_size, workers=workers, worst=worst)
+    summary = _draw(events)
+    table = Table(title=f"evaluation of {run} ({summary.get('split')} split)", show_header=False)
+    for key, value in summary.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print(f"report: {run / 'report.html'}")
+
+
+def estimate_command(
+    dataset: Path = typer.Argument(..., help="The dataset to train on."),
+    model: str = typer.Option("efficientnet_lite0", "--model", help="timm model name."),
+    mode: str = typer.Option("finetune", "--mode", help="probe | finetune | scratch."),
+    epochs: int = typer.Option(20, "--epochs", help="Epochs planned."),
+    image_size: int = typer.Option(224, "--image-size", help="Input side in pixels."),
+    batch_size: int = typer.Option(32, "--batch-size", "-b", help="Images per step."),
+    steps: int = typer.Option(3, "--steps", help="Steps measured on this machine."),
+    table_path: Path | None = typer.Option(None, "--instances", help="Your own instance table."),
+) -> None:
+    """Measure throughput here and estimate time and cost per GPU instance type."""
+    from oiforge.train.estimate import estimate
+
+    result = estimate(
+        dataset, model=model, mode=mode, epochs=epochs, image_size=image_size,
+        batch_size=batch_size, steps=steps, table_path=table_path,
+    )  # fmt: skip
+    console.print(
+        f"{result.images} training images x {result.epochs_effective} passes; measured here: "
+        f"{result.here_img_s:.1f} img/s ({result.here_what}), data pipeline "
+        f"{result.decode_img_s_per_core:.0f} img/s per core"
+    )
+    table = Table(title=f"estimate: {model} {mode} {image_size}px")
+    for col in ("option", "img/s", "time", "USD", "note"):
+        table.add_column(col, justify="right" if col in ("img/s", "time", "USD") else "left")
+    for row in result.rows:
+        seconds = round(row.hours * 3600)
+        duration = f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        table.add_row(row.name, f"{row.img_s:.0f}", duration, f"{row.usd:.3f}", row.note)
+    console.print(table)
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)

@@ -1,0 +1,112 @@
+"""``report.html``: one self-contained page (plots and thumbnails inlined as base64)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+
+from oiforge.evaluate.gallery import Mistake
+
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px}
+th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
+img.plot{max-width:100%;border:1px solid #ddd}.gallery{display:flex;flex-wrap:wrap;gap:12px}
+figure{width:180px;margin:0;font-size:12px}figure img{max-width:170px;max-height:170px}
+.bad{color:#b00}
+"""
+
+
+def png_tag(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img class="plot" alt="{escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return escape(str(value))
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="n">{_num(v)}</td>'
+            if isinstance(v, int | float)
+            else f"<td>{escape(str(v))}</td>"
+            for v in row
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _summary(metrics: Mapping[str, Any]) -> str:
+    rows: list[list[Any]] = [["samples", metrics["samples"]], ["accuracy", metrics["accuracy"]]]
+    rows += [[f"top-{k} accuracy", v] for k, v in metrics["top_k"].items() if k != "1"]
+    for avg in ("macro", "weighted"):
+        rows += [[f"{avg} {m}", metrics[avg][m]] for m in ("precision", "recall", "f1")]
+    rows.append(["expected calibration error", metrics["ece"]])
+    return _table(["metric", "value"], rows)
+
+
+def _per_class(metrics: Mapping[str, Any]) -> str:
+    rows = [
+        [c["name"], c["precision"], c["recall"], c["f1"], c["support"]]
+        for c in metrics["per_class"]
+    ]
+    return _table(["class", "precision", "recall", "F1", "support"], rows)
+
+
+def _attribution(info: Mapping[str, str]) -> str:
+    if not info:
+        return "<br><i>no attribution found</i>"
+    link = info.get("landing_url") or info.get("original_url") or ""
+    title = escape(info.get("title") or info.get("image_id") or "photo")
+    title_html = f'<a href="{escape(link)}">{title}</a>' if link.startswith("http") else title
+    author = escape(info.get("author") or "unknown author")
+    licence = escape(info.get("license") or "licence unknown")
+    return f"<br>{title_html} by {author}, {licence}"
+
+
+def _gallery(mistakes: Sequence[Mistake]) -> str:
+    if not mistakes:
+        return "<p>No mistakes.</p>"
+    figures = []
+    for m in mistakes:
+        img = (
+            f'<img alt="" src="data:image/jpeg;base64,{m.thumbnail_b64}">'
+            if m.thumbnail_b64
+            else ""
+        )
+        figures.append(
+            f"<figure>{img}<figcaption><b>{escape(m.true_name)}</b> → "
+            f'<span class="bad">{escape(m.predicted_name)}</span> ({m.confidence:.2f})'
+            f"<br><small>{escape(m.key)}</small>{_attribution(m.attribution)}</figcaption></figure>"
+        )
+    return f'<div class="gallery">{"".join(figures)}</div>'
+
+
+def render_report(
+    title: str,
+    facts: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    plots: Mapping[str, bytes],
+    mistakes: Sequence[Mistake],
+) -> str:
+    """The whole HTML page."""
+    facts_html = _table(["", ""], [[k, v] for k, v in facts.items()])
+    plots_html = "".join(
+        f"<h2>{escape(name)}</h2>{png_tag(png, name)}" for name, png in plots.items()
+    )
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>{facts_html}"
+        f"<h2>Summary</h2>{_summary(metrics)}<h2>Per class</h2>{_per_class(metrics)}{plots_html}"
+        f"<h2>Worst mistakes</h2>{_gallery(mistakes)}</body></html>\n"
+    )
