@@ -1,1 +1,30 @@
-"""The distributed stage."""
+"""Scale out: the download and build stages over shards of the selection, locally or on Ray.
+
+    from oiforge.distributed import run_download_sharded
+    summary = run_download_sharded("selection.parquet", "store", DownloadConfig(), endpoints,
+                                   backend="ray", address="auto", num_shards=64)
+
+The selection is cut by ImageID hash into independent shards; each shard runs the same stage
+function as the local path (as a Ray task with ``backend="ray"``), writes its own journal and
+outputs atomically, and the driver merges them. Reruns skip complete shards. Ray is imported
+only when ``backend="ray"``; ``backend="local"`` (the default) never needs it.
+"""
+
+from __future__ import annotations
+
+from oiforge.distributed.common import BACKENDS, Backend
+from oiforge.distributed.download_shards import run_download_sharded
+from oiforge.distributed.engine import BackendError, ShardEvent, ShardOutcome, ShardProgress
+from oiforge.distributed.shards import DEFAULT_SHARD_IMAGES, shard_of
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_SHARD_IMAGES",
+    "Backend",
+    "BackendError",
+    "ShardEvent",
+    "ShardOutcome",
+    "ShardProgress",
+    "run_download_sharded",
+    "shard_of",
+]

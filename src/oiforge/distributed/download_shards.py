@@ -1,0 +1,319 @@
+"""``run_download_sharded``: the download stage over shards of the selection, local or on Ray.
+
+Layout under the store (which every node must see, e.g. a shared file system)::
+
+    store/<id[:2]>/<id>.jpg          the images (moved here from the shard stores)
+    store/journal.sqlite             the merged journal (rebuilt after every run)
+    store/stats.json                 merged stats + per-shard stats + backend
+    store/.shards/<k>-of-<n>/        selection.parquet, store/ (the shard's own download
+                                     store and journal), done.json (marker, written last)
+
+Each shard job calls :func:`oiforge.download.download` on its shard selection and its own
+shard store, exactly as the local path does, then moves its ``ok`` images into the main store.
+A rerun skips shards whose marker names the same shard content and says complete; the others
+resume from their own journals. Images already ``ok`` in the main store are not fetched again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from oiforge.atomic import write_text_atomic
+from oiforge.contracts import is_image_id
+from oiforge.distributed.common import (
+    Backend,
+    EventCallback,
+    ProgressMerger,
+    check_backend,
+    open_engine,
+    read_marker,
+    write_marker,
+)
+from oiforge.distributed.engine import Reporter, ShardOutcome, ShardProgress
+from oiforge.distributed.merge import merge_journals, ok_images, publish_images
+from oiforge.distributed.shards import (
+    Shard,
+    auto_num_shards,
+    check_num_shards,
+    count_images,
+    remove_other_layouts,
+    shard_of,
+    split_selection,
+)
+from oiforge.download import (
+    DownloadConfig,
+    DownloadSummary,
+    ProgressUpdate,
+    download,
+    is_transient,
+    read_journal,
+    status_counts,
+)
+from oiforge.download.store import Writer
+from oiforge.endpoints import Endpoints
+
+log = logging.getLogger(__name__)
+
+SHARDS_DIR: Final = ".shards"
+ProgressCallback = Callable[[ProgressUpdate], None]
+
+
+@dataclass(frozen=True)
+class DownloadJob:
+    """One shard's work, picklable for a Ray task."""
+
+    shard: Shard
+    store: Path
+    config: DownloadConfig
+    endpoints: Endpoints
+    settled: frozenset[str]  # already ok in the main store: not fetched again
+    writer: Writer | None = None
+
+    @property
+    def folder(self) -> Path:
+        return self.shard.path.parent
+
+    @property
+    def shard_store(self) -> Path:
+        return self.folder / "store"
+
+
+@dataclass(frozen=True)
+class ShardDone:
+    """What a shard job reports back: the stage's summary, moved images, completeness."""
+
+    summary: DownloadSummary
+    published: int
+    pending: int  # valid images of the shard that a rerun would still fetch
+    settled: int  # images left out because the main store already had them
+
+
+def download_shard(job: DownloadJob, reporter: Reporter) -> ShardDone:
+    """Run the download stage on one shard; move its images home; write its marker."""
+    table = pq.read_table(job.shard.path)
+    if job.settled:
+        keep = pc.invert(
+            pc.is_in(table.column("image_id").cast(pa.string()), pa.array(job.settled))
+        )
+        table = table.filter(pc.fill_null(keep, True))
+
+    def on_progress(u: ProgressUpdate) -> None:
+        reporter.progress(ShardProgress(u.done, u.total, u.ok, u.bytes, u.failures))
+
+    summary = download(
+        table, job.shard_store, job.config, job.endpoints, progress=on_progress, writer=job.writer
+    )
+    reporter.progress(ShardProgress(summary.attempted, summary.attempted), final=True)
+    published = publish_images(job.shard_store, job.store)
+    pending, failed = _pending(table, job.shard_store, job.config.retry_failed)
+    marker = {"key": job.shard.key, "complete": pending == 0 and not summary.stopped}
+    stats = {"pending": pending, "failed": failed, "settled": len(job.settled)}
+    write_marker(job.folder, {**marker, **stats, "stats": summary.to_json()})
+    return ShardDone(summary, published, pending, len(job.settled))
+
+
+def _pending(table: pa.Table, shard_store: Path, retry_failed: bool) -> tuple[int, int]:
+    """Valid images of the shard with no final journal row yet, and those failed for good."""
+    statuses: dict[str, str] = {}
+    journal = read_journal(shard_store)
+    for i, s in zip(
+        journal.column("image_id").to_pylist(), journal.column("status").to_pylist(), strict=True
+    ):
+        statuses[i] = s
+    ids = {i for i in table.column("image_id").cast(pa.string()).to_pylist() if is_image_id(i)}
+
+    def final(status: str | None) -> bool:
+        if status is None or is_transient(status):
+            return False
+        return status == "ok" or not retry_failed
+
+    pending = sum(1 for i in ids if not final(statuses.get(i)))
+    failed = sum(1 for i in ids if statuses.get(i) not in (None, "ok"))
+    return pending, failed
+
+
+def run_download_sharded(
+    selection: str | Path | pa.Table,
+    store: str | Path,
+    config: DownloadConfig | None = None,
+    endpoints: Endpoints | None = None,
+    progress: ProgressCallback | None = None,
+    writer: Writer | None = None,
+    *,
+    backend: Backend | str = "local",
+    address: str | None = None,
+    num_shards: int | None = None,
+    on_event: EventCallback | None = None,
+) -> DownloadSummary:
+    """:func:`oiforge.download.download` over shards; ``backend="local"`` without
+    ``num_shards`` is exactly the local call. See the module docstring for the layout."""
+    chosen = check_backend(str(backend), address)
+    if num_shards is not None:
+        check_num_shards(num_shards)
+    config = config or DownloadConfig()
+    endpoints = endpoints or Endpoints.from_env()
+    if chosen == "local" and num_shards is None:
+        return download(selection, store, config, endpoints, progress=progress, writer=writer)
+    root = Path(store)
+    work = root / SHARDS_DIR
+    sel_path = _selection_file(selection, work)
+    started = time.monotonic()
+    with open_engine(chosen, address) as engine:
+        n = (
+            num_shards
+            if num_shards is not None
+            else auto_num_shards(count_images(sel_path), engine.cpus())
+        )
+        remove_other_layouts(work, n)
+        shards = split_selection(sel_path, work, n)
+        settled = _settled_by_shard(root, n)
+        jobs, skipped = _plan_jobs(shards, root, config, endpoints, settled, writer)
+        merger = ProgressMerger({j.shard.name: j.shard.images for j in jobs}, on_event)
+        outcomes = engine.run(
+            download_shard, [(j.shard.name, j) for j in jobs], _tick(merger, progress)
+        )
+    merge_journals(root, [s.path.parent / "store" for s in shards], work)
+    summary = _summarize(outcomes, skipped, root, time.monotonic() - started)
+    _write_stats(root, summary, config, chosen, n, outcomes)
+    return summary
+
+
+def _selection_file(selection: str | Path | pa.Table, work: Path) -> Path:
+    if not isinstance(selection, pa.Table):
+        return Path(selection)
+    path = work / "selection.parquet"
+    work.mkdir(parents=True, exist_ok=True)
+    tmp = work / ".selection.parquet.tmp"
+    pq.write_table(selection, tmp)
+    tmp.replace(path)
+    return path
+
+
+def _settled_by_shard(store: Path, num_shards: int) -> dict[int, frozenset[str]]:
+    by_shard: dict[int, set[str]] = {}
+    for image_id in ok_images(store):
+        by_shard.setdefault(shard_of(image_id, num_shards), set()).add(image_id)
+    return {k: frozenset(v) for k, v in by_shard.items()}
+
+
+def _plan_jobs(
+    shards: list[Shard],
+    store: Path,
+    config: DownloadConfig,
+    endpoints: Endpoints,
+    settled: dict[int, frozenset[str]],
+    writer: Writer | None,
+) -> tuple[list[DownloadJob], list[dict[str, Any]]]:
+    """Jobs for shards still to do; markers of the complete ones (skipped)."""
+    jobs, skipped = [], []
+    limits = _split_limit(config.limit, [s.images for s in shards])
+    for shard, limit in zip(shards, limits, strict=True):
+        marker = read_marker(shard.path.parent)
+        if _is_complete(marker, shard, config.retry_failed):
+            assert marker is not None
+            skipped.append(marker)
+            continue
+        cfg = dataclasses.replace(config, limit=limit) if config.limit is not None else config
+        jobs.append(
+            DownloadJob(shard, store, cfg, endpoints, settled.get(shard.index, frozenset()), writer)
+        )
+    return jobs, skipped
+
+
+def _is_complete(marker: dict[str, Any] | None, shard: Shard, retry_failed: bool) -> bool:
+    if marker is None or marker.get("key") != shard.key or marker.get("complete") is not True:
+        return False
+    return not (retry_failed and marker.get("failed"))
+
+
+def _split_limit(limit: int | None, sizes: list[int]) -> list[int | None]:
+    """A run-wide ``limit`` shared out over the shards in order."""
+    if limit is None:
+        return [None] * len(sizes)
+    out: list[int | None] = []
+    left = limit
+    for size in sizes:
+        share = min(size, left)
+        out.append(share)
+        left -= share
+    return out
+
+
+def _tick(merger: ProgressMerger, progress: ProgressCallback | None) -> Any:
+    def tick(shard_progress: dict[str, ShardProgress], events: list[Any]) -> None:
+        merger.update(shard_progress, events)
+        if progress is not None:
+            t = merger.total()
+            progress(ProgressUpdate(t.total, t.done, t.ok, t.bytes, merger.elapsed(), t.failures))
+
+    return tick
+
+
+def _summarize(
+    outcomes: list[ShardOutcome[ShardDone]],
+    skipped: list[dict[str, Any]],
+    store: Path,
+    duration_s: float,
+) -> DownloadSummary:
+    statuses: Counter[str] = Counter()
+    sources: Counter[str] = Counter()
+    totals: Counter[str] = Counter()
+    stopped = [f"shard {o.shard}: {o.error}" for o in outcomes if o.error]
+    for o in outcomes:
+        if o.result is None:
+            continue
+        s = o.result.summary
+        statuses.update(s.statuses)
+        sources.update(s.sources)
+        settled = o.result.settled
+        totals.update(
+            selected=s.selected + settled, skipped=s.skipped + settled, attempted=s.attempted,
+            invalid=s.invalid_ids, bytes=s.bytes, requests=s.requests,
+        )  # fmt: skip
+        stopped += [f"shard {o.shard}: {s.stopped}"] if s.stopped else []
+    for marker in skipped:
+        before = int(marker.get("stats", {}).get("selected", 0)) + int(marker.get("settled", 0))
+        totals.update(selected=before, skipped=before)
+    return DownloadSummary(
+        selected=totals["selected"], skipped=totals["skipped"], attempted=totals["attempted"],
+        statuses=dict(statuses), sources=dict(sources), invalid_ids=totals["invalid"],
+        bytes=totals["bytes"], requests=totals["requests"], duration_s=duration_s,
+        journal=status_counts(store) if (store / "journal.sqlite").is_file() else {},
+        stopped="; ".join(stopped)[:2000] or None,
+    )  # fmt: skip
+
+
+def _write_stats(
+    store: Path,
+    summary: DownloadSummary,
+    config: DownloadConfig,
+    backend: str,
+    num_shards: int,
+    outcomes: list[ShardOutcome[ShardDone]],
+) -> None:
+    import json
+
+    shards = [
+        {"shard": o.shard, "attempts": o.attempts, "error": o.error,
+         "stats": o.result.summary.to_json() if o.result else None}
+        for o in outcomes
+    ]  # fmt: skip
+    data = {
+        **summary.to_json(),
+        "config": config.to_json(),
+        "backend": backend,
+        "num_shards": num_shards,
+        "shards_run": shards,
+    }
+    write_text_atomic(store / "stats.json", json.dumps(data, indent=2, sort_keys=True) + "\n")

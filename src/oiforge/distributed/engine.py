@@ -1,0 +1,167 @@
+"""Run shard jobs: in this process one after another (``local``) or as Ray tasks (``ray``).
+
+Both engines call the same shard function with the same job and a :class:`Reporter`; the only
+difference is where it runs. Ray re-runs a task whose worker process died (``max_retries``);
+a shard function is written to resume from its own journal, so a retry redoes only the
+unfinished part. A shard that still fails is a value (:class:`ShardOutcome` with ``error``),
+never an exception that stops the other shards.
+
+Progress flows through a :class:`Board`: a plain object here, a Ray actor on a cluster. Each
+shard reports ``started`` (host, pid, attempt) and throttled counters; the driver drains the
+board a few times a second and turns it into one progress bar.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Generic, Protocol, TypeVar
+
+from oiforge.errors import StageError, UserError
+
+log = logging.getLogger(__name__)
+
+J = TypeVar("J")
+R = TypeVar("R")
+
+POLL_S: Final = 0.25
+REPORT_EVERY_S: Final = 0.25
+DEFAULT_MAX_RETRIES: Final = 3
+
+
+class BackendError(StageError):
+    """The distributed backend could not start (Ray missing, cluster unreachable)."""
+
+
+@dataclass(frozen=True)
+class ShardProgress:
+    """One shard's counters: images done of ``total``, ok, bytes, failures by status."""
+
+    done: int = 0
+    total: int = 0
+    ok: int = 0
+    bytes: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ShardEvent:
+    """A shard started (again: ``attempt`` > 1 after its worker died), finished or failed."""
+
+    shard: str
+    kind: str  # started | finished | failed | skipped
+    attempt: int = 0
+    host: str = ""
+    pid: int = 0
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ShardOutcome(Generic[R]):
+    """What one shard job gave: its result, or the error that stopped it after all retries."""
+
+    shard: str
+    result: R | None
+    error: str | None
+    attempts: int
+
+
+class Board:
+    """Collects shard starts and progress; the driver drains it. A Ray actor on a cluster."""
+
+    def __init__(self, listener: Callable[[], None] | None = None) -> None:
+        self._listener = listener  # called after each change (in-process boards only)
+        self._progress: dict[str, ShardProgress] = {}
+        self._attempts: dict[str, int] = {}
+        self._events: list[ShardEvent] = []
+
+    def start(self, shard: str, host: str, pid: int) -> int:
+        attempt = self._attempts.get(shard, 0) + 1
+        self._attempts[shard] = attempt
+        self._events.append(ShardEvent(shard, "started", attempt, host, pid))
+        if self._listener is not None:
+            self._listener()
+        return attempt
+
+    def report(self, shard: str, progress: ShardProgress) -> None:
+        self._progress[shard] = progress
+        if self._listener is not None:
+            self._listener()
+
+    def drain(self) -> tuple[dict[str, ShardProgress], list[ShardEvent], dict[str, int]]:
+        events, self._events = self._events, []
+        return dict(self._progress), events, dict(self._attempts)
+
+
+class Reporter:
+    """Handed to a shard function: ``started()`` once, then ``progress(...)`` as it goes."""
+
+    def __init__(self, board: Any, shard: str, remote: bool) -> None:
+        self._board, self.shard, self._remote = board, shard, remote
+        self._last = 0.0
+
+    def _call(self, method: str, *args: Any) -> Any:
+        fn = getattr(self._board, method)
+        return fn.remote(*args) if self._remote else fn(*args)
+
+    def started(self) -> None:
+        self._call("start", self.shard, socket.gethostname(), os.getpid())
+
+    def progress(self, progress: ShardProgress, final: bool = False) -> None:
+        now = time.monotonic()
+        if final or now - self._last >= REPORT_EVERY_S or progress.done >= progress.total:
+            self._last = now
+            self._call("report", self.shard, progress)
+
+
+ShardFn = Callable[[J, Reporter], R]
+Tick = Callable[[dict[str, ShardProgress], list[ShardEvent]], None]
+
+
+class Engine(Protocol):
+    """Runs shard jobs and returns one outcome per job, in the order given."""
+
+    name: str
+
+    def cpus(self) -> int: ...
+
+    def run(
+        self, fn: ShardFn[J, R], jobs: Sequence[tuple[str, J]], tick: Tick
+    ) -> list[ShardOutcome[R]]: ...
+
+
+def _run_job(fn: ShardFn[J, R], job: J, reporter: Reporter) -> R:
+    reporter.started()
+    return fn(job, reporter)
+
+
+class LocalEngine:
+    """Shards one after another in this process: no Ray, same shard functions and files."""
+
+    name = "local"
+
+    def cpus(self) -> int:
+        return os.cpu_count() or 1
+
+    def run(
+        self, fn: ShardFn[J, R], jobs: Sequence[tuple[str, J]], tick: Tick
+    ) -> list[ShardOutcome[R]]:
+        board = Board(lambda: tick(*board.drain()[:2]))
+        outcomes: list[ShardOutcome[R]] = []
+        for name, job in jobs:
+            try:
+                result: R | None = _run_job(fn, job, Reporter(board, name, remote=False))
+                error = None
+            except UserError:
+                raise
+            except Exception as exc:  # a shard's failure is a value; the others still run
+                log.exception("shard %s failed", name)
+                result, error = None, f"{type(exc).__name__}: {exc}"
+            progress, events, attempts = board.drain()
+            tick(progress, events)
+            outcomes.append(ShardOutcome(name, result, error, attempts.get(name, 0)))
+        return outcomes

@@ -1,0 +1,117 @@
+"""The Ray engine: each shard job is a Ray task; a small actor carries progress to the driver.
+
+``address=None`` starts a local Ray instance (or reuses the one this process already joined);
+``"auto"`` or ``"ray://host:10001"`` joins a running cluster. Every node needs oiforge
+installed and the same paths (a shared file system for the store and the work folders).
+A task whose worker process dies is re-run by Ray up to ``max_retries`` times; exceptions
+raised by the shard function itself are not retried (they would fail the same way again).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from oiforge.distributed.engine import (
+    DEFAULT_MAX_RETRIES,
+    POLL_S,
+    BackendError,
+    Board,
+    Reporter,
+    ShardFn,
+    ShardOutcome,
+    Tick,
+    _run_job,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise BackendError("the ray backend needs Ray: pip install 'oiforge[distributed]'") from exc
+    return ray
+
+
+class RayEngine:
+    """Shard jobs as Ray tasks (``num_cpus`` each), retried when their worker dies."""
+
+    name = "ray"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        cpus_per_shard: float = 1.0,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+    ) -> None:
+        self.address = address
+        self.cpus_per_shard = cpus_per_shard
+        self.max_retries = max_retries
+        self._started_here = False
+
+    def __enter__(self) -> RayEngine:
+        ray = _import_ray()
+        if ray.is_initialized():
+            return self
+        try:
+            ray.init(
+                address=self.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = self.address or "a new local instance"
+            raise BackendError(f"cannot start or join the Ray cluster ({where}): {exc}") from exc
+        self._started_here = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._started_here:
+            _import_ray().shutdown()
+            self._started_here = False
+
+    def cpus(self) -> int:
+        ray = _import_ray()
+        return max(1, int(ray.cluster_resources().get("CPU", os.cpu_count() or 1)))
+
+    def run(
+        self, fn: ShardFn[Any, Any], jobs: Sequence[tuple[str, Any]], tick: Tick
+    ) -> list[ShardOutcome[Any]]:
+        ray = _import_ray()
+        board = ray.remote(num_cpus=0)(Board).remote()
+        task = ray.remote(_run_job).options(
+            num_cpus=self.cpus_per_shard, max_retries=self.max_retries, retry_exceptions=False
+        )
+        refs = {
+            task.remote(fn, job, Reporter(board, name, remote=True)): name for name, job in jobs
+        }
+        done: dict[str, tuple[Any, str | None]] = {}
+        try:
+            while len(done) < len(jobs):
+                ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=POLL_S)
+                for ref in ready:
+                    done[refs.pop(ref)] = _result(ray, ref)
+                progress, events, _ = ray.get(board.drain.remote())
+                tick(progress, events)
+            attempts = ray.get(board.drain.remote())[2]
+        finally:
+            ray.kill(board)
+        return [
+            ShardOutcome(name, done[name][0], done[name][1], attempts.get(name, 0))
+            for name, _ in jobs
+        ]
+
+
+def _result(ray: Any, ref: Any) -> tuple[Any, str | None]:
+    """The task's value, or its error as text (after Ray's retries ran out)."""
+    try:
+        return ray.get(ref), None
+    except ray.exceptions.RayError as exc:
+        first = str(exc).strip().splitlines()
+        log.warning("shard task failed: %s", exc)
+        return None, f"{type(exc).__name__}: {first[-1] if first else ''}"[:500]
