@@ -1,0 +1,82 @@
+"""The download on a real local Ray cluster: same store as the local backend; a killed worker
+is retried and nothing is lost or duplicated."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dist_helpers import store_digest
+
+from oiforge.distributed import ShardEvent, run_download_sharded
+from oiforge.download import DownloadConfig, download, read_journal
+from oiforge.endpoints import Endpoints
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+]
+
+CONFIG = DownloadConfig(workers=0, backoff_s=0.05)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    ray = pytest.importorskip("ray")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _node_ip_address="127.0.0.1",
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def test_ray_download_matches_local(
+    ray_cluster: None, sample_selection: Path, endpoints: Endpoints, tmp_path: Path, mirror: object
+) -> None:
+    local = download(sample_selection, tmp_path / "local", CONFIG, endpoints)
+    mirror.reset()  # type: ignore[attr-defined]
+    on_ray = run_download_sharded(
+        sample_selection, tmp_path / "ray", CONFIG, endpoints, backend="ray", num_shards=3
+    )
+    assert store_digest(tmp_path / "local") == store_digest(tmp_path / "ray")
+    assert on_ray.statuses == local.statuses and on_ray.journal == local.journal
+    stats = json.loads((tmp_path / "ray" / "stats.json").read_text())
+    assert stats["backend"] == "ray" and len(stats["shards_run"]) == 3
+
+
+def test_a_killed_worker_is_retried_without_loss_or_duplicates(
+    ray_cluster: None, sample_selection: Path, endpoints: Endpoints, tmp_path: Path, mirror: object
+) -> None:
+    mirror.reset()  # type: ignore[attr-defined]
+    reference = download(sample_selection, tmp_path / "local", CONFIG, endpoints)
+    mirror.reset()  # type: ignore[attr-defined]
+    slow = DownloadConfig(workers=0, backoff_s=0.05, rate_per_host=150.0)  # a few s per shard
+    killed: list[ShardEvent] = []
+
+    def kill_first_start(event: ShardEvent) -> None:
+        if event.kind == "started" and not killed:
+            killed.append(event)
+            os.kill(event.pid, signal.SIGKILL)  # the Ray worker process running this shard
+
+    summary = run_download_sharded(
+        sample_selection, tmp_path / "ray", slow, endpoints, backend="ray", num_shards=2,
+        on_event=kill_first_start,
+    )  # fmt: skip
+    assert killed and summary.stopped is None
+    stats = json.loads((tmp_path / "ray" / "stats.json").read_text())
+    attempts = {s["shard"]: s["attempts"] for s in stats["shards_run"]}
+    assert attempts[killed[0].shard] >= 2
+    ids = read_journal(tmp_path / "ray").column("image_id").to_pylist()
+    assert len(ids) == len(set(ids)) == reference.selected
+    assert store_digest(tmp_path / "local") == store_digest(tmp_path / "ray")
