@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -23,6 +24,7 @@ from oiforge.download.verify import Rejection, check_body, header_md5, is_placeh
 from oiforge.endpoints import Endpoints
 
 log = logging.getLogger(__name__)
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class ImageFetcher:
     ) -> None:
         self._fetcher, self._config, self._endpoints = fetcher, config, endpoints
         self._store, self._writer, self._pools = store, writer, pools
+        self.disk_error: str | None = None  # set when the store cannot take more files
 
     async def fetch(self, task: ImageTask) -> JournalRow:
         started, attempts, failures = now_iso(), 0, []
@@ -80,6 +83,8 @@ class ImageFetcher:
                     result.rotated,
                 )
             failures.append((source, url, result))
+            if self.disk_error:  # no use trying other sources: nowhere to put the bytes
+                break
         return _failure_row(task.image_id, failures, attempts, started)
 
     async def _accept(
@@ -121,6 +126,8 @@ class ImageFetcher:
                 self._pools.threads, _write, self._writer, path, data
             )
         except OSError as exc:
+            if exc.errno in _DISK_ERRNOS:
+                self.disk_error = self.disk_error or f"{exc.strerror} ({exc.filename})"
             return Rejection("error", f"store write failed: {exc}")
         return _Stored(len(data), digest, width, height, rotated)
 

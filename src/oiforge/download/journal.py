@@ -110,7 +110,8 @@ class Journal:
             self._db.executemany(_UPSERT, values)
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
 
     def statuses(self) -> dict[str, str]:

@@ -7,7 +7,6 @@ thread pool. Every image ends as one journal row; nothing here raises for a sing
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import multiprocessing
 import sqlite3
@@ -33,7 +32,6 @@ from oiforge.errors import StageError
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[ProgressUpdate], None]
-_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 _WRITE_THREADS = 8
 
 
@@ -165,10 +163,8 @@ class _Run:
     ) -> None:
         for task in items:
             row = await fetcher.fetch(task)
-            if row.error and row.status == "error" and _is_disk_error(row.error):
-                self.stopped = (
-                    self.stopped or f"the store's disk is full or read-only ({row.error})"
-                )
+            if fetcher.disk_error:
+                self.stopped = self.stopped or f"the store's disk is full ({fetcher.disk_error})"
             self.pending.append(row)
             tally.add(row)
             if self.progress is not None:
@@ -210,12 +206,6 @@ class _Run:
             journal=dict(self.journal.counts()),
             stopped=self.stopped,
         )
-
-
-def _is_disk_error(error: str) -> bool:
-    return error.startswith("store write failed: [Errno") and any(
-        f"[Errno {code}]" in error for code in _DISK_ERRNOS
-    )
 
 
 class _PoolsCM:

@@ -8,6 +8,7 @@ beside the images; the next run removes temp folders whose process is gone. The
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import secrets
@@ -18,6 +19,10 @@ from typing import Protocol
 from oiforge.contracts import store_path_parts
 
 TMP_DIR = ".tmp"
+#: Free space kept for the journal: a write that would leave less is refused as ENOSPC, so
+#: the run can still record every image's status when the disk fills up.
+RESERVE_BYTES = 64 * 1024 * 1024
+RESERVE_SHARE = 0.1
 
 
 class Writer(Protocol):
@@ -33,6 +38,7 @@ class FileWriter:
         self._tmp_dir = tmp_dir
 
     def write(self, path: Path, data: bytes) -> None:
+        _check_room(self._tmp_dir, len(data))
         tmp = self._tmp_dir / f"{path.name}.{secrets.token_hex(4)}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -50,6 +56,14 @@ class FileWriter:
                 tmp.unlink()
             raise
         _fsync_dir(path.parent)
+
+
+def _check_room(folder: Path, size: int) -> None:
+    st = os.statvfs(folder)
+    reserve = min(RESERVE_BYTES, int(st.f_blocks * st.f_frsize * RESERVE_SHARE))
+    if st.f_bavail * st.f_frsize - size < reserve:
+        raise OSError(errno.ENOSPC, "No space left on device (keeping room for the journal)",
+                      str(folder))  # fmt: skip
 
 
 def _fsync_dir(path: Path) -> None:
