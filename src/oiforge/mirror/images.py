@@ -69,9 +69,9 @@ class RenderedImage:
 
 def class_style(class_index: int) -> tuple[str, tuple[int, int, int]]:
     """The (shape, colour) of a class; distinct for the first 54 class indices."""
-    shape = SHAPES[class_index % len(SHAPES)]
-    colour = PALETTE[(class_index // len(SHAPES) + class_index) % len(PALETTE)]
-    return shape, colour
+    shape = class_index % len(SHAPES)
+    colour = (class_index // len(SHAPES) + 2 * shape) % len(PALETTE)
+    return SHAPES[shape], PALETTE[colour]
 
 
 def _polygon(kind: str, cx: float, cy: float, rx: float, ry: float) -> list[tuple[float, float]]:
