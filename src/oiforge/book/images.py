@@ -98,18 +98,27 @@ def load_photo(photo: Photo, store: Path | None) -> LoadedPhoto:
     return LoadedPhoto(photo, img.crop(region), cropped=cropped)
 
 
-def sharpness(img: Image.Image) -> float:
-    """Variance of a Laplacian on a 256 px grey copy: higher is sharper."""
-    grey = np.asarray(img.convert("L").resize((256, 256), Image.Resampling.BILINEAR), np.float32)
+def grey_thumb(img: Image.Image, side: int = 256) -> Image.Image:
+    """A small grey copy for sharpness and hashing (box-reduced first: cheap on big photos)."""
+    grey = img.convert("L")
+    factor = grey.width // (2 * side)
+    if factor >= 2:
+        grey = grey.reduce(factor)
+    return grey.resize((side, side), Image.Resampling.BILINEAR)
+
+
+def sharpness(thumb: Image.Image) -> float:
+    """Variance of a Laplacian on a grey thumbnail: higher is sharper."""
+    grey = np.asarray(thumb.convert("L"), np.float32)
     lap = (
         -4 * grey[1:-1, 1:-1] + grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:]
     )
     return float(lap.var())
 
 
-def dhash(img: Image.Image) -> int:
+def dhash(thumb: Image.Image) -> int:
     """A 64-bit difference hash, for near-duplicate detection."""
-    grey = np.asarray(img.convert("L").resize((9, 8), Image.Resampling.BILINEAR), np.int16)
+    grey = np.asarray(thumb.convert("L").resize((9, 8), Image.Resampling.BILINEAR), np.int16)
     bits = (grey[:, 1:] > grey[:, :-1]).flatten()
     return int("".join("1" if b else "0" for b in bits), 2)
 

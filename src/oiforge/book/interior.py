@@ -57,8 +57,8 @@ def new_canvas(buf: io.BytesIO, size: tuple[float, float], title: str, author: s
 def photo_area(geo: PageGeometry) -> Rect:
     """The part of the safe area below the letter band (where the grid goes)."""
     safe = geo.safe
-    band = min(safe.h * 0.26, safe.w * 0.35)
-    return Rect(safe.x, safe.y + 0.06 * safe.h, safe.w, safe.h - band - 0.08 * safe.h)
+    band = min(safe.h * 0.22, safe.w * 0.3)
+    return Rect(safe.x, safe.y + 0.03 * safe.h, safe.w, safe.h - band - 0.05 * safe.h)
 
 
 def cell_inches(geo: PageGeometry, count: int) -> float:

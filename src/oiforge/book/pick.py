@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from oiforge.book.geometry import grid_size
-from oiforge.book.images import LoadedPhoto, dhash, hamming, load_photo, sharpness
+from oiforge.book.images import LoadedPhoto, dhash, grey_thumb, hamming, load_photo, sharpness
 from oiforge.book.model import LetterPlan
 
 MIN_SIDE_PX = 96  # below this a photo is not worth printing at any size
@@ -50,36 +50,45 @@ class _Seen:
         return ""
 
 
-def _score(photo: LoadedPhoto, needed_px: float) -> float:
-    assert photo.image is not None
-    size = min(1.0, photo.side / needed_px) if needed_px > 0 else 1.0
-    sharp = min(1.0, sharpness(photo.image) / SHARP_ENOUGH)
-    return round(0.7 * size + 0.3 * sharp, 6)
+@dataclass(frozen=True)
+class _Candidate:
+    loaded: LoadedPhoto
+    digest: int
+    sharpness: float
+
+    def score(self, needed_px: float) -> float:
+        size = min(1.0, self.loaded.side / needed_px) if needed_px > 0 else 1.0
+        sharp = min(1.0, self.sharpness / SHARP_ENOUGH)
+        return round(0.7 * size + 0.3 * sharp, 6)
+
+
+def _check(
+    loaded: LoadedPhoto, seen: _Seen, local_hashes: list[int]
+) -> tuple[str, _Candidate | None]:
+    if loaded.error:
+        return loaded.error, None
+    if loaded.image is None or loaded.side < MIN_SIDE_PX:
+        return f"too small ({loaded.side} px)", None
+    thumb = grey_thumb(loaded.image)
+    cand = _Candidate(loaded, dhash(thumb), sharpness(thumb))
+    reason = seen.duplicate_of(loaded, cand.digest)
+    if not reason and any(hamming(cand.digest, h) <= NEAR_DUPLICATE_BITS for h in local_hashes):
+        reason = "near-duplicate of a photo of the same letter"
+    return reason, cand
 
 
 def _usable(
     entry: LetterPlan, store: Path | None, seen: _Seen, dropped: list[Dropped], limit: int
-) -> list[tuple[LoadedPhoto, int]]:
-    usable: list[tuple[LoadedPhoto, int]] = []
-    local_hashes: list[int] = []
+) -> list[_Candidate]:
+    usable: list[_Candidate] = []
     for photo in entry.photos:
         if len(usable) >= limit:  # bounded work per letter: enough good ones to rank
             break
-        loaded = load_photo(photo, store)
-        reason = loaded.error
-        digest = 0
-        if not reason and loaded.side < MIN_SIDE_PX:
-            reason = f"too small ({loaded.side} px)"
-        if not reason:
-            digest = dhash(loaded.image)  # type: ignore[arg-type]
-            reason = seen.duplicate_of(loaded, digest)
-            if not reason and any(hamming(digest, h) <= NEAR_DUPLICATE_BITS for h in local_hashes):
-                reason = "near-duplicate of a photo of the same letter"
-        if reason:
+        reason, cand = _check(load_photo(photo, store), seen, [c.digest for c in usable])
+        if reason or cand is None:
             dropped.append(Dropped(entry.letter, photo.image_id, reason))
             continue
-        local_hashes.append(digest)
-        usable.append((loaded, digest))
+        usable.append(cand)
     return usable
 
 
@@ -97,14 +106,14 @@ def pick_letter(
     if count == 0:
         return None
     need = needed_px(count)
-    ranked = sorted(range(len(usable)), key=lambda i: (-_score(usable[i][0], need), i))
+    ranked = sorted(range(len(usable)), key=lambda i: (-usable[i].score(need), i))
     chosen = [usable[i] for i in ranked[:count]]
     for i in ranked[count:]:
-        dropped.append(Dropped(entry.letter, usable[i][0].photo.image_id, "not needed"))
-    for loaded, digest in chosen:
-        seen.ids.add(loaded.photo.image_id)
-        seen.hashes.append(digest)
-    return PrintedLetter(entry, tuple(loaded for loaded, _ in chosen))
+        dropped.append(Dropped(entry.letter, usable[i].loaded.photo.image_id, "not needed"))
+    for cand in chosen:
+        seen.ids.add(cand.loaded.photo.image_id)
+        seen.hashes.append(cand.digest)
+    return PrintedLetter(entry, tuple(c.loaded for c in chosen))
 
 
 def pick_printed(
