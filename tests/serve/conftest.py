@@ -1,4 +1,4 @@
-"""Serve fixtures: a small exported model, shared by the whole session."""
+"""Serve fixtures: a run dir, its export (via the CLI) and a live service, per session."""
 
 from __future__ import annotations
 
@@ -6,16 +6,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serve_helpers import small_labels, small_model
+from serve_helpers import make_run_dir
 
 
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from oiforge.serve.export import export_model
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_run_dir(tmp_path_factory.mktemp("runs") / "cats-vs-cups")
+
+
+@pytest.fixture(scope="session")
+def exported(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`oiforge export RUN --out DIR` through the CLI, once per session."""
+    from typer.testing import CliRunner
+
+    from oiforge.cli import app
 
     out = tmp_path_factory.mktemp("export")
-    export_model(small_model(), small_labels(), out)  # type: ignore[arg-type]
-    yield out
+    result = CliRunner().invoke(app, ["export", str(run_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "parity" in result.output
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,14 @@
-"""Serve test helpers: a small model in the train contract's format and photo-like images.
+"""Serve test helpers: a small training run dir, photo-like images, live servers.
 
-Until ``oiforge.train.load_trained`` exists, the run is built here in the train stage's
-contract format from a small timm model, and exported with ``export_model``.
+``make_run_dir`` writes a run in the train stage's contract (config.yaml, labels.json,
+best.safetensors, metrics.csv) for a small timm model with the train stage's own builders,
+so ``oiforge export`` goes through ``oiforge.train.load_trained`` as it does for real runs.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 from pathlib import Path
@@ -14,23 +16,45 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from oiforge.serve.labels import ClassInfo, Labels, ModelInfo, Preprocessing
+from oiforge.serve.labels import Preprocessing
 
 CLASSES = [("Cat", "/m/01yrx"), ("Coffee cup", "/m/02p5f1q"), ("Rocket", "/m/09rvcxw")]
 PRE = Preprocessing(size=96, crop_pct=0.875, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 
 
-def small_model() -> object:
-    import timm
+ARCH = "efficientnet_lite0"  # the default model (train.models.DEFAULT_MODEL)
+
+
+def make_run_dir(run: Path) -> Path:
+    """A finished training run of an untrained small model, in the train stage's format."""
     import torch
+    import yaml
+    from safetensors.torch import save_file
 
+    from oiforge.train import TrainConfig
+    from oiforge.train.models import create_model
+
+    config = TrainConfig(
+        dataset=str(run / "dataset"),
+        out=str(run),
+        model=ARCH,
+        pretrained=False,
+        num_classes=len(CLASSES),
+        image_size=PRE.size,
+        crop_pct=PRE.crop_pct,
+    )
     torch.manual_seed(0)
-    return timm.create_model("mobilenetv3_small_050", num_classes=len(CLASSES)).eval()
-
-
-def small_labels() -> Labels:
-    classes = tuple(ClassInfo(i, n, m) for i, (n, m) in enumerate(CLASSES))
-    return Labels(classes, PRE, ModelInfo("test-run", "x", "mobilenetv3_small_050"))
+    model = create_model(ARCH, len(CLASSES), pretrained=False, head=config.head)
+    run.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, run / "best.safetensors")
+    (run / "config.yaml").write_text(yaml.safe_dump(config.model_dump(), sort_keys=False))
+    classes = [{"index": i, "name": n, "mid": m} for i, (n, m) in enumerate(CLASSES)]
+    labels = {"classes": classes, "preprocessing": PRE.to_json()}
+    (run / "labels.json").write_text(json.dumps(labels))
+    (run / "metrics.csv").write_text(
+        "epoch,train_loss,val_loss,val_acc\n1,1.1,1.0,0.41\n2,0.9,0.95,0.52\n"
+    )
+    return run
 
 
 def photo(width: int = 160, height: int = 120, mode: str = "RGB", fmt: str = "JPEG") -> bytes:

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from serve_helpers import CLASSES, PRE, photo
+from serve_helpers import ARCH, CLASSES, PRE, photo
 from typer.testing import CliRunner
 
 from oiforge.cli import app
@@ -36,15 +36,18 @@ def test_export_writes_onnx_labels_card_with_dynamic_batch(exported: Path) -> No
     card = (exported / "MODEL.md").read_text()
     for section in ("## Intended use", "## Limits", "## Licences", "## Metrics", "/m/01yrx"):
         assert section in card
+    assert "val_acc: 0.52" in card and ARCH in card
+    assert labels.model.name == "cats-vs-cups" and labels.model.architecture == ARCH
 
 
 @pytest.mark.slow
-def test_onnx_matches_torch_within_1e4_on_real_photos(exported: Path) -> None:
+def test_onnx_matches_torch_within_1e4_on_real_photos(exported: Path, run_dir: Path) -> None:
     import torch
-    from serve_helpers import small_model
     from skimage import data
 
-    model = small_model()
+    from oiforge.train import load_trained
+
+    model = load_trained(run_dir).model
     photos = [data.chelsea(), data.coffee(), data.rocket(), data.astronaut()]
     inputs = []
     for arr in photos:
@@ -170,3 +173,9 @@ def test_predict_path_never_imports_torch(exported: Path, tmp_path: Path) -> Non
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0 and "no-torch-ok" in out.stdout, out.stderr
+
+
+def test_export_refuses_what_is_not_a_finished_run(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["export", str(tmp_path)])
+    assert result.exit_code == 1 and "config.yaml" in result.output
+    assert not (tmp_path / "model.onnx").exists()
