@@ -71,6 +71,7 @@ class Catalog:
         self.fetch_missing = fetch_missing
         self.ingested: dict[str, Ingested] = {}
         self._con = duckdb.connect()
+        self._con.execute("SET enable_progress_bar = false")  # only cli/ prints
         _create_table(self._con, "classes", _classes_columns(classes))
         _create_table(self._con, "hierarchy", _hierarchy_columns(hierarchy))
         self._refresh_views()

@@ -25,7 +25,7 @@ from oiforge.errors import MalformedFileError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 TABLE_KINDS: Final = ("images", "human_labels", "machine_labels", "boxes")
 _FLAGS = ("IsOccluded", "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside")
 
@@ -125,8 +125,10 @@ def convert(con: duckdb.DuckDBPyConnection, file: OfficialFile, csv: Path, out: 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     reader = _read_csv_sql(csv, header, kind)
+    # An image listed twice in one file keeps its first row, so joins never multiply rows.
+    dedupe = "QUALIFY row_number() OVER (PARTITION BY image_id) = 1" if kind == "images" else ""
     sql = (
-        f"COPY (SELECT {select}, {_quote(split)} AS split FROM {reader} "
+        f"COPY (SELECT {select}, {_quote(split)} AS split FROM {reader} {dedupe} "
         f"ORDER BY {SORT_KEYS[kind]}) TO {_quote(str(tmp))} "
         "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"
     )

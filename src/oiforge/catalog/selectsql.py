@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+import pyarrow as pa
+
 from oiforge.contracts import BOX_FLAGS, SPLITS
 from oiforge.spec import SelectSpec
 
@@ -99,85 +102,129 @@ def _split_rank() -> str:
 
 
 def _exclusion(excluded: frozenset[str], splits: str) -> str:
+    """CTE ``not_excluded``: drop images with an excluded class (positive label or box)."""
     if not excluded:
-        return "SELECT NULL::VARCHAR AS image_id WHERE false"
+        return "not_excluded AS (SELECT * FROM dedup)"
     mids = _in_list(excluded)
-    return (
+    bad = (
         f"SELECT image_id FROM human_labels WHERE label_mid IN {mids} AND confidence = 1 "
         f"AND split IN {splits} UNION SELECT image_id FROM boxes WHERE label_mid IN {mids} "
         f"AND split IN {splits}"
     )
+    return f"not_excluded AS (SELECT * FROM dedup ANTI JOIN ({bad}) x USING (image_id))"
+
+
+def _one_split() -> str:
+    """CTE ``one_split``: an image found in several splits keeps only its first split.
+
+    Grouping finds the (rare) offenders cheaply; a window over every row would sort them all.
+    """
+    return (
+        "split_fix AS (SELECT image_id, min(split_rank) AS keep_rank FROM cand GROUP BY image_id "
+        "HAVING min(split_rank) <> max(split_rank)),\n"
+        "one_split AS (SELECT c.* FROM cand c LEFT JOIN split_fix f USING (image_id) "
+        "WHERE f.keep_rank IS NULL OR c.split_rank = f.keep_rank)"
+    )
+
+
+def _dedup(sel: SelectSpec) -> str:
+    """CTE ``dedup``: image mode keeps one row per (image, class): human first, then confidence."""
+    if sel.label_mode == "box":
+        return "dedup AS (SELECT * FROM one_split)"
+    best = "struct_pack(source := source, confidence := confidence, label_mid := label_mid)"
+    nulls = ", ".join(f"NULL AS {c}" for c in _BOX_COLS)
+    return (
+        f"dedup_g AS (SELECT image_id, class_idx, min(split) AS split, "
+        f"min(split_rank) AS split_rank, arg_min({best}, (pri, -confidence, label_mid, source)) "
+        f"AS b FROM one_split GROUP BY image_id, class_idx),\n"
+        f"dedup AS (SELECT image_id, class_idx, split, split_rank, b.source AS source, "
+        f"b.confidence AS confidence, b.label_mid AS label_mid, {nulls} FROM dedup_g)"
+    )
 
 
 def _multi_label(sel: SelectSpec) -> str:
+    """CTE ``kept``: the ``multi_label`` rule for images that carry several selected classes."""
+    if sel.multi_label == "multi":
+        return "kept AS (SELECT * FROM not_excluded)"
+    multi = (
+        "multi AS (SELECT image_id, min(class_idx) AS first_idx FROM not_excluded "
+        "GROUP BY image_id HAVING min(class_idx) <> max(class_idx)),\n"
+    )
     if sel.multi_label == "drop":
-        return "QUALIFY count(DISTINCT class_idx) OVER (PARTITION BY image_id) = 1"
-    if sel.multi_label == "keep-first":
-        return "QUALIFY class_idx = min(class_idx) OVER (PARTITION BY image_id)"
-    return ""
+        return f"{multi}kept AS (SELECT * FROM not_excluded ANTI JOIN multi USING (image_id))"
+    return (
+        f"{multi}kept AS (SELECT n.* FROM not_excluded n LEFT JOIN multi m USING (image_id) "
+        "WHERE m.first_idx IS NULL OR n.class_idx = m.first_idx)"
+    )
 
 
-def _sampling(sel: SelectSpec, n_targets: int) -> str:
-    """CTE ``chosen(class_idx, image_id)``: the per-class image sample."""
-    pairs = "SELECT DISTINCT class_idx, image_id FROM kept"
+def _sampling(sel: SelectSpec) -> str:
+    """CTE ``final``: the rows of the per-class image sample (all rows when unlimited)."""
     if sel.per_class is None and not sel.balanced:
-        return f"chosen AS ({pairs})"
+        return "final AS (SELECT * FROM kept)"
     cap = str(sel.per_class) if sel.per_class is not None else "NULL"
     seed = q(f":{sel.seed}")
     ranked = (
         f"ranked AS (SELECT class_idx, image_id, row_number() OVER (PARTITION BY class_idx "
-        f"ORDER BY md5_number(image_id || {seed}), image_id) AS rn FROM ({pairs}))"
+        f"ORDER BY md5_number(image_id || {seed}), image_id) AS rn "
+        f"FROM (SELECT DISTINCT class_idx, image_id FROM kept))"
     )
+    limit = cap
     if sel.balanced:
         sizes = "SELECT count(*) AS n FROM ranked GROUP BY class_idx"
         limit = f"least(coalesce({cap}, 9223372036854775807), (SELECT min(n) FROM ({sizes})))"
-    else:
-        limit = cap
-    del n_targets
-    return f"{ranked}, chosen AS (SELECT class_idx, image_id FROM ranked WHERE rn <= {limit})"
+    return (
+        f"{ranked},\nchosen AS (SELECT class_idx, image_id FROM ranked WHERE rn <= {limit}),\n"
+        "final AS (SELECT k.* FROM kept k SEMI JOIN chosen c "
+        "ON k.class_idx = c.class_idx AND k.image_id = c.image_id)"
+    )
 
 
 def selection_sql(
     sel: SelectSpec, targets: list[Target], excluded: frozenset[str], machine: bool
 ) -> str:
-    """One query returning the selection rows (without ``spec_hash``), in a stable order."""
+    """One query returning the selection rows (without ``spec_hash``/``box_index``), unordered;
+    ``order_rows`` numbers the boxes and sorts (in Arrow: cheaper than SQL windows)."""
     splits = _in_list(sel.splits)
     mids = _in_list(target_map(targets))
     names = ", ".join(f"({t.idx}, {q(t.mid)}, {q(t.name)})" for t in targets)
-    box_index = (
-        "CAST(row_number() OVER (PARTITION BY k.image_id ORDER BY k.class_idx, k.x_min, k.y_min, "
-        "k.x_max, k.y_max, k.source) - 1 AS INTEGER)"
-        if sel.label_mode == "box"
-        else "CAST(NULL AS INTEGER)"
-    )
+    ctes = [
+        _targets_cte(targets),
+        f"out_names(class_idx, out_mid, out_name) AS (VALUES {names})",
+        f"cand AS (SELECT c.*, t.class_idx, {_split_rank()} AS split_rank "
+        f"FROM ({_candidates(sel, mids, splits, machine)}) c JOIN tgt t USING (label_mid))",
+        _one_split(),
+        _dedup(sel),
+        _exclusion(excluded, splits),
+        _multi_label(sel),
+        _sampling(sel),
+    ]
+    with_clause = ",\n".join(ctes)
     return f"""
-WITH {_targets_cte(targets)},
-out_names(class_idx, out_mid, out_name) AS (VALUES {names}),
-cand AS (SELECT c.*, t.class_idx, {_split_rank()} AS split_rank
-         FROM ({_candidates(sel, mids, splits, machine)}) c JOIN tgt t USING (label_mid)),
-one_split AS (SELECT * FROM cand QUALIFY split_rank = min(split_rank) OVER (PARTITION BY image_id)),
-dedup AS (SELECT * FROM one_split
-          {_dedup_clause(sel)}),
-not_excluded AS (SELECT * FROM dedup ANTI JOIN ({_exclusion(excluded, splits)}) x USING (image_id)),
-kept AS (SELECT * FROM not_excluded {_multi_label(sel)}),
-{_sampling(sel, len(targets))},
-final AS (SELECT k.* FROM kept k JOIN chosen USING (class_idx, image_id)),
-img AS (SELECT * FROM images WHERE image_id IN (SELECT image_id FROM final)
-        QUALIFY row_number() OVER (PARTITION BY image_id ORDER BY split) = 1)
+WITH {with_clause}
 SELECT k.image_id, k.split, o.out_mid AS label_mid, o.out_name AS label_name, k.source,
-       CAST(k.confidence AS FLOAT) AS confidence, {box_index} AS box_index,
+       CAST(k.confidence AS FLOAT) AS confidence, CAST(NULL AS INTEGER) AS box_index,
        {", ".join(f"k.{c}" for c in _BOX_COLS)},
-       {", ".join(f"i.{c}" for c in _IMAGE_COLS)}
-FROM final k JOIN out_names o USING (class_idx) LEFT JOIN img i USING (image_id)
-ORDER BY k.class_idx, k.split_rank, k.image_id, box_index NULLS FIRST, k.label_mid
+       {", ".join(f"i.{c}" for c in _IMAGE_COLS)},
+       k.class_idx AS _class_idx, k.split_rank AS _split_rank
+FROM final k JOIN out_names o USING (class_idx)
+LEFT JOIN images i ON i.image_id = k.image_id AND i.split = k.split
 """
 
 
-def _dedup_clause(sel: SelectSpec) -> str:
-    """Image mode: one row per (image, class), human before machine, higher confidence first."""
-    if sel.label_mode == "box":
-        return ""
-    return (
-        "QUALIFY row_number() OVER (PARTITION BY image_id, class_idx "
-        "ORDER BY pri, confidence DESC, label_mid, source) = 1"
-    )
+BOX_ORDER = ("image_id", "_class_idx", "x_min", "y_min", "x_max", "y_max", "source")
+ROW_ORDER = ("_class_idx", "_split_rank", "image_id", "box_index")
+
+
+def order_rows(table: pa.Table, boxes: bool) -> pa.Table:
+    """Number each image's boxes (0, 1, ...) and sort rows by class, split, image, box."""
+    if boxes and table.num_rows:
+        table = table.sort_by([(c, "ascending") for c in BOX_ORDER])
+        ids = table.column("image_id").to_numpy(zero_copy_only=False)
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        sizes = np.diff(np.r_[starts, len(ids)])
+        index = np.arange(len(ids)) - np.repeat(starts, sizes)
+        pos = table.schema.get_field_index("box_index")
+        table = table.set_column(pos, "box_index", pa.array(index, pa.int32()))
+    table = table.sort_by([(c, "ascending") for c in ROW_ORDER])
+    return table.drop_columns(["_class_idx", "_split_rank"])

@@ -1,0 +1,250 @@
+# ruff: noqa: E501
+"""select: examples on small written files, and hypothesis properties over random data."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from oiforge.catalog import open_catalog, select
+from oiforge.catalog.catalog import Catalog
+from oiforge.contracts import SELECTION_SCHEMA, SPLITS
+from oiforge.errors import SpecError, UnknownClassError
+from oiforge.spec import DatasetSpec, SelectSpec, parse_spec
+
+from .minidata import image_row, write_tables
+
+CAT, DOG, PERSON, FACE, BURGER = "/m/01yrx", "/m/0bt9lr", "/m/01g317", "/m/0dzct", "/m/0cdn1"
+CARNIVORE, BEAR, PANDA = "/m/01lrl", "/m/01dws", "/m/03bj1"
+MIDS = (CAT, DOG, PERSON, FACE, BURGER, BEAR, PANDA)
+
+# one image: (split, [(mid, human_confidence, machine_confidence|None, [box flag tuples])])
+Label = tuple[str, int, float | None, list[tuple[int, int, int, int, int]]]
+Image = tuple[str, list[Label]]
+
+
+def build(home: Path, images: Sequence[Image]) -> Catalog:
+    tables: dict[str, dict[str, list[list[str]]]] = {
+        k: {s: [] for s in SPLITS} for k in ("images", "human_labels", "machine_labels", "boxes")
+    }
+    for n, (split, labels) in enumerate(images):
+        iid = f"{n * 2654435761 % 2**64:016x}"
+        tables["images"][split].append(image_row(iid, split))
+        for mid, human, machine, boxes in labels:
+            tables["human_labels"][split].append([iid, "verification", mid, str(human)])
+            if machine is not None:
+                tables["machine_labels"][split].append([iid, "machine", mid, f"{machine:.1f}"])
+            for b, flags in enumerate(boxes):
+                coords = [f"{0.1 * b:.6f}", "0.900000", "0.100000", "0.800000"]
+                row = [iid, "xclick", mid, "1", *coords, *map(str, flags)]
+                tables["boxes"][split].append(row)
+    write_tables(home, "v7", tables)
+    return open_catalog("v7", home=home, fetch_missing=False)
+
+
+NOFLAGS = (0, 0, 0, 0, 0)
+GROUP = (0, 0, 1, 0, 0)
+
+
+@pytest.fixture()
+def cat(tmp_path: Path) -> Catalog:
+    images: list[Image] = [
+        ("train", [(CAT, 1, None, [NOFLAGS, GROUP])]),
+        ("train", [(CAT, 1, None, [NOFLAGS]), (DOG, 1, None, [NOFLAGS])]),  # two classes
+        ("train", [(DOG, 1, None, [NOFLAGS]), (PERSON, 1, None, [])]),  # has a person label
+        ("validation", [(DOG, 1, None, [NOFLAGS]), (FACE, 0, None, [NOFLAGS])]),  # face box only
+        ("validation", [(CAT, 0, 0.9, []), (PANDA, 1, None, [NOFLAGS])]),
+        ("test", [(BEAR, 1, None, [NOFLAGS]), (BURGER, 1, None, [NOFLAGS, NOFLAGS])]),
+        ("test", [(CAT, 0, 0.4, [])]),
+    ]
+    return build(tmp_path, images)
+
+
+def names(sel: object) -> list[tuple[str, str]]:
+    t = sel.table  # type: ignore[attr-defined]
+    return list(
+        zip(t.column("image_id").to_pylist(), t.column("label_name").to_pylist(), strict=True)
+    )
+
+
+def test_image_mode_human_positives_and_exclusions(cat: Catalog) -> None:
+    sel = select(SelectSpec(classes=("Cat", "Dog"), multi_label="multi"), catalog=cat)
+    assert sel.table.schema == SELECTION_SCHEMA
+    assert sel.counts == {
+        "Cat": {"train": 2, "validation": 0, "test": 0},
+        "Dog": {"train": 2, "validation": 1, "test": 0},
+    }
+    excl = select(
+        SelectSpec(classes=("Cat", "Dog"), exclude_images_with=("Person",), multi_label="multi"),
+        catalog=cat,
+    )
+    # Person expands to its parts? No: Subcategory only; the face *box* image stays (Human face
+    # is a Part of Human body, not a sub-class of Person), the Person-label image goes.
+    assert excl.counts["Dog"] == {"train": 1, "validation": 1, "test": 0}
+    face = select(SelectSpec(classes=("Dog",), exclude_images_with=("Human face",)), catalog=cat)
+    assert face.counts["Dog"] == {"train": 2, "validation": 0, "test": 0}  # box-only face
+
+
+def test_min_confidence_adds_machine_labels(cat: Catalog) -> None:
+    sel = select(SelectSpec(classes=("Cat",), min_confidence=0.5), catalog=cat)
+    assert sel.counts["Cat"] == {"train": 2, "validation": 1, "test": 0}
+    assert set(sel.table.column("source").to_pylist()) == {"verification", "machine"}
+
+
+def test_multi_label_rules(cat: Catalog) -> None:
+    drop = select(SelectSpec(classes=("Cat", "Dog"), multi_label="drop"), catalog=cat)
+    first = select(SelectSpec(classes=("Dog", "Cat"), multi_label="keep-first"), catalog=cat)
+    multi = select(SelectSpec(classes=("Cat", "Dog"), multi_label="multi"), catalog=cat)
+    assert drop.table.num_rows == multi.table.num_rows - 2
+    shared = {
+        i for i, _ in names(multi) if names(multi).count((i, "Cat")) and (i, "Dog") in names(multi)
+    }
+    assert len(shared) == 1
+    assert [n for i, n in names(first) if i in shared] == ["Dog"]
+
+
+def test_expand_and_exclude_subclasses(cat: Catalog) -> None:
+    spec = SelectSpec(
+        classes=({"name": "Carnivore", "expand": True, "exclude_subclasses": ["Bear"]},),
+        multi_label="multi",
+    )
+    sel = select(spec, catalog=cat)
+    assert sel.counts["Carnivore"] == {"train": 3, "validation": 1, "test": 0}  # cats, dogs
+    assert set(sel.table.column("label_mid").to_pylist()) == {CARNIVORE}
+    with_bears = select(SelectSpec(classes=({"name": "Carnivore", "expand": True},)), catalog=cat)
+    assert with_bears.counts["Carnivore"]["test"] == 1
+
+
+def test_box_mode_flags_and_box_index(cat: Catalog) -> None:
+    sel = select(SelectSpec(classes=("Cat", "Hamburger"), label_mode="box"), catalog=cat)
+    assert sel.counts["Cat"]["train"] == 2  # the group-of box is dropped by default
+    burger = [r for r in sel.table.to_pylist() if r["label_name"] == "Hamburger"]
+    assert [r["box_index"] for r in burger] == [0, 1]
+    keep = select(
+        SelectSpec(classes=("Cat",), label_mode="box", box_flags={"is_group_of": "keep"}),
+        catalog=cat,
+    )
+    only = select(
+        SelectSpec(classes=("Cat",), label_mode="box", box_flags={"is_group_of": "only"}),
+        catalog=cat,
+    )
+    assert keep.table.num_rows == 3 and only.table.num_rows == 1
+    assert only.table.column("is_group_of").to_pylist() == [1]
+
+
+def test_write_spec_hash_and_errors(cat: Catalog, tmp_path: Path) -> None:
+    spec = parse_spec({"name": "x", "classes": ["Cat"], "per_class": 1})
+    sel = select(spec, catalog=cat)
+    out = sel.write(tmp_path / "sel" / "selection.parquet")
+    back = pq.read_table(out)
+    assert back.schema == SELECTION_SCHEMA and back.num_rows == 1
+    assert set(back.column("spec_hash").to_pylist()) == {spec.spec_hash()}
+    assert not [p for p in out.parent.iterdir() if p.name != "selection.parquet"]
+    with pytest.raises(SpecError):
+        select(SelectSpec(version="v6", classes=("Cat",)), catalog=cat)
+    with pytest.raises(UnknownClassError):
+        select(SelectSpec(classes=("Catt",)), catalog=cat)
+    with pytest.raises(SpecError):
+        select(SelectSpec(classes=("Cat", "cat")), catalog=cat)
+
+
+def test_balanced_caps_at_smallest_class(cat: Catalog) -> None:
+    sel = select(SelectSpec(classes=("Cat", "Hamburger"), balanced=True), catalog=cat)
+    assert (
+        sel.image_counts["Cat"] == {"train": 1, "validation": 0, "test": 0}
+        or sum(sel.image_counts["Cat"].values()) == 1
+    )
+    assert sum(sel.image_counts["Hamburger"].values()) == 1
+
+
+labels_st = st.lists(
+    st.tuples(
+        st.sampled_from(MIDS),
+        st.integers(0, 1),
+        st.one_of(st.none(), st.floats(0.1, 1.0)),
+        st.lists(st.tuples(*[st.integers(-1, 1)] * 5), max_size=2),
+    ),
+    min_size=1,
+    max_size=4,
+    unique_by=lambda x: x[0],
+)
+images_st = st.lists(st.tuples(st.sampled_from(SPLITS), labels_st), min_size=1, max_size=25)
+spec_st = st.fixed_dictionaries(
+    {
+        "classes": st.lists(
+            st.sampled_from(["Cat", "Dog", "Hamburger"]), min_size=1, max_size=3, unique=True
+        ),
+        "label_mode": st.sampled_from(["image", "box"]),
+        "per_class": st.one_of(st.none(), st.integers(1, 4)),
+        "seed": st.integers(0, 3),
+        "multi_label": st.sampled_from(["drop", "keep-first", "multi"]),
+        "exclude_images_with": st.sampled_from([(), ("Person",), ("Human face", "Panda")]),
+        "splits": st.sampled_from([SPLITS, ("train",), ("validation", "test")]),
+        "balanced": st.booleans(),
+    }
+)
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(images=images_st, specs=st.lists(spec_st, min_size=3, max_size=3))
+def test_selection_properties(images: list[Image], specs: list[dict[str, object]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        cat = build(Path(tmp), images)
+        for raw in specs:
+            spec = SelectSpec.model_validate(raw)
+            sel = select(spec, catalog=cat)
+            _check(cat, spec, sel.table.to_pylist())
+            assert select(spec, catalog=cat).table.equals(sel.table)  # same seed, same rows
+        cat.close()
+
+
+def _check(cat: Catalog, spec: SelectSpec, rows: list[dict[str, object]]) -> None:
+    splits_of: dict[object, set[object]] = {}
+    per_class: dict[object, set[object]] = {}
+    for r in rows:
+        splits_of.setdefault(r["image_id"], set()).add(r["split"])
+        per_class.setdefault(r["label_name"], set()).add(r["image_id"])
+        assert r["split"] in spec.splits
+    assert all(len(s) == 1 for s in splits_of.values())  # no image in two splits
+    if spec.per_class is not None:
+        assert all(len(v) <= spec.per_class for v in per_class.values())
+    if spec.balanced and per_class:
+        assert len({len(v) for v in per_class.values()}) == 1 or len(per_class) < len(spec.classes)
+    if spec.multi_label != "multi":
+        classes_of: dict[object, set[object]] = {}
+        for r in rows:
+            classes_of.setdefault(r["image_id"], set()).add(r["label_name"])
+        assert all(len(c) == 1 for c in classes_of.values())
+    excluded = _expanded(cat, spec.exclude_images_with)
+    if excluded and rows:
+        ids = ", ".join(f"'{r['image_id']}'" for r in rows)
+        mids = ", ".join(f"'{m}'" for m in excluded)
+        hits = cat.connection.execute(
+            f"SELECT count(*) FROM (SELECT image_id, label_mid FROM human_labels WHERE confidence = 1 "
+            f"UNION ALL SELECT image_id, label_mid FROM boxes) WHERE image_id IN ({ids}) "
+            f"AND label_mid IN ({mids})"
+        ).fetchall()
+        assert hits == [(0,)]
+
+
+def _expanded(cat: Catalog, names_: Sequence[str]) -> set[str]:
+    out: set[str] = set()
+    for n in names_:
+        mid = cat.resolve(n).mid
+        out |= {mid} | cat.descendants(mid)
+    return out
+
+
+def test_dataset_spec_and_select_spec_hash_agree() -> None:
+    spec = DatasetSpec.model_validate({"classes": ["Cat"]})
+    from oiforge.catalog.select import spec_hash_of
+
+    assert spec_hash_of(spec) == spec.spec_hash()
+    assert len(spec_hash_of(spec.select)) == 16
