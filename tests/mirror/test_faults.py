@@ -203,3 +203,13 @@ def test_planted_faults_give_the_expected_status(sample_root: Path) -> None:
         ep = Endpoints.for_mirror(server.url)
         for image in planted:
             assert _download(ep, image) == image["expected_status"], image["fault"]
+
+
+def test_public_api_is_exactly_all() -> None:
+    import pkgutil
+
+    import oiforge.mirror as mirror
+
+    modules = {m.name for m in pkgutil.iter_modules(mirror.__path__)}
+    public = {n for n in dir(mirror) if not n.startswith("_")} - modules
+    assert public == set(mirror.__all__)

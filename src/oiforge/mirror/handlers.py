@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ from oiforge.mirror.images import PLACEHOLDER_RELPATH, placeholder_png
 if TYPE_CHECKING:
     from oiforge.mirror.server import MirrorState
 
+log = logging.getLogger(__name__)
 CHUNK = 256 * 1024
 SERVED_PREFIXES = ("openimages/", "open-images-dataset/", "flickr/")
 DEFAULT_SLOW_BPS = 65536
@@ -114,12 +116,15 @@ class MirrorHandler:
         if request.method == "HEAD":
             return resp
         head = JPEG_HEADER[:size]
-        await resp.write(head)
         sent, zeros = len(head), bytes(CHUNK)
-        while sent < size:
-            n = min(CHUNK, size - sent)
-            await resp.write(zeros[:n])
-            sent += n
+        try:
+            await resp.write(head)
+            while sent < size:
+                n = min(CHUNK, size - sent)
+                await resp.write(zeros[:n])
+                sent += n
+        except ConnectionError:  # a client that stops reading at its size limit
+            log.debug("client closed %s after %d bytes", request.path, sent)
         return resp
 
     async def _digest(self, file: Path) -> bytes:
@@ -157,7 +162,10 @@ class MirrorHandler:
         await resp.prepare(request)
         if request.method == "HEAD" or size == 0:
             return resp
-        await self._stream(request, resp, file, span, rule)
+        try:
+            await self._stream(request, resp, file, span, rule)
+        except ConnectionError:  # the client went away (e.g. gave up on a slow body)
+            log.debug("client closed %s early", request.path)
         return resp
 
     async def _stream(
