@@ -215,3 +215,10 @@ def test_malformed_book_json_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(MalformedFileError, match="book plan"):
         read_plan(tmp_path / "missing.json")
     assert LayoutOptions().trim == "8.5x8.5"
+
+
+def test_text_without_glyphs_prints_as_question_marks() -> None:
+    from oiforge.book.fonts import REGULAR, printable
+
+    register_fonts("Vera")
+    assert printable("東京の夜 at night é", REGULAR) == "? at night é"

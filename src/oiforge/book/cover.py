@@ -8,7 +8,7 @@ import math
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen.canvas import Canvas
 
-from oiforge.book.fonts import BOLD, REGULAR, clean_text, fit_size, wrap
+from oiforge.book.fonts import BOLD, REGULAR, clean_text, fit_size, printable, wrap
 from oiforge.book.geometry import POINTS_PER_INCH, PageGeometry, Rect
 from oiforge.book.images import LoadedPhoto, encode_for_print
 from oiforge.book.interior import INK, MAX_EMBED_DPI, new_canvas
@@ -54,10 +54,10 @@ def _mosaic(canvas: Canvas, photos: list[LoadedPhoto], area: Rect, jpeg_q: int) 
 
 def _title_panel(canvas: Canvas, trim: Rect, margin: float, layout: LayoutOptions) -> None:
     width = trim.w - 2 * margin
-    title = clean_text(layout.title, 120) or "A to Z"
+    title = printable(clean_text(layout.title, 120), BOLD) or "A to Z"
     size = min(40.0, width / 9)
     lines = wrap(title, BOLD, size, width * 0.9)[:3]
-    extra = [clean_text(t, 160) for t in (layout.subtitle, layout.author) if clean_text(t, 160)]
+    extra = [printable(clean_text(t, 160)) for t in (layout.subtitle, layout.author) if t.strip()]
     panel_h = len(lines) * size * 1.2 + len(extra) * size * 0.7 + size
     y0 = trim.y + trim.h * 0.5 - panel_h / 2
     canvas.setFillColorRGB(1, 1, 1)
@@ -100,7 +100,7 @@ def draw_back(canvas: Canvas, trim: Rect, fill: Rect, geo: PageGeometry, words: 
     y = trim.y + trim.h - geo.margin - 14
     canvas.setFont(BOLD, 14)
     canvas.drawString(trim.x + geo.margin, y, "From A to Z, with real photographs")
-    for line in wrap(words, REGULAR, 11, width)[:30]:
+    for line in wrap(printable(words), REGULAR, 11, width)[:30]:
         y -= 15
         canvas.setFont(REGULAR, 11)
         canvas.drawString(trim.x + geo.margin, y, line)
@@ -114,7 +114,7 @@ def _spine(canvas: Canvas, spine: Rect, title: str) -> None:
     if spine.w < MIN_SPINE_TEXT_IN * POINTS_PER_INCH:
         return
     size = min(spine.w * 0.5, 14.0)
-    text = clean_text(title, 80)
+    text = printable(clean_text(title, 80), BOLD)
     size = fit_size(text, BOLD, size, spine.h * 0.8)
     canvas.saveState()
     canvas.translate(spine.x + spine.w / 2 + size * 0.35, spine.y + spine.h / 2)

@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from oiforge.book.fonts import BOLD, REGULAR, clean_text, wrap
+from oiforge.book.fonts import BOLD, REGULAR, clean_text, printable, wrap
 from oiforge.book.geometry import PageGeometry
 from oiforge.book.model import Photo
 
@@ -70,7 +70,7 @@ def credit_text(line: CreditLine) -> tuple[str, str]:
         parts.append(", ".join(line.changes))
     ident = p.image_id if p.source == "openimages" else "own photo"
     heading = f"{where} · {clean_text(line.label, 60)} ({line.letter}) · {ident}"
-    return heading, " · ".join(parts)
+    return printable(heading, BOLD), printable(" · ".join(parts), REGULAR)
 
 
 def credit_pages(lines: list[CreditLine], geo: PageGeometry) -> list[CreditPage]:

@@ -65,6 +65,18 @@ def clean_text(text: str, limit: int = 400) -> str:
     return out if len(out) <= limit else out[: limit - 1].rstrip() + "…"
 
 
+def printable(text: str, font: str = REGULAR) -> str:
+    """``text`` with each run of characters the font has no glyph for replaced by ``?``."""
+    cmap = pdfmetrics.getFont(font).face.charToGlyph
+    out: list[str] = []
+    for ch in text:
+        if ord(ch) in cmap or ch == " ":
+            out.append(ch)
+        elif not out or out[-1] != "?":
+            out.append("?")
+    return "".join(out)
+
+
 def _break_word(word: str, font: str, size: float, width: float) -> list[str]:
     parts, cur = [], ""
     for ch in word:

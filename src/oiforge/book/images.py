@@ -19,6 +19,7 @@ from oiforge.book.model import Box, Photo
 from oiforge.contracts import is_image_id, store_path_parts
 
 MAX_PIXELS = 80_000_000  # refuse decompression bombs
+MAX_FILE_BYTES = 64 * 1024 * 1024
 BOX_PADDING = 0.08  # fraction of the box side added around a cropped object
 
 
@@ -84,6 +85,8 @@ def load_photo(photo: Photo, store: Path | None) -> LoadedPhoto:
     if path is None:
         return LoadedPhoto(photo, error="no file for this photo")
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return LoadedPhoto(photo, error=f"file larger than {MAX_FILE_BYTES} bytes")
         data = path.read_bytes()
     except OSError as exc:
         return LoadedPhoto(photo, error=f"not readable: {exc.strerror or exc}")

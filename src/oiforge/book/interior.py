@@ -10,7 +10,7 @@ from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen.canvas import Canvas
 
 from oiforge.book.credits import CreditLine, credit_pages
-from oiforge.book.fonts import BOLD, REGULAR, clean_text, fit_size, wrap
+from oiforge.book.fonts import BOLD, REGULAR, clean_text, fit_size, printable, wrap
 from oiforge.book.geometry import POINTS_PER_INCH, PageGeometry, Rect, grid_cells
 from oiforge.book.images import effective_dpi, encode_for_print
 from oiforge.book.model import LayoutOptions
@@ -78,7 +78,7 @@ def _page_number(canvas: Canvas, geo: PageGeometry, number: int) -> None:
 
 def draw_title_page(canvas: Canvas, geo: PageGeometry, layout: LayoutOptions) -> None:
     safe = geo.safe
-    title = clean_text(layout.title, 120) or "A to Z"
+    title = printable(clean_text(layout.title, 120), BOLD) or "A to Z"
     size = min(44.0, safe.w / 10)
     lines = wrap(title, BOLD, size, safe.w)[:4]
     y = safe.y + safe.h * 0.62
@@ -88,7 +88,7 @@ def draw_title_page(canvas: Canvas, geo: PageGeometry, layout: LayoutOptions) ->
         canvas.drawCentredString(safe.x + safe.w / 2, y, line)
         y -= size * 1.2
     for text, pt in ((layout.subtitle, size * 0.5), (layout.author, size * 0.45)):
-        text = clean_text(text, 160)
+        text = printable(clean_text(text, 160))
         if text:
             y -= pt * 0.8
             canvas.setFont(REGULAR, pt)
@@ -104,7 +104,10 @@ def _draw_band(canvas: Canvas, geo: PageGeometry, page: PrintedLetter, index: in
     band_bottom = area.y + area.h + 0.02 * safe.h
     canvas.setFillColorRGB(*PALETTE[index % len(PALETTE)])
     canvas.rect(0, band_bottom, page_w, page_h - band_bottom, stroke=0, fill=1)
-    letter, label = page.entry.letter, clean_text(page.entry.label, 60) or page.entry.letter
+    letter, label = (
+        page.entry.letter,
+        printable(clean_text(page.entry.label, 60), BOLD) or page.entry.letter,
+    )
     band_h = safe.y + safe.h - band_bottom
     big = band_h * 0.8
     canvas.setFillColorRGB(*INK)
