@@ -61,6 +61,10 @@ def test_make_sample_scaled_cli(tmp_path: Path) -> None:
         assert all(re.fullmatch(r"[0-9a-f]{16}", i) for i in ids)
         assert (ids == sorted(ids)) == (width != 12), relpath
     assert len(rows) - 1 == round(3000 * 9 / 14.6)
+    assert {r[11] for r in rows[1:]} == {"", "0.0"}
+    assert (
+        b',""' not in (meta / "2018_04/train/train-images-boxable-with-rotation.csv").read_bytes()
+    )
     assert (meta / "v7/oidv7-class-descriptions.csv").is_file()
     again = tmp_path / "again"
     assert runner.invoke(app, [*args[:2], str(again), *args[3:]], env=ENV).exit_code == 0

@@ -32,6 +32,15 @@ def _u(_seed: int, k: int) -> str:
     return f"(((h{k // 4} >> {16 * (k % 4)}) & 65535) / 65536.0)"
 
 
+def _f6(expr: str) -> str:
+    """SQL for a number with 6 decimals (``format`` is ~3x faster than ``printf``)."""
+    return "format('{:.6f}', " + expr + ")"
+
+
+def _hex(expr: str, width: int) -> str:
+    return "format('{:0" + str(width) + "x}', " + expr + ")"
+
+
 def _hashed(rows: int, seed: int, count: int) -> str:
     """Rows ``i`` with ``count`` 64-bit hashes each: 4 uniforms per hash, few hash calls."""
     cols = ", ".join(f"hash(i + 1, {seed} + 1, {n} + 1) AS h{n}" for n in range(count))
@@ -42,7 +51,7 @@ def _image_id(index_sql: str) -> str:
     # Increasing in the index (stride + jitter below the stride), so files written in index
     # order are sorted by ImageID; $stride spreads the ids over the 63-bit range.
     idx = f"({index_sql})::HUGEINT"
-    return f"printf('%016x', {idx} * $stride + hash({idx} + 7) % $stride)"
+    return _hex(f"({idx} * $stride + hash({idx} + 7) % $stride)::BIGINT", 16)
 
 
 def _boxes_sql(rows: int, seed: int, mids: str) -> str:
@@ -55,7 +64,7 @@ def _boxes_sql(rows: int, seed: int, mids: str) -> str:
     names = ("XClick1X", "XClick2X", "XClick3X", "XClick4X",
              "XClick1Y", "XClick2Y", "XClick3Y", "XClick4Y")  # fmt: skip
     click_cols = ", ".join(
-        f"CASE WHEN {u[8]} < 0.9 THEN printf('%.6f', {c}) ELSE '-1' END AS {n}"
+        f"CASE WHEN {u[8]} < 0.9 THEN {_f6(c)} ELSE '-1' END AS {n}"
         for c, n in zip(clicks, names, strict=True)
     )
     flags = ", ".join(
@@ -69,8 +78,8 @@ def _boxes_sql(rows: int, seed: int, mids: str) -> str:
         SELECT {_image_id(f"i // {BOXES_PER_IMAGE}")} AS ImageID,
             CASE WHEN {u[8]} < 0.9 THEN 'xclick' ELSE 'activemil' END AS Source,
             {mids}[1 + (h3 % len({mids}))::BIGINT] AS LabelName, '1' AS Confidence,
-            printf('%.6f', {x0}) AS XMin, printf('%.6f', {x1}) AS XMax,
-            printf('%.6f', {y0}) AS YMin, printf('%.6f', {y1}) AS YMax, {flags}, {click_cols}
+            {_f6(x0)} AS XMin, {_f6(x1)} AS XMax,
+            {_f6(y0)} AS YMin, {_f6(y1)} AS YMax, {flags}, {click_cols}
         FROM {_hashed(rows, seed, 4)}"""
 
 
@@ -89,7 +98,7 @@ def _images_sql(rows: int, seed: int) -> str:
     # without a sort.
     step = next(k for k in range(7_919, 10**9) if math.gcd(k, rows) == 1)
     photo = "(100000000 + h0 % 90000000000)"
-    secret = "printf('%010x', h1 % 1099511627776)"
+    secret = _hex("(h1 % 1099511627776)::BIGINT", 10)
     folder = "(1 + (h1 >> 44) % 9) || '/' || (1 + (h0 >> 40) % 8000)"
     path = f"{folder} || '/' || {photo} || '_' || {secret}"
     return f"""
@@ -105,7 +114,7 @@ def _images_sql(rows: int, seed: int) -> str:
             (50000 + (h0 >> 20) % 5000000)::VARCHAR AS OriginalSize,
             to_base64(unhex(md5(i::VARCHAR || '-{seed}'))) AS OriginalMD5,
             'https://c1.staticflickr.com/' || {path} || '_z.jpg' AS Thumbnail300KURL,
-            CASE WHEN i % 50 = 0 THEN '' ELSE '0.0' END AS Rotation
+            CASE WHEN i % 50 = 0 THEN NULL ELSE '0.0' END AS Rotation
         FROM (SELECT i, hash(i + 1, {seed} + 1, 1) AS h0, hash(i + 1, {seed} + 1, 2) AS h1 FROM
               (SELECT (r * {step} + {seed}) % {rows} AS i FROM range({rows}) t(r)))"""
 
