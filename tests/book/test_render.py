@@ -157,3 +157,23 @@ def test_duplicate_image_is_printed_once(small_plan: BookPlan, store: Path, tmp_
     result = render_book(plan, tmp_path / "out", store)
     ids = [e["image_id"] for e in json.loads(result.path("attribution.json").read_text())["photos"]]
     assert len(ids) == len(set(ids))
+
+
+def test_spread_puts_letter_left_and_photos_right(
+    small_plan: BookPlan, store: Path, tmp_path: Path
+) -> None:
+    result = render_book(_layout(small_plan, spread=True), tmp_path / "s", store)
+    # title + 4 letters x 2 pages + 1 credits page = 10
+    assert result.pages == int(pdfinfo(result.path("interior.pdf"))["Pages"]) == 10
+    attribution = json.loads(result.path("attribution.json").read_text())
+    pages = {e["letter"]: e["pages"][0] for e in attribution["photos"]}
+    assert pages == {"A": 3, "B": 5, "C": 7, "D": 9}  # right-hand (odd) pages
+    subprocess.run(
+        ["pdftoppm", "-r", "30", "-png", "-f", "2", "-l", "2", str(result.path("interior.pdf")),
+         str(tmp_path / "intro")],
+        check=True,
+    )  # fmt: skip
+    intro = np.asarray(Image.open(next(tmp_path.glob("intro*.png"))).convert("RGB"), np.int16)
+    background = intro[2, 2]
+    assert tuple(background) != (255, 255, 255)
+    assert (np.abs(intro - background).sum(axis=2) < 30).mean() > 0.6  # mostly the colour

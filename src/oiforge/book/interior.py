@@ -54,23 +54,24 @@ def new_canvas(buf: io.BytesIO, size: tuple[float, float], title: str, author: s
     return canvas
 
 
-def photo_area(geo: PageGeometry) -> Rect:
-    """The part of the safe area below the letter band (where the grid goes)."""
+def photo_area(geo: PageGeometry, spread: bool = False) -> Rect:
+    """Where the grid goes: below the letter band, or (spreads) below a one-line caption."""
     safe = geo.safe
-    band = min(safe.h * 0.22, safe.w * 0.3)
-    return Rect(safe.x, safe.y + 0.03 * safe.h, safe.w, safe.h - band - 0.05 * safe.h)
+    top = safe.h * 0.09 if spread else min(safe.h * 0.22, safe.w * 0.3)
+    return Rect(safe.x, safe.y + 0.03 * safe.h, safe.w, safe.h - top - 0.05 * safe.h)
 
 
-def cell_inches(geo: PageGeometry, count: int) -> float:
+def cell_inches(geo: PageGeometry, count: int, spread: bool = False) -> float:
     """The printed side (inches) of one grid cell for ``count`` photos."""
-    return grid_cells(photo_area(geo), count, _gutter(geo, count))[0].w / POINTS_PER_INCH
+    cells = grid_cells(photo_area(geo, spread), count, _gutter(geo, count))
+    return cells[0].w / POINTS_PER_INCH
 
 
 def _gutter(geo: PageGeometry, count: int) -> float:
     return geo.safe.w * (0.03 if count > 1 else 0.0)
 
 
-def _page_number(canvas: Canvas, geo: PageGeometry, number: int) -> None:
+def page_number(canvas: Canvas, geo: PageGeometry, number: int) -> None:
     canvas.setFont(REGULAR, 9)
     canvas.setFillColorRGB(*INK)
     canvas.drawCentredString(geo.page_size[0] / 2, geo.bleed + geo.margin * 0.45, str(number))
@@ -131,11 +132,18 @@ def draw_letter_page(
 ) -> list[PlacedPhoto]:
     """One letter: band, grid of square photos, page number; returns where photos went."""
     _draw_band(canvas, geo, page, index)
+    placed = draw_grid(canvas, geo, photo_area(geo), page, number, jpeg_q)
+    page_number(canvas, geo, number)
+    return placed
+
+
+def draw_grid(
+    canvas: Canvas, geo: PageGeometry, area: Rect, page: PrintedLetter, number: int, jpeg_q: int
+) -> list[PlacedPhoto]:
+    """The photos of a letter as a grid of squares in ``area``."""
     count = len(page.photos)
     placed = []
-    for cell, loaded in zip(
-        grid_cells(photo_area(geo), count, _gutter(geo, count)), page.photos, strict=True
-    ):
+    for cell, loaded in zip(grid_cells(area, count, _gutter(geo, count)), page.photos, strict=True):
         assert loaded.image is not None
         cell_in = cell.w / POINTS_PER_INCH
         data = encode_for_print(loaded.image, cell_in, MAX_EMBED_DPI, jpeg_q)
@@ -153,7 +161,6 @@ def draw_letter_page(
                 resized,
             )
         )
-    _page_number(canvas, geo, number)
     return placed
 
 
@@ -174,6 +181,6 @@ def draw_credit_pages(
             y -= size * 1.25
             canvas.setFont(font, size)
             canvas.drawString(geo.safe.x, y, text)
-        _page_number(canvas, geo, first_number + i)
+        page_number(canvas, geo, first_number + i)
         canvas.showPage()
     return len(pages)

@@ -103,6 +103,7 @@ class LayoutOptions(_Frozen):
     min_dpi: int = Field(default=300, ge=1, le=2400)
     max_photos: int = 9
     spine_in: float | None = Field(default=None, ge=0.0, le=10.0)
+    spread: bool = False  # two pages per letter: the letter on the left, photos on the right
     font: Literal["DejaVuSans", "Vera"] = "DejaVuSans"
     jpeg_quality: int = Field(default=90, ge=1, le=100)
 

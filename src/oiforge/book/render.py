@@ -27,6 +27,7 @@ from oiforge.book.interior import (
 )
 from oiforge.book.model import BookPlan
 from oiforge.book.pick import Dropped, PrintedLetter, pick_printed
+from oiforge.book.spread import draw_spread
 from oiforge.errors import StageError
 
 log = logging.getLogger(__name__)
@@ -80,11 +81,16 @@ def _interior(
     draw_title_page(canvas, geo, layout)
     canvas.showPage()
     placed: list[PlacedPhoto] = []
+    per_letter = 2 if layout.spread else 1
     for i, page in enumerate(pages):
-        placed += draw_letter_page(canvas, geo, page, i, i + 2, layout.jpeg_quality)
+        number = 2 + per_letter * i
+        if layout.spread:
+            placed += draw_spread(canvas, geo, page, i, number, layout.jpeg_quality)
+        else:
+            placed += draw_letter_page(canvas, geo, page, i, number, layout.jpeg_quality)
         canvas.showPage()
     lines = _credit_lines(placed, pages, cover_ids)
-    count = 1 + len(pages)
+    count = 1 + per_letter * len(pages)
     count += draw_credit_pages(canvas, geo, lines, count + 1)
     if count % 2:  # printers bind an even number of pages; the last one stays blank
         canvas.showPage()
@@ -125,7 +131,7 @@ def render_book(
         plan.letters,
         Path(store) if store is not None else None,
         layout.max_photos,
-        lambda n: cell_inches(geo, n) * layout.min_dpi,
+        lambda n: cell_inches(geo, n, layout.spread) * layout.min_dpi,
         on_letter,
     )
     if not pages:

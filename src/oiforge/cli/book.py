@@ -29,6 +29,7 @@ _AUTHOR = typer.Option(None, "--author", help="Author line.")
 _TRIM = typer.Option(None, "--trim", help="Trim size: 8.5x8.5 (default), 8x10, A4, 210x297mm.")
 _BLEED = typer.Option(None, "--bleed/--no-bleed", help="Add 0.125 in bleed on every side.")
 _SPINE = typer.Option(None, "--spine", help="Spine width in inches: cover.pdf as one wrap.")
+_SPREAD = typer.Option(None, "--spread/--one-page", help="Two facing pages per letter.")
 _MAXP = typer.Option(None, "--max-photos", help="Most photos per letter: 1, 4, 9 or 16.")
 _FONT = typer.Option(None, "--font", help="DejaVuSans (default when installed) or Vera.")
 _MIRROR = typer.Option(None, "--mirror", help="Use an `oiforge mirror` for metadata and images.")
@@ -163,6 +164,7 @@ def book_all(
     seed: int | None = _SEED, title: str | None = _TITLE, subtitle: str | None = _SUBTITLE,
     author: str | None = _AUTHOR, trim: str | None = _TRIM, bleed: bool | None = _BLEED,
     spine: float | None = _SPINE, max_photos: int | None = _MAXP, font: str | None = _FONT,
+    spread: bool | None = _SPREAD,
     mirror: str | None = _MIRROR, sources: str = _SOURCES,
 ) -> None:  # fmt: skip
     """Plan, download and render the whole book into OUT (or run one step: plan, render)."""
@@ -173,7 +175,7 @@ def book_all(
         overrides=str(overrides) if overrides else None, label_mode=label_mode,
         allow_depictions=allow_depictions, cc_by_only=cc_by_only, seed=seed, title=title,
         subtitle=subtitle, author=author, trim=trim, bleed=bleed, spine=spine,
-        max_photos=max_photos, font=font,
+        max_photos=max_photos, font=font, spread=spread,
     )  # fmt: skip
     plan = _plan(request, mirror, out)
     _download(out, mirror, sources)
@@ -188,6 +190,7 @@ def plan_command(
     seed: int | None = _SEED, title: str | None = _TITLE, subtitle: str | None = _SUBTITLE,
     author: str | None = _AUTHOR, trim: str | None = _TRIM, bleed: bool | None = _BLEED,
     spine: float | None = _SPINE, max_photos: int | None = _MAXP, font: str | None = _FONT,
+    spread: bool | None = _SPREAD,
     mirror: str | None = _MIRROR,
 ) -> None:  # fmt: skip
     """Choose classes and photos: OUT/book.json and OUT/selection.parquet (for download)."""
@@ -196,7 +199,7 @@ def plan_command(
         overrides=str(overrides) if overrides else None, label_mode=label_mode,
         allow_depictions=allow_depictions, cc_by_only=cc_by_only, seed=seed, title=title,
         subtitle=subtitle, author=author, trim=trim, bleed=bleed, spine=spine,
-        max_photos=max_photos, font=font,
+        max_photos=max_photos, font=font, spread=spread,
     )  # fmt: skip
     _plan(request, mirror, out)
 
