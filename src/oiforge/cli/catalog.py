@@ -73,12 +73,13 @@ def fetch_command(
 
 def _print_fetch(results: list[Any]) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table("file", "split", "status", "md5 / error")
     for r in results:
         style = {"failed": "red", "fetched": "green"}.get(r.status, "")
         detail = r.error if r.status == "failed" else (r.md5_hex or "")
-        table.add_row(r.file.relpath, r.file.split or "", f"[{style}]{r.status}[/]", detail)
+        table.add_row(r.file.relpath, r.file.split or "", Text(r.status, style), Text(detail))
     console.print(table)
 
 
@@ -89,6 +90,7 @@ def classes_command(
     limit: int = typer.Option(20, "--limit", min=1, help="Show at most N classes."),
 ) -> None:
     """Search classes: MID, boxable, and positives/boxes per split once metadata is fetched."""
+    from rich.markup import escape
     from rich.table import Table
 
     from oiforge.catalog import open_catalog
@@ -107,7 +109,7 @@ def classes_command(
     table = Table(*cols, title=f"Open Images {version} classes")
     for hit, row in zip(hits, counts, strict=True):
         alias = f" (was {hit.matched!r})" if hit.matched.lower() != hit.name.lower() else ""
-        cells = [hit.mid, hit.name + alias, "yes" if hit.boxable else ""]
+        cells = [escape(hit.mid), escape(hit.name + alias), "yes" if hit.boxable else ""]
         table.add_row(*cells, *(f"{row[c]:,}" for c in cols[3:]))
     console.print(table)
 
@@ -131,8 +133,10 @@ def tree_command(
 
 
 def _label(cat: Catalog, node: TreeNode) -> str:
+    from rich.markup import escape
+
     kind = " [dim](part)[/]" if node.kind == "part" else ""
-    return f"{cat.name(node.mid)} [dim]{node.mid}[/]{kind}"
+    return f"{escape(cat.name(node.mid))} [dim]{escape(node.mid)}[/]{kind}"
 
 
 def _grow(cat: Catalog, tree: Any, node: TreeNode) -> None:
@@ -216,6 +220,7 @@ def _box_flags(items: list[str]) -> dict[str, str]:
 
 def _print_counts(result: Selection, out: Path) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     from oiforge.contracts import SPLITS
 
@@ -223,6 +228,6 @@ def _print_counts(result: Selection, out: Path) -> None:
     table = Table("class", *(f"{s} rows (images)" for s in SPLITS), "total rows")
     for name, per in result.counts.items():
         cells = [f"{per[s]:,} ({images[name][s]:,})" for s in SPLITS]
-        table.add_row(name, *cells, f"{sum(per.values()):,}")
+        table.add_row(Text(name), *cells, f"{sum(per.values()):,}")
     console.print(table)
     console.print(f"wrote {result.table.num_rows:,} rows to {out} (spec {result.spec_hash})")

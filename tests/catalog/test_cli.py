@@ -1,0 +1,87 @@
+"""The catalog commands through typer's CliRunner (real catalog, mirror for fetch)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from oiforge.cli import app
+from oiforge.contracts import SELECTION_SCHEMA, SPLITS
+
+from .minidata import image_row, write_tables
+
+runner = CliRunner()
+
+
+def run(*args: str) -> object:
+    return runner.invoke(app, list(args), terminal_width=160)
+
+
+def test_classes_search_and_alias() -> None:
+    res = run("classes", "airplane", "--limit", "5")
+    assert res.exit_code == 0, res.output  # type: ignore[attr-defined]
+    assert "/m/0cmf2" in res.output and "Fixed-wing aircraft" in res.output  # type: ignore[attr-defined]
+    boxable = run("classes", "bear", "--boxable", "--version", "v6")
+    assert "Polar bear" in boxable.output and "Bearded Seal" not in boxable.output  # type: ignore[attr-defined]
+
+
+def test_unknown_class_exits_2_with_suggestions() -> None:
+    res = run("select", "Hambrger", "--no-fetch")
+    assert res.exit_code == 2  # type: ignore[attr-defined]
+    assert "Hamburger" in res.output  # type: ignore[attr-defined]
+    amb = run("select", "Ball", "--version", "v6", "--no-fetch")
+    assert amb.exit_code == 2 and "/m/018xm" in amb.output  # type: ignore[attr-defined]
+
+
+def test_tree_with_parts_and_depth() -> None:
+    res = run("tree", "Person", "--parts", "--depth", "2")
+    assert res.exit_code == 0, res.output  # type: ignore[attr-defined]
+    assert "Human body" in res.output and "(part)" in res.output  # type: ignore[attr-defined]
+    assert "Human face" in res.output  # type: ignore[attr-defined]
+    shallow = run("tree", "Animal", "--depth", "1")
+    assert "Mammal" in shallow.output and "Carnivore" not in shallow.output  # type: ignore[attr-defined]
+
+
+def test_select_writes_selection_and_prints_counts(tmp_path: Path) -> None:
+    home = Path(os.environ["OIFORGE_HOME"])
+    ids = [f"{i:016x}" for i in range(1, 7)]
+    tables = {
+        "images": {s: [image_row(i, s) for i in ids[n::3]] for n, s in enumerate(SPLITS)},
+        "human_labels": {
+            s: [[i, "verification", "/m/01yrx", "1"] for i in ids[n::3]]
+            for n, s in enumerate(SPLITS)
+        },
+    }
+    write_tables(home, "v7", tables)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: cats\nclasses: [Cat]\nsplits: [train, test]\n")
+    out = tmp_path / "selection.parquet"
+    res = run("select", "--spec", str(spec), "--out", str(out), "--no-fetch")
+    assert res.exit_code == 0, res.output  # type: ignore[attr-defined]
+    assert "Cat" in res.output and "wrote 4 rows" in res.output  # type: ignore[attr-defined]
+    table = pq.read_table(out)
+    assert table.schema == SELECTION_SCHEMA
+    assert set(table.column("split").to_pylist()) == {"train", "test"}
+    flags = run("select", "Cat", "--per-class", "1", "--out", str(out), "--no-fetch")
+    assert flags.exit_code == 0 and pq.read_table(out).num_rows == 1  # type: ignore[attr-defined]
+    bad = run("select", "Cat", "--box-flag", "is_group_of", "--no-fetch")
+    assert bad.exit_code == 2  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_catalog_fetch_from_the_mirror(mirror: object) -> None:
+    base = f"{mirror.url}/openimages"  # type: ignore[attr-defined]
+    res = run(
+        "catalog", "fetch", "--kinds", "boxes", "--splits", "validation", "--metadata-base", base
+    )
+    assert res.exit_code == 0, res.output  # type: ignore[attr-defined]
+    assert "fetched" in res.output  # type: ignore[attr-defined]
+    cached = Path(os.environ["OIFORGE_HOME"]) / "metadata" / "v5/validation-annotations-bbox.csv"
+    assert cached.exists()
+    assert list((Path(os.environ["OIFORGE_HOME"]) / "parquet").rglob("*.parquet"))
+    dead = run("catalog", "fetch", "--kinds", "boxes", "--metadata-base", f"{base}/nowhere")
+    assert dead.exit_code == 1 and "failed" in dead.output  # type: ignore[attr-defined]
