@@ -131,8 +131,7 @@ def read_journal(store: str | Path) -> pa.Table:
         raise StageError(f"no download journal at {path} (run `oiforge download` first)")
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60.0)
     try:
-        cols = ", ".join(JOURNAL_SCHEMA.names)
-        rows = db.execute(f"SELECT {cols} FROM journal ORDER BY image_id").fetchall()
+        rows = _select_all(db)
     except sqlite3.DatabaseError as exc:
         raise StageError(f"cannot read the download journal {path}: {exc}") from exc
     finally:
@@ -144,6 +143,15 @@ def read_journal(store: str | Path) -> pa.Table:
         [pa.array(c, type=f.type) for c, f in zip(columns, JOURNAL_SCHEMA, strict=True)],
         schema=JOURNAL_SCHEMA,
     )
+
+
+def _select_all(db: sqlite3.Connection) -> list[tuple[object, ...]]:
+    """Every row, or none while a first run is still creating the table."""
+    known = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'journal'").fetchall()
+    if not known:
+        return []
+    cols = ", ".join(JOURNAL_SCHEMA.names)
+    return db.execute(f"SELECT {cols} FROM journal ORDER BY image_id").fetchall()
 
 
 def status_counts(store: str | Path) -> dict[str, int]:
