@@ -44,6 +44,7 @@ def make_dataset(
     per_class: dict[str, int] | None = None,
     seed: int = 0,
     with_classes_json: bool = True,
+    image_size: tuple[int, int] = (96, 80),
 ) -> Path:
     """``root/{train,val,test}/<class>/<id>.jpg`` (+ classes.json)."""
     per_class = per_class or {"train": 16, "val": 6, "test": 6}
@@ -55,7 +56,7 @@ def make_dataset(
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(n):
                 image_id = f"{rng.getrandbits(64):016x}"
-                draw_image(c, rng).save(folder / f"{image_id}.jpg", quality=90)
+                draw_image(c, rng, image_size).save(folder / f"{image_id}.jpg", quality=90)
                 del i
     if with_classes_json:
         rows = [

