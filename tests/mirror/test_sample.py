@@ -171,6 +171,8 @@ def test_sample_shape(sample_root: Path) -> None:
         > 5
     )
     assert {im["orientation"] for im in images} == {1, 3, 6, 8}
+    photo_ids = [im["original_url"].rsplit("/", 1)[1].split("_")[0] for im in images]
+    assert len(set(photo_ids)) == len(images)  # fault globs name photo ids
     faults = {im["fault"] for im in images}
     assert {"resized_missing", "placeholder", "burst", "truncated", "wrong_bytes", "html"} <= faults
 

@@ -66,9 +66,8 @@ class PlannedBox:
     y_min: float
     y_max: float
     source: str
-    flags: tuple[
-        int, int, int, int, int
-    ]  # IsOccluded, IsTruncated, IsGroupOf, IsDepiction, IsInside
+    #: IsOccluded, IsTruncated, IsGroupOf, IsDepiction, IsInside (1, 0, or -1 for unknown)
+    flags: tuple[int, ...]
 
 
 @dataclass
@@ -128,7 +127,7 @@ def _box(rng: np.random.Generator, cls: SampleClass, source: str) -> PlannedBox:
     flags = [int(rng.random() < p) for p in (0.4, 0.2, 0.08, 0.06, 0.03)]
     if rng.random() < 0.01:
         flags = [-1, -1, -1, -1, -1]
-    return PlannedBox(cls, x0, x0 + w, y0, y0 + h, source, (*flags,))  # type: ignore[arg-type]
+    return PlannedBox(cls, x0, x0 + w, y0, y0 + h, source, tuple(flags))
 
 
 def _face_in(rng: np.random.Generator, person: PlannedBox) -> PlannedBox:
