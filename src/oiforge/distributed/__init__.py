@@ -12,10 +12,25 @@ only when ``backend="ray"``; ``backend="local"`` (the default) never needs it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from oiforge.distributed.common import BACKENDS, Backend
 from oiforge.distributed.download_shards import run_download_sharded
 from oiforge.distributed.engine import BackendError, ShardEvent, ShardOutcome, ShardProgress
 from oiforge.distributed.shards import DEFAULT_SHARD_IMAGES, shard_of
+
+if TYPE_CHECKING:
+    from oiforge.distributed.build_shards import run_build_sharded
+
+
+def __getattr__(name: str) -> Any:
+    # the build stage is imported only by those who build
+    if name == "run_build_sharded":
+        from oiforge.distributed.build_shards import run_build_sharded
+
+        return run_build_sharded
+    raise AttributeError(name)
+
 
 __all__ = [
     "BACKENDS",
@@ -25,6 +40,7 @@ __all__ = [
     "ShardEvent",
     "ShardOutcome",
     "ShardProgress",
+    "run_build_sharded",
     "run_download_sharded",
     "shard_of",
 ]

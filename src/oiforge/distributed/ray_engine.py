@@ -84,6 +84,7 @@ class RayEngine:
     ) -> list[ShardOutcome[Any]]:
         ray = _import_ray()
         board = ray.remote(num_cpus=0)(Board).remote()
+        ray.get(board.drain.remote())  # the actor is up before any shard reports to it
         task = ray.remote(_run_job).options(
             num_cpus=self.cpus_per_shard, max_retries=self.max_retries, retry_exceptions=False
         )

@@ -1,0 +1,162 @@
+"""``run_build_sharded``: the build's heavy part (decode, check, crop, encode) over shards.
+
+The build has two halves. Rendering is per image and embarrassingly parallel; assembling
+(dedupe across images, splits, exporters, manifest, lock) needs every image at once but only
+reads small records and copies finished files. So each shard job renders its images into the
+build's own resumable cache (``.<out>.oiforge-partial/.cache``, on a file system every node
+sees), with the build stage's own planner and renderer; then the driver calls
+:func:`oiforge.build.build_dataset` unchanged, which finds every image in the cache (checked
+by hash) and only assembles. The dataset is therefore byte-identical to a local build, and a
+shard that failed for good costs time, not correctness: the final build renders what is left.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from oiforge.build import LOCK_NAME, BuildInputs, BuildResult, build_dataset
+from oiforge.build.plan import make_plan, read_selection
+from oiforge.build.pool import prepare_cache, render_all
+from oiforge.build.records import OK, RenderOptions
+from oiforge.build.runner import staging_dir
+from oiforge.distributed.common import (
+    Backend,
+    EventCallback,
+    ProgressMerger,
+    check_backend,
+    open_engine,
+    read_marker,
+    write_marker,
+)
+from oiforge.distributed.engine import Reporter, ShardEvent, ShardProgress
+from oiforge.distributed.shards import (
+    Shard,
+    auto_num_shards,
+    check_num_shards,
+    count_images,
+    remove_other_layouts,
+    split_selection,
+)
+from oiforge.errors import InvalidInputError
+
+log = logging.getLogger(__name__)
+
+BuildProgress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """One shard's rendering, picklable for a Ray task."""
+
+    shard: Shard
+    inputs: BuildInputs
+    cache: Path
+    options_key: str
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What a shard job rendered: images, those usable, those found in the cache already."""
+
+    images: int
+    ok: int
+    reused: int
+
+
+def render_shard(job: RenderJob, reporter: Reporter) -> Rendered:
+    """Plan and render one shard's images into the shared build cache; write its marker."""
+    plan = make_plan(read_selection(job.shard.path), job.inputs.store, job.inputs.exclude)
+    opts = RenderOptions.from_spec(job.inputs.spec)
+
+    def on_progress(done: int, total: int) -> None:
+        reporter.progress(ShardProgress(done, total))
+
+    records, reused = render_all(plan.tasks, opts, job.cache, job.inputs.workers, on_progress)
+    ok = sum(1 for r in records.values() if r.status == OK)
+    done = Rendered(len(records), ok, reused)
+    key = f"{job.shard.key}:{job.options_key}"
+    write_marker(job.shard.path.parent, {"key": key, "complete": True, **asdict(done)})
+    return done
+
+
+def shards_dir(out: Path) -> Path:
+    """Where a sharded build of ``out`` keeps its shard selections and markers."""
+    return out.parent / f".{out.name}.oiforge-shards"
+
+
+def run_build_sharded(
+    inputs: BuildInputs,
+    progress: BuildProgress | None = None,
+    *,
+    backend: Backend | str = "local",
+    address: str | None = None,
+    num_shards: int | None = None,
+    on_event: EventCallback | None = None,
+) -> BuildResult:
+    """:func:`oiforge.build.build_dataset` with its rendering spread over shards."""
+    chosen = check_backend(str(backend), address)
+    if num_shards is not None:
+        check_num_shards(num_shards)
+    if chosen == "local" and num_shards is None:
+        return build_dataset(inputs, progress)
+    _check_out(inputs.out)
+    opts = RenderOptions.from_spec(inputs.spec)
+    cache = staging_dir(inputs.out) / ".cache"
+    prepare_cache(cache, opts)  # once, here: shard jobs must never reset a shared cache
+    work = shards_dir(inputs.out)
+    options_key = repr(sorted(asdict(opts).items()))
+    with open_engine(chosen, address) as engine:
+        n = (
+            num_shards
+            if num_shards is not None
+            else auto_num_shards(count_images(inputs.selection), engine.cpus())
+        )
+        remove_other_layouts(work, n)
+        jobs = _jobs(split_selection(inputs.selection, work, n), inputs, cache, options_key)
+        merger = ProgressMerger({j.shard.name: j.shard.images for j in jobs}, on_event)
+        outcomes = engine.run(
+            render_shard, [(j.shard.name, j) for j in jobs], _tick(merger, progress)
+        )
+    for failed in (o for o in outcomes if o.error):
+        log.warning(
+            "shard %s failed (%s); the final build renders its images", failed.shard, failed.error
+        )
+    result = build_dataset(inputs, progress)
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and (
+        not out.is_dir() or (any(out.iterdir()) and not (out / LOCK_NAME).exists())
+    ):
+        raise InvalidInputError(
+            f"{out} exists and is not an oiforge dataset; choose an empty or new --out directory"
+        )
+
+
+def _jobs(
+    shards: list[Shard], inputs: BuildInputs, cache: Path, options_key: str
+) -> list[RenderJob]:
+    jobs = []
+    for shard in shards:
+        marker = read_marker(shard.path.parent)
+        if marker and marker.get("key") == f"{shard.key}:{options_key}" and marker.get("complete"):
+            continue
+        jobs.append(RenderJob(shard, inputs, cache, options_key))
+    return jobs
+
+
+def _tick(merger: ProgressMerger, progress: BuildProgress | None) -> Any:
+    def tick(shard_progress: dict[str, ShardProgress], events: list[ShardEvent]) -> None:
+        merger.update(shard_progress, events)
+        if progress is not None:
+            total = merger.total()
+            progress(total.done, total.total)
+
+    return tick
