@@ -112,3 +112,10 @@ def test_selection_parquet_follows_the_contract(catalog: Any, tmp_path: Path) ->
     assert table.schema.equals(SELECTION_SCHEMA)
     assert rows == table.num_rows == len(_ids(plan))
     assert set(table.column("image_id").to_pylist()) == set(_ids(plan))
+
+
+def test_plans_are_deterministic_and_seeded(catalog: Any) -> None:
+    one = plan_book(catalog, PlanRequest()).to_json()
+    assert plan_book(catalog, PlanRequest()).to_json() == one
+    other = plan_book(catalog, PlanRequest(select=SelectOptions(seed=7))).to_json()
+    assert other != one

@@ -222,3 +222,12 @@ def test_text_without_glyphs_prints_as_question_marks() -> None:
 
     register_fonts("Vera")
     assert printable("東京の夜 at night é", REGULAR) == "? at night é"
+
+
+def test_a_fifo_in_the_store_does_not_block(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "ab" / "abcdef0123456789.jpg"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    assert "regular file" in load_photo(Photo(image_id="abcdef0123456789"), tmp_path).error

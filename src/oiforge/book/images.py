@@ -85,6 +85,8 @@ def load_photo(photo: Photo, store: Path | None) -> LoadedPhoto:
     if path is None:
         return LoadedPhoto(photo, error="no file for this photo")
     try:
+        if not path.is_file():  # a FIFO or device would block or never end
+            return LoadedPhoto(photo, error="not readable: not a regular file")
         if path.stat().st_size > MAX_FILE_BYTES:
             return LoadedPhoto(photo, error=f"file larger than {MAX_FILE_BYTES} bytes")
         data = path.read_bytes()
