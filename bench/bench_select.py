@@ -149,15 +149,19 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=0.25)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--reuse", action="store_true", help="Keep CSVs already in --workdir.")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-select-"))
     t = time.perf_counter()
-    sizes = generate(work, args.scale)
-    print(f"generated {sizes} in {time.perf_counter() - t:.1f} s under {work}", flush=True)
+    if not (args.reuse and (work / "metadata").exists()):
+        sizes = generate(work, args.scale)
+        print(f"generated {sizes} in {time.perf_counter() - t:.1f} s under {work}", flush=True)
+    print(f"scale {args.scale}; load average {os.getloadavg()} on {os.cpu_count()} cores")
     mids = boxable_mids()
     queries = {"2 classes": ["/m/011k07", "/m/0120dh"], "50 classes": mids[:50]}
     boxes_csv = work / "metadata" / "v6/oidv6-train-annotations-bbox.csv"
     images_csv = work / "metadata" / "v6/oidv6-train-images-with-labels-with-rotation.csv"
+    _reset_parquet(work)
     for name, q in queries.items():
         arg = json.dumps(q)
         cold = run_child(SELECT_CHILD, [arg], work)  # first run ingests (CSV -> Parquet)

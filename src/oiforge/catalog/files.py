@@ -272,9 +272,29 @@ def official_files(
     """The official files of ``version``, optionally only some kinds/splits."""
     if version not in FILES:
         raise UserError(f"unknown Open Images version {version!r}; known: {', '.join(FILES)}")
+    _check_known("kind", kinds, KINDS)
+    _check_known("split", splits, ("train", "validation", "test"))
     return tuple(
         f
         for f in FILES[version]
         if (kinds is None or f.kind in kinds)
         and (splits is None or f.split is None or f.split in splits)
     )
+
+
+#: every kind of official file.
+KINDS: Final = (
+    "class_descriptions",
+    "class_descriptions_boxable",
+    "hierarchy",
+    "images",
+    "human_labels",
+    "machine_labels",
+    "boxes",
+)
+
+
+def _check_known(what: str, given: tuple[str, ...] | None, known: tuple[str, ...]) -> None:
+    bad = sorted(set(given or ()) - set(known))
+    if bad:
+        raise UserError(f"unknown {what}(s) {', '.join(bad)}; known: {', '.join(known)}")

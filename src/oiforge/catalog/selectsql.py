@@ -24,6 +24,13 @@ _IMAGE_COLS = (
     "rotation",
 )
 _BOX_COLS = ("x_min", "x_max", "y_min", "y_max", *BOX_FLAGS)
+#: rows a later stage could not use are left out: an ImageID is what becomes a file name, and
+#: a box must have a positive area inside (a hair's breadth outside is clamped) the image.
+_VALID_ID = "regexp_full_match({}, '[0-9a-f]{{16}}')"
+_VALID_BOX = (
+    "b.x_min < b.x_max AND b.y_min < b.y_max AND b.x_min >= -0.01 AND b.y_min >= -0.01 "
+    "AND b.x_max <= 1.01 AND b.y_max <= 1.01"
+)
 
 
 @dataclass(frozen=True)
@@ -76,23 +83,25 @@ def _flag_filter(sel: SelectSpec) -> str:
 
 def _candidates(sel: SelectSpec, mids: str, splits: str, machine: bool) -> str:
     if sel.label_mode == "box":
-        boxes = ", ".join(f"b.{c}" for c in _BOX_COLS)
+        coords = ", ".join(f"least(greatest(b.{c}, 0), 1) AS {c}" for c in _BOX_COLS[:4])
+        flags = ", ".join(f"b.{c}" for c in BOX_FLAGS)
         return (
-            f"SELECT b.image_id, b.split, b.label_mid, b.source, b.confidence, {boxes}, 0 AS pri "
-            f"FROM boxes b WHERE b.label_mid IN {mids} AND b.split IN {splits} "
-            f"AND {_flag_filter(sel)}"
+            f"SELECT b.image_id, b.split, b.label_mid, b.source, b.confidence, {coords}, {flags}, "
+            f"0 AS pri FROM boxes b WHERE b.label_mid IN {mids} AND b.split IN {splits} "
+            f"AND {_flag_filter(sel)} AND {_VALID_BOX} AND {_VALID_ID.format('b.image_id')}"
         )
     nulls = ", ".join(f"NULL AS {c}" for c in _BOX_COLS)
     human = (
         f"SELECT image_id, split, label_mid, source, confidence, {nulls}, 0 AS pri "
-        f"FROM human_labels WHERE label_mid IN {mids} AND split IN {splits} AND confidence = 1"
+        f"FROM human_labels WHERE label_mid IN {mids} AND split IN {splits} AND confidence = 1 "
+        f"AND {_VALID_ID.format('image_id')}"
     )
     if sel.min_confidence is None or not machine:
         return human
     return (
         f"{human} UNION ALL SELECT image_id, split, label_mid, source, confidence, {nulls}, "
         f"1 AS pri FROM machine_labels WHERE label_mid IN {mids} AND split IN {splits} "
-        f"AND confidence >= {float(sel.min_confidence)!r}"
+        f"AND confidence >= {float(sel.min_confidence)!r} AND {_VALID_ID.format('image_id')}"
     )
 
 
