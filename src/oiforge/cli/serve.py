@@ -137,6 +137,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", min=0, max=65535),
     threads: int = typer.Option(0, "--threads", min=0, help="ONNX Runtime threads (0: auto)."),
+    max_batch: int = typer.Option(32, "--max-batch", min=1, help="Images per model call."),
     max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", min=0.001),
     max_images: int = typer.Option(16, "--max-images", min=1, help="Images per request."),
     max_pixels: int = typer.Option(50_000_000, "--max-pixels", min=1),
@@ -156,6 +157,7 @@ def serve(
         url_inputs=url_inputs,
         url_allow_private=url_allow_private,
         threads=threads,
+        max_batch=max_batch,
     )
     err_console.print(f"serving {model} on http://{host}:{port} (Ctrl-C stops gracefully)")
     run_server(model, config, host=host, port=port)

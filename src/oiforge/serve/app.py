@@ -51,6 +51,7 @@ def _lifespan(holder: ModelHolder) -> Any:
         yield
         holder.draining = True
         await asyncio.wait_for(asyncio.shield(task), timeout=60)
+        holder.close()
 
     return lifespan
 

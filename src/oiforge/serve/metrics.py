@@ -48,6 +48,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.batch_size = Histogram(
+            "oiforge_inference_batch_images",
+            "Images per ONNX Runtime call (dynamic batching).",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=self.registry,
+        )
         self.in_progress = Gauge(
             "oiforge_http_requests_in_progress", "Requests being served.", registry=self.registry
         )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from oiforge.errors import OiforgeError
 from oiforge.serve.api_errors import ApiError
+from oiforge.serve.batcher import DEFAULT_MAX_BATCH, Batcher
 from oiforge.serve.fetch import FetchPolicy, FetchRejected, fetch_url
 from oiforge.serve.inputs import ImageInput
 from oiforge.serve.metrics import Metrics
@@ -34,6 +34,7 @@ class ServeConfig:
     url_allow_private: bool = False
     url_timeout_s: float = 10.0
     threads: int = 0
+    max_batch: int = DEFAULT_MAX_BATCH
 
     @property
     def fetch_policy(self) -> FetchPolicy:
@@ -51,6 +52,7 @@ class ModelHolder:
         self._predictor = model if isinstance(model, Predictor) else None
         self._error = ""
         self._lock = threading.Lock()
+        self.batcher: Batcher | None = None
 
     def load(self) -> None:
         with self._lock:
@@ -60,10 +62,17 @@ class ModelHolder:
                 except OiforgeError as exc:
                     self._error = str(exc)
                     log.error("model failed to load: %s", exc)
-            self.metrics.ready.set(1 if self._predictor else 0)
+            if self._predictor is not None and self.batcher is None:
+                self.batcher = Batcher(self._predictor, self.metrics, self.config.max_batch)
+            self.metrics.ready.set(1 if self.batcher else 0)
+
+    def close(self) -> None:
+        self.draining = True
+        if self.batcher is not None:
+            self.batcher.close()
 
     def require_ready(self) -> Predictor:
-        if self._predictor is None:
+        if self._predictor is None or self.batcher is None:
             raise ApiError(503, "not_ready", f"not ready: {self._error or 'model loading'}")
         return self._predictor
 
@@ -110,9 +119,8 @@ def predict_inputs(
             raise ApiError(status, exc.code, f"image {i} ({item.name}): {exc}", index=i) from exc
         arrays.append(arr)
         sizes.append((decoded.width, decoded.height))
-    start = time.perf_counter()
-    ranked = predictor.top_k(predictor.probabilities(arrays), top_k)
-    holder.metrics.inference.observe(time.perf_counter() - start)
+    assert holder.batcher is not None  # require_ready() checked it
+    ranked = predictor.top_k(holder.batcher.probabilities(arrays), top_k)
     holder.metrics.images.inc(len(items))
     return [
         ItemPrediction(item.name, w, h, scores)
