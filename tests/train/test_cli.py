@@ -52,3 +52,23 @@ def test_estimate_prints_options_and_costs(tiny_dataset: Path) -> None:
     result = runner.invoke(app, args, env=ENV)
     assert result.exit_code == 0, result.output
     assert "this machine" in result.output and "g4dn.xlarge" in result.output
+
+
+def test_budget_needs_a_price(tiny_dataset: Path, tmp_path: Path) -> None:
+    args = ["train", str(tiny_dataset), "--out", str(tmp_path / "r"), "--budget-usd", "1"]
+    result = runner.invoke(app, args, env=ENV)
+    assert result.exit_code == 2
+    assert "--usd-per-hour" in result.output
+
+
+@pytest.mark.slow
+def test_several_seeds_report_mean_and_std(tiny_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "seeds"
+    args = ["train", str(tiny_dataset), "--out", str(out), "--mode", "scratch", "--epochs", "1",
+            "--image-size", "32", "--workers", "0", "--seeds", "2"]  # fmt: skip
+    result = runner.invoke(app, args, env=ENV)
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "seeds.json").read_text())
+    assert [r["seed"] for r in data["runs"]] == [0, 1]
+    assert {"best_val_acc", "accuracy"} <= set(data["mean_std"])
+    assert (out / "seed-1" / "report.html").is_file()
