@@ -15,6 +15,8 @@ from typing import Any, Final
 import numpy as np
 from PIL import Image
 
+from oiforge.build.pixels import Array, decode_jpeg_fast
+
 #: Formats a store file may hold; anything else Pillow happens to parse is refused.
 ALLOWED_FORMATS: Final = frozenset({"JPEG", "PNG", "WEBP"})
 _EXIF_ORIENTATION: Final = 0x0112
@@ -26,6 +28,15 @@ _TRANSPOSE: Final = {
     6: Image.Transpose.ROTATE_270,
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
+}
+_TURN_ARRAY: Final[dict[Image.Transpose, Callable[[Array], Array]]] = {
+    Image.Transpose.FLIP_LEFT_RIGHT: lambda a: a[:, ::-1],
+    Image.Transpose.ROTATE_180: lambda a: a[::-1, ::-1],
+    Image.Transpose.FLIP_TOP_BOTTOM: lambda a: a[::-1],
+    Image.Transpose.TRANSPOSE: lambda a: a.transpose(1, 0, 2),
+    Image.Transpose.TRANSVERSE: lambda a: np.rot90(a, 2).transpose(1, 0, 2),
+    Image.Transpose.ROTATE_90: lambda a: np.rot90(a, 1),
+    Image.Transpose.ROTATE_270: lambda a: np.rot90(a, 3),
 }
 #: Open Images ``Rotation`` (degrees clockwise to turn the photo upright) as a transpose.
 _ROTATION: Final = {
@@ -45,9 +56,9 @@ class DecodeFailure(Exception):
 
 @dataclass(frozen=True)
 class Decoded:
-    """An upright RGB image, possibly decoded at a reduced scale."""
+    """An upright RGB image (H×W×3 uint8), possibly decoded at a reduced scale."""
 
-    image: Image.Image
+    image: Array
     full_width: int  # upright size at full resolution
     full_height: int
     turn: str  # "" or the orientation fix applied ("exif:6", "rotation:90")
@@ -96,21 +107,35 @@ def decode(
     w0, h0 = im.size
     full_w, full_h = (h0, w0) if turn in _SWAPS_AXES else (w0, h0)
     scale = scale_for(full_w, full_h)
+    rgb = _fast_jpeg(data, im, scale) if im.format == "JPEG" else None
+    if rgb is None:
+        rgb = np.asarray(_pillow_decode(im, scale))
+    if turn is not None:
+        rgb = np.ascontiguousarray(_TURN_ARRAY[turn](rgb))
+    return Decoded(rgb, full_w, full_h, note)
+
+
+def _fast_jpeg(data: bytes, im: Image.Image, scale: float) -> Array | None:
+    w0, h0 = im.size
+    if scale < 1.0:
+        return decode_jpeg_fast(data, math.ceil(w0 * scale), math.ceil(h0 * scale))
+    return decode_jpeg_fast(data, 0, 0)
+
+
+def _pillow_decode(im: Image.Image, scale: float) -> Image.Image:
+    w0, h0 = im.size
     if im.format == "JPEG" and scale < 1.0:
         im.draft("RGB", (max(1, math.ceil(w0 * scale)), max(1, math.ceil(h0 * scale))))
     try:
         im.load()
-        rgb = im if im.mode == "RGB" else im.convert("RGB")
+        return im if im.mode == "RGB" else im.convert("RGB")
     except Exception as exc:  # truncated data, bad Huffman tables, ...
         raise DecodeFailure(f"decode_error: {type(exc).__name__}: {exc}"[:200]) from exc
-    if turn is not None:
-        rgb = rgb.transpose(turn)
-    return Decoded(rgb, full_w, full_h, note)
 
 
-def image_flags(image: Image.Image) -> tuple[str, ...]:
-    """Review flags: ``grayscale`` (no colour) and ``placeholder_like`` (nearly uniform)."""
-    thumb = np.asarray(image.resize((32, 32), Image.Resampling.BOX), dtype=np.int16)
+def image_flags(thumb64: Array) -> tuple[str, ...]:
+    """Review flags from a 64×64 thumbnail: ``grayscale`` and ``placeholder_like``."""
+    thumb = thumb64.astype(np.int16)
     flags: list[str] = []
     spread = thumb.max(axis=2) - thumb.min(axis=2)
     if float((spread <= 6).mean()) >= 0.99:
@@ -132,13 +157,13 @@ def _dct_matrix(n: int) -> np.ndarray[Any, np.dtype[np.float64]]:
 _DCT32: Final = _dct_matrix(32)
 
 
-def perceptual_hash(image: Image.Image) -> str:
+def perceptual_hash(thumb64: Array) -> str:
     """A 64-bit DCT hash (16 hex chars) of a 32×32 grey thumbnail: robust to re-encoding.
 
     The usual pHash: 2-D DCT, the 8×8 lowest frequencies, each bit = above their median.
     """
-    small = image.convert("L").resize((64, 64), Image.Resampling.BOX)
-    grey = np.asarray(small.resize((32, 32), Image.Resampling.BOX), dtype=np.float64)
+    luma = thumb64.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    grey = luma.reshape(32, 2, 32, 2).mean(axis=(1, 3))
     low = (_DCT32 @ grey @ _DCT32.T)[:8, :8]
     bits = (low > np.median(low)).flatten()
     return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"

@@ -64,7 +64,7 @@ def read_selection(path: Path) -> list[dict[str, Any]]:
     try:
         schema = pq.read_schema(path)
         cols = [c for c in SELECTION_SCHEMA.names if c in schema.names]
-        table = pq.read_table(path, columns=cols)
+        table = pq.ParquetFile(path).read(columns=cols)
     except Exception as exc:
         raise MalformedFileError(str(path), f"not a readable Parquet file ({exc})") from exc
     missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]

@@ -7,14 +7,14 @@ receives the small ``ImageRecord``; a rerun reuses records whose files still has
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from pathlib import Path
 
-from PIL import Image
+import numpy as np
 
 from oiforge.build.decode import Decoded, DecodeFailure, decode, image_flags, perceptual_hash
 from oiforge.build.geometry import Rect, box_problem, crop_rect, output_size, scale_rect
+from oiforge.build.pixels import Array, encode_jpeg, resize, thumbnail
 from oiforge.build.records import (
     OK,
     Box,
@@ -69,21 +69,18 @@ def _needed_scale(task: ImageTask, opts: RenderOptions, w: int, h: int) -> float
     return min(1.0, need)
 
 
-def _resize(crop: Image.Image, opts: RenderOptions) -> Image.Image:
+def _resize(img: Array, box: Rect, opts: RenderOptions) -> Array:
+    """The ``box`` region of ``img`` at its output size (letterboxed for square-pad)."""
+    x0, y0, x1, y1 = box
+    region = img[y0:y1, x0:x1]
     if opts.aspect == "square-pad":
-        inner = output_size(crop.width, crop.height, opts.size, "keep")
-        canvas = Image.new("RGB", (opts.size, opts.size), PAD_COLOUR)
-        resized = crop.resize(inner, Image.Resampling.BICUBIC, reducing_gap=3.0)
-        canvas.paste(resized, ((opts.size - inner[0]) // 2, (opts.size - inner[1]) // 2))
+        iw, ih = output_size(x1 - x0, y1 - y0, opts.size, "keep")
+        canvas = np.empty((opts.size, opts.size, 3), np.uint8)
+        canvas[:] = PAD_COLOUR
+        top, left = (opts.size - ih) // 2, (opts.size - iw) // 2
+        canvas[top : top + ih, left : left + iw] = resize(region, iw, ih)
         return canvas
-    out = output_size(crop.width, crop.height, opts.size, opts.aspect)
-    return crop.resize(out, Image.Resampling.BICUBIC, reducing_gap=3.0)
-
-
-def _encode(image: Image.Image, quality: int) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
+    return resize(region, *output_size(x1 - x0, y1 - y0, opts.size, opts.aspect))
 
 
 def _render_sample(
@@ -91,17 +88,18 @@ def _render_sample(
 ) -> tuple[str, int, int, str]:
     """Cut, resize, encode and store one sample: (sha256, width, height, crop note)."""
     img = dec.image
-    sx, sy = img.width / dec.full_width, img.height / dec.full_height
-    small = scale_rect(rect, sx, sy, img.width, img.height)
-    out = _resize(img.crop(small), opts)
-    data = _encode(out, opts.jpeg_quality)
+    h, w = img.shape[:2]
+    small = scale_rect(rect, w / dec.full_width, h / dec.full_height, w, h)
+    out = _resize(img, small, opts)
+    data = encode_jpeg(out, opts.jpeg_quality)
     write_cache_file(sample_path(cache, key), data)
     x0, y0, x1, y1 = rect
     note = f"crop {x0},{y0},{x1},{y1} of {dec.full_width}x{dec.full_height}"
     if dec.turn:
         note += f" ({dec.turn})"
-    note += f"; {opts.aspect} -> {out.width}x{out.height}"
-    return hashlib.sha256(data).hexdigest(), out.width, out.height, note
+    oh, ow = out.shape[:2]
+    note += f"; {opts.aspect} -> {ow}x{oh}"
+    return hashlib.sha256(data).hexdigest(), ow, oh, note
 
 
 def _render_all(
@@ -150,8 +148,9 @@ def process_image(task: ImageTask, opts: RenderOptions, cache: Path) -> ImageRec
     record.width, record.height = dec.full_width, dec.full_height
     if min(dec.full_width, dec.full_height) < opts.min_image_side:
         return _failed(task, "image_too_small", record)
-    record.flags = image_flags(dec.image)
-    record.phash = perceptual_hash(dec.image)
+    thumb = thumbnail(dec.image)
+    record.flags = image_flags(thumb)
+    record.phash = perceptual_hash(thumb)
     record.samples = _render_all(task, dec, opts, cache)
     write_cache_file(record_path(cache, task.image_id), record.to_json().encode())
     return record
