@@ -72,36 +72,40 @@ def create_app(
     )
     app.state.holder = holder
     install_error_handlers(app, metrics)
-    _add_routes(app, holder, metrics, api_key)
+    _add_ops_routes(app, holder, metrics)
+    _add_v1_routes(app, holder, api_key)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 
 
-def _add_routes(app: FastAPI, holder: ModelHolder, metrics: Metrics, api_key: str | None) -> None:
+def _add_ops_routes(app: FastAPI, holder: ModelHolder, metrics: Metrics) -> None:
+    # async (no thread pool): probes must answer even while every worker thread is busy
     @app.get("/healthz", summary="Liveness: the process answers.")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz", summary="Readiness: the model is loaded.", responses=ERROR_RESPONSES)
-    def readyz() -> dict[str, str]:
+    async def readyz() -> dict[str, str]:
         holder.require_serving()
         return {"status": "ready"}
 
     @app.get("/metrics", summary="Prometheus metrics.", response_class=Response)
-    def prometheus() -> Response:
+    async def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
+    async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     @app.get("/static/app.js", include_in_schema=False)
-    def script() -> FileResponse:
+    async def script() -> FileResponse:
         return FileResponse(STATIC / "app.js", media_type="text/javascript")
 
+
+def _add_v1_routes(app: FastAPI, holder: ModelHolder, api_key: str | None) -> None:
     @app.get("/v1/model", response_model=ModelResponse, responses=ERROR_RESPONSES)
-    def model_info(request: Request) -> ModelResponse:
+    async def model_info(request: Request) -> ModelResponse:
         _check_key(request, api_key)
         return ModelResponse.of(holder.require_ready())
 
