@@ -120,7 +120,9 @@ def run_build_sharded(
         jobs = _jobs(split_selection(inputs.selection, work, n), inputs, cache, options_key)
         merger = ProgressMerger({j.shard.name: j.shard.images for j in jobs}, on_event)
         outcomes = engine.run(
-            render_shard, [(j.shard.name, j) for j in jobs], _tick(merger, progress)
+            render_shard,
+            [(j.shard.name, j.shard.path.parent, j) for j in jobs],
+            _tick(merger, progress),
         )
     for failed in (o for o in outcomes if o.error):
         log.warning(

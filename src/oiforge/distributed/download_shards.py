@@ -181,7 +181,9 @@ def run_download_sharded(
         jobs, skipped = _plan_jobs(shards, root, config, endpoints, settled, writer)
         merger = ProgressMerger({j.shard.name: j.shard.images for j in jobs}, on_event)
         outcomes = engine.run(
-            download_shard, [(j.shard.name, j) for j in jobs], _tick(merger, progress)
+            download_shard,
+            [(j.shard.name, j.shard.path.parent, j) for j in jobs],
+            _tick(merger, progress),
         )
     merge_journals(root, [s.path.parent / "store" for s in shards], work)
     summary = _summarize(outcomes, skipped, root, time.monotonic() - started)

@@ -6,9 +6,10 @@ a shard function is written to resume from its own journal, so a retry redoes on
 unfinished part. A shard that still fails is a value (:class:`ShardOutcome` with ``error``),
 never an exception that stops the other shards.
 
-Progress flows through a :class:`Board`: a plain object here, a Ray actor on a cluster. Each
-shard reports ``started`` (host, pid, attempt) and throttled counters; the driver drains the
-board a few times a second and turns it into one progress bar.
+Progress flows through a board: a plain :class:`Board` in this process; on a cluster small
+files in each shard's folder (:mod:`oiforge.distributed.fileboard`), because a Ray actor costs
+seconds to start on every run. Each shard reports ``started`` (host, pid, attempt) and
+throttled counters; the driver drains the board a few times a second into one progress bar.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Generic, Protocol, TypeVar
+from pathlib import Path
+from typing import Final, Generic, Protocol, TypeVar
 
 from oiforge.errors import StageError, UserError
 
@@ -97,28 +99,31 @@ class Board:
         return dict(self._progress), events, dict(self._attempts)
 
 
+class BoardLike(Protocol):
+    def start(self, shard: str, host: str, pid: int) -> int: ...
+
+    def report(self, shard: str, progress: ShardProgress) -> None: ...
+
+
 class Reporter:
     """Handed to a shard function: ``started()`` once, then ``progress(...)`` as it goes."""
 
-    def __init__(self, board: Any, shard: str, remote: bool) -> None:
-        self._board, self.shard, self._remote = board, shard, remote
+    def __init__(self, board: BoardLike, shard: str) -> None:
+        self._board, self.shard = board, shard
         self._last = 0.0
 
-    def _call(self, method: str, *args: Any) -> Any:
-        fn = getattr(self._board, method)
-        return fn.remote(*args) if self._remote else fn(*args)
-
     def started(self) -> None:
-        self._call("start", self.shard, socket.gethostname(), os.getpid())
+        self._board.start(self.shard, socket.gethostname(), os.getpid())
 
     def progress(self, progress: ShardProgress, final: bool = False) -> None:
         now = time.monotonic()
         if final or now - self._last >= REPORT_EVERY_S or progress.done >= progress.total:
             self._last = now
-            self._call("report", self.shard, progress)
+            self._board.report(self.shard, progress)
 
 
 ShardFn = Callable[[J, Reporter], R]
+Job = tuple[str, Path, J]  # shard name, its folder (on a file system every node sees), payload
 Tick = Callable[[dict[str, ShardProgress], list[ShardEvent]], None]
 
 
@@ -130,11 +135,11 @@ class Engine(Protocol):
     def cpus(self) -> int: ...
 
     def run(
-        self, fn: ShardFn[J, R], jobs: Sequence[tuple[str, J]], tick: Tick
+        self, fn: ShardFn[J, R], jobs: Sequence[Job[J]], tick: Tick
     ) -> list[ShardOutcome[R]]: ...
 
 
-def _run_job(fn: ShardFn[J, R], job: J, reporter: Reporter) -> R:
+def run_job(fn: ShardFn[J, R], job: J, reporter: Reporter) -> R:
     reporter.started()
     return fn(job, reporter)
 
@@ -147,14 +152,12 @@ class LocalEngine:
     def cpus(self) -> int:
         return os.cpu_count() or 1
 
-    def run(
-        self, fn: ShardFn[J, R], jobs: Sequence[tuple[str, J]], tick: Tick
-    ) -> list[ShardOutcome[R]]:
+    def run(self, fn: ShardFn[J, R], jobs: Sequence[Job[J]], tick: Tick) -> list[ShardOutcome[R]]:
         board = Board(lambda: tick(*board.drain()[:2]))
         outcomes: list[ShardOutcome[R]] = []
-        for name, job in jobs:
+        for name, _, job in jobs:
             try:
-                result: R | None = _run_job(fn, job, Reporter(board, name, remote=False))
+                result: R | None = run_job(fn, job, Reporter(board, name))
                 error = None
             except UserError:
                 raise

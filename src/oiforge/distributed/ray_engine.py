@@ -18,13 +18,14 @@ from oiforge.distributed.engine import (
     DEFAULT_MAX_RETRIES,
     POLL_S,
     BackendError,
-    Board,
+    Job,
     Reporter,
     ShardFn,
     ShardOutcome,
     Tick,
-    _run_job,
+    run_job,
 )
+from oiforge.distributed.fileboard import BoardReader, FileBoard, reset_board
 
 log = logging.getLogger(__name__)
 
@@ -80,31 +81,25 @@ class RayEngine:
         return max(1, int(ray.cluster_resources().get("CPU", os.cpu_count() or 1)))
 
     def run(
-        self, fn: ShardFn[Any, Any], jobs: Sequence[tuple[str, Any]], tick: Tick
+        self, fn: ShardFn[Any, Any], jobs: Sequence[Job[Any]], tick: Tick
     ) -> list[ShardOutcome[Any]]:
         ray = _import_ray()
-        board = ray.remote(num_cpus=0)(Board).remote()
-        ray.get(board.drain.remote())  # the actor is up before any shard reports to it
-        task = ray.remote(_run_job).options(
+        task = ray.remote(run_job).options(
             num_cpus=self.cpus_per_shard, max_retries=self.max_retries, retry_exceptions=False
         )
-        refs = {
-            task.remote(fn, job, Reporter(board, name, remote=True)): name for name, job in jobs
-        }
+        refs = {}
+        for name, folder, job in jobs:
+            reset_board(folder)
+            refs[task.remote(fn, job, Reporter(FileBoard(folder), name))] = name
+        reader = BoardReader({name: folder for name, folder, _ in jobs})
         done: dict[str, tuple[Any, str | None]] = {}
-        try:
-            while len(done) < len(jobs):
-                ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=POLL_S)
-                for ref in ready:
-                    done[refs.pop(ref)] = _result(ray, ref)
-                progress, events, _ = ray.get(board.drain.remote())
-                tick(progress, events)
-            attempts = ray.get(board.drain.remote())[2]
-        finally:
-            ray.kill(board)
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=POLL_S)
+            for ref in ready:
+                done[refs.pop(ref)] = _result(ray, ref)
+            tick(*reader.drain())
         return [
-            ShardOutcome(name, done[name][0], done[name][1], attempts.get(name, 0))
-            for name, _ in jobs
+            ShardOutcome(name, *done[name], reader.attempts.get(name, 0)) for name, _, _ in jobs
         ]
 
 
