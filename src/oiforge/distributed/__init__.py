@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from oiforge.distributed.common import BACKENDS, Backend
 from oiforge.distributed.download_shards import run_download_sharded
 from oiforge.distributed.engine import BackendError, ShardEvent, ShardOutcome, ShardProgress
+from oiforge.distributed.options import BackendOptions, add_backend_options
 from oiforge.distributed.shards import DEFAULT_SHARD_IMAGES, shard_of
 
 if TYPE_CHECKING:
@@ -37,9 +38,11 @@ __all__ = [
     "DEFAULT_SHARD_IMAGES",
     "Backend",
     "BackendError",
+    "BackendOptions",
     "ShardEvent",
     "ShardOutcome",
     "ShardProgress",
+    "add_backend_options",
     "run_build_sharded",
     "run_download_sharded",
     "shard_of",
