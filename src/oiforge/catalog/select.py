@@ -81,7 +81,15 @@ def select(
 ) -> Selection:
     """Run the selection of ``spec`` against ``catalog`` (opened from ``spec.version`` if None)."""
     sel = spec.select if isinstance(spec, DatasetSpec) else spec
-    cat = catalog or open_catalog(sel.version)
+    if catalog is not None:
+        return _select(spec, sel, catalog, progress)
+    with open_catalog(sel.version) as cat:
+        return _select(spec, sel, cat, progress)
+
+
+def _select(
+    spec: SelectSpec | DatasetSpec, sel: SelectSpec, cat: Catalog, progress: ProgressFn | None
+) -> Selection:
     if cat.version != sel.version:
         raise SpecError(f"the spec asks for {sel.version} but the catalog is {cat.version}")
     targets = resolve_targets(cat, sel)
