@@ -21,7 +21,6 @@ from typing import Any, Final, TypeVar
 import typer
 
 from oiforge.distributed.common import check_backend
-from oiforge.distributed.shards import check_num_shards
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,6 +36,8 @@ class BackendOptions:
     def __post_init__(self) -> None:
         check_backend(self.backend, self.address)
         if self.num_shards is not None:
+            from oiforge.distributed.shards import check_num_shards
+
             check_num_shards(self.num_shards)
 
     def kwargs(self) -> dict[str, Any]:
