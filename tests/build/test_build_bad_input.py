@@ -131,3 +131,21 @@ def test_exclude_list_parsing(tmp_path: Path) -> None:
     p.write_text("../../etc/passwd\n")
     with pytest.raises(InvalidInputError, match=r"ex.txt:1"):
         read_exclude_list(p)
+
+
+def test_attribution_markdown_is_inert(tmp_path: Path) -> None:
+    from oiforge.build.manifest import write_attribution
+
+    row = {
+        "image_id": "00000000000000aa", "sample_path": "train/x/00000000000000aa.jpg",
+        "title": "[click](javascript:alert(1)) <script>", "author": "*me*\nline",
+        "author_profile_url": "", "license": "CC BY 2.0",
+        "landing_url": "javascript:alert(1)", "original_url": "",
+    }  # fmt: skip
+    write_attribution(tmp_path, [row])
+    text = (tmp_path / "ATTRIBUTION.md").read_text()
+    assert "<script>" not in text and "[click](" not in text and "<javascript" not in text
+    assert (
+        json.loads((tmp_path / "attribution.json").read_text())["images"][0]["title"]
+        == row["title"]
+    )

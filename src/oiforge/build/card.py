@@ -70,7 +70,7 @@ def write_card(root: Path, asm: Assembly, info: CardInfo, formats: list[str]) ->
         f"# {_cell(info.name)}",
         "",
         f"{len(asm.samples)} samples of {len(asm.classes)} classes from {images} Open Images "
-        f"photos (Open Images {info.version}). Formats: {', '.join(formats)}.",
+        f"photos (Open Images version: {info.version}). Formats: {', '.join(formats)}.",
         "",
         "## Classes",
         "",

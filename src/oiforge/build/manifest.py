@@ -177,15 +177,21 @@ def write_attribution(root: Path, rows: list[dict[str, Any]]) -> None:
         for img in by_licence[licence]:
             title = _md(img["title"]) or img["image_id"]
             author = _md(img["author"]) or "unknown author"
-            link = f" — <{img['landing_url']}>" if img["landing_url"] else ""
+            link = f" — <{img['landing_url']}>" if _is_plain_url(img["landing_url"]) else ""
             lines.append(f"- “{title}” by {author} ({img['image_id']}){link}")
         lines.append("")
     write_text_atomic(root / "ATTRIBUTION.md", "\n".join(lines))
 
 
+def _is_plain_url(url: str) -> bool:
+    """An http(s) URL that cannot break out of Markdown's ``<...>`` autolink."""
+    return url.startswith(("https://", "http://")) and not any(c in url for c in " <>\n\t`")
+
+
 def _md(text: str) -> str:
     """Text from the metadata, made inert in Markdown (no links, tags or line breaks)."""
     out = " ".join(str(text).split())
-    for ch in "\\`*_[]<>#|":
+    out = out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for ch in "\\`*_[]#|":
         out = out.replace(ch, "\\" + ch)
     return out
