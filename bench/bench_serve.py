@@ -26,7 +26,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -161,7 +163,7 @@ async def _one(session: object, url: str, body: bytes) -> tuple[float, int]:
         return (time.perf_counter() - start) * 1000, 0
 
 
-async def load_run(url: str, rate: float, seconds: float, body: bytes) -> dict[str, float]:
+async def load_run(url: str, rate: float, seconds: float, body: bytes) -> dict[str, Any]:
     import aiohttp
 
     total = int(rate * seconds)
@@ -180,6 +182,7 @@ async def load_run(url: str, rate: float, seconds: float, body: bytes) -> dict[s
         wall = time.perf_counter() - start
     lat = np.array([ms for ms, status in results if status == 200])
     errors = sum(1 for _, status in results if status != 200)
+    by_status = Counter(str(status) for _, status in results if status != 200)
     p50, p99 = (float(np.percentile(lat, q)) if lat.size else float("nan") for q in (50, 99))
     return {
         "rate": rate,
@@ -188,10 +191,11 @@ async def load_run(url: str, rate: float, seconds: float, body: bytes) -> dict[s
         "p50": p50,
         "p99": p99,
         "errors": errors,
+        "by_status": dict(by_status),
     }
 
 
-def bench_http(export: Path, rates: list[float], seconds: float) -> list[dict[str, float]]:
+def bench_http(export: Path, rates: list[float], seconds: float) -> list[dict[str, Any]]:
     proc, url = start_server(export)
     body = photo_jpeg()
     rows = []
@@ -202,7 +206,7 @@ def bench_http(export: Path, rates: list[float], seconds: float) -> list[dict[st
             print(
                 f"  {rate:5.0f} rps offered: {row['ok_rps']:6.1f} rps ok, "
                 f"p50 {row['p50']:6.1f} ms, p99 {row['p99']:6.1f} ms, "
-                f"errors {row['errors']:.0f}/{row['sent']:.0f}"
+                f"errors {row['errors']:.0f}/{row['sent']:.0f} {row['by_status'] or ''}"
             )
     finally:
         proc.send_signal(signal.SIGTERM)
