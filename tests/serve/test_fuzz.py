@@ -28,7 +28,7 @@ CHECKS: list[Any] = [
     content_type_conformance,
     response_schema_conformance,
 ]
-EXAMPLES_PER_OPERATION = 30
+EXAMPLES_PER_OPERATION = 25
 
 
 @pytest.mark.slow

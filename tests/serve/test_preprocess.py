@@ -31,7 +31,7 @@ def mutated(draw: st.DrawFn) -> bytes:
 
 
 @given(st.one_of(mutated(), st.binary(max_size=2048)))
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_hostile_bytes_decode_or_are_rejected_by_name(data: bytes) -> None:
     try:
         arr, decoded = preprocess_bytes(data, PRE, max_pixels=1_000_000)
