@@ -146,17 +146,7 @@ def write_outputs(
             "worst_mistakes": [as_dict(m) for m in mistakes],
         }
     )
-    plots = {
-        "Confusion matrix": confusion_png(metrics["confusion"], names),
-        "Precision-recall curves": pr_curves_png(preds.probs, preds.labels, names),
-        "Calibration": reliability_png(metrics["calibration_bins"], metrics["ece"]),
-    }
-    for file, png in zip(
-        ("confusion.png", "pr_curves.png", "reliability.png"), plots.values(), strict=True
-    ):
-        write_bytes_atomic(run / file, png)
-    if (run / CURVES_FILE).is_file():
-        plots["Training curves"] = (run / CURVES_FILE).read_bytes()
+    plots = write_plots(run, metrics, preds, names)
     write_text_atomic(run / METRICS_FILE, json.dumps(metrics, indent=2, allow_nan=True) + "\n")
     write_text_atomic(run / PREDICTIONS_FILE, _predictions_csv(preds, names))
     facts = {
@@ -177,6 +167,23 @@ def write_outputs(
         "macro_f1": metrics["macro"]["f1"],
         "ece": metrics["ece"],
     }
+
+
+def write_plots(
+    run: Path, metrics: dict[str, Any], preds: Predictions, names: Sequence[str]
+) -> dict[str, bytes]:
+    """Write the PNGs; return them by title (training curves included) for the report."""
+    plots = {
+        "Confusion matrix": confusion_png(metrics["confusion"], names),
+        "Precision-recall curves": pr_curves_png(preds.probs, preds.labels, names),
+        "Calibration": reliability_png(metrics["calibration_bins"], metrics["ece"]),
+    }
+    files = ("confusion.png", "pr_curves.png", "reliability.png")
+    for file, png in zip(files, plots.values(), strict=True):
+        write_bytes_atomic(run / file, png)
+    if (run / CURVES_FILE).is_file():
+        plots["Training curves"] = (run / CURVES_FILE).read_bytes()
+    return plots
 
 
 def _predictions_csv(preds: Predictions, names: Sequence[str]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,17 +185,8 @@ def fit(
     val_ctx = _context(parts, val_module, nn.CrossEntropyLoss(), deadline)
     stopped = ""
     for epoch in range(state.epoch + 1, config.epochs + 1):
-        torch.manual_seed(config.seed * 100_003 + epoch)
-        ctx = _context(parts, _set_trainable(parts, epoch), loss_fn, deadline)
         yield PhaseStart("epoch", feeder.steps_per_epoch, epoch, config.epochs)
-        try:
-            train = yield from train_epoch(ctx, feeder.train(epoch), state.step)
-        except NonFiniteLossError as exc:
-            kept = "the best model so far is kept" if state.best_epoch else "no model was saved"
-            raise NonFiniteLossError(
-                f"{exc} in epoch {epoch}: training stopped ({kept}); "
-                f"lower --lr (now {config.lr:g}) or check the data"
-            ) from exc
+        train = yield from _train_epoch(parts, state, epoch, deadline)
         state.step += train.steps
         val_ctx.module.eval()
         val = evaluate_batches(val_ctx, feeder.val())
@@ -212,6 +203,23 @@ def fit(
             yield Notice("info", f"stopped after epoch {epoch}: {stopped}")
             break
     yield _finish(parts, state, stopped)
+
+
+def _train_epoch(
+    parts: Parts, state: LoopState, epoch: int, deadline: Deadline
+) -> Generator[Event, None, EpochStats]:
+    """One epoch's steps, seeded by (seed, epoch) so a resumed run repeats it exactly."""
+    config = parts.config
+    torch.manual_seed(config.seed * 100_003 + epoch)
+    ctx = _context(parts, _set_trainable(parts, epoch), parts.loss_fn, deadline)
+    try:
+        return (yield from train_epoch(ctx, parts.feeder.train(epoch), state.step))
+    except NonFiniteLossError as exc:
+        kept = "the best model so far is kept" if state.best_epoch else "no model was saved"
+        raise NonFiniteLossError(
+            f"{exc} in epoch {epoch}: training stopped ({kept}); "
+            f"lower --lr (now {config.lr:g}) or check the data"
+        ) from exc
 
 
 def _early_stop(config: TrainConfig, state: LoopState) -> str:
