@@ -87,3 +87,26 @@ def test_bad_backend_options(sample_selection: Path, tmp_path: Path) -> None:
                 **kwargs,  # type: ignore[arg-type]
             )
     assert not (tmp_path / "s").exists()
+
+
+def test_hostile_ids_and_empty_selections_match_the_plain_download(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from oiforge.download import read_journal
+
+    unreachable = Endpoints.for_mirror("http://127.0.0.1:9")
+    cfg = DownloadConfig(workers=0, retries=0, connect_timeout_s=1.0)
+    empty = pa.table({"image_id": pa.array([], pa.string())})
+    nothing = run_download_sharded(empty, tmp_path / "e", cfg, unreachable, num_shards=4)
+    assert nothing.selected == nothing.attempted == 0 and nothing.stopped is None
+    ids = ["../../etc/passwd", None, "ABCDEF0123456789", "x" * 300, "0123456789abcdef", ""]
+    table = pa.table({"image_id": ids})
+    plain = download(table, tmp_path / "a", cfg, unreachable)
+    sharded = run_download_sharded(table, tmp_path / "b", cfg, unreachable, num_shards=3)
+    assert (sharded.statuses, sharded.invalid_ids) == (plain.statuses, plain.invalid_ids)
+    columns = ["image_id", "status", "error"]
+    assert (
+        read_journal(tmp_path / "a").select(columns).to_pylist()
+        == read_journal(tmp_path / "b").select(columns).to_pylist()
+    )
+    assert not (tmp_path / "etc").exists() and not list(tmp_path.glob("b/??/*"))

@@ -9,6 +9,7 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from dist_helpers import store_digest
 
@@ -58,19 +59,21 @@ def test_ray_download_matches_local(
 def test_a_killed_worker_is_retried_without_loss_or_duplicates(
     ray_cluster: None, sample_selection: Path, endpoints: Endpoints, tmp_path: Path, mirror: object
 ) -> None:
+    selection = tmp_path / "selection.parquet"
+    pq.write_table(pq.read_table(sample_selection).slice(0, 500), selection)
     mirror.reset()  # type: ignore[attr-defined]
-    reference = download(sample_selection, tmp_path / "local", CONFIG, endpoints)
+    reference = download(selection, tmp_path / "local", CONFIG, endpoints)
     mirror.reset()  # type: ignore[attr-defined]
-    slow = DownloadConfig(workers=0, backoff_s=0.05, rate_per_host=60.0)  # ~5 s per shard
+    slow = DownloadConfig(workers=0, backoff_s=0.05, rate_per_host=60.0)  # ~2-3 s per shard
     killed: list[ShardEvent] = []
 
     def kill_first_start(event: ShardEvent) -> None:
-        if event.kind == "started" and not killed:
+        if event.kind == "started" and not killed and event.pid != os.getpid():
             killed.append(event)
             os.kill(event.pid, signal.SIGKILL)  # the Ray worker process running this shard
 
     summary = run_download_sharded(
-        sample_selection, tmp_path / "ray", slow, endpoints, backend="ray", num_shards=2,
+        selection, tmp_path / "ray", slow, endpoints, backend="ray", num_shards=2,
         on_event=kill_first_start,
     )  # fmt: skip
     assert killed and summary.stopped is None
