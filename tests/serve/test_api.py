@@ -64,6 +64,9 @@ def test_url_input_from_a_local_server(service: str, tmp_path: Path) -> None:
         assert ok.status_code == 200, ok.text
         missing = _post(service, json={"images": [{"url": f"{files.url}/nope.jpg"}]})
         _assert_error(missing, 422, "url_http_error")
+        (tmp_path / "big.jpg").write_bytes(b"\xff" * 2_500_000)  # over the 2 MB limit
+        big = _post(service, json={"images": [{"url": f"{files.url}/big.jpg"}]})
+        _assert_error(big, 413, "url_too_large")
 
 
 def _cmyk_jpeg() -> bytes:
