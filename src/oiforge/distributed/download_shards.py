@@ -104,7 +104,10 @@ def download_shard(job: DownloadJob, reporter: Reporter) -> ShardDone:
     table = pq.read_table(job.shard.path)
     if job.settled:
         keep = pc.invert(
-            pc.is_in(table.column("image_id").cast(pa.string()), pa.array(job.settled))
+            pc.is_in(
+                table.column("image_id").cast(pa.string()),
+                value_set=pa.array(sorted(job.settled), pa.string()),
+            )
         )
         table = table.filter(pc.fill_null(keep, True))
 
@@ -114,7 +117,9 @@ def download_shard(job: DownloadJob, reporter: Reporter) -> ShardDone:
     summary = download(
         table, job.shard_store, job.config, job.endpoints, progress=on_progress, writer=job.writer
     )
-    reporter.progress(ShardProgress(summary.attempted, summary.attempted), final=True)
+    failures = {k: v for k, v in summary.statuses.items() if k != "ok"}
+    n = summary.attempted
+    reporter.progress(ShardProgress(n, n, summary.ok, summary.bytes, failures), final=True)
     published = publish_images(job.shard_store, job.store)
     pending, failed = _pending(table, job.shard_store, job.config.retry_failed)
     marker = {"key": job.shard.key, "complete": pending == 0 and not summary.stopped}
