@@ -9,10 +9,12 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from oiforge.errors import InvalidInputError, MalformedFileError
 from oiforge.train import build_config, run_training, train
-from oiforge.train.dataset import open_dataset
+from oiforge.train.dataset import Sample, open_dataset, source_of, split_off
 from oiforge.train.events import Notice
 
 from .synthetic import make_dataset
@@ -136,3 +138,27 @@ def test_carved_val_keeps_crops_of_one_photo_together(tmp_path: Path) -> None:
 
     assert not sources("train") & sources("val")
     assert len(index.splits["val"]) % 3 == 0
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    sources=st.lists(st.tuples(st.integers(0, 3), st.integers(1, 3)), min_size=2, max_size=30),
+    fraction=st.floats(0.05, 0.8),
+    seed=st.integers(0, 1000),
+)
+def test_split_off_is_a_seeded_partition_by_source(
+    sources: list[tuple[int, int]], fraction: float, seed: int
+) -> None:
+    samples = [
+        Sample(f"/x/{i}.jpg", label, f"train/c{label}/{i:016x}_{box}.jpg")
+        for i, (label, boxes) in enumerate(sources)
+        for box in range(boxes)
+    ]
+    keep, held = split_off(samples, fraction, seed)
+    assert sorted(s.key for s in keep + held) == sorted(s.key for s in samples)
+    assert not {source_of(s) for s in keep} & {source_of(s) for s in held}
+    assert (keep, held) == split_off(samples, fraction, seed)
+    for label in {s.label for s in samples}:
+        n_sources = len({source_of(s) for s in samples if s.label == label})
+        if n_sources >= 2:
+            assert any(s.label == label for s in held) and any(s.label == label for s in keep)
