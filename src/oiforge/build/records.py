@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from oiforge.spec import BuildSpec
@@ -105,7 +105,9 @@ class ImageRecord:
     samples: list[SampleResult] = field(default_factory=list)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        data = {k: getattr(self, k) for k in _RECORD_FIELDS}
+        data["samples"] = [{k: getattr(s, k) for k in _SAMPLE_FIELDS} for s in self.samples]
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> ImageRecord:
@@ -113,3 +115,7 @@ class ImageRecord:
         samples = [SampleResult(**s) for s in data.pop("samples")]
         data["flags"] = tuple(data["flags"])
         return cls(**data, samples=samples)
+
+
+_RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ImageRecord) if f.name != "samples")
+_SAMPLE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(SampleResult))

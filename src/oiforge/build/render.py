@@ -29,13 +29,24 @@ from oiforge.build.records import (
 PAD_COLOUR = (124, 116, 104)
 
 
+_MADE_DIRS: set[str] = set()
+
+
 def write_cache_file(path: Path, data: bytes) -> None:
-    """Temp + rename without fsync: the cache is re-verified by hash on resume, and the
-    build syncs once before the finished dataset is renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    """Write in place, no temp file, no fsync: a torn cache file fails its hash (samples) or
+    its JSON parse (records) on resume and is rendered again; the build syncs once before
+    the finished dataset is renamed into place."""
+    parent = os.path.dirname(path)  # noqa: PTH120 (hot path: plain strings are cheaper)
+    if parent not in _MADE_DIRS:
+        os.makedirs(parent, exist_ok=True)  # noqa: PTH103
+        _MADE_DIRS.add(parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def sample_path(cache: Path, key: str) -> Path:
@@ -148,7 +159,7 @@ def process_image(task: ImageTask, opts: RenderOptions, cache: Path) -> ImageRec
     record.width, record.height = dec.full_width, dec.full_height
     if min(dec.full_width, dec.full_height) < opts.min_image_side:
         return _failed(task, "image_too_small", record)
-    thumb = thumbnail(dec.image)
+    thumb = thumbnail(dec.image, 32)
     record.flags = image_flags(thumb)
     record.phash = perceptual_hash(thumb)
     record.samples = _render_all(task, dec, opts, cache)
