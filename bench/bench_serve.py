@@ -4,9 +4,9 @@
 
 1. Builds the default model (EfficientNet-Lite0, offline ImageNet weights, a 10-class head,
    224 px) as the train stage does, exports it with `export_model` into bench/out/serve/.
-2. Per-image latency at batch 1, both on the same 2 threads: torch eager (`torch.no_grad`)
-   vs the ONNX Runtime `Predictor`; prints the ratio (target >= 2x). Also the end-to-end
-   predictor time for a real 600x400 JPEG (decode + preprocess + infer).
+2. Per-image latency at batch 1, both on the same threads (1, then all cores): torch eager
+   (`torch.no_grad`) vs the ONNX Runtime `Predictor`; prints the ratio (target >= 2x).
+   Also the end-to-end predictor time for a real 600x400 JPEG (decode + preprocess + infer).
 3. Starts `oiforge serve` (its own process) on 127.0.0.1 and drives it with an open-loop
    aiohttp load generator (requests are sent on a fixed schedule whatever the replies, at
    most 256 in flight) at each rate for --seconds: p50/p99 latency, achieved rate, errors.
@@ -228,7 +228,8 @@ def main() -> None:
     )
     export = build_export()
     print("per-image latency (same model, same input):")
-    bench_latency(export, args.iters, args.threads)
+    for threads in sorted({1, args.threads}):
+        bench_latency(export, args.iters, threads)
     bench_end_to_end(export, args.iters, args.threads)
     print(
         "HTTP: oiforge serve on loopback, multipart 600x400 JPEG, open loop, "
