@@ -5,7 +5,8 @@
 Generates photo-like JPEGs (640x480 to 1024x768, q90) into a mirror root under bench/out/,
 serves it with `oiforge mirror serve` (or `--server static`: a plain aiohttp static server),
 and times, alternating, for two settings (as served; resize to 256 max side):
-  - the loopback ceiling: an aiohttp GET loop, 64 in flight, bodies discarded;
+  - the loopback ceiling ("ceiling"): an aiohttp GET loop, 64 in flight, bodies discarded
+    (and once an httpx loop, which is how the HTTP client was picked);
   - `oiforge download` (subprocess, end to end);
   - img2dataset 1.47 in its own venv (bench/out/i2d-venv, pip-installed on first use),
     `--processes_count 2 --thread_count 32 --output_format files`.
@@ -131,8 +132,22 @@ asyncio.run(main(open(sys.argv[1]).read().split()))
 """
 
 
-def run_ceiling(url_file: Path) -> tuple[float, float]:
-    return timed([sys.executable, "-c", CEILING, str(url_file)])
+CEILING_HTTPX = """
+import asyncio, sys, httpx
+async def main(urls):
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(limits=limits) as c:
+        it = iter(urls)
+        async def worker():
+            for u in it:
+                (await c.get(u)).content
+        await asyncio.gather(*(worker() for _ in range(64)))
+asyncio.run(main(open(sys.argv[1]).read().split()))
+"""
+
+
+def run_ceiling(url_file: Path, code: str = CEILING) -> tuple[float, float]:
+    return timed([sys.executable, "-c", code, str(url_file)])
 
 
 def run_oiforge(sel: Path, base: str, resize: bool) -> tuple[float, float]:
@@ -172,6 +187,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=5000)
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--server", choices=("mirror", "static"), default="mirror")
+    ap.add_argument("--httpx", action="store_true", help="also time an httpx GET loop")
     args = ap.parse_args()
     ensure_img2dataset()
     root, ids = make_root(args.images)
@@ -179,21 +195,27 @@ def main() -> None:
     print(f"{len(ids)} JPEGs, mean {statistics.mean(sizes) / 1e3:.0f} KB; server: {args.server}")
     proc, base = start_server(args.server, root)
     try:
-        bench(ids, base, args.reps)
+        bench(ids, base, args.reps, args.httpx)
     finally:
         proc.kill()
 
 
-def bench(ids: list[str], base: str, reps: int) -> None:
+def bench(ids: list[str], base: str, reps: int, httpx: bool) -> None:
     url_file, sel = OUT / "urls.txt", OUT / "selection.parquet"
     url_file.write_text("".join(f"{base}/open-images-dataset/train/{i}.jpg\n" for i in ids))
     pq.write_table(pa.table({"image_id": ids, "split": ["train"] * len(ids)}), sel)
     n = len(ids)
-    ceiling = [run_ceiling(url_file) for _ in range(reps)]
-    print(f"loopback ceiling: {n / min(w for w, _ in ceiling):,.0f} img/s")
+    if httpx:
+        wall, cpu = min(run_ceiling(url_file, CEILING_HTTPX) for _ in range(reps))
+        print(f"httpx GET loop (64 in flight): {n / wall:,.0f} img/s  cpu {cpu:.2f} s")
     for resize in (False, True):
-        runs: dict[str, list[tuple[float, float]]] = {"oiforge": [], "img2dataset": []}
-        for _ in range(reps):  # alternate so drift hits both alike
+        runs: dict[str, list[tuple[float, float]]] = {
+            "ceiling": [],
+            "oiforge": [],
+            "img2dataset": [],
+        }
+        for _ in range(reps):  # alternate so drift and neighbours' load hit all alike
+            runs["ceiling"].append(run_ceiling(url_file))
             runs["img2dataset"].append(run_img2dataset(url_file, resize))
             runs["oiforge"].append(run_oiforge(sel, base, resize))
         report(n, "resize 256" if resize else "as served", runs)
