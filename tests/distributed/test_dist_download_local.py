@@ -110,3 +110,22 @@ def test_hostile_ids_and_empty_selections_match_the_plain_download(tmp_path: Pat
         == read_journal(tmp_path / "b").select(columns).to_pylist()
     )
     assert not (tmp_path / "etc").exists() and not list(tmp_path.glob("b/??/*"))
+
+
+def test_a_failing_shard_is_a_value_and_the_rerun_finishes_it(
+    sample_selection: Path, endpoints: Endpoints, tmp_path: Path
+) -> None:
+    table = pq.read_table(sample_selection).slice(0, 80)
+    store = tmp_path / "store"
+    blocker = store / ".shards" / "1-of-2" / "store"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("a file where the shard's store folder should be")
+    first = run_download_sharded(table, store, CONFIG, endpoints, num_shards=2)
+    assert first.stopped is not None and "1-of-2" in first.stopped
+    assert 0 < first.journal.get("ok", 0) < len(set(table.column("image_id").to_pylist()))
+    stats = json.loads((store / "stats.json").read_text())
+    assert [s["error"] is not None for s in stats["shards_run"]] == [False, True]
+    blocker.unlink()
+    second = run_download_sharded(table, store, CONFIG, endpoints, num_shards=2)
+    plain = download(table, tmp_path / "plain", CONFIG, endpoints)
+    assert second.stopped is None and second.journal == plain.journal

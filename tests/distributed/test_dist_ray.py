@@ -100,3 +100,17 @@ def test_ray_build_matches_local(
     inputs = BuildInputs(selection, tmp_path / "store", tmp_path / "b", workers=1)
     on_ray = run_build_sharded(inputs, backend="ray", num_shards=2)
     assert on_ray.top_hash == local.top_hash and on_ray.reused_images > 0
+
+
+def test_a_failing_ray_shard_is_a_value(
+    ray_cluster: None, sample_selection: Path, endpoints: Endpoints, tmp_path: Path
+) -> None:
+    table = pq.read_table(sample_selection).slice(0, 40)
+    blocker = tmp_path / "store" / ".shards" / "0-of-2" / "store"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("not a folder")
+    summary = run_download_sharded(
+        table, tmp_path / "store", CONFIG, endpoints, backend="ray", num_shards=2
+    )
+    assert summary.stopped is not None and "0-of-2" in summary.stopped
+    assert summary.journal.get("ok", 0) > 0  # the other shard finished and was merged
