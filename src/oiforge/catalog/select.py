@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from oiforge.atomic import atomic_open
 from oiforge.catalog.catalog import Catalog, open_catalog
 from oiforge.catalog.fetch import ProgressFn
-from oiforge.catalog.selectsql import Target, order_rows, selection_sql
+from oiforge.catalog.selectsql import Target, selection_sql
 from oiforge.contracts import SELECTION_SCHEMA, SPLITS
 from oiforge.errors import SpecError
 from oiforge.spec import DatasetSpec, SelectSpec
@@ -97,7 +97,7 @@ def _select(
     cat.ensure(_needed_kinds(sel, bool(excluded)), sel.splits, progress)
     sql = selection_sql(sel, targets, excluded, cat.has_table("machine_labels", sel.splits))
     digest = spec_hash_of(spec)
-    table = order_rows(cat.connection.sql(sql).to_arrow_table(), sel.label_mode == "box")
+    table = cat.connection.sql(sql).to_arrow_table()
     table = _to_schema(table, digest)
     log.info("selected %d rows for %d classes", table.num_rows, len(targets))
     return Selection(table, digest, [t.name for t in targets])
