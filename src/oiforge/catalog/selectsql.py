@@ -214,7 +214,8 @@ SELECT k.image_id, k.split, o.out_mid AS label_mid, o.out_name AS label_name, k.
        {", ".join(f"k.{c}" for c in _BOX_COLS)},
        {", ".join(f"i.{c}" for c in _IMAGE_COLS)}
 FROM numbered k JOIN out_names o USING (class_idx)
-LEFT JOIN images i ON i.image_id = k.image_id AND i.split = k.split
+LEFT JOIN (SELECT * FROM images WHERE image_id IN (SELECT image_id FROM numbered)) i
+       ON i.image_id = k.image_id AND i.split = k.split
 ORDER BY k.class_idx, k.split_rank, k.image_id, k.box_index
 """
 
