@@ -7,6 +7,7 @@ thread pool. Every image ends as one journal row; nothing here raises for a sing
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import sqlite3
@@ -148,15 +149,17 @@ class _Run:
         workers = [
             asyncio.create_task(self._worker(fetcher, items, tally)) for _ in range(n_workers)
         ]
-        flusher = asyncio.create_task(self._flush_loop())
+        finished = asyncio.Event()
+        flusher = asyncio.create_task(self._flush_loop(finished))
         try:
             await asyncio.gather(*workers)
+            for task in items:  # left over after a stop: recorded, retried by the next run
+                self.pending.append(
+                    JournalRow(task.image_id, "error", error=f"not attempted: {self.stopped}")
+                )
         finally:
-            flusher.cancel()
-        for task in items:  # left over after a stop: recorded, retried by the next run
-            self.pending.append(
-                JournalRow(task.image_id, "error", error=f"not attempted: {self.stopped}")
-            )
+            finished.set()
+            await flusher
 
     async def _worker(
         self, fetcher: ImageFetcher, items: Iterator[ImageTask], tally: Tally
@@ -172,10 +175,17 @@ class _Run:
             if self.stopped:
                 return
 
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(0.05)
-            self._flush()
+    async def _flush_loop(self, finished: asyncio.Event) -> None:
+        """Commit pending rows every ~50 ms on a journal thread, so the loop never blocks."""
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(1, thread_name_prefix="oiforge-journal") as thread:
+            while True:
+                last = finished.is_set()
+                await loop.run_in_executor(thread, self._flush)
+                if last:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(finished.wait(), 0.05)
 
     def _flush(self) -> None:
         rows, self.pending = self.pending, []
