@@ -70,7 +70,7 @@ def generate(home: Path, scale: float) -> dict[str, int]:
 def _boxes(con: duckdb.DuckDBPyConnection, out: Path, n: int, n_img: int) -> None:
     # Zipf-ish class frequencies: k = floor(601 * u^3) puts most boxes on a few classes.
     con.execute(f"""
-    COPY (SELECT lpad(to_hex(hash(i % {n_img})), 16, '0') AS ImageID, 'xclick' AS Source,
+    COPY (SELECT lower(lpad(to_hex(hash(i % {n_img})), 16, '0')) AS ImageID, 'xclick' AS Source,
       ml[1 + CAST(floor(601 * pow(random(), 3)) AS BIGINT)] AS LabelName,
       1 AS Confidence, round(random() * 0.5, 6) AS XMin, round(0.5 + random() * 0.5, 6) AS XMax,
       round(random() * 0.5, 6) AS YMin, round(0.5 + random() * 0.5, 6) AS YMax,
@@ -84,7 +84,7 @@ def _boxes(con: duckdb.DuckDBPyConnection, out: Path, n: int, n_img: int) -> Non
 
 def _images(con: duckdb.DuckDBPyConnection, out: Path, n: int, split: str) -> None:
     con.execute(f"""
-    COPY (SELECT lpad(to_hex(hash(i)), 16, '0') AS ImageID, '{split}' AS Subset,
+    COPY (SELECT lower(lpad(to_hex(hash(i)), 16, '0')) AS ImageID, '{split}' AS Subset,
       'https://c1.staticflickr.com/5/' || i || '/' || i || '_46f356962f_o.jpg' AS OriginalURL,
       'https://www.flickr.com/photos/someone/' || i AS OriginalLandingURL,
       'https://creativecommons.org/licenses/by/2.0/' AS License,
