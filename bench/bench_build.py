@@ -101,9 +101,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args()
     s = merge(generate(args.images, args.boxes, args.workers))
-    n_dec, t_dec = decode_only(s.store, args.workers)
+    n_dec, t_before = decode_only(s.store, args.workers)
     n_img, n_samples, t_build = build(s, args.size, args.workers)
+    _, t_after = decode_only(s.store, args.workers)  # before and after: the machine is shared
+    t_dec = (t_before + t_after) / 2
     dec_rate, img_rate = n_dec / t_dec, n_img / t_build
+    print(f"load average {os.getloadavg()[0]:.1f}; decode-only before/after: "
+          f"{n_dec / t_before:.1f} / {n_dec / t_after:.1f} images/s")  # fmt: skip
     print(f"images {n_img}, samples {n_samples}, workers {args.workers}, size {args.size}")
     print(f"decode-only (Pillow full decode): {dec_rate:8.1f} images/s ({t_dec:.1f} s)")
     print(f"build (end to end):               {img_rate:8.1f} images/s, "

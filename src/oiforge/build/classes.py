@@ -52,6 +52,13 @@ def make_classes(names_by_mid: dict[str, str]) -> list[ClassInfo]:
         if len(mids) > 1:
             for mid in mids:
                 folders[mid] = f"{folders[mid][: MAX_FOLDER_LEN - 20]}__{_mid_suffix(mid)}"
+    seen: set[str] = set()
+    for mid in sorted(folders):  # MIDs that still clash after the suffix get a number
+        base, n = folders[mid], 1
+        while folders[mid].casefold() in seen:
+            n += 1
+            folders[mid] = f"{base}_{n}"
+        seen.add(folders[mid].casefold())
     ordered = sorted(folders.items(), key=lambda kv: (kv[1], kv[0]))
     return [ClassInfo(i, names_by_mid[mid], folder, mid) for i, (mid, folder) in enumerate(ordered)]
 
