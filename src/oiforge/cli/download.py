@@ -39,7 +39,9 @@ def download_command(
     read_timeout: float = typer.Option(30.0, "--read-timeout", help="Seconds without bytes."),
     retries: int = typer.Option(3, "--retries", help="Retries per URL on 5xx/timeouts."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Retry permanent failures."),
-    workers: int | None = typer.Option(None, "--workers", help="Image processes (0: threads)."),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Processes for resizing (default 0: threads)."
+    ),
     limit: int | None = typer.Option(None, "--limit", help="Fetch at most N images this run."),
     mirror: str | None = typer.Option(None, "--mirror", help="Fetch from an `oiforge mirror`."),
     images_base: str | None = typer.Option(None, "--images-base", help="Resized-image bucket."),

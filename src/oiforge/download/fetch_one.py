@@ -90,10 +90,10 @@ class ImageFetcher:
     async def _accept(
         self, task: ImageTask, source: Source, fetched: Fetched
     ) -> _Stored | Rejection:
+        if is_placeholder_url(fetched.redirects[1:]):  # whatever the placeholder URL answers
+            return Rejection("placeholder", f"redirected to {fetched.redirects[-1]}")
         if fetched.body is None:
             return Rejection(fetched.status, fetched.error or fetched.status)
-        if is_placeholder_url(fetched.redirects[1:]):
-            return Rejection("placeholder", f"redirected to {fetched.redirects[-1]}")
         checked = self._check(task, source, fetched)
         if isinstance(checked, Rejection):
             return checked
