@@ -5,7 +5,8 @@
 1. Builds the default model (EfficientNet-Lite0, offline ImageNet weights, a 10-class head,
    224 px) as the train stage does, exports it with `export_model` into bench/out/serve/.
 2. Per-image latency at batch 1, both on the same threads (1, then all cores): torch eager
-   (`torch.no_grad`) vs the ONNX Runtime `Predictor`; prints the ratio (target >= 2x).
+   (`torch.no_grad`) vs the ONNX Runtime `Predictor`, interleaved call by call; prints the
+   ratio (target >= 2x).
    Also the end-to-end predictor time for a real 600x400 JPEG (decode + preprocess + infer).
 3. Starts `oiforge serve` (its own process) on 127.0.0.1 and drives it with an open-loop
    aiohttp load generator (requests are sent on a fixed schedule whatever the replies, at
@@ -80,11 +81,16 @@ def bench_latency(export: Path, iters: int, threads: int) -> tuple[float, float]
         with torch.no_grad():
             model(xt)
 
-    results = {}
-    for name, fn in (("torch eager", eager), ("onnxruntime", lambda: predictor.logits(x))):
+    runners = {"torch eager": eager, "onnxruntime": lambda: predictor.logits(x)}
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for fn in runners.values():
         _time_ms(fn, 10)  # warm-up
-        results[name] = statistics.median(_time_ms(fn, iters))
-        print(f"  {name:12s} batch 1, {threads} threads: median {results[name]:.2f} ms/image")
+    for _ in range(iters):  # interleaved, so both see the same background load
+        for name, fn in runners.items():
+            times[name] += _time_ms(fn, 1)
+    results = {name: statistics.median(values) for name, values in times.items()}
+    for name, ms in results.items():
+        print(f"  {name:12s} batch 1, {threads} threads: median {ms:.2f} ms/image")
     ratio = results["torch eager"] / results["onnxruntime"]
     print(f"  ratio torch eager / onnxruntime = {ratio:.2f}x (target >= 2x)")
     return results["torch eager"], results["onnxruntime"]
