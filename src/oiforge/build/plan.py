@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,8 @@ from oiforge.build.excludes import ExcludeList
 from oiforge.build.records import Box, ImageTask, SampleTask
 from oiforge.contracts import DATASET_SPLIT_OF, SELECTION_SCHEMA, is_image_id, store_path_parts
 from oiforge.errors import InvalidInputError, MalformedFileError
+
+log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS: Final = ("image_id", "split", "label_mid", "label_name")
 ATTRIBUTION_FIELDS: Final = (
@@ -142,10 +146,35 @@ def _samples(
     return samples
 
 
+def rotated_on_download(store: Path) -> frozenset[str]:
+    """ImageIDs whose stored pixels the downloader already turned upright (journal ``rotated``).
+
+    Their Open Images ``Rotation`` must not be applied a second time. Read from the journal
+    file (the data contract), not through the download package.
+    """
+    path = store / "journal.sqlite"
+    if not path.is_file():
+        return frozenset()
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            cols = {row[1] for row in con.execute("PRAGMA table_info(journal)")}
+            if "rotated" not in cols:
+                return frozenset()
+            rows = con.execute("SELECT image_id FROM journal WHERE status = 'ok' AND rotated <> 0")
+            return frozenset(str(r[0]) for r in rows)
+        finally:
+            con.close()
+    except sqlite3.Error:
+        log.warning("could not read %s; applying Rotation from the selection", path)
+        return frozenset()
+
+
 def make_plan(rows: list[dict[str, Any]], store: Path, excludes: ExcludeList) -> Plan:
     """Group rows by image, give every sample a key, name the classes, apply the exclude list."""
     excluded: list[Exclusion] = []
     grouped = _group_rows(rows, excluded)
+    upright = rotated_on_download(store)
     tasks, images = [], {}
     for iid, rs in grouped.items():
         meta = _meta(iid, rs[0])
@@ -155,7 +184,7 @@ def make_plan(rows: list[dict[str, Any]], store: Path, excludes: ExcludeList) ->
             continue
         images[iid] = meta
         folder, name = store_path_parts(iid)
-        rotation = rs[0].get("rotation")
+        rotation = None if iid in upright else rs[0].get("rotation")
         tasks.append(ImageTask(iid, str(store / folder / name), rotation, tuple(samples)))
     names = {str(r["label_mid"]): str(r["label_name"]) for rs in grouped.values() for r in rs}
     return Plan(tasks, images, make_classes(names), excluded)
