@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from oiforge.cli._common import console, err_console, progress_bar
+from oiforge.distributed.options import LOCAL, BackendOptions, add_backend_options
 from oiforge.errors import SpecError
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
-    app.command("build")(build_command)
+    app.command("build")(add_backend_options(build_command))
     app.command("verify")(verify_command)
     app.command("publish")(publish_command)
     app.command("pull")(pull_command)
@@ -55,6 +56,7 @@ def build_command(
         None, "--catalog", help="Catalog folder: record file MD5s."
     ),
     workers: int | None = typer.Option(None, "--workers", help="Processes (default: all cores)."),
+    backend: BackendOptions = LOCAL,
 ) -> None:
     """Turn the store into a dataset: clean, de-duplicate, crop, split, export, lock."""
     overrides = {
@@ -69,7 +71,7 @@ def build_command(
         inputs = _from_spec(
             spec_file, overrides, selection, store, out, exclude_list, catalog, workers
         )
-    result = _run_build(inputs)
+    result = _run_build(inputs, backend)
     _print_build(result)
 
 
@@ -173,13 +175,15 @@ def _from_lock(
     )
 
 
-def _run_build(inputs: BuildInputs) -> BuildResult:
-    from oiforge.build import build_dataset
+def _run_build(inputs: BuildInputs, backend: BackendOptions) -> BuildResult:
+    from oiforge.distributed import run_build_sharded
 
     with progress_bar() as bar:
         task = bar.add_task("build", total=None)
-        return build_dataset(
-            inputs, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        return run_build_sharded(
+            inputs,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            **backend.kwargs(),
         )
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from oiforge.cli._common import console, err_console
+from oiforge.distributed.options import LOCAL, BackendOptions, add_backend_options
 from oiforge.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
-    app.command("download")(download_command)
+    app.command("download")(add_backend_options(download_command))
 
 
 def download_command(
@@ -46,6 +47,7 @@ def download_command(
     mirror: str | None = typer.Option(None, "--mirror", help="Fetch from an `oiforge mirror`."),
     images_base: str | None = typer.Option(None, "--images-base", help="Resized-image bucket."),
     flickr_base: str | None = typer.Option(None, "--flickr-base", help="Flickr rewrite base."),
+    backend: BackendOptions = LOCAL,
 ) -> None:
     """Fetch every selected image into a store, verified, with a journal; rerun to resume."""
     if status is not None:
@@ -66,7 +68,8 @@ def download_command(
     if workers is not None:
         cfg_args["workers"] = workers
     config = DownloadConfig(**cfg_args)
-    summary = _run(selection, out, config, _endpoints(mirror, images_base, flickr_base))
+    endpoints = _endpoints(mirror, images_base, flickr_base)
+    summary = _run(selection, out, config, endpoints, backend)
     _print_summary(summary, out)
     if summary.stopped:
         err_console.print(f"[bold red]stopped early:[/] {summary.stopped}", highlight=False)
@@ -81,18 +84,20 @@ def _endpoints(mirror: str | None, images_base: str | None, flickr_base: str | N
     return Endpoints.from_env(images_base=images_base, flickr_base=flickr_base)
 
 
-def _run(selection: Path, out: Path, config: DownloadConfig, endpoints: Any) -> DownloadSummary:
+def _run(
+    selection: Path, out: Path, config: DownloadConfig, endpoints: Any, backend: BackendOptions
+) -> DownloadSummary:
     from rich.progress import TextColumn
 
     from oiforge.cli._common import progress_bar
-    from oiforge.download import download
+    from oiforge.distributed import run_download_sharded
 
     with progress_bar(
         TextColumn("{task.fields[rates]}"), TextColumn("{task.fields[fails]}")
     ) as bar:
         task = bar.add_task("download", total=None, rates="", fails="")
-        return download(
-            selection, out, config, endpoints, progress=_Updater(bar, task), writer=None
+        return run_download_sharded(
+            selection, out, config, endpoints, progress=_Updater(bar, task), **backend.kwargs()
         )
 
 
