@@ -40,7 +40,11 @@ def write_cache_file(path: Path, data: bytes) -> None:
     if parent not in _MADE_DIRS:
         os.makedirs(parent, exist_ok=True)  # noqa: PTH103
         _MADE_DIRS.add(parent)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except FileNotFoundError:  # the folder was removed since we made it (an earlier build)
+        os.makedirs(parent, exist_ok=True)  # noqa: PTH103
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data)
         while view:
