@@ -1,0 +1,85 @@
+"""What the pages show: class hits, tree nodes, and the selection's images with their boxes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from oiforge.build import ExcludeList
+from oiforge.catalog import Catalog
+
+_ATTRIBUTION = ("title", "author", "author_profile_url", "license", "landing_url")
+
+
+def class_hits(cat: Catalog, query: str, limit: int = 30) -> list[dict[str, Any]]:
+    hits = cat.search(query, limit=limit) if query.strip() else []
+    return [
+        {"mid": h.mid, "name": h.name, "boxable": h.boxable, "matched": h.matched} for h in hits
+    ]
+
+
+def tree_node(cat: Catalog, mid: str) -> dict[str, Any]:
+    """One class with its direct children (sub-classes and parts) and all its parents."""
+    node = cat.subtree(mid, parts=True, depth=1)
+    kids = [
+        {
+            "mid": c.mid,
+            "name": cat.name(c.mid),
+            "kind": c.kind,
+            "has_children": bool(cat.subtree(c.mid, parts=True, depth=1).children),
+        }
+        for c in node.children
+    ]
+    parents = [{"mid": p, "name": cat.name(p)} for p in cat.parents(mid)]
+    return {"mid": mid, "name": cat.name(mid), "children": kids, "parents": parents}
+
+
+def load_images(selection: Path | None) -> list[dict[str, Any]]:
+    """The selection's rows grouped per image, boxes in ``box_index`` order."""
+    if selection is None:
+        return []
+    rows = pq.read_table(selection).to_pylist()
+    images: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        img = images.setdefault(
+            r["image_id"],
+            {
+                "image_id": r["image_id"],
+                "split": r["split"],
+                "classes": [],
+                "boxes": [],
+                **{k: r.get(k) for k in _ATTRIBUTION},
+            },
+        )
+        if r["label_name"] not in img["classes"]:
+            img["classes"].append(r["label_name"])
+        if r.get("box_index") is not None:
+            img["boxes"].append(
+                {
+                    "index": r["box_index"],
+                    "label": r["label_name"],
+                    "x_min": r["x_min"],
+                    "x_max": r["x_max"],
+                    "y_min": r["y_min"],
+                    "y_max": r["y_max"],
+                }
+            )
+    return list(images.values())
+
+
+def filtered(
+    images: list[dict[str, Any]], ex: ExcludeList, cls: str, split: str, status: str
+) -> list[dict[str, Any]]:
+    out = []
+    for img in images:
+        reason = ex.images.get(img["image_id"])
+        boxes = {str(b): r for (i, b), r in ex.boxes.items() if i == img["image_id"]}
+        state = "excluded" if reason else "included"
+        if cls and cls not in img["classes"]:
+            continue
+        if (split and img["split"] != split) or (status and status != state):
+            continue
+        out.append({**img, "status": state, "reason": reason, "excluded_boxes": boxes})
+    return out
