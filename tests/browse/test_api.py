@@ -13,7 +13,8 @@ from .conftest import Browse
 
 def test_search_and_tree(browse: Browse) -> None:
     hits = httpx.get(f"{browse.url}/api/classes", params={"q": "cat"}).json()
-    assert any(h["mid"] == "/m/01yrx" and h["boxable"] for h in hits)
+    cat = next(h for h in hits if h["mid"] == "/m/01yrx")
+    assert cat["boxable"] and cat["positives"] == 3 and cat["boxes"] == 4
     tree = httpx.get(f"{browse.url}/api/tree", params={"mid": "/m/01lrl"}).json()
     assert any(c["name"] == "Bear" for c in tree["children"])
     assert tree["parents"]

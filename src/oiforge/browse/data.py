@@ -14,10 +14,32 @@ _ATTRIBUTION = ("title", "author", "author_profile_url", "license", "landing_url
 
 
 def class_hits(cat: Catalog, query: str, limit: int = 30) -> list[dict[str, Any]]:
+    """Search hits with their positives and boxes (summed over the ingested splits)."""
     hits = cat.search(query, limit=limit) if query.strip() else []
+    counts = _counts(cat, [h.mid for h in hits])
     return [
-        {"mid": h.mid, "name": h.name, "boxable": h.boxable, "matched": h.matched} for h in hits
+        {
+            "mid": h.mid,
+            "name": h.name,
+            "boxable": h.boxable,
+            "matched": h.matched,
+            **counts.get(h.mid, {"positives": 0, "boxes": 0}),
+        }
+        for h in hits
     ]
+
+
+def _counts(cat: Catalog, mids: list[str]) -> dict[str, dict[str, int]]:
+    if not mids:
+        return {}
+    rows = cat.class_counts(mids).to_pylist()
+    return {
+        r["label_mid"]: {
+            kind: sum(int(v or 0) for k, v in r.items() if k.startswith(f"{kind}_"))
+            for kind in ("positives", "boxes")
+        }
+        for r in rows
+    }
 
 
 def tree_node(cat: Catalog, mid: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ function say(text, error) { $("status").textContent = text; $("status").classNam
 async function search() {
   const hits = await api("/api/classes?q=" + encodeURIComponent($("search").value));
   $("hits").replaceChildren(...hits.map((h) => {
-    const li = el("li", `${h.name} (${h.mid})${h.boxable ? " · boxable" : ""}`);
+    const li = el("li", `${h.name} (${h.mid})${h.boxable ? " · boxable" : ""} · ${h.positives} images, ${h.boxes} boxes`);
     li.dataset.mid = h.mid;
     li.onclick = () => showTree(h.mid);
     return li;
