@@ -27,5 +27,7 @@ def test_browse_the_mirror_sample(endpoints: object, tmp_path: Path) -> None:
             assert len(grid) == 6 and all(g["boxes"] and g["landing_url"] for g in grid)
             served = [httpx.get(f"{url}/img/{g['image_id']}.jpg").status_code for g in grid]
             assert served.count(200) >= 1  # the sample's fault rules fail some on purpose
+            ok = httpx.get(f"{url}/api/images", params={"status": "ok"}).json()["images"]
+            assert len(ok) == served.count(200) and all(g["download"] == "ok" for g in ok)
             hits = httpx.get(f"{url}/api/classes", params={"q": "Cat"}).json()
             assert hits[0]["name"] == "Cat" and hits[0]["boxes"] > 0

@@ -10,7 +10,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from oiforge.browse.data import class_hits, filtered, load_images, tree_node
+from oiforge.browse.data import class_hits, download_status, filtered, load_images, tree_node
 from oiforge.browse.excludes import ExcludeStore
 from oiforge.catalog import Catalog
 from oiforge.contracts import is_image_id
@@ -47,7 +47,7 @@ def create_app(
     excludes = ExcludeStore(exclude_list)
     images = load_images(selection)
     _pages(app, cat, store)
-    _api(app, cat, excludes, images)
+    _api(app, cat, excludes, images, store)
     return app
 
 
@@ -77,7 +77,9 @@ def _pages(app: FastAPI, cat: Catalog, store: Path) -> None:
         return FileResponse(path, media_type="image/jpeg")
 
 
-def _api(app: FastAPI, cat: Catalog, excludes: ExcludeStore, images: list[dict[str, Any]]) -> None:
+def _api(
+    app: FastAPI, cat: Catalog, excludes: ExcludeStore, images: list[dict[str, Any]], store: Path
+) -> None:
     @app.exception_handler(UserError)
     def _user_error(_: Request, exc: UserError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)
@@ -95,7 +97,7 @@ def _api(app: FastAPI, cat: Catalog, excludes: ExcludeStore, images: list[dict[s
 
     @app.get("/api/images")
     def grid(cls: str = "", split: str = "", status: str = "") -> dict[str, Any]:
-        rows = filtered(images, excludes.read(), cls, split, status)
+        rows = filtered(images, excludes.read(), download_status(store), (cls, split, status))
         names = sorted({c for img in images for c in img["classes"]})
         return {"images": rows, "classes": names, "total": len(images)}
 

@@ -91,17 +91,37 @@ def load_images(selection: Path | None) -> list[dict[str, Any]]:
     return list(images.values())
 
 
+def download_status(store: Path) -> dict[str, str]:
+    """ImageID -> the download journal's status (empty when the store has no journal)."""
+    from oiforge.download import read_journal
+    from oiforge.errors import OiforgeError
+
+    try:
+        table = read_journal(store).select(["image_id", "status"]).to_pydict()
+    except OiforgeError:
+        return {}
+    return dict(zip(table["image_id"], table["status"], strict=True))
+
+
 def filtered(
-    images: list[dict[str, Any]], ex: ExcludeList, cls: str, split: str, status: str
+    images: list[dict[str, Any]],
+    ex: ExcludeList,
+    downloads: dict[str, str],
+    want: tuple[str, str, str],
 ) -> list[dict[str, Any]]:
+    """Images of class/split ``want[:2]`` whose status (included, excluded or a download
+    status such as ``ok`` or ``http_404``) is ``want[2]``; empty strings match all."""
+    cls, split, status = want
     out = []
     for img in images:
         reason = ex.images.get(img["image_id"])
         boxes = {str(b): r for (i, b), r in ex.boxes.items() if i == img["image_id"]}
         state = "excluded" if reason else "included"
-        if cls and cls not in img["classes"]:
+        fetched = downloads.get(img["image_id"], "not downloaded")
+        if (cls and cls not in img["classes"]) or (split and img["split"] != split):
             continue
-        if (split and img["split"] != split) or (status and status != state):
+        if status and status not in (state, fetched):
             continue
-        out.append({**img, "status": state, "reason": reason, "excluded_boxes": boxes})
+        row = {**img, "status": state, "download": fetched, "reason": reason}
+        out.append({**row, "excluded_boxes": boxes})
     return out

@@ -75,7 +75,7 @@ function card(img, i) {
   }
   const link = el("a", img.title || "(untitled)"); link.href = img.landing_url || "#"; link.target = "_blank";
   const attr = el("div", undefined, "attr"); attr.append(link);
-  c.append(pic, el("div", `${img.classes.join(", ")} · ${img.split}`),
+  c.append(pic, el("div", `${img.classes.join(", ")} · ${img.split} · ${img.download}`),
            attr, el("div", `by ${img.author || "unknown"}`, "attr"),
            el("div", img.license || "", "attr"),
            el("div", img.status === "excluded" ? `excluded: ${img.reason}` : "", "why"));
