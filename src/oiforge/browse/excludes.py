@@ -7,6 +7,7 @@ and an ``fcntl`` lock on a side file, so two tabs (or two processes) never lose 
 from __future__ import annotations
 
 import fcntl
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,9 +21,14 @@ from oiforge.errors import InvalidInputError
 _HEADER = "# oiforge exclude list: ImageID[,box],reason (written by oiforge browse)\n"
 
 
-def _clean_reason(reason: str) -> str:
-    text = " ".join(reason.replace("#", " ").split())
-    return text[:200] or "excluded in browse"
+def clean_reason(reason: str) -> str:
+    """The reason as the exclude-list reader will read it back (one line, no ``#``, no
+    separator spacing, never a bare number that would read as a box index)."""
+    text = " ".join(reason.replace("#", " ").split())[:200]
+    text = re.sub(r"\s*,\s*", ",", text).strip(", ")
+    if text.lstrip("-").split(",", 1)[0].isdigit():
+        text = f"reason {text}"
+    return text or "excluded in browse"
 
 
 class ExcludeStore:
@@ -50,9 +56,9 @@ class ExcludeStore:
         with self._locked():
             ex = self.read()
             if box is None:
-                ex.images[image_id] = _clean_reason(reason)
+                ex.images[image_id] = clean_reason(reason)
             else:
-                ex.boxes[(image_id, box)] = _clean_reason(reason)
+                ex.boxes[(image_id, box)] = clean_reason(reason)
             self._write(ex)
             return ex
 
