@@ -47,3 +47,27 @@ def test_wrong_dsn_is_one_line_exit_2() -> None:
     res = runner.invoke(app, ["pg", "select", "Cat", "--dsn", dsn])
     assert res.exit_code == 2
     assert "127.0.0.1:1" in res.output and "hunter22" not in res.output
+
+
+@pytest.mark.slow
+def test_catalog_to_postgres_and_select_catalog_aliases(
+    pg_dsn: str, mirror: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oiforge.cli import app as root
+
+    monkeypatch.setenv("OIFORGE_MIRROR", mirror.url)  # type: ignore[attr-defined]
+    res = runner.invoke(root, ["catalog", "to-postgres", "--dsn", pg_dsn])
+    assert res.exit_code == 0, res.output
+    outs = [tmp_path / "duck.parquet", tmp_path / "pg.parquet"]
+    for out, extra in zip(outs, ([], ["--catalog", pg_dsn]), strict=True):
+        res = runner.invoke(root, ["select", "Zebra", "Apple", "-o", str(out), *extra])
+        assert res.exit_code == 0, res.output
+    duck, pg = (pq.read_table(p).to_pylist() for p in outs)
+    assert duck and duck == pg
+
+
+def test_select_catalog_refuses_a_non_postgres_url(tmp_path: Path) -> None:
+    from oiforge.cli import app as root
+
+    res = runner.invoke(root, ["select", "Cat", "--catalog", "mysql://u:secret@db/x"])
+    assert res.exit_code == 2 and "secret" not in res.output

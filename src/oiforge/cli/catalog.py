@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from oiforge.cli._common import console, create_app, progress_bar
+from oiforge.cli.browse import pg_load
 from oiforge.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
     catalog_app = create_app("Official Open Images metadata: fetch and ingest.")
     catalog_app.command("fetch")(fetch_command)
+    catalog_app.command("to-postgres")(pg_load)
     app.add_typer(catalog_app, name="catalog")
     app.command("classes")(classes_command)
     app.command("tree")(tree_command)
@@ -154,17 +156,22 @@ def select_command(
     exclude: list[str] | None = typer.Option(
         None, "--exclude-images-with", help="Drop images with this class (repeatable)."
     ),
-    min_confidence: float | None = typer.Option(None, "--min-confidence"),
-    splits: str = typer.Option("train,validation,test", "--splits"),
-    per_class: int | None = typer.Option(None, "--per-class", min=1),
-    balanced: bool = typer.Option(False, "--balanced"),
-    seed: int = typer.Option(0, "--seed"),
+    min_confidence: float | None = typer.Option(
+        None, "--min-confidence", help="Also machine labels at >= this confidence (image mode)."
+    ),
+    splits: str = typer.Option("train,validation,test", "--splits", help="Comma list of splits."),
+    per_class: int | None = typer.Option(None, "--per-class", min=1, help="At most N per class."),
+    balanced: bool = typer.Option(False, "--balanced", help="Cap classes at the smallest one."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the per-class sample."),
     multi_label: str = typer.Option("drop", "--multi-label", help="drop, keep-first or multi."),
     box_flag: list[str] | None = typer.Option(
         None, "--box-flag", help="FLAG=keep|drop|only, e.g. is_group_of=keep (repeatable)."
     ),
     metadata_base: str | None = _BASE,
     no_fetch: bool = typer.Option(False, "--no-fetch", help="Fail instead of fetching."),
+    catalog_url: str | None = typer.Option(
+        None, "--catalog", help="Select from a PostgreSQL catalog (postgresql://...) instead."
+    ),
 ) -> None:
     """Select images/boxes of some classes into selection.parquet and print the counts."""
     from oiforge.catalog import open_catalog, select
@@ -186,9 +193,24 @@ def select_command(
         },
         expand,
     )
+    if catalog_url is not None:
+        _select_postgres(spec, catalog_url, out)
+        return
     cat = open_catalog(spec.select.version, _endpoints(metadata_base), fetch_missing=not no_fetch)
     with cat, console.status("selecting..."):
         result = select(spec, catalog=cat)
+        result.write(out)
+    _print_counts(result, out)
+
+
+def _select_postgres(spec: Any, dsn: str, out: Path) -> None:
+    """``select --catalog postgresql://...``: the same selection, from `oiforge pg load`."""
+    if not dsn.startswith(("postgresql://", "postgres://")):
+        raise InvalidInputError(f"--catalog takes a postgresql:// URL, not {dsn.split('@')[-1]!r}")
+    from oiforge.postgres import select_pg
+
+    with console.status("selecting from PostgreSQL..."):
+        result = select_pg(spec, dsn)
         result.write(out)
     _print_counts(result, out)
 
