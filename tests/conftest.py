@@ -29,10 +29,30 @@ def clean_environ(
 
 @pytest.fixture(scope="session")
 def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from oiforge.mirror.sample import make_sample
+    """The sample (seed 0), copied from a cache keyed by ``fingerprint()`` when one exists
+    (byte-identical by construction; tests/mirror also generates one fresh and compares)."""
+    import shutil
+    import tempfile
+    import time
+
+    from oiforge.mirror.sample import fingerprint, make_sample
 
     root = tmp_path_factory.mktemp("mirror-sample")
+    cache = Path(tempfile.gettempdir()) / "oiforge-test-cache" / f"sample-{fingerprint(0)}"
+    if (cache / "sample.json").is_file():
+        shutil.copytree(cache, root, dirs_exist_ok=True)
+        return root
     make_sample(root, seed=0)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".sample-", dir=cache.parent))
+    shutil.copytree(root, staging, dirs_exist_ok=True)
+    try:
+        staging.rename(cache)
+    except OSError:  # another session published it first
+        shutil.rmtree(staging, ignore_errors=True)
+    for old in cache.parent.glob("sample-*"):  # older code versions, unused for an hour
+        if old != cache and time.time() - old.stat().st_mtime > 3600:
+            shutil.rmtree(old, ignore_errors=True)
     return root
 
 

@@ -34,6 +34,7 @@ from oiforge.mirror.metadata import write_metadata
 from oiforge.mirror.plan import PlannedImage, plan_images
 from oiforge.mirror.planting import plant_faults
 from oiforge.mirror.tables import Encoded
+from oiforge.paths import package_data
 
 SAMPLE_FORMAT = 1
 Progress = Callable[[int, int], None]
@@ -169,6 +170,24 @@ def _facts(
         "files": files,
         "images": [_image_facts(im, encoded[im.image_id]) for im in images],
     }
+
+
+def fingerprint(seed: int = 0) -> str:
+    """A hash of everything the sample's bytes depend on: this package's code, the catalog's
+    file table, the real class files, Pillow and NumPy versions, and the seed. Equal
+    fingerprints mean byte-identical samples, so a cached copy can stand in for a new one."""
+    import numpy
+    import PIL
+
+    digest = hashlib.sha256(
+        f"{SAMPLE_FORMAT}:{seed}:{PIL.__version__}:{numpy.__version__}".encode()
+    )
+    here = Path(__file__).parent
+    sources = [*sorted(here.glob("*.py")), here.parent / "catalog" / "files.py"]
+    sources += sorted(package_data("openimages").iterdir())
+    for path in sources:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:20]
 
 
 def make_sample(
