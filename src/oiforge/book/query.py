@@ -13,6 +13,7 @@ import duckdb
 POSITIVE = 0.5  # human-verified labels are 0 (verified absent) or 1 (verified present)
 MACHINE_PERSON = 0.5  # a machine label this sure of a person also excludes the image
 MIN_BOX_AREA = 0.02  # smaller objects make poor crops
+SAMPLE_FACTOR = 8  # candidates sampled per class per photo wanted (people, licences drop some)
 
 _PHOTO_COLUMNS = (
     "label_mid, image_id, split, x_min, x_max, y_min, y_max, original_url, landing_url, "
@@ -101,23 +102,30 @@ def photos_sql(q: PhotoQuery) -> str:
         else ""
     )
     return f"""
-    WITH cand AS ({_candidates_sql(q)}),
-    bad AS (SELECT DISTINCT image_id FROM ({_excluded_sql(q)}) x
+    WITH cand AS MATERIALIZED (
+        SELECT *, list_contains($force::VARCHAR[], image_id) AS forced,
+               hash(image_id, $seed) AS tie  -- stable within a DuckDB version; book.json pins
+        FROM ({_candidates_sql(q)}) c0
+        WHERE NOT list_contains($drop::VARCHAR[], image_id)
+        -- a seeded sample per class first: the joins below then stay small on big classes
+        QUALIFY row_number() OVER (PARTITION BY label_mid ORDER BY forced DESC, tie)
+                <= $per_class * {SAMPLE_FACTOR}
+    ),
+    bad AS MATERIALIZED (SELECT DISTINCT image_id FROM ({_excluded_sql(q)}) x
             WHERE image_id IN (SELECT image_id FROM cand)),
     ranked AS (
         SELECT c.*, i.original_url, i.landing_url, i.thumbnail_url, i.license, i.author,
                i.author_profile_url, i.title, i.original_size, i.original_md5, i.rotation,
                row_number() OVER (
                    PARTITION BY c.label_mid
-                   ORDER BY (c.image_id IN (SELECT unnest($force::VARCHAR[]))) DESC,
+                   ORDER BY c.forced DESC,
                             floor(c.area * 10) DESC,
                             floor(log2(greatest(coalesce(i.original_size, 1), 1))) DESC,
-                            md5($seed || c.image_id)
+                            c.tie
                ) AS rank
         FROM cand c
         JOIN images i ON i.image_id = c.image_id
-        WHERE c.image_id NOT IN (SELECT image_id FROM bad)
-          AND c.image_id NOT IN (SELECT unnest($drop::VARCHAR[])) {licence}
+        WHERE c.image_id NOT IN (SELECT image_id FROM bad) {licence}
     )
     SELECT {_PHOTO_COLUMNS} FROM ranked WHERE rank <= $per_class
     ORDER BY label_mid, rank"""
@@ -130,7 +138,7 @@ def query_photos(
     params = {
         "mids": list(q.mids),
         "people": list(q.person_mids),
-        "seed": f"{q.seed}:",
+        "seed": q.seed,
         "per_class": q.per_class,
         "force": list(q.force),
         "drop": list(q.drop),
