@@ -91,3 +91,13 @@ def test_cli_version_and_help() -> None:
 def test_error_tree_exit_codes() -> None:
     assert OiforgeError("x").exit_code == 1
     assert SpecError("x").exit_code == 2
+
+
+def test_atomic_write_makes_files_others_can_read(tmp_path: Path) -> None:
+    import os
+
+    target = tmp_path / "shared.txt"
+    write_bytes_atomic(target, b"x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask

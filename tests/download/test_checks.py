@@ -149,3 +149,30 @@ def test_encode_resizes_keeps_aspect_and_rotates() -> None:
 def test_config_refuses_bad_values(kwargs: dict[str, object]) -> None:
     with pytest.raises(InvalidInputError):
         DownloadConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_download_works_inside_a_running_event_loop(
+    endpoints: object, sample_root: Path, tmp_path: Path
+) -> None:
+    """Jupyter runs an event loop in the main thread: ``download`` must still work there."""
+    import asyncio
+    import json
+
+    import pyarrow as pa
+
+    from oiforge.contracts import SELECTION_SCHEMA
+    from oiforge.download import DownloadConfig, download, status_counts
+
+    facts = json.loads((sample_root / "sample.json").read_text())
+    ok = [im for im in facts["images"] if im["expected_status"] == "ok"][:3]
+    rows = {f.name: [None] * len(ok) for f in SELECTION_SCHEMA}
+    rows["image_id"] = [im["image_id"] for im in ok]
+    rows["split"] = [im["split"] for im in ok]
+    rows["original_url"] = [im["original_url"] for im in ok]
+    table = pa.table(rows, schema=SELECTION_SCHEMA)
+
+    async def inside_a_loop() -> dict[str, int]:
+        download(table, tmp_path / "store", DownloadConfig(), endpoints)  # type: ignore[arg-type]
+        return status_counts(tmp_path / "store")
+
+    assert asyncio.run(inside_a_loop()) == {"ok": 3}

@@ -8,6 +8,7 @@ exposed as DuckDB views ``classes``, ``images``, ``human_labels``, ``machine_lab
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Iterable
@@ -71,7 +72,8 @@ class Catalog:
         self.fetch_missing = fetch_missing
         self.ingested: dict[str, Ingested] = {}
         self._con = duckdb.connect()
-        self._con.execute("SET enable_progress_bar = false")  # only cli/ prints
+        with contextlib.suppress(duckdb.InvalidInputException):  # Jupyter without ipywidgets
+            self._con.execute("SET enable_progress_bar = false")  # only cli/ prints
         _create_table(self._con, "classes", _classes_columns(classes))
         _create_table(self._con, "hierarchy", _hierarchy_columns(hierarchy))
         self._refresh_views()

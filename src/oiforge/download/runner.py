@@ -7,6 +7,7 @@ thread pool. Every image ends as one journal row; nothing here raises for a sing
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import multiprocessing
@@ -75,25 +76,39 @@ def download(
     sel = load_selection(selection)
     the_store = Store(store)
     run_dir = the_store.open_run()
-    try:
+
+    def fetch_all() -> DownloadSummary:
         with Journal(the_store.root) as journal:
-            summary = asyncio.run(
-                _Run(
-                    sel.tasks,
-                    sel.invalid_ids,
-                    the_store,
-                    journal,
-                    config,
-                    endpoints,
-                    progress,
-                    writer or FileWriter(run_dir),
-                ).main()
+            run = _Run(
+                sel.tasks,
+                sel.invalid_ids,
+                the_store,
+                journal,
+                config,
+                endpoints,
+                progress,
+                writer or FileWriter(run_dir),
             )
+            return asyncio.run(run.main())
+
+    try:
+        summary = _outside_event_loop(fetch_all)
     finally:
         the_store.close_run(run_dir)
     stats = {**summary.to_json(), "config": config.to_json(), "finished_at": now_iso()}
     write_text_atomic(the_store.root / "stats.json", _dumps(stats))
     return summary
+
+
+def _outside_event_loop(fn: Callable[[], DownloadSummary]) -> DownloadSummary:
+    """Run ``fn`` here, or in a worker thread when this thread already runs an event loop
+    (Jupyter, an async web app), where ``asyncio.run`` would refuse."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn()
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="oiforge-download") as pool:
+        return pool.submit(fn).result()
 
 
 def _dumps(data: object) -> str:
