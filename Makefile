@@ -28,8 +28,8 @@ test: install check
 check: lint typecheck unit
 
 lint:
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 typecheck:
 	$(BIN)/mypy
