@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Run every benchmark with its defaults (long: ~1 h on 2 cores; needs the network only for
+# bench_download.py, which pip-installs img2dataset into bench/out/). Each prints its ratio
+# against a peer or limit measured in the same run; copy the numbers into bench/RESULTS.md.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p bench/out
+failed=()
+for script in bench/bench_*.py; do
+  echo "== $script"
+  python "$script" || failed+=("$script")
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "failed: ${failed[*]}"
+  exit 1
+fi
