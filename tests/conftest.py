@@ -6,6 +6,8 @@
 - ``mirror`` (session): an ``oiforge mirror`` server over ``sample_root`` on 127.0.0.1, with the
   sample's own fault rules; ``mirror.url`` is its base URL.
 - ``endpoints`` : ``Endpoints.for_mirror(mirror.url)``.
+- ``artifacts``: ``test-artifacts/`` (git-ignored) for screenshots a person can look at.
+- ``chromium``: a real headless Debian Chromium driven by playwright (never a downloaded one).
 """
 
 from __future__ import annotations
@@ -69,3 +71,38 @@ def endpoints(mirror: object) -> object:
     from oiforge.endpoints import Endpoints
 
     return Endpoints.for_mirror(mirror.url)  # type: ignore[attr-defined]
+
+
+CHROMIUM = "/usr/bin/chromium"
+#: without the background-networking flags Chromium keeps dialling Google on a closed network
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+)
+
+
+@pytest.fixture()
+def artifacts() -> Path:
+    path = Path(__file__).resolve().parents[1] / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture()
+def chromium() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian chromium is missing: run scripts/install-system-deps.sh")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, args=list(CHROMIUM_ARGS), headless=True
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import base64
-import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from serve_helpers import CLASSES, photo
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 DROP_JS = """async ([b64, name]) => {
   const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
@@ -33,35 +22,25 @@ DROP_JS = """async ([b64, name]) => {
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_drop_a_photo_and_see_top_k_bars(service: str, tmp_path: Path) -> None:
-    if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
-        pytest.fail("Debian chromium is missing: run scripts/install-system-deps.sh")
-    from playwright.sync_api import sync_playwright
-
+def test_drop_a_photo_and_see_top_k_bars(
+    service: str, tmp_path: Path, chromium: Any, artifacts: Path
+) -> None:
     image = tmp_path / "photo.jpg"
     image.write_bytes(photo(320, 240))
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 900, "height": 640})
-            page.goto(service + "/")
-            page.wait_for_function(
-                "document.getElementById('model').textContent.includes('3 classes')"
-            )
-            page.evaluate(DROP_JS, [base64.b64encode(image.read_bytes()).decode(), "dropped.jpg"])
-            page.wait_for_selector("#bars .row")
-            names = page.locator("#bars .label span:first-child").all_inner_texts()
-            assert len(names) == 3 and set(names) == {n for n, _ in CLASSES}
-            assert "dropped.jpg" in page.locator("#status").inner_text()
-            page.screenshot(path=str(ARTIFACTS / "serve-page.png"), full_page=True)
-            page.select_option("#topk", "3")
-            page.set_input_files(
-                "#file",
-                files=[{"name": "notes.txt", "mimeType": "image/jpeg", "buffer": b"not an image"}],
-            )
-            page.wait_for_selector("#status.error")
-            assert "not a decodable image" in page.locator("#status").inner_text()
-        finally:
-            browser.close()
-    assert (ARTIFACTS / "serve-page.png").stat().st_size > 1000
+    page = chromium.new_page(viewport={"width": 900, "height": 640})
+    page.goto(service + "/")
+    page.wait_for_function("document.getElementById('model').textContent.includes('3 classes')")
+    page.evaluate(DROP_JS, [base64.b64encode(image.read_bytes()).decode(), "dropped.jpg"])
+    page.wait_for_selector("#bars .row")
+    names = page.locator("#bars .label span:first-child").all_inner_texts()
+    assert len(names) == 3 and set(names) == {n for n, _ in CLASSES}
+    assert "dropped.jpg" in page.locator("#status").inner_text()
+    page.screenshot(path=str(artifacts / "serve-page.png"), full_page=True)
+    page.select_option("#topk", "3")
+    page.set_input_files(
+        "#file",
+        files=[{"name": "notes.txt", "mimeType": "image/jpeg", "buffer": b"not an image"}],
+    )
+    page.wait_for_selector("#status.error")
+    assert "not a decodable image" in page.locator("#status").inner_text()
+    assert (artifacts / "serve-page.png").stat().st_size > 1000
