@@ -13,9 +13,9 @@ export OIFORGE_HOME="$OUT/home"
 export COLUMNS="${COLUMNS:-110}"
 
 T0=$SECONDS
-LAST=$SECONDS
+LAST=""
 step() {
-  [ "$LAST" -eq "$T0" ] || printf '   (%ss)\n' "$((SECONDS - LAST))"
+  [ -z "$LAST" ] || printf '   (%ss)\n' "$((SECONDS - LAST))"
   LAST=$SECONDS
   printf '\n\033[1;36m== %s\033[0m\n' "$*"
 }
@@ -43,7 +43,7 @@ oiforge classes zebra --limit 5
 oiforge classes Airplane --limit 3
 oiforge tree Sandwich
 
-step "4/11 select: 4 classes, human-verified labels, no people (Person, Human face)"
+step "4/11 select: 6 classes, human-verified labels, no people (Person, Human face)"
 oiforge select Apple Cat Dog Zebra Strawberry Penguin \
   --exclude-images-with Person --exclude-images-with "Human face" \
   --out "$OUT/selection.parquet"
