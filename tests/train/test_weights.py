@@ -67,3 +67,18 @@ def test_unknown_model_names_the_closest() -> None:
 @pytest.mark.network
 def test_hub_weights_for_another_timm_model() -> None:
     pytest.skip("needs the Hugging Face hub (network); run by hand where one exists")
+
+
+@pytest.mark.parametrize(
+    "name", ["efficientnet_lite0", "mobilenetv3_small_100", "resnet18", "convnext_atto"]
+)
+def test_create_model_heads_fit_their_backbones(name: str) -> None:
+    """The new head takes what the backbone feeds it (MobileNetV3 has a 1024-wide pre-logits
+    layer after its 576 pooled features)."""
+    import torch
+
+    from oiforge.train.models import create_model
+
+    model = create_model(name, 3).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 3)

@@ -121,7 +121,9 @@ def create_model(
         model: nn.Module = SmallCNN(num_classes, drop_rate=drop_rate)
     else:
         model = _create_timm(name, pretrained, drop_rate)
-    in_features = int(getattr(model, "num_features"))  # noqa: B009 (timm and SmallCNN)
+    # what the classifier sees: timm's head_hidden_size where a pre-logits layer sits between
+    # the pooled features and the classifier (MobileNetV3's 1024-wide conv_head), else num_features
+    in_features = int(getattr(model, "head_hidden_size", None) or getattr(model, "num_features"))  # noqa: B009
     set_head(model, make_head(in_features, num_classes, head))
     return model
 
