@@ -129,3 +129,26 @@ def test_a_failing_shard_is_a_value_and_the_rerun_finishes_it(
     second = run_download_sharded(table, store, CONFIG, endpoints, num_shards=2)
     plain = download(table, tmp_path / "plain", CONFIG, endpoints)
     assert second.stopped is None and second.journal == plain.journal
+
+
+def test_a_shard_rerun_after_a_crash_fetches_nothing_already_home(
+    sample_selection: Path, endpoints: Endpoints, tmp_path: Path
+) -> None:
+    """Shards write images straight into the main store; a shard whose process died after
+    writing (no marker) and a driver that died before merging (no main journal) lose nothing
+    and fetch nothing twice on the rerun."""
+    from oiforge.download import read_journal
+
+    table = pq.read_table(sample_selection).slice(0, 60)
+    store = tmp_path / "store"
+    first = run_download_sharded(table, store, CONFIG, endpoints, num_shards=2)
+    assert first.ok > 0 and not list(store.glob(".shards/*/store/??/*.jpg"))
+    before = store_digest(store)
+    for marker in store.glob(".shards/*/done.json"):
+        marker.unlink()
+    (store / "journal.sqlite").unlink()
+    again = run_download_sharded(table, store, CONFIG, endpoints, num_shards=2)
+    assert again.statuses.get("ok", 0) == 0 and again.skipped >= first.ok
+    assert store_digest(store) == before
+    ids = read_journal(store).column("image_id").to_pylist()
+    assert len(ids) == len(set(ids))

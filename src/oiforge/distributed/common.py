@@ -89,3 +89,19 @@ class ProgressMerger:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+
+class Stopwatch:
+    """Named laps of the driver's own work (engine start, split, shards, merge) for stats."""
+
+    def __init__(self) -> None:
+        self.started = self._last = time.monotonic()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self._last
+        self._last = now
+
+    def total(self) -> float:
+        return time.monotonic() - self.started

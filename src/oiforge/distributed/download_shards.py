@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
+import shutil
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,13 +35,21 @@ from oiforge.distributed.common import (
     Backend,
     EventCallback,
     ProgressMerger,
+    Stopwatch,
     check_backend,
     open_engine,
     read_marker,
     write_marker,
 )
 from oiforge.distributed.engine import Reporter, ShardOutcome, ShardProgress
-from oiforge.distributed.merge import merge_journals, ok_images, publish_images
+from oiforge.distributed.merge import (
+    HomeWriter,
+    fresh_incoming,
+    images_home,
+    merge_journals,
+    ok_images,
+    publish_images,
+)
 from oiforge.distributed.shards import (
     Shard,
     auto_num_shards,
@@ -60,7 +68,7 @@ from oiforge.download import (
     read_journal,
     status_counts,
 )
-from oiforge.download.store import Writer
+from oiforge.download.store import FileWriter, Writer
 from oiforge.endpoints import Endpoints
 
 log = logging.getLogger(__name__)
@@ -94,38 +102,48 @@ class ShardDone:
     """What a shard job reports back: the stage's summary, moved images, completeness."""
 
     summary: DownloadSummary
-    published: int
+    published: int  # images of this shard now in the main store
     pending: int  # valid images of the shard that a rerun would still fetch
     settled: int  # images left out because the main store already had them
 
 
 def download_shard(job: DownloadJob, reporter: Reporter) -> ShardDone:
-    """Run the download stage on one shard; move its images home; write its marker."""
-    table = pq.read_table(job.shard.path)
-    if job.settled:
-        keep = pc.invert(
-            pc.is_in(
-                table.column("image_id").cast(pa.string()),
-                value_set=pa.array(sorted(job.settled), pa.string()),
-            )
-        )
-        table = table.filter(pc.fill_null(keep, True))
+    """Run the download stage on one shard, its images written straight into the main store
+    (its journal stays in the shard store); write its marker."""
+    table = _without(pq.read_table(job.shard.path), job.settled)
+    home = images_home(job.shard_store, job.store)  # an earlier attempt's, before it died
+    incoming = fresh_incoming(job.folder)
+    writer = HomeWriter(job.shard_store, job.store, job.writer or FileWriter(incoming))
 
     def on_progress(u: ProgressUpdate) -> None:
         reporter.progress(ShardProgress(u.done, u.total, u.ok, u.bytes, u.failures))
 
-    summary = download(
-        table, job.shard_store, job.config, job.endpoints, progress=on_progress, writer=job.writer
-    )
+    try:
+        summary = download(
+            _without(table, home), job.shard_store, job.config, job.endpoints,
+            progress=on_progress, writer=writer,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(incoming, ignore_errors=True)
     failures = {k: v for k, v in summary.statuses.items() if k != "ok"}
     n = summary.attempted
     reporter.progress(ShardProgress(n, n, summary.ok, summary.bytes, failures), final=True)
-    published = publish_images(job.shard_store, job.store)
+    moved = publish_images(job.shard_store, job.store)  # only an older layout left any there
     pending, failed = _pending(table, job.shard_store, job.config.retry_failed)
+    settled = len(job.settled) + len(home)
     marker = {"key": job.shard.key, "complete": pending == 0 and not summary.stopped}
-    stats = {"pending": pending, "failed": failed, "settled": len(job.settled)}
+    stats = {"pending": pending, "failed": failed, "settled": settled}
     write_marker(job.folder, {**marker, **stats, "stats": summary.to_json()})
-    return ShardDone(summary, published, pending, len(job.settled))
+    return ShardDone(summary, summary.ok + moved, pending, settled)
+
+
+def _without(table: pa.Table, image_ids: frozenset[str]) -> pa.Table:
+    """The rows of ``table`` whose ImageID is not one of ``image_ids``."""
+    if not image_ids:
+        return table
+    ids = table.column("image_id").cast(pa.string())
+    keep = pc.invert(pc.is_in(ids, value_set=pa.array(sorted(image_ids), pa.string())))
+    return table.filter(pc.fill_null(keep, True))
 
 
 def _pending(table: pa.Table, shard_store: Path, retry_failed: bool) -> tuple[int, int]:
@@ -173,8 +191,9 @@ def run_download_sharded(
     root = Path(store)
     work = root / SHARDS_DIR
     sel_path = _selection_file(selection, work)
-    started = time.monotonic()
+    clock = Stopwatch()
     with open_engine(chosen, address) as engine:
+        clock.lap("engine_start")
         n = (
             num_shards
             if num_shards is not None
@@ -184,15 +203,19 @@ def run_download_sharded(
         shards = split_selection(sel_path, work, n)
         settled = _settled_by_shard(root, n)
         jobs, skipped = _plan_jobs(shards, root, config, endpoints, settled, writer)
+        clock.lap("split")
         merger = ProgressMerger({j.shard.name: j.shard.images for j in jobs}, on_event)
         outcomes = engine.run(
             download_shard,
             [(j.shard.name, j.shard.path.parent, j) for j in jobs],
             _tick(merger, progress),
         )
+        clock.lap("shards")
+    clock.lap("engine_stop")
     merge_journals(root, [s.path.parent / "store" for s in shards], work)
-    summary = _summarize(outcomes, skipped, root, time.monotonic() - started)
-    _write_stats(root, summary, config, chosen, n, outcomes)
+    summary = _summarize(outcomes, skipped, root, clock.total())
+    clock.lap("merge")
+    _write_stats(root, summary, config, chosen, n, outcomes, clock.laps)
     return summary
 
 
@@ -308,6 +331,7 @@ def _write_stats(
     backend: str,
     num_shards: int,
     outcomes: list[ShardOutcome[ShardDone]],
+    driver_s: dict[str, float],
 ) -> None:
     import json
 
@@ -322,5 +346,6 @@ def _write_stats(
         "backend": backend,
         "num_shards": num_shards,
         "shards_run": shards,
+        "driver_s": {k: round(v, 3) for k, v in driver_s.items()},
     }
     write_text_atomic(store / "stats.json", json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -19,6 +19,7 @@ from pathlib import Path
 from oiforge.atomic import fsync_dir, write_bytes_atomic
 from oiforge.contracts import is_image_id, store_path_parts
 from oiforge.download.journal import Journal, journal_path, read_journal
+from oiforge.download.store import Writer
 from oiforge.errors import StageError
 
 
@@ -39,9 +40,39 @@ def move_image(src: Path, dst: Path) -> None:
         src.unlink()
 
 
+INCOMING = ".incoming"
+
+
+class HomeWriter:
+    """A shard's store writes, sent to the same place in the main store: no move afterwards.
+
+    ``inner`` writes atomically (temp + rename); its temp folder must be on the main store's
+    file system (the shard folder is inside the store, so :func:`fresh_incoming` is)."""
+
+    def __init__(self, shard_store: Path, store: Path, inner: Writer) -> None:
+        self._shard_store, self._store, self._inner = shard_store, store, inner
+
+    def write(self, path: Path, data: bytes) -> None:
+        self._inner.write(self._store / path.relative_to(self._shard_store), data)
+
+
+def fresh_incoming(folder: Path) -> Path:
+    """The shard's temp folder, emptied: one process runs a shard at a time, so whatever an
+    earlier attempt left there is debris of a killed worker."""
+    incoming = folder / INCOMING
+    shutil.rmtree(incoming, ignore_errors=True)
+    incoming.mkdir(parents=True)
+    return incoming
+
+
+def images_home(shard_store: Path, store: Path) -> frozenset[str]:
+    """Images the shard journal has as ``ok`` whose file is already in the main store."""
+    return frozenset(ok_images(shard_store, home=store))
+
+
 def publish_images(shard_store: Path, store: Path) -> int:
-    """Move the shard's ``ok`` images into the main store; returns how many moved."""
-    if not journal_path(shard_store).is_file():
+    """Move ``ok`` images left in the shard store into the main store; returns how many."""
+    if not journal_path(shard_store).is_file() or not any(shard_store.glob("??/*.jpg")):
         return 0
     table = read_journal(shard_store)
     moved = 0
@@ -57,17 +88,19 @@ def publish_images(shard_store: Path, store: Path) -> int:
     return moved
 
 
-def ok_images(store: Path) -> set[str]:
-    """ImageIDs the main journal has as ``ok`` whose file is in the store."""
+def ok_images(store: Path, home: Path | None = None) -> set[str]:
+    """ImageIDs the journal of ``store`` has as ``ok`` whose file is in ``home`` (default:
+    ``store`` itself)."""
     if not journal_path(store).is_file():
         return set()
     table = read_journal(store)
     ids = table.column("image_id").to_pylist()
     statuses = table.column("status").to_pylist()
+    where = home or store
     return {
         i
         for i, s in zip(ids, statuses, strict=True)
-        if s == "ok" and is_image_id(i) and image_path(store, i).is_file()
+        if s == "ok" and is_image_id(i) and image_path(where, i).is_file()
     }
 
 
