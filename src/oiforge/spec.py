@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from oiforge.errors import SpecError
 
-VERSIONS = ("v4", "v5", "v6", "v7")
+VERSIONS = ("v1", "v2", "v3", "v4", "v5", "v6", "v7")
 FlagRule = Literal["keep", "drop", "only"]
 
 
@@ -58,7 +58,7 @@ class BoxFlags(_Frozen):
 class SelectSpec(_Frozen):
     """What the catalog selects (``oiforge select``)."""
 
-    version: Literal["v4", "v5", "v6", "v7"] = "v7"
+    version: Literal["v1", "v2", "v3", "v4", "v5", "v6", "v7"] = "v7"
     classes: tuple[ClassSpec, ...]
     exclude_images_with: tuple[str, ...] = ()  # drop any image that also has one of these
     label_mode: Literal["image", "box"] = "image"

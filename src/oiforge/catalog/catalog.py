@@ -49,6 +49,12 @@ STAND_INS: Final = {
     "v5/class-descriptions.csv": "oidv6-class-descriptions.csv",
     "2018_04/class-descriptions.csv": "oidv6-class-descriptions.csv",
     "2018_04/class-descriptions-boxable.csv": "class-descriptions-boxable.csv",
+    **{
+        f"{d}/class-descriptions.csv": "oidv6-class-descriptions.csv"
+        for d in ("2017_07", "2017_11")
+    },
+    **{f"{d}/classes-bbox.txt": "class-descriptions-boxable.csv" for d in ("2017_07", "2017_11")},
+    "2016_08/dict.csv": "oidv6-class-descriptions.csv",  # v1: same MIDs, names not lower-cased
 }
 
 
@@ -217,7 +223,8 @@ def open_catalog(
     root = Path(home) if home is not None else oiforge_home()
     by_kind = {f.kind: f for f in files if f.split is None}
     text = _SourceReader(ep, root, fetch_missing)
-    boxable_rows = _parse_path(text.read(by_kind["class_descriptions_boxable"]))
+    boxable = by_kind.get("class_descriptions_boxable")  # v1 has no boxes
+    boxable_rows = _parse_path(text.read(boxable)) if boxable else []
     all_rows = text.read_optional(by_kind["class_descriptions"])
     if all_rows is None:
         log.warning("no full class list for %s; using the boxable classes only", version)

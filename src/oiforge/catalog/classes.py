@@ -69,10 +69,14 @@ def is_mid(text: str) -> bool:
 def parse_class_csv(text: str, source: str) -> list[tuple[str, str]]:
     """``(mid, name)`` rows of a class-descriptions CSV; a header line is skipped if present."""
     rows: list[tuple[str, str]] = []
+    mids_only = True  # a list of bare MIDs, one a line, so far
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         for row in reader:
             if not row or row == [""]:
+                continue
+            if len(row) == 1 and mids_only and is_mid(row[0].strip()):  # v2/v3 classes-bbox.txt
+                rows.append((row[0].strip(), row[0].strip()))
                 continue
             if len(row) != 2:
                 raise MalformedFileError(
@@ -84,6 +88,7 @@ def parse_class_csv(text: str, source: str) -> list[tuple[str, str]]:
             if not is_mid(mid):
                 raise MalformedFileError(source, f"not a MID: {mid[:40]!r}", reader.line_num)
             rows.append((mid, name))
+            mids_only = False
     except csv.Error as exc:
         raise MalformedFileError(source, str(exc), reader.line_num) from exc
     if not rows:

@@ -136,10 +136,12 @@ def fetch_file(
     if dest.exists():
         return FetchResult(file, dest, "cached", recorded_md5(dest))
     ep = endpoints or Endpoints.from_env()
-    url = ep.metadata_url(file.relpath)
+    if file.archive is not None:  # v1-v3: a member of a tarball (catalog/legacy.py)
+        return _fetch_member(file, ep, home, progress)
     # The recorded size/MD5 describe the official bucket's bytes; another base (a mirror)
     # is checked against its own x-goog-hash first, the records only when it sends none.
     official = ep.metadata_base.rstrip("/") == DEFAULT_METADATA_BASE
+    url = file.url if file.url and official else ep.metadata_url(file.relpath)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     problem: tuple[str, str, str] = ("", "", "")
@@ -153,6 +155,15 @@ def fetch_file(
         part.unlink(missing_ok=True)
         log.warning("%s: %s (attempt %d of 2)", url, problem[0], attempt)
     raise ChecksumError(url, problem[1], problem[2])
+
+
+def _fetch_member(
+    file: OfficialFile, ep: Endpoints, home: Path | None, progress: ProgressFn | None
+) -> FetchResult:
+    from oiforge.catalog.legacy import fetch_member
+
+    md5 = fetch_member(file, metadata_dir(home), lambda a: fetch_file(a, ep, home, progress).path)
+    return FetchResult(file, cached_path(file, home), "fetched", md5)
 
 
 def _place(part: Path, dest: Path, md5: str) -> None:
