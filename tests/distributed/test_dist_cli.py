@@ -62,3 +62,19 @@ def test_unknown_backend_is_a_usage_error(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 2
+
+
+def test_an_object_store_url_as_the_store_is_a_clear_error(
+    sample_selection: Path, tmp_path: Path, monkeypatch: object
+) -> None:
+    """The store is a folder (SQLite journal, renames); a URL must not become a local folder
+    named ``s3:``. The message names the way that works (build, then publish)."""
+    monkeypatch.chdir(tmp_path)  # type: ignore[attr-defined]
+    for backend in (("--backend", "local"), ("--backend", "local", "--shards", "2")):
+        result = runner.invoke(
+            app, ["download", str(sample_selection), "--out", "s3://bucket/store", *backend],
+            terminal_width=120,
+        )  # fmt: skip
+        assert result.exit_code == 2, result.output
+        assert "oiforge publish" in result.output and "URL" in result.output
+    assert not list(tmp_path.iterdir())

@@ -37,6 +37,7 @@ from oiforge.distributed.common import (
     ProgressMerger,
     Stopwatch,
     check_backend,
+    check_local_folder,
     open_engine,
     read_marker,
     write_marker,
@@ -184,11 +185,11 @@ def run_download_sharded(
     chosen = check_backend(str(backend), address)
     if num_shards is not None:
         check_num_shards(num_shards)
+    root = check_local_folder(store, "the store")
     config = config or DownloadConfig()
     endpoints = endpoints or Endpoints.from_env()
     if chosen == "local" and num_shards is None:
-        return download(selection, store, config, endpoints, progress=progress, writer=writer)
-    root = Path(store)
+        return download(selection, root, config, endpoints, progress=progress, writer=writer)
     work = root / SHARDS_DIR
     sel_path = _selection_file(selection, work)
     clock = Stopwatch()
