@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
     app.command("train")(train_command)
+    app.command("train-worker", hidden=True)(train_worker_command)
     app.command("evaluate")(evaluate_command)
     app.command("estimate")(estimate_command)
 
@@ -52,22 +55,71 @@ def train_command(
     budget_usd: float | None = typer.Option(None, "--budget-usd", help="Stop at this cost."),
     usd_per_hour: float | None = typer.Option(None, "--usd-per-hour", help="Price for budget."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+    gpus: int = typer.Option(0, "--gpus", help="DDP: one process per GPU on this node (NCCL)."),
+    procs: int = typer.Option(0, "--procs", help="DDP on CPU: N processes on this node (gloo)."),
+    nodes: int = typer.Option(
+        1, "--nodes", help="DDP: machines in the job (same command on each)."
+    ),
+    node_rank: int = typer.Option(0, "--node-rank", help="DDP: this machine's index, 0..nodes-1."),
+    master_addr: str | None = typer.Option(None, "--master-addr", help="DDP: host of node 0."),
+    master_port: int = typer.Option(29500, "--master-port", help="DDP: a free port on node 0."),
 ) -> None:
-    """Train a classifier; writes config.yaml, labels.json, best.safetensors, metrics.csv."""
+    """Train a classifier; writes config.yaml, labels.json, best.safetensors, metrics.csv.
+
+    With --gpus N / --procs N (and --nodes) it starts N processes with torchrun (DDP);
+    --batch-size is then per process.
+    """
     from oiforge.errors import InvalidInputError
     from oiforge.train import build_config
+    from oiforge.train.launch import launch, plan_launch
 
     if budget_usd is not None and usd_per_hour is None:
         raise InvalidInputError("--budget-usd needs --usd-per-hour (see `oiforge estimate`)")
+    plan = plan_launch(gpus, procs, nodes, node_rank, master_addr, master_port)
     options: dict[str, Any] = dict(locals())
-    for key in ("seeds", "resume", "build_config", "InvalidInputError"):
+    for key in ("seeds", "resume", "build_config", "InvalidInputError", "launch", "plan_launch"):
+        options.pop(key)
+    for key in ("plan", "gpus", "procs", "nodes", "node_rank", "master_addr", "master_port"):
         options.pop(key)
     options.update(dataset=str(dataset), out=str(out))
     config = build_config(**options)
+    if plan is not None:
+        if seeds > 1:
+            raise InvalidInputError("--seeds with --gpus/--procs: train the seeds one by one")
+        launch(config, plan, resume)
+        _print_summary(config.out)
+        return
     if seeds <= 1:
         _train_one(config, resume)
         return
     _train_seeds(config, seeds, resume)
+
+
+def train_worker_command(
+    config_file: Path = typer.Argument(..., help="The resolved config.yaml to train."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in its --out."),
+) -> None:
+    """Internal: one rank of `oiforge train --gpus/--procs`, started by torchrun."""
+    from oiforge.train.config import read_config
+    from oiforge.train.ddp import run_worker
+
+    config = read_config(config_file)
+    events = run_worker(config, resume)
+    if os.environ.get("RANK", "0") == "0":
+        _draw(events)
+    else:
+        for _ in events:
+            pass
+
+
+def _print_summary(out: str) -> None:
+    path = Path(out) / "summary.json"
+    if not path.is_file():
+        return
+    table = Table(title=f"run {out}", show_header=False)
+    for key, value in json.loads(path.read_text(encoding="utf-8")).items():
+        table.add_row(key, str(value))
+    console.print(table)
 
 
 def _train_one(config: Any, resume: bool) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class TrainConfig(BaseModel):
     max_minutes: float | None = Field(None, gt=0)
     budget_usd: float | None = Field(None, gt=0)
     usd_per_hour: float | None = Field(None, ge=0)
+    world_size: int = Field(1, ge=1)  # processes (DDP); --batch-size is per process
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (validated)."""

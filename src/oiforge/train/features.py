@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from oiforge.atomic import write_bytes_atomic
 from oiforge.paths import oiforge_home
 from oiforge.train.dataset import Sample
+from oiforge.train.ddp import Dist, broadcast_flag, gather_to_main
 from oiforge.train.events import Event, PhaseStart, Step
 from oiforge.train.images import ImageDataset, collate, eval_transform, resize_size
 from oiforge.train.models import extract_features
@@ -110,3 +111,46 @@ def compute_features(
         fs = FeatureSet(torch.cat(xs), torch.cat(ys), torch.cat(idx), bad)
     store_cached(key, fs)
     return fs
+
+
+def compute_features_sharded(
+    d: Dist,
+    model: nn.Module,
+    samples: Sequence[Sample],
+    preprocessing: dict[str, Any],
+    **kw: Any,
+) -> Generator[Event, None, FeatureSet | None]:
+    """Several ranks: each computes the features of every ``world``-th sample; rank 0 gathers
+    them into the full set (cached under the full set's key) and returns it; others get None.
+    """
+    if not d.active:
+        return (yield from compute_features(model, samples, preprocessing, **kw))
+    key = cache_key(str(kw["model_id"]), preprocessing, samples)
+    cached = load_cached(key) if d.is_main else None
+    if broadcast_flag(d, cached is not None, kw["device"]):
+        return cached
+    mine = yield from compute_features(model, samples[d.rank :: d.world], preprocessing, **kw)
+    parts = gather_to_main(d, mine)
+    if not d.is_main:
+        return None
+    full = merge_shards(parts)
+    store_cached(key, full)
+    return full
+
+
+def merge_shards(parts: Sequence[FeatureSet]) -> FeatureSet:
+    """Rank ``r``'s local index ``i`` is sample ``r + world * i``; rows back in sample order."""
+    world = len(parts)
+    xs, ys, idx, bad = [], [], [], []
+    for rank, fs in enumerate(parts):
+        bad += [rank + world * i for i in fs.bad]
+        if len(fs.y):
+            xs.append(fs.x)
+            ys.append(fs.y)
+            idx.append(rank + world * fs.index.long())
+    bad.sort()
+    if not xs:
+        return FeatureSet(torch.empty(0, 0), torch.empty(0, dtype=torch.long), torch.empty(0), bad)
+    index = torch.cat(idx)
+    order = torch.argsort(index)
+    return FeatureSet(torch.cat(xs)[order], torch.cat(ys)[order], index[order], bad)

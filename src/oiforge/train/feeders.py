@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, WeightedRandomSampler
 
 from oiforge.train.config import TrainConfig
 from oiforge.train.dataset import Sample
+from oiforge.train.ddp import Dist
 from oiforge.train.features import FeatureSet
 from oiforge.train.images import (
     ImageDataset,
@@ -65,23 +66,38 @@ def _unpack(loader: Iterable[Any]) -> Iterator[Inputs]:
         yield images, labels, bad
 
 
+def _rank_order(order: list[int], d: Dist, epoch: int) -> list[int]:
+    """This rank's equal share of an epoch's order (DistributedSampler: pads, then strides)."""
+    if not d.active:
+        return order
+    positions = cast("Dataset[int]", order)  # it only needs len()
+    sampler: DistributedSampler[int] = DistributedSampler(positions, d.world, d.rank, shuffle=False)
+    sampler.set_epoch(epoch)
+    return [order[i] for i in sampler]
+
+
 def image_feeder(
     config: TrainConfig,
     train: Sequence[Sample],
     val: Sequence[Sample],
     preprocessing: dict[str, Any],
     pin_memory: bool = False,
+    d: Dist = Dist(),
 ) -> Feeder:
-    """DataLoaders over image files (decoded in ``config.workers`` processes)."""
+    """DataLoaders over image files (decoded in ``config.workers`` processes).
+
+    Several ranks: each trains on its DistributedSampler share of the epoch's (seeded,
+    possibly class-balanced) order and validates on every ``world``-th image, no padding.
+    """
     size = resize_size(config.image_size, config.crop_pct)
     train_set = ImageDataset(train, train_transform(preprocessing, config.augment), size)
-    val_set = ImageDataset(val, eval_transform(preprocessing), size)
+    val_set = ImageDataset(val[d.rank :: d.world], eval_transform(preprocessing), size)
     labels = [s.label for s in train]
-    drop_last = len(train) > config.batch_size  # a batch of 1 breaks BatchNorm
-    workers = config.workers
+    per_rank = -(-len(train) // d.world)
+    drop_last = per_rank > config.batch_size  # a batch of 1 breaks BatchNorm
     common: dict[str, Any] = {
         "batch_size": config.batch_size,
-        "num_workers": workers,
+        "num_workers": config.workers,
         "collate_fn": collate,
         "pin_memory": pin_memory,
         "worker_init_fn": seed_worker,
@@ -90,7 +106,9 @@ def image_feeder(
 
     def train_batches(epoch: int) -> Iterable[Inputs]:
         gen = epoch_generator(config.seed, epoch)
-        order = _order(labels, config, gen)
+        order = _rank_order(_order(labels, config, gen), d, epoch)
+        if d.rank:  # distinct augmentation streams per rank; rank 0 = a single-process run
+            gen = epoch_generator(config.seed + 7919 * d.rank, epoch)
         return _unpack(
             DataLoader(train_set, sampler=order, drop_last=drop_last, generator=gen, **common)
         )
@@ -98,7 +116,7 @@ def image_feeder(
     def val_batches() -> Iterable[Inputs]:
         return _unpack(DataLoader(val_set, shuffle=False, **common))
 
-    steps = len(train) // config.batch_size if drop_last else 1
+    steps = per_rank // config.batch_size if drop_last else 1
     return Feeder(train_batches, val_batches, steps)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from torch import nn
 from oiforge.atomic import write_text_atomic
 from oiforge.train.checkpoint import LoopState, save_checkpoint
 from oiforge.train.config import TrainConfig
+from oiforge.train.ddp import Dist, all_reduce_sums, any_rank, gather_lists, wrap
 from oiforge.train.events import EpochEnd, Event, Finished, Notice, PhaseStart
 from oiforge.train.feeders import Feeder
 from oiforge.train.loop import (
@@ -50,6 +51,8 @@ class Parts:
     optimizer: torch.optim.Optimizer
     device: torch.device
     loss_fn: nn.Module
+    d: Dist = field(default_factory=Dist)
+    wrapped: dict[bool, nn.Module] = field(default_factory=dict)  # DDP wrapper per phase
 
     @property
     def run_dir(self) -> Path:
@@ -79,14 +82,19 @@ def lr_setter(
 
 
 def _set_trainable(parts: Parts, epoch: int) -> nn.Module:
-    """The module to train this epoch; finetune freezes the backbone for ``head_epochs``."""
+    """The module to train this epoch; finetune freezes the backbone for ``head_epochs``.
+    Several ranks: wrapped in DDP, a new wrapper when the trainable parameters change."""
     config, model = parts.config, parts.model
     if config.mode == "probe":
         return get_head(model)
     frozen = config.mode == "finetune" and epoch <= config.head_epochs
     for p in backbone_parameters(model):
         p.requires_grad_(not frozen)
-    return _HeadOnlyTrain(model) if frozen else model
+    if frozen not in parts.wrapped:
+        parts.wrapped.clear()
+        module = _HeadOnlyTrain(model) if frozen else model
+        parts.wrapped[frozen] = wrap(parts.d, module, parts.device)
+    return parts.wrapped[frozen]
 
 
 class _HeadOnlyTrain(nn.Module):
@@ -120,11 +128,38 @@ def _context(
         loss_fn=loss_fn.to(parts.device),
         device=parts.device,
         set_lr=lr_setter(parts.config, parts.optimizer, spe),
-        should_stop=deadline.reason,
+        should_stop=_stop_check(parts, deadline),
         amp_dtype=dtype,
         channels_last=cuda and parts.config.mode != "probe",
         scaler=scaler,
     )
+
+
+def _stop_check(parts: Parts, deadline: Deadline) -> Callable[[], str]:
+    """The deadline's check; with several ranks, one rank's "stop" stops them all (a rank
+    leaving alone would leave the others waiting in an all-reduce)."""
+    config, d = parts.config, parts.d
+    if not d.active or (config.max_minutes is None and config.budget_usd is None):
+        return deadline.reason
+
+    def agreed() -> str:
+        reason = deadline.reason()
+        if any_rank(d, bool(reason), parts.device):
+            return reason or "another rank reached the time or budget limit"
+        return ""
+
+    return agreed
+
+
+def _reduce(parts: Parts, stats: EpochStats) -> EpochStats:
+    """The epoch's sums over all ranks (each saw its own share of the images)."""
+    if not parts.d.active:
+        return stats
+    loss, correct, seen = all_reduce_sums(
+        parts.d, [stats.loss, stats.correct, stats.seen], parts.device
+    )
+    bad = gather_lists(parts.d, stats.bad)
+    return EpochStats(loss, int(correct), int(seen), stats.steps, bad, stats.stopped)
 
 
 def _improved(config: TrainConfig, state: LoopState, val: EpochStats) -> bool:
@@ -146,7 +181,8 @@ def _record(
     if is_best:
         state.best_metric = val.acc if parts.config.monitor == "val_acc" else val.mean_loss
         state.best_epoch, state.stale_epochs = epoch, 0
-        write_weights(parts.run_dir / BEST_FILE, parts.model)
+        if parts.d.is_main:
+            write_weights(parts.run_dir / BEST_FILE, parts.model)
     else:
         state.stale_epochs += 1
     row: dict[str, Any] = {
@@ -160,7 +196,8 @@ def _record(
         "best": int(is_best),
     }
     state.history.append(row)
-    write_metrics(parts.run_dir, state.history)
+    if parts.d.is_main:
+        write_metrics(parts.run_dir, state.history)
     return EpochEnd(row, is_best)
 
 
@@ -172,9 +209,11 @@ def fit(
     state: LoopState,
     device: torch.device,
     loss_fn: nn.Module,
+    d: Dist = Dist(),
 ) -> Iterator[Event]:
-    """Epochs from ``state.epoch + 1``; yields progress; finishes with the best model restored."""
-    parts = Parts(config, model, feeder, optimizer, device, loss_fn)
+    """Epochs from ``state.epoch + 1``; yields progress; finishes with the best model restored.
+    Every rank runs this; only rank 0 writes files."""
+    parts = Parts(config, model, feeder, optimizer, device, loss_fn, d)
     deadline = Deadline(
         already_s=state.elapsed_s,
         max_minutes=config.max_minutes,
@@ -188,13 +227,15 @@ def fit(
         yield PhaseStart("epoch", feeder.steps_per_epoch, epoch, config.epochs)
         train = yield from _train_epoch(parts, state, epoch, deadline)
         state.step += train.steps
+        train = _reduce(parts, train)
         val_ctx.module.eval()
-        val = evaluate_batches(val_ctx, feeder.val())
+        val = _reduce(parts, evaluate_batches(val_ctx, feeder.val()))
         state.epoch, state.elapsed_s = epoch, deadline.elapsed_s()
         new_bad = sorted(set(train.bad) - set(state.bad_samples))
         state.bad_samples = sorted(set(state.bad_samples) | set(new_bad))
         end = _record(parts, state, epoch, train, val)
-        save_checkpoint(parts.run_dir / CHECKPOINT_FILE, model, optimizer, state)
+        if parts.d.is_main:
+            save_checkpoint(parts.run_dir / CHECKPOINT_FILE, model, optimizer, state)
         yield end
         if new_bad:
             yield Notice("warning", f"{len(new_bad)} training images could not be decoded: skipped")
@@ -230,9 +271,10 @@ def _early_stop(config: TrainConfig, state: LoopState) -> str:
 
 def _finish(parts: Parts, state: LoopState, stopped: str) -> Finished:
     run = parts.run_dir
-    if (run / BEST_FILE).is_file():
+    if parts.d.is_main and (run / BEST_FILE).is_file():
         parts.model.load_state_dict(load_file(str(run / BEST_FILE), device=str(parts.device)))
-    plot_curves(state.history, run / CURVES_FILE)
+    if parts.d.is_main:
+        plot_curves(state.history, run / CURVES_FILE)
     best = next((r for r in state.history if r["epoch"] == state.best_epoch), {})
     summary = {
         "run_dir": str(run),
@@ -247,5 +289,6 @@ def _finish(parts: Parts, state: LoopState, stopped: str) -> Finished:
         "undecodable_train_images": len(state.bad_samples),
         "train_seconds": round(state.elapsed_s, 3),
     }
-    write_text_atomic(run / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    if parts.d.is_main:
+        write_text_atomic(run / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     return Finished(str(run), summary)

@@ -19,6 +19,8 @@ from oiforge.errors import StageError, UserError
 from oiforge.train.events import Step
 
 Inputs = tuple[torch.Tensor, torch.Tensor, list[int]]  # x, y, bad sample indexes
+#: Steps between host syncs (progress event, finite-loss check, stop check).
+SYNC_EVERY = 8
 
 
 class NonFiniteLossError(StageError):
@@ -85,14 +87,16 @@ def _to_device(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torc
     return x, y.to(ctx.device, non_blocking=True)
 
 
-def train_step(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
-    """One optimizer step; returns (summed loss, correct count)."""
+def train_step(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """One optimizer step; returns (summed loss, correct count) as tensors on the device.
+
+    No host sync here: on a GPU the next batch is queued while this one runs; the loop reads
+    the running sums (and checks the loss is finite) only every ``SYNC_EVERY`` steps.
+    """
     x, y = _to_device(ctx, x, y)
     with _autocast(ctx):
         logits = ctx.module(x)
         loss = ctx.loss_fn(logits.float(), y)
-    if not torch.isfinite(loss):
-        raise NonFiniteLossError(f"the loss became {loss.item()}")
     ctx.optimizer.zero_grad(set_to_none=True)
     if ctx.scaler is not None:
         ctx.scaler.scale(loss).backward()
@@ -101,44 +105,76 @@ def train_step(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[floa
     else:
         loss.backward()
         ctx.optimizer.step()
-    correct = int((logits.argmax(1) == y).sum())
-    return float(loss.detach()) * len(y), correct
+    correct = (logits.detach().argmax(1) == y).sum()
+    return loss.detach() * len(y), correct
+
+
+@dataclass
+class _Running:
+    """Loss and correct-count sums kept on the device between host syncs."""
+
+    loss: torch.Tensor | None = None
+    correct: torch.Tensor | None = None
+
+    def add(self, loss: torch.Tensor, correct: torch.Tensor) -> None:
+        self.loss = loss if self.loss is None else self.loss + loss
+        self.correct = correct if self.correct is None else self.correct + correct
+
+    def flush(self, stats: EpochStats, check: bool = True) -> None:
+        """Move the sums into ``stats`` (one host sync); a NaN/inf training loss stops the run."""
+        if self.loss is None or self.correct is None:
+            return
+        loss, correct = float(self.loss), int(self.correct)
+        self.loss = self.correct = None
+        if check and not math.isfinite(loss):
+            raise NonFiniteLossError(f"the loss became {loss}")
+        stats.loss += loss
+        stats.correct += correct
 
 
 def train_epoch(
     ctx: StepContext, batches: Iterable[Inputs], first_step: int
 ) -> Generator[Step, None, EpochStats]:
-    """Run one epoch; yields a Step per batch; stops early when ``should_stop`` says why."""
-    stats = EpochStats()
+    """Run one epoch; yields a Step every ``SYNC_EVERY`` batches and at the end; stops early
+    when ``should_stop`` (asked at those batches, the same on every rank) says why."""
+    stats, running = EpochStats(), _Running()
     ctx.module.train()
-    step = first_step
-    for i, (x, y, bad) in enumerate(batches):
+    step, batch = first_step, 0
+    for batch, (x, y, bad) in enumerate(batches, 1):
         stats.bad += bad
-        if len(y) == 0:
-            continue
-        ctx.set_lr(step)
-        try:
-            loss, correct = train_step(ctx, x, y)
-        except torch.OutOfMemoryError as exc:
-            raise OutOfMemoryError(
-                f"out of accelerator memory at batch size {len(y)}: try a smaller --batch-size"
-            ) from exc
-        step += 1
-        stats.steps += 1
-        stats.loss += loss
-        stats.correct += correct
-        stats.seen += len(y)
-        yield Step("train", i + 1, stats.mean_loss, stats.acc)
-        stats.stopped = ctx.should_stop()
-        if stats.stopped:
-            break
+        if len(y):
+            ctx.set_lr(step)
+            running.add(*_guarded_step(ctx, x, y))
+            step, stats.steps, stats.seen = step + 1, stats.steps + 1, stats.seen + len(y)
+        if batch % SYNC_EVERY == 0:
+            yield _sync(ctx, stats, running)
+            if stats.stopped:
+                return stats
+    if batch % SYNC_EVERY:
+        yield _sync(ctx, stats, running)
     return stats
+
+
+def _guarded_step(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    try:
+        return train_step(ctx, x, y)
+    except torch.OutOfMemoryError as exc:
+        raise OutOfMemoryError(
+            f"out of accelerator memory at batch size {len(y)}: try a smaller --batch-size"
+        ) from exc
+
+
+def _sync(ctx: StepContext, stats: EpochStats, running: _Running) -> Step:
+    """Read the running sums (every rank at the same batch), then ask whether to stop."""
+    running.flush(stats)
+    stats.stopped = ctx.should_stop()
+    return Step("train", stats.steps, stats.mean_loss, stats.acc)
 
 
 @torch.no_grad()
 def evaluate_batches(ctx: StepContext, batches: Iterable[Inputs]) -> EpochStats:
-    """Mean loss and accuracy over ``batches`` in eval mode."""
-    stats = EpochStats()
+    """Summed loss and correct count over ``batches`` in eval mode (one host sync at the end)."""
+    stats, running = EpochStats(), _Running()
     ctx.module.eval()
     for x, y, bad in batches:
         stats.bad += bad
@@ -147,9 +183,9 @@ def evaluate_batches(ctx: StepContext, batches: Iterable[Inputs]) -> EpochStats:
         xd, yd = _to_device(ctx, x, y)
         with _autocast(ctx):
             logits = ctx.module(xd).float()
-        stats.loss += float(ctx.loss_fn(logits, yd)) * len(y)
-        stats.correct += int((logits.argmax(1) == yd).sum())
+        running.add(ctx.loss_fn(logits, yd) * len(y), (logits.argmax(1) == yd).sum())
         stats.seen += len(y)
+    running.flush(stats, check=False)
     return stats
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from oiforge.errors import InvalidInputError
+from oiforge.train import ddp
 from oiforge.train.checkpoint import LoopState, load_checkpoint
 from oiforge.train.config import (
     DEFAULT_MODEL,
@@ -26,7 +27,7 @@ from oiforge.train.config import (
 )
 from oiforge.train.dataset import DatasetIndex, open_dataset
 from oiforge.train.events import Event, Finished, Notice
-from oiforge.train.features import compute_features
+from oiforge.train.features import compute_features_sharded
 from oiforge.train.feeders import (
     Feeder,
     create_loss,
@@ -93,39 +94,48 @@ def prepare_run_dir(config: TrainConfig, resume: bool) -> bool:
 
 
 def run_training(config: TrainConfig, resume: bool = False) -> Iterator[Event]:
-    """Train as ``config`` says; yields progress; writes the run directory."""
+    """Train as ``config`` says; yields progress; writes the run directory.
+
+    Under torchrun (see :mod:`oiforge.train.ddp`) every rank calls this with the same config;
+    rank 0 writes the run directory, the others only compute.
+    """
+    d = ddp.current()
+    if config.world_size != d.world:
+        raise InvalidInputError(
+            f"the config says world_size {config.world_size}, but {d.world} process(es) run: "
+            "start several with `oiforge train --procs N` or `--gpus N`"
+        )
     if config.lr is None:
         config = config.replace(lr=DEFAULT_LR[config.mode])
     index = open_dataset(config.dataset, config.val_fraction, config.seed)
     config = resolve_config(config, index)
     has_checkpoint = prepare_run_dir(config, resume)
+    ddp.barrier(d)  # every rank has checked the run dir before rank 0 writes into it
     for note in index.notes:
         yield Notice("warning", note)
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
     preprocessing = preprocessing_for(config.model, config.image_size, config.crop_pct)
     run = Path(config.out)
-    write_config(run, config)
-    write_labels(run, index.classes, preprocessing)
+    if d.is_main:
+        write_config(run, config)
+        write_labels(run, index.classes, preprocessing)
     model = build_model(config, pretrained=config.pretrained).to(device)
     if config.mode == "probe":
         feeder = yield from _probe_feeder(config, index, model, preprocessing, device)
+        if feeder is None:  # not rank 0: its share of the features is done
+            yield Finished(str(run), {"rank": d.rank, "role": "feature shard"})
+            return
+        d = ddp.Dist()  # the head trains on rank 0 alone (seconds; DDP would only add traffic)
     else:
         train, val = index.splits["train"], index.splits["val"]
-        feeder = image_feeder(config, train, val, preprocessing, device.type == "cuda")
+        feeder = image_feeder(config, train, val, preprocessing, device.type == "cuda", d)
     optimizer = create_optimizer(model, config)
     state = (
         load_checkpoint(run / CHECKPOINT_FILE, model, optimizer) if has_checkpoint else LoopState()
     )
-    yield from fit(
-        config,
-        model,
-        feeder,
-        optimizer,
-        state,
-        device,
-        create_loss(config, [s.label for s in index.splits["train"]]),
-    )
+    labels = [s.label for s in index.splits["train"]]
+    yield from fit(config, model, feeder, optimizer, state, device, create_loss(config, labels), d)
 
 
 def _probe_feeder(
@@ -134,11 +144,14 @@ def _probe_feeder(
     model: nn.Module,
     preprocessing: dict[str, object],
     device: torch.device,
-) -> Generator[Event, None, Feeder]:
+) -> Generator[Event, None, Feeder | None]:
+    """Cached features of train and val (sharded over the ranks); None on ranks other than 0."""
     model_id = f"{config.model}|pretrained={config.pretrained}|head-input"
+    d = ddp.current()
     sets = {}
     for split in ("train", "val"):
-        sets[split] = yield from compute_features(
+        fs = yield from compute_features_sharded(
+            d,
             model,
             index.splits[split],
             dict(preprocessing),
@@ -148,10 +161,13 @@ def _probe_feeder(
             device=device,
             phase=f"features {split}",
         )
-        if sets[split].bad:
-            yield Notice(
-                "warning", f"{len(sets[split].bad)} {split} images could not be decoded: skipped"
-            )
+        if fs is None:
+            continue
+        sets[split] = fs
+        if fs.bad:
+            yield Notice("warning", f"{len(fs.bad)} {split} images could not be decoded: skipped")
+    if not d.is_main:
+        return None
     if config.augment != "none":
         log.info(
             "probe mode trains on cached features: augmentation %r not applied", config.augment

@@ -1,0 +1,140 @@
+"""Multi-process training: real torchrun, real gloo process groups on 127.0.0.1 (CPU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from oiforge.cli import app
+from oiforge.errors import InvalidInputError
+from oiforge.train import build_config, train
+from oiforge.train.features import FeatureSet, merge_shards
+from oiforge.train.launch import LaunchPlan, plan_launch, torchrun_argv
+from oiforge.train.rundir import read_metrics
+
+runner = CliRunner()
+ENV = {"COLUMNS": "120", "TERM": "dumb"}
+TINY = ["--image-size", "32", "--workers", "0", "--batch-size", "8"]
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_finetune_into_a_normal_run_dir(
+    tiny_dataset: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "ddp"
+    args = ["train", str(tiny_dataset), "--out", str(run), "--mode", "finetune", "--epochs", "1",
+            "--head-epochs", "0", "--procs", "2", *TINY]  # fmt: skip
+    result = runner.invoke(app, args, env=ENV)
+    assert result.exit_code == 0, result.output
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["world_size"] == 2 and config["mode"] == "finetune"
+    rows = read_metrics(run)
+    assert [r["epoch"] for r in rows] == ["1"]
+    # 48 training images: each rank trained 3 batches of 8, the metrics cover both ranks
+    assert json.loads((run / "summary.json").read_text())["epochs_run"] == 1
+    state = load_file(str(run / "best.safetensors"))
+    assert "conv_stem.weight" in state and not any(k.startswith("module.") for k in state)
+    result = runner.invoke(app, ["evaluate", str(run), "--workers", "0"], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "metrics.json").read_text())["split"] == "test"
+    result = runner.invoke(app, ["export", str(run), "--out", str(tmp_path / "onnx")], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "onnx" / "model.onnx").is_file()
+
+
+@pytest.mark.slow
+def test_probe_shards_features_and_matches_one_process(tiny_dataset: Path, tmp_path: Path) -> None:
+    args = ["train", str(tiny_dataset), "--out", str(tmp_path / "ddp"), "--epochs", "2",
+            "--procs", "2", *TINY]  # fmt: skip
+    result = runner.invoke(app, args, env=ENV)
+    assert result.exit_code == 0, result.output
+    one = build_config(dataset=str(tiny_dataset), out=str(tmp_path / "one"), epochs=2,
+                       image_size=32, workers=0, batch_size=8)  # fmt: skip
+    train(one)
+    ddp, single = read_metrics(tmp_path / "ddp"), read_metrics(tmp_path / "one")
+    for a, b in zip(ddp, single, strict=True):
+        for key in ("train_loss", "val_loss", "val_acc"):
+            assert float(a[key]) == pytest.approx(float(b[key]), abs=1e-3)
+
+
+def test_resuming_with_another_process_count_is_refused(probe_run: Path) -> None:
+    from oiforge.train.config import read_config
+
+    config = read_config(probe_run / "config.yaml").replace(world_size=2)
+    with pytest.raises(InvalidInputError, match="world_size"):
+        train(config, resume=True)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--gpus", "1", "--procs", "2"], "exclude each other"),
+        (["--gpus", "64"], "CUDA devices"),
+        (["--procs", "2", "--nodes", "2"], "--master-addr"),
+        (["--procs", "2", "--nodes", "2", "--node-rank", "2", "--master-addr", "h"], "below"),
+        (["--procs", "-1"], "bad value"),
+        (["--procs", "2", "--seeds", "2"], "--seeds"),
+    ],
+)
+def test_bad_scale_out_options_exit_2(
+    tiny_dataset: Path, tmp_path: Path, options: list[str], message: str
+) -> None:
+    args = ["train", str(tiny_dataset), "--out", str(tmp_path / "r"), *options]
+    result = runner.invoke(app, args, env=ENV)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_worker_refuses_to_run_outside_torchrun(probe_run: Path) -> None:
+    result = runner.invoke(app, ["train-worker", str(probe_run / "config.yaml")], env=ENV)
+    assert result.exit_code == 2
+    assert "torchrun" in result.output
+
+
+def test_torchrun_command_lines() -> None:
+    assert plan_launch(0, 0, 1, 0, None, 29500) is None
+    assert plan_launch(0, 1, 1, 0, None, 29500) is None
+    one = torchrun_argv(LaunchPlan(2), Path("c.yaml"), resume=True)
+    assert one[1:4] == ["-m", "torch.distributed.run", "--nproc-per-node=2"]
+    assert "--rdzv-endpoint=127.0.0.1:0" in one
+    assert one[-4:] == ["oiforge.cli", "train-worker", "c.yaml", "--resume"]
+    plan = plan_launch(0, 4, 3, 1, "head", 1234)
+    assert plan is not None and plan.world_size == 12
+    many = torchrun_argv(plan, Path("c.yaml"), resume=False)
+    assert {"--nnodes=3", "--node-rank=1", "--master-addr=head", "--master-port=1234"} <= set(many)
+
+
+@given(st.integers(1, 5), st.integers(0, 40), st.data())
+def test_merged_feature_shards_are_the_one_process_features(
+    world: int, n: int, data: st.DataObject
+) -> None:
+    bad = set(data.draw(st.sets(st.integers(0, max(n - 1, 0)), max_size=n)) if n else set())
+    feats = torch.arange(n, dtype=torch.float32).unsqueeze(1).repeat(1, 3)
+    shards = []
+    for rank in range(world):
+        mine = list(range(n))[rank::world]
+        good = [i for i, g in enumerate(mine) if g not in bad]
+        shards.append(
+            FeatureSet(
+                feats[[mine[i] for i in good]].reshape(len(good), 3),
+                torch.tensor([mine[i] % 7 for i in good], dtype=torch.long),
+                torch.tensor(good, dtype=torch.long),
+                [i for i, g in enumerate(mine) if g in bad],
+            )
+        )
+    merged = merge_shards(shards)
+    keep = [i for i in range(n) if i not in bad]
+    assert merged.index.tolist() == keep
+    assert merged.y.tolist() == [i % 7 for i in keep]
+    if keep:
+        assert merged.x[:, 0].tolist() == [float(i) for i in keep]
+    assert merged.bad == sorted(bad)
