@@ -8,6 +8,7 @@ Public API (other stages depend on these names)::
     cat.resolve("Airplane")                   # ClassInfo('/m/0cmf2', 'Fixed-wing aircraft', True)
     sel = select(SelectSpec(classes=("Cat",)), catalog=cat)
     sel.write("selection.parquet")
+    trainable_classes(cat).to_pandas()       # labels with >= 50 val and >= 20 train images
 """
 
 from oiforge.catalog.catalog import Catalog, open_catalog
@@ -15,6 +16,7 @@ from oiforge.catalog.classes import AmbiguousClassError, ClassInfo, ClassMatch
 from oiforge.catalog.fetch import FetchProgress, FetchResult, fetch
 from oiforge.catalog.hierarchy import TreeNode
 from oiforge.catalog.select import Selection, select
+from oiforge.catalog.trainable import trainable_classes
 
 __all__ = [
     "AmbiguousClassError",
@@ -28,4 +30,5 @@ __all__ = [
     "fetch",
     "open_catalog",
     "select",
+    "trainable_classes",
 ]

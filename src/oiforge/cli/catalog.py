@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from oiforge.catalog import Catalog, FetchProgress, Selection, TreeNode
     from oiforge.endpoints import Endpoints
 
-_VERSION = typer.Option("v7", "--version", help="Open Images version (v4, v5, v6, v7).")
+_VERSION = typer.Option("v7", "--version", help="Open Images version (v1 to v7).")
 _BASE = typer.Option(None, "--metadata-base", help="Base URL of the official metadata files.")
 
 
@@ -90,6 +90,17 @@ def classes_command(
     version: str = _VERSION,
     boxable: bool = typer.Option(False, "--boxable", help="Only the 600 boxable classes."),
     limit: int = typer.Option(20, "--limit", min=1, help="Show at most N classes."),
+    trainable: bool = typer.Option(
+        False, "--trainable", help="Only labels with enough human-verified train/val images."
+    ),
+    min_val: int = typer.Option(50, "--min-val", min=0, help="--trainable: validation images."),
+    min_train: int = typer.Option(20, "--min-train", min=0, help="--trainable: train images."),
+    val_splits: str = typer.Option(
+        "validation", "--val-splits", help="--trainable: splits counted as validation."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="--trainable: write every row to .csv or .parquet."
+    ),
 ) -> None:
     """Search classes: MID, boxable, and positives/boxes per split once metadata is fetched."""
     from rich.markup import escape
@@ -97,6 +108,10 @@ def classes_command(
 
     from oiforge.catalog import open_catalog
 
+    if trainable:
+        rule = (min_val, min_train, _csv(val_splits) or ())
+        _trainable(query, version, rule, limit, out)
+        return
     with open_catalog(version, fetch_missing=False) as cat:
         hits = cat.search(query, limit=limit, boxable_only=boxable)
         if not hits and query:
@@ -114,6 +129,39 @@ def classes_command(
         cells = [escape(hit.mid), escape(hit.name + alias), "yes" if hit.boxable else ""]
         table.add_row(*cells, *(f"{row[c]:,}" for c in cols[3:]))
     console.print(table)
+
+
+def _trainable(
+    query: str, version: str, rule: tuple[int, int, tuple[str, ...]], limit: int, out: Path | None
+) -> None:
+    """``classes --trainable``: the README's rule, counted from the label files."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from oiforge.catalog import open_catalog, trainable_classes
+    from oiforge.catalog.trainable import write_table
+
+    min_val, min_train, splits = rule
+    with open_catalog(version, fetch_missing=False) as cat, console.status("counting..."):
+        table = trainable_classes(cat, min_val, min_train, splits)
+    if out is not None:
+        write_table(table, out)
+    rows = [
+        r for r in table.to_pylist()
+        if query.lower() in r["label_name"].lower() or query == r["label_mid"]
+    ]  # fmt: skip
+    src = f"{rows[0]['train_source']}/{rows[0]['val_source']}" if rows else ""
+    title = (
+        f"Open Images {version}: {table.num_rows:,} trainable labels (>= {min_train} train and "
+        f">= {min_val} {'+'.join(splits)} images{', ' + src + ' labels' if src else ''})"
+    )
+    grid = Table("MID", "name", "boxable", "train images", "val images", title=title)
+    for r in rows[:limit]:
+        cells = (escape(r["label_mid"]), escape(r["label_name"]), "yes" if r["boxable"] else "")
+        grid.add_row(*cells, f"{r['train_images']:,}", f"{r['val_images']:,}")
+    console.print(grid)
+    if out is not None:
+        console.print(f"wrote {table.num_rows:,} rows to {out}")
 
 
 def tree_command(

@@ -30,6 +30,7 @@ from oiforge.mirror.images import (
     render_image,
 )
 from oiforge.mirror.labels import Labels, make_labels
+from oiforge.mirror.legacy import write_legacy
 from oiforge.mirror.metadata import write_metadata
 from oiforge.mirror.plan import PlannedImage, plan_images
 from oiforge.mirror.planting import plant_faults
@@ -203,6 +204,7 @@ def make_sample(
     jobs = [_job(base, im) for im in images]
     encoded = _render_all(jobs, workers or min(4, os.cpu_count() or 1), progress)
     files = write_metadata(base, images, encoded, labels)
+    files.update(write_legacy(base, images, encoded, labels))  # v1-v3 tarballs
     write_bytes_atomic(base / PLACEHOLDER_RELPATH, placeholder_png())
     faults_path = base / "faults.yaml"
     write_text_atomic(faults_path, dump_rules(rules))
