@@ -7,7 +7,7 @@
 2. Per-image latency at batch 1, both on the same threads (1, then all cores): torch eager
    (`torch.no_grad`) vs the ONNX Runtime `Predictor`, interleaved call by call; prints the
    ratio (target >= 2x).
-   Also the end-to-end predictor time for a real 600x400 JPEG (decode + preprocess + infer).
+   Also the end-to-end predictor time for a real 1024x683 JPEG (decode + preprocess + infer).
 3. Starts `oiforge serve` (its own process) on 127.0.0.1 and drives it with an open-loop
    aiohttp load generator (requests are sent on a fixed schedule whatever the replies, at
    most 256 in flight) at each rate for --seconds: p50/p99 latency, achieved rate, errors.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import os
 import platform
 import signal
@@ -37,9 +38,24 @@ OUT = Path(__file__).resolve().parent / "out" / "serve"
 NUM_CLASSES = 10
 SIZE = 224
 MAX_IN_FLIGHT = 256
+PHOTO_WIDTH = 1024
+BOUNDARY = "oiforge-bench-boundary"
+PCTS = (50, 90, 99)
+MEDIAN_KEYS = (
+    "ok_rps",
+    "p50",
+    "p99",
+    "server_ms_per_req",
+    "client_ms_per_req",
+    "client_share",
+    "load",
+)
 
 
 def build_export() -> Path:
+    if all((OUT / name).is_file() for name in ("model.onnx", "labels.json", "eager.pt")):
+        print(f"reusing the export in {OUT} (delete it to rebuild)")
+        return OUT
     import torch
 
     from oiforge.serve.export import export_model
@@ -96,12 +112,21 @@ def bench_latency(export: Path, iters: int, threads: int) -> tuple[float, float]
     return results["torch eager"], results["onnxruntime"]
 
 
-def photo_jpeg() -> bytes:
-    from PIL import Image
-    from skimage import data
+def photo_jpeg(width: int = PHOTO_WIDTH) -> bytes:
+    """A real photo (scikit-learn's china.jpg, 640x427, CC BY 2.0) at Open Images' size.
 
+    Scaled to ``width`` (default 1024 x 683, the resized set's longest side) with mild sensor
+    grain so the file is as dense as a real photo of that size (~220 KB at q90).
+    """
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+
+    src = Image.fromarray(load_sample_image("china.jpg"))
+    height = round(src.height * width / src.width)
+    big = np.asarray(src.resize((width, height), Image.Resampling.LANCZOS), dtype=np.int16)
+    grain = np.random.default_rng(0).normal(0, 4, big.shape).astype(np.int16)
     buf = io.BytesIO()
-    Image.fromarray(data.coffee()).save(buf, "JPEG", quality=90)
+    Image.fromarray(np.clip(big + grain, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
     return buf.getvalue()
 
 
@@ -119,7 +144,9 @@ def bench_end_to_end(export: Path, iters: int, threads: int) -> None:
 
     _time_ms(once, 10)
     med = statistics.median(_time_ms(once, iters))
-    print(f"  predictor end to end (600x400 JPEG decode+preprocess+infer): {med:.2f} ms/image")
+    print(
+        f"  predictor end to end ({PHOTO_WIDTH}px JPEG decode+preprocess+infer): {med:.2f} ms/image"
+    )
 
 
 def free_port() -> int:
@@ -128,20 +155,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(export: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(export: Path, src: Path | None) -> tuple[subprocess.Popen[bytes], str]:
+    """`oiforge serve EXPORT` in its own process; ``src`` runs another checkout's code."""
     import urllib.request
 
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-c",
-        "from oiforge.cli import main; main()",
-        "serve",
-        str(export),
-        "--port",
-        str(port),
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [sys.executable, "-c", "from oiforge.cli import main; main()", "serve", str(export)]
+    env = dict(os.environ, PYTHONPATH=str(src)) if src else None
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -154,97 +177,188 @@ def start_server(export: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("oiforge serve did not become ready")
 
 
-async def _one(session: object, url: str, body: bytes) -> tuple[float, int]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc), all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def multipart(jpeg: bytes) -> tuple[bytes, str]:
+    """One multipart body, built once: the client must not spend CPU re-encoding it."""
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="photo.jpg"'
+        "\r\nContent-Type: image/jpeg\r\n\r\n"
+    )
+    body = head.encode() + jpeg + f"\r\n--{BOUNDARY}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={BOUNDARY}"
+
+
+async def _one(session: Any, url: str, body: bytes, ctype: str, due: float) -> tuple[float, int]:
+    """Latency from the request's scheduled time (no coordinated omission), and its status."""
     import aiohttp
 
-    assert isinstance(session, aiohttp.ClientSession)
-    form = aiohttp.FormData()
-    form.add_field("image", body, filename="coffee.jpg", content_type="image/jpeg")
-    start = time.perf_counter()
     try:
-        async with session.post(f"{url}/v1/predict", data=form) as resp:
+        async with session.post(url, data=body, headers={"Content-Type": ctype}) as resp:
             await resp.read()
-            return (time.perf_counter() - start) * 1000, resp.status
-    except aiohttp.ClientError:
-        return (time.perf_counter() - start) * 1000, 0
+            return (time.perf_counter() - due) * 1000, resp.status
+    except (aiohttp.ClientError, TimeoutError):
+        return (time.perf_counter() - due) * 1000, 0
 
 
-async def load_run(url: str, rate: float, seconds: float, body: bytes) -> dict[str, Any]:
+async def _open_loop(url: str, rate: float, seconds: float, jpeg: bytes) -> dict[str, Any]:
     import aiohttp
 
-    total = int(rate * seconds)
+    body, ctype = multipart(jpeg)
+    timeout = aiohttp.ClientTimeout(total=60)
     connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         for _ in range(3):  # warm connections and the model
-            await _one(session, url, body)
-        start = time.perf_counter()
-        tasks = []
-        for i in range(total):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
+            await _one(session, f"{url}/v1/predict", body, ctype, time.perf_counter())
+        cpu0, start, tasks = time.process_time(), time.perf_counter(), []
+        for i in range(int(rate * seconds)):
+            due = start + i / rate
+            if (delay := due - time.perf_counter()) > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(_one(session, url, body)))
+            tasks.append(asyncio.create_task(_one(session, f"{url}/v1/predict", body, ctype, due)))
         results = await asyncio.gather(*tasks)
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    return _summary(results, wall, cpu, rate)
+
+
+def _summary(
+    results: list[tuple[float, int]], wall: float, cpu: float, rate: float
+) -> dict[str, Any]:
     lat = np.array([ms for ms, status in results if status == 200])
-    errors = sum(1 for _, status in results if status != 200)
-    by_status = Counter(str(status) for _, status in results if status != 200)
-    p50, p99 = (float(np.percentile(lat, q)) if lat.size else float("nan") for q in (50, 99))
+    pct = {f"p{q}": float(np.percentile(lat, q)) if lat.size else float("nan") for q in PCTS}
+    errors = Counter(str(status) for _, status in results if status != 200)
     return {
         "rate": rate,
-        "sent": total,
+        "sent": len(results),
         "ok_rps": lat.size / wall,
-        "p50": p50,
-        "p99": p99,
-        "errors": errors,
-        "by_status": dict(by_status),
+        **pct,
+        "errors": sum(errors.values()),
+        "by_status": dict(errors),
+        "client_cpu_s": cpu,
+        "wall_s": wall,
     }
 
 
-def bench_http(export: Path, rates: list[float], seconds: float) -> list[dict[str, Any]]:
-    proc, url = start_server(export)
-    body = photo_jpeg()
-    rows = []
+def run_client(url: str, rate: float, seconds: float, jpeg_path: Path) -> None:
+    """The load generator's own process: prints one JSON line of results."""
     try:
-        for rate in rates:
-            row = asyncio.run(load_run(url, rate, seconds, body))
-            rows.append(row)
-            print(
-                f"  {rate:5.0f} rps offered: {row['ok_rps']:6.1f} rps ok, "
-                f"p50 {row['p50']:6.1f} ms, p99 {row['p99']:6.1f} ms, "
-                f"errors {row['errors']:.0f}/{row['sent']:.0f} {row['by_status'] or ''}"
-            )
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    print(json.dumps(asyncio.run(_open_loop(url, rate, seconds, jpeg_path.read_bytes()))))
+
+
+def drive(pid: int, url: str, rate: float, seconds: float, jpeg_path: Path) -> dict[str, Any]:
+    """One rate against the server ``pid``: the client's results plus both processes' CPU."""
+    cmd = [sys.executable, __file__, "--client", url, "--rate", str(rate)]
+    cmd += ["--seconds", str(seconds), "--jpeg", str(jpeg_path)]
+    server0, load0 = cpu_seconds(pid), os.getloadavg()[0]
+    out = subprocess.run(cmd, capture_output=True, check=True, text=True).stdout
+    row: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    server_cpu = cpu_seconds(pid) - server0
+    row["server_ms_per_req"] = server_cpu * 1000 / (row["sent"] + 3)
+    row["client_ms_per_req"] = row["client_cpu_s"] * 1000 / row["sent"]
+    row["client_share"] = row["client_cpu_s"] / max(1e-9, row["client_cpu_s"] + server_cpu)
+    row["load"] = (load0 + os.getloadavg()[0]) / 2
+    return row
+
+
+def print_row(name: str, row: dict[str, Any]) -> None:
+    print(
+        f"  {name:7s} {row['rate']:5.0f} rps offered: {row['ok_rps']:6.1f} ok/s, "
+        f"p50 {row['p50']:7.1f} ms, p99 {row['p99']:7.1f} ms, "
+        f"errors {row['errors']}/{row['sent']} {row['by_status'] or ''}; "
+        f"CPU/req server {row['server_ms_per_req']:.1f} ms, client "
+        f"{row['client_ms_per_req']:.2f} ms ({row['client_share']:.0%} of the two); "
+        f"load {row['load']:.1f}",
+        flush=True,
+    )
+
+
+def bench_http(
+    export: Path, rates: list[float], seconds: float, rounds: int, variants: dict[str, Path | None]
+) -> list[tuple[str, dict[str, Any]]]:
+    """Every variant at every rate, ``rounds`` times, variants alternating within a round."""
+    jpeg_path = OUT / "photo.jpg"
+    jpeg_path.write_bytes(photo_jpeg())
+    print(f"  request: multipart, one {len(jpeg_path.read_bytes()) / 1000:.0f} KB JPEG")
+    rows = []
+    for _ in range(rounds):
+        for name, src in variants.items():
+            proc, url = start_server(export, src)
+            try:
+                for rate in rates:
+                    rows.append((name, drive(proc.pid, url, rate, seconds, jpeg_path)))
+                    print_row(name, rows[-1][1])
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(60)
     return rows
 
 
-def main() -> None:
+def print_medians(rows: list[tuple[str, dict[str, Any]]]) -> None:
+    print("medians over rounds:")
+    keys = sorted({(name, row["rate"]) for name, row in rows}, key=lambda k: (k[1], k[0]))
+    for name, rate in keys:
+        runs = [row for n, row in rows if (n, row["rate"]) == (name, rate)]
+        med = {k: statistics.median(r[k] for r in runs) for k in MEDIAN_KEYS}
+        errors = sum(r["errors"] for r in runs)
+        print(
+            f"  {name:7s} {rate:5.0f} rps: {med['ok_rps']:6.1f} ok/s, p50 {med['p50']:7.1f}, "
+            f"p99 {med['p99']:7.1f} ms (p99/100 ms = {med['p99'] / 100:.2f}), errors {errors}, "
+            f"server {med['server_ms_per_req']:.1f} ms CPU/req, client "
+            f"{med['client_ms_per_req']:.2f} ms ({med['client_share']:.0%}), "
+            f"load {med['load']:.1f} ({len(runs)} runs)"
+        )
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--iters", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rates", default="10,50,100")
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
-    args = parser.parse_args()
+    parser.add_argument("--http-only", action="store_true", help="Skip the latency part.")
+    parser.add_argument(
+        "--compare-src", type=Path, help="Also run this checkout's src/ (e.g. a `git archive`)."
+    )
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--jpeg", type=Path, help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    if args.client:
+        run_client(args.client, args.rate, args.seconds, args.jpeg)
+        return
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     export = build_export()
-    print("per-image latency (same model, same input):")
-    for threads in sorted({1, args.threads}):
-        bench_latency(export, args.iters, threads)
-    bench_end_to_end(export, args.iters, args.threads)
+    if not args.http_only:
+        print("per-image latency (same model, same input):")
+        for threads in sorted({1, args.threads}):
+            bench_latency(export, args.iters, threads)
+        bench_end_to_end(export, args.iters, args.threads)
     print(
-        "HTTP: oiforge serve on loopback, multipart 600x400 JPEG, open loop, "
-        f"{args.seconds:.0f} s per rate:"
+        f"HTTP: oiforge serve on loopback, open-loop client process, {args.seconds:.0f} s per rate:"
     )
-    rows = bench_http(export, [float(r) for r in args.rates.split(",")], args.seconds)
-    at50 = next((r for r in rows if r["rate"] == 50), None)
-    if at50:
-        print(f"  p99 at 50 rps / 100 ms limit = {at50['p99'] / 100:.2f} (target < 1)")
+    variants: dict[str, Path | None] = {"current": None}
+    if args.compare_src:
+        variants["compare"] = args.compare_src.resolve()
+    rates = [float(r) for r in args.rates.split(",")]
+    print_medians(bench_http(export, rates, args.seconds, args.rounds, variants))
 
 
 if __name__ == "__main__":

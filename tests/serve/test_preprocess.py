@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from serve_helpers import PRE, huge_png, photo
 
-from oiforge.serve.preprocess import ImageRejected, decode_image, preprocess_bytes
+from oiforge.serve.labels import Preprocessing
+from oiforge.serve.preprocess import ImageRejected, decode_image, normalise, preprocess_bytes
 
 SEEDS = [
     photo(64, 48),
@@ -46,3 +47,26 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
     with pytest.raises(ImageRejected) as info:
         decode_image(huge_png(), PRE.size)
     assert info.value.code == "image_too_large" and "pixels" in str(info.value)
+
+
+@given(
+    st.integers(1, 40),
+    st.integers(1, 40),
+    st.tuples(*[st.floats(0.0, 1.0)] * 3),
+    st.tuples(*[st.floats(0.05, 2.0)] * 3),
+    st.integers(0, 2**32 - 1),
+)
+@settings(max_examples=60, deadline=None)
+def test_normalise_equals_the_textbook_formula(
+    h: int,
+    w: int,
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+    seed: int,
+) -> None:
+    pixels = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    pre = Preprocessing(size=8, mean=mean, std=std)
+    got = normalise(pixels, pre)
+    want = ((pixels / 255.0 - np.asarray(mean)) / np.asarray(std)).transpose(2, 0, 1)
+    assert got.shape == (3, h, w) and got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

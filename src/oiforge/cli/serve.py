@@ -136,7 +136,12 @@ def serve(
     model: Path = typer.Argument(..., help="model.onnx or the export dir holding it."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", min=0, max=65535),
-    threads: int = typer.Option(0, "--threads", min=0, help="ONNX Runtime threads (0: auto)."),
+    threads: int = typer.Option(
+        0, "--threads", min=0, help="ONNX Runtime threads (0: half the cores, at least 1)."
+    ),
+    decode_threads: int = typer.Option(
+        0, "--decode-threads", min=0, help="Threads decoding uploads (0: one per core)."
+    ),
     max_batch: int = typer.Option(32, "--max-batch", min=1, help="Images per model call."),
     max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", min=0.001),
     max_images: int = typer.Option(16, "--max-images", min=1, help="Images per request."),
@@ -158,6 +163,7 @@ def serve(
         url_allow_private=url_allow_private,
         threads=threads,
         max_batch=max_batch,
+        decode_threads=decode_threads,
     )
     err_console.print(f"serving {model} on http://{host}:{port} (Ctrl-C stops gracefully)")
     run_server(model, config, host=host, port=port)

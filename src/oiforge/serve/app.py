@@ -18,7 +18,6 @@ from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from oiforge import __version__
 from oiforge.serve.api_errors import ApiError, install_error_handlers
@@ -127,5 +126,5 @@ def _add_v1_routes(app: FastAPI, holder: ModelHolder, api_key: str | None) -> No
         predictor = holder.require_ready()
         parsed = await parse_request(request, holder.config.max_images)
         k = parsed.top_k or top_k or holder.config.default_top_k
-        items = await run_in_threadpool(predict_inputs, holder, predictor, parsed.images, k)
+        items = await predict_inputs(holder, predictor, parsed.images, k)
         return PredictResponse.of(predictor, items, time.perf_counter() - start)

@@ -42,11 +42,15 @@ class Batcher:
         self._thread = threading.Thread(target=self._loop, name="oiforge-batcher", daemon=True)
         self._thread.start()
 
-    def probabilities(self, arrays: list[npt.NDArray[np.float32]]) -> Probs:
-        """Softmax rows for ``arrays``, computed in a shared batch (blocks until done)."""
+    def submit(self, arrays: list[npt.NDArray[np.float32]]) -> Future[Probs]:
+        """Queue ``arrays``; the future gets their softmax rows (await it, no thread blocked)."""
         job = _Job(arrays)
         self._queue.put(job)
-        return job.future.result()
+        return job.future
+
+    def probabilities(self, arrays: list[npt.NDArray[np.float32]]) -> Probs:
+        """Softmax rows for ``arrays``, computed in a shared batch (blocks until done)."""
+        return self.submit(arrays).result()
 
     def close(self) -> None:
         self._queue.put(None)

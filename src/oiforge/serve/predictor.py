@@ -56,19 +56,37 @@ def softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return out
 
 
+def session_options(threads: int, spin: bool) -> Any:
+    """ONNX Runtime options: ``threads`` intra-op threads (0: ORT's choice), one inter-op.
+
+    ``spin=False`` stops idle pool threads from busy-waiting for the next op: spinning buys
+    a little latency on a dedicated machine but burns the cores that a server needs for HTTP
+    and JPEG decoding (measured in bench/RESULTS.md, "serve").
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    spinning = "1" if spin else "0"
+    opts.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+    opts.add_session_config_entry("session.inter_op.allow_spinning", spinning)
+    return opts
+
+
 class Predictor:
     """A loaded ONNX model. ``run`` is thread-safe (ONNX Runtime sessions are)."""
 
-    def __init__(self, model: Path, threads: int = 0) -> None:
+    def __init__(self, model: Path, threads: int = 0, spin: bool = True) -> None:
         import onnxruntime as ort
 
         onnx_path, labels_path = resolve_model_paths(model)
         self.labels: Labels = read_labels(labels_path)
         self.onnx_path = onnx_path
         self.sha256 = file_sha256(onnx_path)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
+        opts = session_options(threads, spin)
         try:
             self._session = ort.InferenceSession(
                 str(onnx_path), opts, providers=["CPUExecutionProvider"]

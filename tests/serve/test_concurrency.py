@@ -1,0 +1,63 @@
+"""Concurrent requests share decode threads and model calls, yet each gets its own answer."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+from serve_helpers import photo
+
+from oiforge.serve.predictor import Predictor, session_options
+from oiforge.serve.preprocess import preprocess_bytes
+from oiforge.serve.runner import ServeConfig
+
+SIZES = [(40 + 7 * i, 30 + 11 * (i % 5)) for i in range(12)]
+
+
+def _expected(exported: Path, images: list[bytes]) -> list[list[tuple[str, float]]]:
+    predictor = Predictor(exported)
+    pre = predictor.labels.preprocessing
+    probs = predictor.probabilities([preprocess_bytes(data, pre)[0] for data in images])
+    return [[(s.mid, s.probability) for s in row] for row in predictor.top_k(probs, 3)]
+
+
+def _ask(url: str, files: list[tuple[str, Any]]) -> httpx.Response:
+    return httpx.post(f"{url}/v1/predict", files=files, data={"top_k": "3"}, timeout=60)
+
+
+def test_concurrent_requests_get_their_own_predictions(service: str, exported: Path) -> None:
+    images = [photo(w, h) for w, h in SIZES]
+    requests = [[("image", (f"{i}.jpg", images[i], "image/jpeg"))] for i in range(len(images))]
+    requests.append([("image", (f"{i}.jpg", images[i], "image/jpeg")) for i in (0, 5, 9)])
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda files: _ask(service, files), requests))
+    want = _expected(exported, images)
+    for i, resp in enumerate(responses):
+        assert resp.status_code == 200, resp.text
+        names = [int(p["name"].split(".")[0]) for p in resp.json()["predictions"]]
+        assert names == ([i] if i < len(images) else [0, 5, 9])
+        for name, pred in zip(names, resp.json()["predictions"], strict=True):
+            got = [(s["mid"], s["probability"]) for s in pred["top_k"]]
+            assert [m for m, _ in got] == [m for m, _ in want[name]]
+            assert all(abs(p - q) < 1e-5 for (_, p), (_, q) in zip(got, want[name], strict=True))
+
+
+def test_the_first_bad_image_by_position_fails_the_request(service: str) -> None:
+    good = ("good.jpg", photo(), "image/jpeg")
+    files = [("image", good), ("image", ("bad1.jpg", b"nope", "image/jpeg"))]
+    files += [("image", ("bad2.jpg", photo()[:50], "image/jpeg"))]
+    resp = _ask(service, files)
+    assert resp.status_code == 422 and resp.json()["error"]["index"] == 1
+    assert _ask(service, [("image", good)]).status_code == 200
+
+
+def test_serving_threads_leave_cores_for_decoding_and_never_spin() -> None:
+    config = ServeConfig()
+    assert 1 <= config.inference_threads <= config.decode_workers
+    assert ServeConfig(threads=3, decode_threads=5).inference_threads == 3
+    assert ServeConfig(threads=3, decode_threads=5).decode_workers == 5
+    opts = session_options(config.inference_threads, spin=False)
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert opts.intra_op_num_threads == config.inference_threads
