@@ -129,3 +129,41 @@ def test_hostile_members_are_never_followed(tmp_path: Path) -> None:
     assert not (tmp_path.parent / "escape.csv").exists()
     assert not (tmp_path.parent.parent / "escape.csv").exists()
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["evil.tar"]
+
+
+def _serve_tarballs(root: Path, tarballs: dict[str, bytes]) -> None:
+    for relpath, data in tarballs.items():
+        path = root / "openimages" / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def test_bad_tarballs_are_per_file_failures(tmp_path: Path) -> None:
+    from oiforge.catalog import fetch
+    from oiforge.endpoints import Endpoints
+    from oiforge.mirror import MirrorServer
+
+    header = b"ImageID,Source,LabelName,Confidence\n0000000000000001,verification,/m/0k4j,1\n"
+    members = {f"2017_11/{s}/annotations-human.csv": header for s in ("train", "validation")}
+    _serve_tarballs(
+        tmp_path / "srv",
+        {
+            "2017_11/annotations_human_2017_11.tar.gz": tar_gz(members),  # no test member
+            "2017_07/annotations_human_2017_07.tar.gz": b"<html>not a tarball</html>",
+        },
+    )
+    home = tmp_path / "home"
+    with MirrorServer(tmp_path / "srv") as srv:
+        ep = Endpoints.for_mirror(srv.url)
+        v3 = {r.file.split: r for r in fetch("v3", ["human_labels"], endpoints=ep, home=home)}
+        v2 = fetch("v2", ["human_labels"], endpoints=ep, home=home)
+    assert {s: r.status for s, r in v3.items()} == {
+        "train": "fetched", "validation": "cached", "test": "failed",
+    }  # fmt: skip
+    assert "no member '2017_11/test/annotations-human.csv'" in (v3["test"].error or "")
+    assert v3["train"].path.read_bytes() == header
+    assert [r.status for r in v2] == ["failed"] * 3
+    assert all("not a readable tarball" in (r.error or "") for r in v2)
+    # an unreadable tarball is not kept; one that lacks a member is (fetching it again
+    # would not add the member), so a rerun still finds its other members
+    assert [p.name for p in home.rglob("*.tar.gz")] == ["annotations_human_2017_11.tar.gz"]

@@ -67,13 +67,21 @@ def fetch_member(file: OfficialFile, cache_root: Path, fetch_archive: FetchFn) -
     tar_path = fetch_archive(archive_file(file))
     wanted = {f.member: cache_root / f.relpath for f in members_of(file.archive) if f.member}
     wanted = {m: p for m, p in wanted.items() if not p.exists() or m == file.member}
-    digests = extract_members(tar_path, wanted)
+    try:
+        digests = extract_members(tar_path, wanted)
+    except MalformedFileError:
+        _drop(tar_path)  # verified bytes that do not unpack: fetch afresh next time
+        raise
     if file.member not in digests:
         raise MalformedFileError(str(tar_path), f"no member {file.member!r} in the tarball")
     if all(p.exists() for p in _member_paths(file.archive, cache_root)):
-        tar_path.unlink(missing_ok=True)  # every member is out; the tarball is 1 GB of copies
-        tar_path.with_name(tar_path.name + ".md5").unlink(missing_ok=True)
+        _drop(tar_path)  # every member is out; the tarball is up to 1 GB of copies
     return digests[file.member]
+
+
+def _drop(tar_path: Path) -> None:
+    tar_path.unlink(missing_ok=True)
+    tar_path.with_name(tar_path.name + ".md5").unlink(missing_ok=True)
 
 
 def _member_paths(archive: Archive, cache_root: Path) -> list[Path]:
