@@ -1,113 +1,198 @@
-"""Engine overhead: the download stage, local vs Ray on the same machine, on the mirror sample.
+"""Engine overhead at a realistic job size: download and build, local vs Ray, one machine.
 
-    .venv/bin/python bench/bench_distributed.py [--sample DIR] [--repeats 3] [--shards 2]
+    .venv/bin/python bench/bench_distributed.py [--images 5000] [--repeats 3] [--cold 2]
+                                                [--shards N] [--stage download|build|both]
 
-Runs a plain ``download()`` (the peer) and ``run_download_sharded(backend="ray")`` on a local
-Ray instance (started once, before timing; its start-up is printed separately), each on a fresh
-store, alternating, ``--repeats`` times; prints the median img/s of each and their ratio. Then
-it extrapolates to N nodes from the measured per-shard timings and the driver's split/merge.
+Data: the download bench's photo-like JPEGs (640x480 to 1024x768, q90; generated once into
+bench/out/mirror-root-<N>), served by ``oiforge mirror serve`` in its own process on
+127.0.0.1. One selection row per image (3 classes), resized-bucket source.
+
+1. **Ray start-up included** (``--cold`` pairs): ``run_download_sharded(backend="ray")`` starts
+   and stops its own Ray instance, as a one-off ``oiforge download --backend ray`` does,
+   alternating with a plain ``download()``.
+2. **Ray already running** (``--repeats`` pairs): ``ray.init`` once (timed, not counted), then
+   download local / Ray alternating, then build local (``build_dataset``) / Ray
+   (``run_build_sharded``, on the local download's store), alternating.
+
+Every run gets a fresh output folder. Prints each run, the medians, the ratio Ray/local, the
+driver's own time (split, merge: ``stats.json``) and an N-node extrapolation from the measured
+per-shard rates. Shards: the default (``auto_num_shards``: ~10,000 images per shard, at least
+one per CPU), or ``--shards``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import statistics
-import tempfile
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from oiforge.contracts import SELECTION_SCHEMA
-from oiforge.distributed import run_download_sharded
+from bench_download import make_root, start_server
+from oiforge.build import BuildInputs, build_dataset
+from oiforge.build.synthetic import selection_row, write_selection
+from oiforge.distributed import run_build_sharded, run_download_sharded
 from oiforge.download import DownloadConfig, download
 from oiforge.endpoints import Endpoints
-from oiforge.mirror.sample import make_sample
-from oiforge.mirror.server import MirrorServer
+
+OUT = Path(__file__).resolve().parent / "out" / "distributed"
+CLASSES = (("/m/01yrx", "Cat"), ("/m/0bt9lr", "Dog"), ("/m/015p6", "Bird"))
+CONFIG = DownloadConfig(sources=("resized",))
+Runs = dict[str, list[float]]
 
 
-def selection_from(sample: Path, out: Path) -> int:
-    facts = json.loads((sample / "sample.json").read_text(encoding="utf-8"))
-    rows = [
-        {"image_id": im["image_id"], "split": im["split"], "label_mid": mid, "label_name": mid,
-         "original_url": im["original_url"], "thumbnail_url": im["thumbnail_url"],
-         "original_size": im["original_size"], "original_md5": im["original_md5"],
-         "rotation": float(im["rotation"]) if im["rotation"] else None}
-        for im in facts["images"] for mid in im["classes"]
-    ]  # fmt: skip
-    columns = {f.name: [r.get(f.name) for r in rows] for f in SELECTION_SCHEMA}
-    pq.write_table(pa.table(columns, schema=SELECTION_SCHEMA), out)
-    return len(facts["images"])
+def write_selection_for(ids: list[str], path: Path) -> None:
+    rows = [selection_row(i, *CLASSES[k % len(CLASSES)], "train") for k, i in enumerate(ids)]
+    write_selection(path, rows)
 
 
-def timed(fn: object, *args: object, **kwargs: object) -> float:
+def timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
-    fn(*args, **kwargs)  # type: ignore[operator]
+    fn()
     return time.perf_counter() - start
+
+
+def fresh(name: str) -> Path:
+    path = OUT / name
+    shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(OUT / f".{name}.oiforge-partial", ignore_errors=True)
+    shutil.rmtree(OUT / f".{name}.oiforge-shards", ignore_errors=True)
+    return path
+
+
+def driver_times(store: Path) -> dict[str, Any]:
+    stats = json.loads((store / "stats.json").read_text(encoding="utf-8"))
+    done = [s["stats"] for s in stats["shards_run"] if s["stats"]]
+    rates = [d["count"] / d["duration_s"] for d in done if d["duration_s"]]
+    slowest = max((d["duration_s"] for d in done), default=0.0)
+    return {**stats.get("driver_s", {}), "slowest_shard": slowest, "shard_rates": rates}
+
+
+def one_download(sel: Path, ep: Endpoints, variant: str) -> tuple[float, dict[str, Any]]:
+    """``local``: a plain ``download()``; ``ray:auto`` / ``ray:<n>``: the Ray backend."""
+    store = fresh(f"store-{variant.replace(':', '-')}")
+    if variant == "local":
+        return timed(lambda: download(sel, store, CONFIG, ep)), {}
+    n = None if variant == "ray:auto" else int(variant.split(":")[1])
+    took = timed(lambda: run_download_sharded(sel, store, CONFIG, ep, backend="ray", num_shards=n))
+    return took, driver_times(store)
+
+
+def one_build(sel: Path, store: Path, variant: str) -> float:
+    out = fresh(f"dataset-{variant.replace(':', '-')}")
+    inputs = BuildInputs(sel, store, out)
+    if variant == "local":
+        return timed(lambda: build_dataset(inputs))
+    n = None if variant == "ray:auto" else int(variant.split(":")[1])
+    return timed(lambda: run_build_sharded(inputs, backend="ray", num_shards=n))
+
+
+def rounds(variants: list[str], repeats: int, run: Callable[[str], float], tag: str) -> Runs:
+    """``repeats`` rounds over the variants, the order rotated each round (drift hits all)."""
+    runs: Runs = {v: [] for v in variants}
+    for i in range(repeats):
+        order = variants[i % len(variants) :] + variants[: i % len(variants)]
+        for v in order:
+            runs[v].append(run(v))
+        print(f"  {tag} {i}: " + "   ".join(f"{v} {runs[v][-1]:6.2f} s" for v in variants),
+              flush=True)  # fmt: skip
+    return runs
+
+
+def summarize(title: str, images: int, runs: Runs) -> None:
+    local = statistics.median(runs["local"])
+    print(f"{title}: {images} images, median of {len(runs['local'])}, "
+          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    for v, times in runs.items():
+        t = statistics.median(times)
+        print(f"  {v:9s} {images / t:7,.0f} img/s ({t:6.2f} s)   throughput vs local "
+              f"{local / t:.2f}   time {t / local - 1:+.0%}", flush=True)  # fmt: skip
+
+
+def extrapolate(notes: list[dict[str, Any]], fixed_s: float) -> None:
+    rates = [r for n in notes for r in n["shard_rates"]]
+    if not rates:
+        return
+    per_slot = statistics.median(rates)
+    print(f"per shard: median {per_slot:,.0f} img/s; fixed cost (run - slowest shard) "
+          f"≈ {fixed_s:.2f} s per run")  # fmt: skip
+    for nodes in (1, 8, 64):
+        rate = per_slot * 2 * nodes
+        hours = 9e6 / rate / 3600
+        print(f"  {nodes:>3} nodes x 2 slots ≈ {rate:7,.0f} img/s; 9M images ≈ {hours:5.1f} h")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sample", type=Path, default=Path("bench/out/mirror-sample"))
+    ap.add_argument("--images", type=int, default=5000)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--shards", type=int, default=2)
+    ap.add_argument("--cold", type=int, default=2, help="rounds with Ray start-up included")
+    ap.add_argument("--shards", nargs="+", default=["auto"], help="auto and/or numbers")
+    ap.add_argument("--stage", choices=("download", "build", "both"), default="both")
     args = ap.parse_args()
-    if not (args.sample / "sample.json").is_file():
-        make_sample(args.sample, seed=0)
+    root, ids = make_root(args.images)
+    OUT.mkdir(parents=True, exist_ok=True)
+    sel = OUT / f"selection-{args.images}.parquet"
+    write_selection_for(ids, sel)
+    proc, base = start_server("mirror", root)
+    try:
+        run_all(args, sel, Endpoints.for_mirror(base), len(ids))
+    finally:
+        proc.kill()
+
+
+def run_all(args: argparse.Namespace, sel: Path, ep: Endpoints, images: int) -> None:
     import ray
 
+    print(f"python {sys.version.split()[0]}, ray {ray.__version__}, cpus {os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    variants = ["local"] + [f"ray:{s}" for s in args.shards]
+    if args.stage != "build" and args.cold:
+        cold = rounds(variants, args.cold, lambda v: one_download(sel, ep, v)[0], "cold")
+        summarize(
+            "download, Ray start-up included (each Ray run starts and stops Ray)", images, cold
+        )
     t0 = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
-    ray_start = time.perf_counter() - t0
-    cfg = DownloadConfig(workers=1, backoff_s=0.05)
-    shards = args.shards
-    local_s: list[float] = []
-    ray_s: list[float] = []
-    shard_s: list[float] = []
-    with tempfile.TemporaryDirectory() as tmp, MirrorServer(args.sample) as srv:
-        sel = Path(tmp) / "selection.parquet"
-        images = selection_from(args.sample, sel)
-        ep = Endpoints.for_mirror(srv.url)
-        for i in range(args.repeats):
-            srv.reset()
-            local_s.append(timed(download, sel, Path(tmp) / f"l{i}", cfg, ep))
-            srv.reset()
-            store = Path(tmp) / f"r{i}"
-            ray_s.append(
-                timed(run_download_sharded, sel, store, cfg, ep, backend="ray", num_shards=shards)
-            )
-            stats = json.loads((store / "stats.json").read_text())
-            shard_s += [s["stats"]["duration_s"] for s in stats["shards_run"] if s["stats"]]
-    ray.shutdown()
-    report(images, local_s, ray_s, shard_s, ray_start, args.shards)
+    ray.init(
+        include_dashboard=False, log_to_driver=False, configure_logging=False,
+        _system_config={"worker_niceness": 0},  # as the engine starts it (ray_engine.py)
+    )  # fmt: skip
+    print(f"ray.init (not counted below): {time.perf_counter() - t0:.1f} s", flush=True)
+    try:
+        warm_runs(args, variants, sel, ep, images)
+    finally:
+        ray.shutdown()
 
 
-def report(
-    images: int,
-    local_s: list[float],
-    ray_s: list[float],
-    shard_s: list[float],
-    ray_start: float,
-    shards: int,
+def warm_runs(
+    args: argparse.Namespace, variants: list[str], sel: Path, ep: Endpoints, images: int
 ) -> None:
-    local, on_ray = statistics.median(local_s), statistics.median(ray_s)
-    shard = statistics.median(shard_s)
-    print(f"images: {images}, shards: {shards}, Ray start-up (not timed below): {ray_start:.1f} s")
-    print(
-        f"local download(): {images / local:,.0f} img/s (median of {len(local_s)}: {local:.2f} s)"
-    )
-    print(f"ray backend:      {images / on_ray:,.0f} img/s (median {on_ray:.2f} s)")
-    print(f"ratio ray/local throughput: {local / on_ray:.2f}  (overhead {on_ray / local - 1:+.0%})")
-    per_shard = images / shards / shard
-    driver = max(0.0, on_ray - shard)  # split + scheduling + merge, not overlapped with shards
-    print(f"per shard: median {shard:.2f} s for {images // shards} images ({per_shard:,.0f} img/s)")
-    print(f"driver (split, schedule, merge) ≈ {driver:.2f} s per run")
-    for nodes in (1, 8, 64):
-        rate = per_shard * nodes * 2  # 2 shard slots per 2-core node
-        hours = 9e6 / rate / 3600
-        print(f"  {nodes:>3} nodes x 2 slots: ≈ {rate:,.0f} img/s; 9M images ≈ {hours:,.1f} h")
+    notes: list[dict[str, Any]] = []
+    fixed: list[float] = []
+
+    def download_noted(v: str) -> float:
+        took, note = one_download(sel, ep, v)
+        if note:
+            notes.append(note)
+            fixed.append(took - note["slowest_shard"])
+            print(f"    {v}: driver {note}", flush=True)
+        return took
+
+    reps = args.repeats if args.stage != "build" else 1
+    warm = rounds(variants, reps, download_noted, "warm")
+    if args.stage != "build":
+        summarize("download, Ray already running", images, warm)
+        extrapolate(notes, statistics.median(fixed))
+    if args.stage == "download":
+        return
+    store = OUT / "store-local"
+    built = rounds(variants, args.repeats, lambda v: one_build(sel, store, v), "build")
+    summarize("build, Ray already running", images, built)
 
 
 if __name__ == "__main__":

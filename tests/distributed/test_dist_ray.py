@@ -4,6 +4,7 @@ is retried and nothing is lost or duplicated."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 from collections.abc import Iterator
@@ -42,14 +43,41 @@ def ray_cluster() -> Iterator[None]:
         ray.shutdown()
 
 
+def test_a_one_off_ray_run_starts_ray_with_full_priority_workers_and_stops_it(
+    sample_selection: Path, endpoints: Endpoints, tmp_path: Path
+) -> None:
+    """Without a running cluster the engine starts its own Ray and shuts it down after; its
+    workers run at nice 0 like the local path (Ray's own default, 15, starves them)."""
+    ray = pytest.importorskip("ray")
+    assert not ray.is_initialized()  # runs before the module's cluster fixture
+    table = pq.read_table(sample_selection).slice(0, 30)
+    events: list[ShardEvent] = []
+    summary = run_download_sharded(
+        table, tmp_path / "s", CONFIG, endpoints, backend="ray", num_shards=2,
+        on_event=events.append,
+    )  # fmt: skip
+    started = [e for e in events if e.kind == "started"]
+    assert len(started) == 2 and all(e.nice == 0 and e.pid != os.getpid() for e in started)
+    assert summary.stopped is None and not ray.is_initialized()
+    assert "RAY_worker_niceness" not in os.environ
+
+
 def test_ray_download_matches_local(
-    ray_cluster: None, sample_selection: Path, endpoints: Endpoints, tmp_path: Path, mirror: object
+    ray_cluster: None,
+    sample_selection: Path,
+    endpoints: Endpoints,
+    tmp_path: Path,
+    mirror: object,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     local = download(sample_selection, tmp_path / "local", CONFIG, endpoints)
     mirror.reset()  # type: ignore[attr-defined]
-    on_ray = run_download_sharded(
-        sample_selection, tmp_path / "ray", CONFIG, endpoints, backend="ray", num_shards=3
-    )
+    with caplog.at_level(logging.WARNING, logger="oiforge.distributed.ray_engine"):
+        on_ray = run_download_sharded(
+            sample_selection, tmp_path / "ray", CONFIG, endpoints, backend="ray", num_shards=3
+        )
+    # the fixture's cluster keeps Ray's default worker niceness (15): the run says so once
+    assert [r.message.count("RAY_worker_niceness=0") for r in caplog.records] == [1]
     assert store_digest(tmp_path / "local") == store_digest(tmp_path / "ray")
     assert on_ray.statuses == local.statuses and on_ray.journal == local.journal
     stats = json.loads((tmp_path / "ray" / "stats.json").read_text())

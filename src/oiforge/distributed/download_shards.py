@@ -2,16 +2,18 @@
 
 Layout under the store (which every node must see, e.g. a shared file system)::
 
-    store/<id[:2]>/<id>.jpg          the images (moved here from the shard stores)
+    store/<id[:2]>/<id>.jpg          the images (every shard writes its own straight here)
     store/journal.sqlite             the merged journal (rebuilt after every run)
-    store/stats.json                 merged stats + per-shard stats + backend
-    store/.shards/<k>-of-<n>/        selection.parquet, store/ (the shard's own download
-                                     store and journal), done.json (marker, written last)
+    store/stats.json                 merged stats + per-shard stats + driver timings + backend
+    store/.shards/<k>-of-<n>/        selection.parquet, store/ (the shard's own journal),
+                                     .incoming/ (temp files), done.json (marker, written last)
 
 Each shard job calls :func:`oiforge.download.download` on its shard selection and its own
-shard store, exactly as the local path does, then moves its ``ok`` images into the main store.
+shard store, exactly as the local path does, with a writer that puts each image at its place
+in the main store (temp file in the shard folder, fsync, rename), so nothing is moved after.
 A rerun skips shards whose marker names the same shard content and says complete; the others
-resume from their own journals. Images already ``ok`` in the main store are not fetched again.
+resume from their own journals (an image their journal has as ``ok`` and the main store has is
+not fetched again). Images already ``ok`` in the main journal are not fetched again either.
 """
 
 from __future__ import annotations

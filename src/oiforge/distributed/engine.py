@@ -60,6 +60,7 @@ class ShardEvent:
     host: str = ""
     pid: int = 0
     detail: str = ""
+    nice: int = 0  # the worker's niceness (Ray starts its workers at 15 unless told not to)
 
 
 @dataclass(frozen=True)
@@ -81,10 +82,10 @@ class Board:
         self._attempts: dict[str, int] = {}
         self._events: list[ShardEvent] = []
 
-    def start(self, shard: str, host: str, pid: int) -> int:
+    def start(self, shard: str, host: str, pid: int, nice: int = 0) -> int:
         attempt = self._attempts.get(shard, 0) + 1
         self._attempts[shard] = attempt
-        self._events.append(ShardEvent(shard, "started", attempt, host, pid))
+        self._events.append(ShardEvent(shard, "started", attempt, host, pid, nice=nice))
         if self._listener is not None:
             self._listener()
         return attempt
@@ -100,7 +101,7 @@ class Board:
 
 
 class BoardLike(Protocol):
-    def start(self, shard: str, host: str, pid: int) -> int: ...
+    def start(self, shard: str, host: str, pid: int, nice: int = 0) -> int: ...
 
     def report(self, shard: str, progress: ShardProgress) -> None: ...
 
@@ -113,7 +114,7 @@ class Reporter:
         self._last = 0.0
 
     def started(self) -> None:
-        self._board.start(self.shard, socket.gethostname(), os.getpid())
+        self._board.start(self.shard, socket.gethostname(), os.getpid(), os.nice(0))
 
     def progress(self, progress: ShardProgress, final: bool = False) -> None:
         now = time.monotonic()

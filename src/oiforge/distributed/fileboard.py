@@ -33,15 +33,24 @@ def _read(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _int(value: object) -> int:
+    if isinstance(value, int | float | str):
+        try:
+            return int(value)
+        except (ValueError, OverflowError):
+            return 0
+    return 0
+
+
 class FileBoard:
     """The shard side: one per shard folder (picklable: just a path)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def start(self, shard: str, host: str, pid: int) -> int:  # noqa: ARG002 (BoardLike)
+    def start(self, shard: str, host: str, pid: int, nice: int = 0) -> int:  # noqa: ARG002
         attempt = len(list(self.folder.glob(ATTEMPT_GLOB))) + 1
-        _write(self.folder / f"attempt-{attempt}.json", {"host": host, "pid": pid})
+        _write(self.folder / f"attempt-{attempt}.json", {"host": host, "pid": pid, "nice": nice})
         return attempt
 
     def report(self, shard: str, progress: ShardProgress) -> None:  # noqa: ARG002
@@ -79,8 +88,7 @@ class BoardReader:
         seen = self.attempts.get(name, 0)
         while (data := _read(folder / f"attempt-{seen + 1}.json")) is not None:
             seen += 1
-            events.append(
-                ShardEvent(name, "started", seen, str(data.get("host")), int(data.get("pid", 0)))
-            )
+            pid, nice = _int(data.get("pid")), _int(data.get("nice"))
+            events.append(ShardEvent(name, "started", seen, str(data.get("host")), pid, nice=nice))
         self.attempts[name] = seen
         return events

@@ -9,10 +9,11 @@ raised by the shard function itself are not retried (they would fail the same wa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Final
 
 from oiforge.distributed.engine import (
     DEFAULT_MAX_RETRIES,
@@ -20,6 +21,7 @@ from oiforge.distributed.engine import (
     BackendError,
     Job,
     Reporter,
+    ShardEvent,
     ShardFn,
     ShardOutcome,
     Tick,
@@ -28,6 +30,13 @@ from oiforge.distributed.engine import (
 from oiforge.distributed.fileboard import BoardReader, FileBoard, reset_board
 
 log = logging.getLogger(__name__)
+
+#: Ray starts its workers at nice 15 so that its own daemons stay responsive. Here a shard is
+#: the work itself and the plain download runs at nice 0; at 15, a shard on a machine with
+#: anything else busy (a server, the driver, other users) lost up to half its speed
+#: (bench/RESULTS.md). A Ray instance this engine starts runs its workers at 0; a cluster you
+#: start yourself: ``RAY_worker_niceness=0 ray start --head``.
+NICENESS_ENV: Final = "RAY_worker_niceness"
 
 
 def _import_ray() -> Any:
@@ -59,12 +68,13 @@ class RayEngine:
         if ray.is_initialized():
             return self
         try:
-            ray.init(
-                address=self.address,
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
+            with _env_default(NICENESS_ENV, "0"):  # read by a raylet started here, if any
+                ray.init(
+                    address=self.address,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = self.address or "a new local instance"
             raise BackendError(f"cannot start or join the Ray cluster ({where}): {exc}") from exc
@@ -93,11 +103,14 @@ class RayEngine:
             refs[task.remote(fn, job, Reporter(FileBoard(folder), name))] = name
         reader = BoardReader({name: folder for name, folder, _ in jobs})
         done: dict[str, tuple[Any, str | None]] = {}
+        warned = False
         while refs:
             ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=POLL_S)
             for ref in ready:
                 done[refs.pop(ref)] = _result(ray, ref)
-            tick(*reader.drain())
+            progress, events = reader.drain()
+            warned = warned or _warn_if_niced(events)
+            tick(progress, events)
         return [
             ShardOutcome(name, *done[name], reader.attempts.get(name, 0)) for name, _, _ in jobs
         ]
@@ -111,3 +124,27 @@ def _result(ray: Any, ref: Any) -> tuple[Any, str | None]:
         first = str(exc).strip().splitlines()
         log.warning("shard task failed: %s", exc)
         return None, f"{type(exc).__name__}: {first[-1] if first else ''}"[:500]
+
+
+@contextlib.contextmanager
+def _env_default(name: str, value: str) -> Iterator[None]:
+    """``name=value`` in the environment for the block, unless the user set it already."""
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+
+
+def _warn_if_niced(events: list[ShardEvent]) -> bool:
+    niced = [e for e in events if e.kind == "started" and e.nice > 0]
+    if niced:
+        log.warning(
+            "shard %s runs at nice %d on %s (Ray's default for workers): it gets little CPU "
+            "beside busy processes; start the cluster with %s=0",
+            niced[0].shard, niced[0].nice, niced[0].host, NICENESS_ENV,
+        )  # fmt: skip
+    return bool(niced)
