@@ -82,6 +82,7 @@ def test_resuming_with_another_process_count_is_refused(probe_run: Path) -> None
         (["--procs", "2", "--nodes", "2", "--node-rank", "2", "--master-addr", "h"], "below"),
         (["--procs", "-1"], "bad value"),
         (["--procs", "2", "--seeds", "2"], "--seeds"),
+        (["--procs", "2", "--resume"], "nothing to resume"),
     ],
 )
 def test_bad_scale_out_options_exit_2(
@@ -92,6 +93,17 @@ def test_bad_scale_out_options_exit_2(
     assert result.exit_code == 2
     assert message in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_a_finished_run_is_checked_before_any_process_starts(probe_run: Path) -> None:
+    from oiforge.train.config import read_config
+
+    config = read_config(probe_run / "config.yaml")
+    args = ["train", config.dataset, "--out", str(probe_run), "--procs", "2", "--resume",
+            "--image-size", "64", "--epochs", "6", "--workers", "0"]  # fmt: skip
+    result = runner.invoke(app, args, env=ENV)
+    assert result.exit_code == 2
+    assert "world_size: 1 -> 2" in result.output
 
 
 def test_the_worker_refuses_to_run_outside_torchrun(probe_run: Path) -> None:

@@ -95,7 +95,10 @@ def worker_env(plan: LaunchPlan) -> dict[str, str]:
 
 def launch(config: TrainConfig, plan: LaunchPlan, resume: bool = False) -> None:
     """Run the job to the end; a failed rank becomes a ``StageError`` (torchrun stops the rest)."""
+    from oiforge.train.trainer import preflight
+
     config = config.replace(world_size=plan.world_size, device="cuda" if plan.gpus else "cpu")
+    preflight(config, resume)
     with tempfile.TemporaryDirectory(prefix="oiforge-train-") as tmp:
         path = Path(tmp) / "config.yaml"
         path.write_text(dump_config(config), encoding="utf-8")

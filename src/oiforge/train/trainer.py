@@ -93,6 +93,21 @@ def prepare_run_dir(config: TrainConfig, resume: bool) -> bool:
     return False
 
 
+def resolve_run(config: TrainConfig) -> tuple[TrainConfig, DatasetIndex]:
+    """The dataset's index and the config with everything it decides filled in."""
+    if config.lr is None:
+        config = config.replace(lr=DEFAULT_LR[config.mode])
+    index = open_dataset(config.dataset, config.val_fraction, config.seed)
+    return resolve_config(config, index), index
+
+
+def preflight(config: TrainConfig, resume: bool) -> None:
+    """The checks every rank would make, made once before starting processes (clear errors,
+    exit 2, instead of N ranks failing alike)."""
+    resolved, _ = resolve_run(config)
+    prepare_run_dir(resolved, resume)
+
+
 def run_training(config: TrainConfig, resume: bool = False) -> Iterator[Event]:
     """Train as ``config`` says; yields progress; writes the run directory.
 
@@ -105,10 +120,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> Iterator[Event]:
             f"the config says world_size {config.world_size}, but {d.world} process(es) run: "
             "start several with `oiforge train --procs N` or `--gpus N`"
         )
-    if config.lr is None:
-        config = config.replace(lr=DEFAULT_LR[config.mode])
-    index = open_dataset(config.dataset, config.val_fraction, config.seed)
-    config = resolve_config(config, index)
+    config, index = resolve_run(config)
     has_checkpoint = prepare_run_dir(config, resume)
     ddp.barrier(d)  # every rank has checked the run dir before rank 0 writes into it
     for note in index.notes:
