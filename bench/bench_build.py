@@ -1,20 +1,25 @@
 """Build throughput against the decode-only rate of the same files, measured in the same run.
 
-    .venv/bin/python bench/bench_build.py [--images 5000] [--boxes 2] [--size 256]
+    .venv/bin/python bench/bench_build.py [--images 5000] [--boxes 2] [--size 256] [--repeat 3]
 
 Generates photo-like JPEGs (640×480, q90) with boxes into bench/out/build (reused by later
-runs), then measures on all cores:
-  1. decode-only: Pillow full decode of every store file (a process pool, files read from disk),
+runs), then measures on all cores, alternating the two sides ``--repeat`` times:
+  1. decode-only (the peer): Pillow full decode (``Image.open(path).load()``) of exactly the
+     store files the build reads, in a process pool of the same shape as the build's
+     (same worker count, forkserver, batches of 16, pool start-up included),
   2. the whole ``build_dataset`` (decode check, hashes, crops, resize, encode, dedupe, split,
-     export, manifest, card, contact sheet, lock), from a cold build cache.
-Prints images/s and samples/s for both and the ratio (target: build >= 70% of decode-only).
+     export, manifest, card, contact sheet, lock, sync), from a cold build cache.
+Prints images/s and samples/s of both, each pair's ratio and the ratio of the medians
+(target: build >= 70% of decode-only).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shutil
+import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -22,7 +27,7 @@ from pathlib import Path
 from PIL import Image
 
 from oiforge.build import BuildInputs, build_dataset
-from oiforge.build.synthetic import SyntheticSet, make_synthetic
+from oiforge.build.synthetic import SyntheticSet, make_synthetic, store_file
 from oiforge.spec import BuildSpec
 
 OUT = Path(__file__).parent / "out" / "build"
@@ -73,24 +78,25 @@ def _decode(paths: list[str]) -> int:
     return len(paths)
 
 
-def decode_only(store: Path, workers: int) -> tuple[int, float]:
-    paths = sorted(str(p) for p in store.rglob("*.jpg"))
-    chunks = [paths[i : i + 64] for i in range(0, len(paths), 64)]
+def decode_only(s: SyntheticSet, workers: int) -> tuple[int, float]:
+    """Full Pillow decode of the selection's store files, in the build's pool shape."""
+    paths = [str(store_file(s.store, i)) for i in s.image_ids]
+    chunks = [paths[i : i + 16] for i in range(0, len(paths), 16)]
+    ctx = multiprocessing.get_context("forkserver")
     start = time.perf_counter()
-    with ProcessPoolExecutor(workers) as pool:
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         n = sum(pool.map(_decode, chunks))
     return n, time.perf_counter() - start
 
 
-def build(s: SyntheticSet, size: int, workers: int) -> tuple[int, int, float]:
+def build(s: SyntheticSet, size: int, workers: int) -> tuple[int, float]:
     out = OUT / "dataset"
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(OUT / ".dataset.oiforge-partial", ignore_errors=True)
     spec = BuildSpec(size=size, formats=("folders",))
     start = time.perf_counter()
     res = build_dataset(BuildInputs(s.selection, s.store, out, spec, workers=workers))
-    elapsed = time.perf_counter() - start
-    return len(s.image_ids), res.samples, elapsed
+    return res.samples, time.perf_counter() - start
 
 
 def main() -> None:
@@ -99,20 +105,25 @@ def main() -> None:
     ap.add_argument("--boxes", type=int, default=2)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     s = merge(generate(args.images, args.boxes, args.workers))
-    n_dec, t_before = decode_only(s.store, args.workers)
-    n_img, n_samples, t_build = build(s, args.size, args.workers)
-    _, t_after = decode_only(s.store, args.workers)  # before and after: the machine is shared
-    t_dec = (t_before + t_after) / 2
-    dec_rate, img_rate = n_dec / t_dec, n_img / t_build
-    print(f"load average {os.getloadavg()[0]:.1f}; decode-only before/after: "
-          f"{n_dec / t_before:.1f} / {n_dec / t_after:.1f} images/s")  # fmt: skip
-    print(f"images {n_img}, samples {n_samples}, workers {args.workers}, size {args.size}")
-    print(f"decode-only (Pillow full decode): {dec_rate:8.1f} images/s ({t_dec:.1f} s)")
-    print(f"build (end to end):               {img_rate:8.1f} images/s, "
-          f"{n_samples / t_build:.1f} samples/s ({t_build:.1f} s)")  # fmt: skip
-    print(f"ratio build/decode-only: {img_rate / dec_rate:.2f} (target >= 0.70)")
+    n_img = len(s.image_ids)
+    print(f"images {n_img}, workers {args.workers}, size {args.size}, boxes/image {args.boxes}")
+    dec_rates, build_rates, samples = [], [], 0
+    for run in range(args.repeat):
+        n_dec, t_dec = decode_only(s, args.workers)
+        samples, t_build = build(s, args.size, args.workers)
+        dec_rates.append(n_dec / t_dec)
+        build_rates.append(n_img / t_build)
+        print(f"run {run + 1}: decode-only {dec_rates[-1]:7.1f} img/s | build "
+              f"{build_rates[-1]:7.1f} img/s ({samples / t_build:.1f} samples/s) | ratio "
+              f"{build_rates[-1] / dec_rates[-1]:.2f} | load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    dec, img = statistics.median(dec_rates), statistics.median(build_rates)
+    print(f"median decode-only (Pillow full decode): {dec:8.1f} images/s")
+    print(f"median build (end to end):               {img:8.1f} images/s, "
+          f"{img * samples / n_img:.1f} samples/s ({samples} samples)")  # fmt: skip
+    print(f"ratio of medians build/decode-only: {img / dec:.2f} (target >= 0.70)")
 
 
 if __name__ == "__main__":

@@ -5,12 +5,22 @@ Public API::
     from oiforge.build import BuildInputs, build_dataset, verify_dataset
     result = build_dataset(BuildInputs(selection=..., store=..., out=..., spec=BuildSpec()))
     report = verify_dataset(result.out)
+    # the per-image half alone (one shard of a distributed build), into build_dataset's cache:
+    cache = build_cache_dir(out); prepare_build_cache(cache, spec)
+    rendered = render_images(shard_selection, store, cache, spec)  # .records, .reused, .ok
     publish(result.out, "s3://bucket/name@v1"); pull("s3://bucket/name@v1", dest)
 """
 
 from __future__ import annotations
 
 from oiforge.build.excludes import ExcludeList, read_exclude_list
+from oiforge.build.images import (
+    RenderedImages,
+    build_cache_dir,
+    prepare_build_cache,
+    render_fingerprint,
+    render_images,
+)
 from oiforge.build.lock import LOCK_NAME, VerifyReport, read_lock, verify_dataset
 from oiforge.build.runner import BuildInputs, BuildResult, build_dataset
 
@@ -19,9 +29,14 @@ __all__ = [
     "BuildInputs",
     "BuildResult",
     "ExcludeList",
+    "RenderedImages",
     "VerifyReport",
+    "build_cache_dir",
     "build_dataset",
+    "prepare_build_cache",
     "read_exclude_list",
     "read_lock",
+    "render_fingerprint",
+    "render_images",
     "verify_dataset",
 ]

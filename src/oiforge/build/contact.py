@@ -7,14 +7,17 @@ reviewer can copy bad ones into an ``--exclude-list`` file.
 from __future__ import annotations
 
 import html
+import io
+import os
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final
 
 from PIL import Image
 
-from oiforge.atomic import atomic_open, write_text_atomic
+from oiforge.atomic import write_text_atomic
 from oiforge.build.assemble import ExportSample
 from oiforge.build.classes import ClassInfo
 
@@ -55,22 +58,40 @@ def _section(c: ClassInfo, items: list[ExportSample], total: int) -> list[str]:
     ]
 
 
+def _write_grid(path: Path, items: list[ExportSample], source: Callable[[str], Path]) -> None:
+    """One class's PNG. A plain write: it lands in the build's staging directory, which is
+    synced once and renamed into place whole (an fsync per class would cost more than the PNG).
+    """
+    buf = io.BytesIO()
+    _grid(items, source).save(buf, "PNG", compress_level=1)
+    path.write_bytes(buf.getvalue())
+
+
 def write_contact_sheet(
     root: Path,
     classes: list[ClassInfo],
     samples: list[ExportSample],
     source: Callable[[str], Path],
 ) -> None:
-    """Write ``review/<index>.png`` per class and ``contact_sheet.html``."""
+    """Write ``review/<index>.png`` per class and ``contact_sheet.html``.
+
+    Classes are drawn on threads (Pillow's decode, resize and PNG encode release the GIL).
+    """
     by_mid: dict[str, list[ExportSample]] = defaultdict(list)
     for s in samples:
         by_mid[s.cls.mid].append(s)
+    (root / "review").mkdir(parents=True, exist_ok=True)
+    picked = {c.mid: _pick(by_mid[c.mid]) for c in classes}
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        jobs = [
+            pool.submit(_write_grid, root / "review" / f"{c.index:04d}.png", picked[c.mid], source)
+            for c in classes
+        ]
+        for job in jobs:
+            job.result()
     body: list[str] = []
     for c in classes:
-        items = _pick(by_mid[c.mid])
-        with atomic_open(root / "review" / f"{c.index:04d}.png", "wb") as fh:
-            _grid(items, source).save(fh, "PNG", compress_level=1)
-        body += _section(c, items, len(by_mid[c.mid]))
+        body += _section(c, picked[c.mid], len(by_mid[c.mid]))
     page = (
         '<!doctype html><html><head><meta charset="utf-8"><title>Contact sheet</title>'
         "<style>body{font-family:sans-serif;max-width:900px;margin:auto}img{display:block}"

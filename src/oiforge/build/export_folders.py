@@ -10,9 +10,8 @@ from pathlib import Path
 from oiforge.build.assemble import ExportSample
 
 
-def _place(src: Path, dst: Path) -> None:
+def _place(src: str, dst: str) -> None:
     """Hard-link the cached sample into place (copy across file systems)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(src, dst)
     except OSError:
@@ -24,7 +23,13 @@ def write_folders(
 ) -> dict[str, str]:
     """Write every sample into its class folder; return key → relative path."""
     paths = {}
+    made: set[str] = set()
+    base = str(root)
     for s in samples:
-        _place(source(s.key), root / s.folder_path)
+        folder = f"{s.split}/{s.cls.folder}"
+        if folder not in made:
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            made.add(folder)
+        _place(str(source(s.key)), f"{base}/{s.folder_path}")
         paths[s.key] = s.folder_path
     return paths

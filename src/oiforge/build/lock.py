@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,19 +33,29 @@ def file_sha256(path: Path) -> str:
 
 
 def list_files(root: Path) -> list[str]:
-    """Every regular file under ``root`` (posix relative paths, sorted), the lock excepted."""
-    return sorted(
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.is_file()
-        and p.name != LOCK_NAME
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+    """Every regular file under ``root`` (posix relative paths, sorted), the lock and hidden
+    entries excepted (``os.walk``: a dataset may hold a million samples)."""
+    found = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        rel = Path(folder).relative_to(root).as_posix()
+        prefix = "" if rel == "." else rel + "/"
+        for name in names:
+            if name.startswith(".") or name == LOCK_NAME:
+                continue
+            if os.path.isfile(os.path.join(folder, name)):  # noqa: PTH113,PTH118 (hot loop)
+                found.append(prefix + name)
+    return sorted(found)
 
 
-def hash_files(root: Path) -> dict[str, str]:
-    """Relative path → sha256 for every file of a dataset directory."""
-    return {rel: file_sha256(root / rel) for rel in list_files(root)}
+def hash_files(root: Path, known: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Relative path → sha256 for every file of a dataset directory.
+
+    ``known`` gives the hashes of files the caller has just written from bytes it hashed
+    (exported samples), so they are not read back; every other file is hashed from disk.
+    """
+    known = known or {}
+    return {rel: known.get(rel) or file_sha256(root / rel) for rel in list_files(root)}
 
 
 def top_hash(files: Mapping[str, str]) -> str:

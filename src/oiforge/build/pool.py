@@ -2,48 +2,35 @@
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict
 from pathlib import Path
 
-from oiforge import __version__
+from oiforge.build.cache import read_journal, sample_path
 from oiforge.build.lock import file_sha256
 from oiforge.build.records import OK, ImageRecord, ImageTask, RenderOptions, task_hash
-from oiforge.build.render import record_path, run_batch, sample_path
+from oiforge.build.render import run_batch
 
 Progress = Callable[[int, int], None]
 BATCH = 16
+#: Imported once in the fork server, so each worker starts without importing them again.
+_PRELOAD = ["oiforge.build.render"]
 
 
-def prepare_cache(cache: Path, opts: RenderOptions) -> None:
-    """Keep the cache only if it was made with the same options and tool version."""
-    params = json.dumps({"options": asdict(opts), "tool": __version__}, sort_keys=True)
-    marker = cache / "params.json"
-    if marker.is_file() and marker.read_text(encoding="utf-8") == params:
-        return
-    shutil.rmtree(cache, ignore_errors=True)
-    cache.mkdir(parents=True)
-    marker.write_text(params, encoding="utf-8")
-
-
-def cached_record(task: ImageTask, cache: Path) -> ImageRecord | None:
-    """A finished record for ``task`` whose source and sample files still hash right."""
-    path = record_path(cache, task.image_id)
+def is_reusable(rec: ImageRecord, task: ImageTask, cache: Path) -> bool:
+    """Whether a journal record answers ``task`` and its source and samples still hash right."""
     try:
-        rec = ImageRecord.from_json(path.read_text(encoding="utf-8"))
         if rec.task_hash != task_hash(task) or file_sha256(Path(task.path)) != rec.source_sha256:
-            return None
-        for s in rec.samples:
-            if s.status == OK and file_sha256(sample_path(cache, s.key)) != s.sha256:
-                return None
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-    return rec
+            return False
+        return all(
+            file_sha256(sample_path(cache, s.key)) == s.sha256
+            for s in rec.samples
+            if s.status == OK
+        )
+    except OSError:
+        return False
 
 
 def _batches(tasks: list[ImageTask]) -> Iterator[list[ImageTask]]:
@@ -59,6 +46,7 @@ def _run_pool(
     done: Callable[[list[ImageRecord]], None],
 ) -> None:
     ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(_PRELOAD)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         pending: set[Future[list[ImageRecord]]] = set()
         for batch in _batches(todo):
@@ -81,12 +69,13 @@ def render_all(
     """Image id → record for every task; also how many came from the cache."""
     records: dict[str, ImageRecord] = {}
     todo = []
+    journal = read_journal(cache)
     for task in tasks:
-        rec = cached_record(task, cache)
-        if rec is None:
-            todo.append(task)
-        else:
+        rec = journal.get(task.image_id)
+        if rec is not None and is_reusable(rec, task, cache):
             records[task.image_id] = rec
+        else:
+            todo.append(task)
     reused = len(records)
 
     def done(batch: list[ImageRecord]) -> None:

@@ -1,17 +1,18 @@
 """The per-image worker: decode once, check, hash, cut and encode every sample.
 
-Runs in a process pool. Sample JPEGs go to the build cache (atomic writes) so the parent only
-receives the small ``ImageRecord``; a rerun reuses records whose files still hash right.
+Runs in a process pool. Sample JPEGs go to the build cache and each batch's records to the
+process's journal (see ``cache``), so the parent only receives the small ``ImageRecord``s; a
+rerun reuses records whose files still hash right.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 
+from oiforge.build.cache import append_records, sample_path, write_cache_file
 from oiforge.build.decode import Decoded, DecodeFailure, decode, image_flags, perceptual_hash
 from oiforge.build.geometry import Rect, box_problem, crop_rect, output_size, scale_rect
 from oiforge.build.pixels import Array, encode_jpeg, resize, thumbnail
@@ -27,40 +28,6 @@ from oiforge.build.records import (
 
 #: Letterbox colour for ``square-pad`` (the ImageNet mean, so padding looks neutral).
 PAD_COLOUR = (124, 116, 104)
-
-
-_MADE_DIRS: set[str] = set()
-
-
-def write_cache_file(path: Path, data: bytes) -> None:
-    """Write in place, no temp file, no fsync: a torn cache file fails its hash (samples) or
-    its JSON parse (records) on resume and is rendered again; the build syncs once before
-    the finished dataset is renamed into place."""
-    parent = os.path.dirname(path)  # noqa: PTH120 (hot path: plain strings are cheaper)
-    if parent not in _MADE_DIRS:
-        os.makedirs(parent, exist_ok=True)  # noqa: PTH103
-        _MADE_DIRS.add(parent)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    except FileNotFoundError:  # the folder was removed since we made it (an earlier build)
-        os.makedirs(parent, exist_ok=True)  # noqa: PTH103
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-
-
-def sample_path(cache: Path, key: str) -> Path:
-    """Where a rendered sample lives in the build cache."""
-    return cache / "samples" / key[:2] / f"{key}.jpg"
-
-
-def record_path(cache: Path, image_id: str) -> Path:
-    """Where an image's record lives in the build cache."""
-    return cache / "records" / image_id[:2] / f"{image_id}.json"
 
 
 def _full_rect(task_box: Box | None, w: int, h: int, opts: RenderOptions) -> Rect | None:
@@ -167,10 +134,12 @@ def process_image(task: ImageTask, opts: RenderOptions, cache: Path) -> ImageRec
     record.flags = image_flags(thumb)
     record.phash = perceptual_hash(thumb)
     record.samples = _render_all(task, dec, opts, cache)
-    write_cache_file(record_path(cache, task.image_id), record.to_json().encode())
     return record
 
 
 def run_batch(tasks: list[ImageTask], opts: RenderOptions, cache: str) -> list[ImageRecord]:
-    """Pool entry point: a batch of images (fewer round trips than one task each)."""
-    return [process_image(t, opts, Path(cache)) for t in tasks]
+    """Pool entry point: a batch of images (fewer round trips, one journal append)."""
+    folder = Path(cache)
+    records = [process_image(t, opts, folder) for t in tasks]
+    append_records(folder, records)
+    return records

@@ -17,6 +17,7 @@ from typing import Any
 
 from oiforge.atomic import fsync_dir
 from oiforge.build.assemble import Assembly, assemble
+from oiforge.build.cache import prepare_cache, sample_path, staging_dir
 from oiforge.build.card import CardInfo, write_card
 from oiforge.build.contact import write_contact_sheet
 from oiforge.build.excludes import ExcludeList
@@ -34,9 +35,8 @@ from oiforge.build.lock import (
 )
 from oiforge.build.manifest import write_attribution, write_classes, write_excluded, write_manifest
 from oiforge.build.plan import make_plan, read_selection
-from oiforge.build.pool import Progress, prepare_cache, render_all
+from oiforge.build.pool import Progress, render_all
 from oiforge.build.records import RenderOptions
-from oiforge.build.render import sample_path
 from oiforge.errors import ChecksumError, InvalidInputError
 from oiforge.spec import BuildSpec
 
@@ -68,11 +68,6 @@ class BuildResult:
     excluded: dict[str, int]  # reason (without detail) → samples
     reused_images: int
     top_hash: str
-
-
-def staging_dir(out: Path) -> Path:
-    """Where a build of ``out`` is assembled (and resumed from)."""
-    return out.parent / f".{out.name}.oiforge-partial"
 
 
 def _check_out(out: Path) -> None:
@@ -110,8 +105,15 @@ def _export(root: Path, asm: Assembly, inputs: BuildInputs, cache: Path) -> list
     return rows
 
 
+def _known_hashes(asm: Assembly, inputs: BuildInputs) -> dict[str, str]:
+    """Exported sample files whose hashes we already know (hard links of checked renders)."""
+    if "folders" not in inputs.spec.formats:
+        return {}
+    return {s.folder_path: s.sha256 for s in asm.samples}
+
+
 def _lock(root: Path, asm: Assembly, inputs: BuildInputs, selection_sha: str) -> dict[str, Any]:
-    files = hash_files(root)
+    files = hash_files(root, _known_hashes(asm, inputs))
     lock = make_lock(
         files,
         {s.key: s.sha256 for s in asm.samples},

@@ -19,11 +19,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from oiforge.build import LOCK_NAME, BuildInputs, BuildResult, build_dataset
-from oiforge.build.plan import make_plan, read_selection
-from oiforge.build.pool import prepare_cache, render_all
-from oiforge.build.records import OK, RenderOptions
-from oiforge.build.runner import staging_dir
+from oiforge.build import (
+    LOCK_NAME,
+    BuildInputs,
+    BuildResult,
+    build_cache_dir,
+    build_dataset,
+    prepare_build_cache,
+    render_fingerprint,
+    render_images,
+)
 from oiforge.distributed.common import (
     Backend,
     EventCallback,
@@ -69,16 +74,22 @@ class Rendered:
 
 
 def render_shard(job: RenderJob, reporter: Reporter) -> Rendered:
-    """Plan and render one shard's images into the shared build cache; write its marker."""
-    plan = make_plan(read_selection(job.shard.path), job.inputs.store, job.inputs.exclude)
-    opts = RenderOptions.from_spec(job.inputs.spec)
+    """Render one shard's images into the shared build cache; write its marker."""
 
     def on_progress(done: int, total: int) -> None:
         reporter.progress(ShardProgress(done, total))
 
-    records, reused = render_all(plan.tasks, opts, job.cache, job.inputs.workers, on_progress)
-    ok = sum(1 for r in records.values() if r.status == OK)
-    done = Rendered(len(records), ok, reused)
+    inputs = job.inputs
+    rendered = render_images(
+        job.shard.path,
+        inputs.store,
+        job.cache,
+        inputs.spec,
+        exclude=inputs.exclude,
+        workers=inputs.workers,
+        progress=on_progress,
+    )
+    done = Rendered(len(rendered.records), rendered.ok, rendered.reused)
     key = f"{job.shard.key}:{job.options_key}"
     write_marker(job.shard.path.parent, {"key": key, "complete": True, **asdict(done)})
     return done
@@ -105,11 +116,10 @@ def run_build_sharded(
     if chosen == "local" and num_shards is None:
         return build_dataset(inputs, progress)
     _check_out(inputs.out)
-    opts = RenderOptions.from_spec(inputs.spec)
-    cache = staging_dir(inputs.out) / ".cache"
-    prepare_cache(cache, opts)  # once, here: shard jobs must never reset a shared cache
+    cache = build_cache_dir(inputs.out)
+    prepare_build_cache(cache, inputs.spec)  # once, here: shard jobs never reset a shared cache
     work = shards_dir(inputs.out)
-    options_key = repr(sorted(asdict(opts).items()))
+    options_key = render_fingerprint(inputs.spec)
     with open_engine(chosen, address) as engine:
         n = (
             num_shards
