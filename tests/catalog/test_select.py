@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +15,8 @@ from hypothesis import strategies as st
 
 from oiforge.catalog import open_catalog, select
 from oiforge.catalog.catalog import Catalog
+from oiforge.catalog.select import _to_schema, resolve_targets, spec_hash_of
+from oiforge.catalog.selectsql import selection_sql
 from oiforge.contracts import SELECTION_SCHEMA, SPLITS
 from oiforge.errors import SpecError, UnknownClassError
 from oiforge.spec import DatasetSpec, SelectSpec, parse_spec
@@ -187,6 +190,7 @@ spec_st = st.fixed_dictionaries(
         "exclude_images_with": st.sampled_from([(), ("Person",), ("Human face", "Panda")]),
         "splits": st.sampled_from([SPLITS, ("train",), ("validation", "test")]),
         "balanced": st.booleans(),
+        "min_confidence": st.sampled_from([None, 0.5]),
     }
 )
 
@@ -202,6 +206,7 @@ def test_selection_properties(images: list[Image], specs: list[dict[str, object]
             sel = select(spec, catalog=cat)
             _check(cat, spec, sel.table.to_pylist())
             assert select(spec, catalog=cat).table.equals(sel.table)  # same seed, same rows
+            assert _plain_tables_select(cat, spec).equals(sel.table)  # copies change nothing
         cat.close()
 
 
@@ -232,6 +237,15 @@ def _check(cat: Catalog, spec: SelectSpec, rows: list[dict[str, object]]) -> Non
             f"AND label_mid IN ({mids})"
         ).fetchall()
         assert hits == [(0,)]
+
+
+def _plain_tables_select(cat: Catalog, spec: SelectSpec) -> pa.Table:
+    """The same selection over the plain views, joining ``images`` (PostgreSQL's route)."""
+    targets = resolve_targets(cat, spec)
+    excluded = frozenset(_expanded(cat, spec.exclude_images_with))
+    machine = cat.has_table("machine_labels", spec.splits)
+    sql = selection_sql(spec, targets, excluded, machine, copies=False)
+    return _to_schema(cat.connection.sql(sql).to_arrow_table(), spec_hash_of(spec))
 
 
 def _expanded(cat: Catalog, names_: Sequence[str]) -> set[str]:
@@ -269,3 +283,19 @@ def test_hostile_rows_and_names(tmp_path: Path) -> None:
     assert {r["label_name"] for r in rows} == {"O'Brien's \"cat\""}
     assert rows[0]["x_min"] == 0.0 and rows[0]["x_max"] == 1.0  # clamped
     assert [r["box_index"] for r in rows] == [0, 1]
+
+
+def test_image_metadata_follows_the_image_list(tmp_path: Path) -> None:
+    iid = "00000000000000aa"
+    box = [iid, "xclick", CAT, "1", "0.1", "0.5", "0.2", "0.6", "0", "0", "0", "0", "0"]
+    write_tables(tmp_path, "v7", {"boxes": {"train": [box]}})
+    spec = SelectSpec(classes=("Cat",), label_mode="box")
+    with open_catalog("v7", home=tmp_path, fetch_missing=False) as cat:
+        assert select(spec, catalog=cat).table.column("original_url").to_pylist() == [None]
+    write_tables(
+        tmp_path, "v7", {"boxes": {"train": [box]}, "images": {"train": [image_row(iid, "train")]}}
+    )
+    with open_catalog("v7", home=tmp_path, fetch_missing=False) as cat:
+        rows = select(spec, catalog=cat).table.to_pylist()
+    assert rows[0]["original_url"] == image_row(iid, "train")[2]
+    assert rows[0]["image_id"] == iid and rows[0]["title"] == image_row(iid, "train")[7]

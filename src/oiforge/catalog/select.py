@@ -4,8 +4,9 @@ Steps, all in SQL over the sorted Parquet copies: candidate rows of the selected
 (human-verified positives, plus machine labels >= ``min_confidence``; or boxes filtered by
 their flags) → one split per image → drop images that carry an excluded class (positive label
 or box) → the ``multi_label`` rule → deterministic per-class sampling (``md5(image_id, seed)``
-order) → image metadata joined in. ``label_mid``/``label_name`` are the *selected* class (a
-sub-class row of an expanded class is reported under the class the spec names).
+order) → image metadata attached (from the selection copies, ``selcopy.py``).
+``label_mid``/``label_name`` are the *selected* class (a sub-class row of an expanded class is
+reported under the class the spec names).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 from oiforge.atomic import atomic_open
 from oiforge.catalog.catalog import Catalog, open_catalog
 from oiforge.catalog.fetch import ProgressFn
+from oiforge.catalog.selcopy import attach_images, ensure_copies, register_views
 from oiforge.catalog.selectsql import Target, selection_sql
 from oiforge.contracts import SELECTION_SCHEMA, SPLITS
 from oiforge.errors import SpecError
@@ -94,10 +96,14 @@ def _select(
         raise SpecError(f"the spec asks for {sel.version} but the catalog is {cat.version}")
     targets = resolve_targets(cat, sel)
     excluded = _expand_all(cat, sel.exclude_images_with)
-    cat.ensure(_needed_kinds(sel, bool(excluded)), sel.splits, progress)
-    sql = selection_sql(sel, targets, excluded, cat.has_table("machine_labels", sel.splits))
+    kinds = _needed_kinds(sel, bool(excluded))
+    cat.ensure(kinds, sel.splits, progress)
+    copies = ensure_copies(cat, tuple(kinds))
+    register_views(cat.connection, copies)
+    machine = cat.has_table("machine_labels", sel.splits)
+    sql = selection_sql(sel, targets, excluded, machine, copies=True)
     digest = spec_hash_of(spec)
-    table = cat.connection.sql(sql).to_arrow_table()
+    table = attach_images(cat.connection.sql(sql).to_arrow_table(), copies)
     table = _to_schema(table, digest)
     log.info("selected %d rows for %d classes", table.num_rows, len(targets))
     return Selection(table, digest, [t.name for t in targets])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from oiforge.catalog.selcopy import COPY_KINDS, view_name
 from oiforge.contracts import BOX_FLAGS, SPLITS
 from oiforge.spec import SelectSpec
 
@@ -24,6 +25,8 @@ _BOX_COLS = ("x_min", "x_max", "y_min", "y_max", *BOX_FLAGS)
 #: rows a later stage could not use are left out: an ImageID is what becomes a file name, and
 #: a box must have a positive area inside (a hair's breadth outside is clamped) the image.
 _VALID_ID = "regexp_full_match({}, '[0-9a-f]{{16}}')"
+#: an ``image_key`` (UBIGINT) back to its ImageID text.
+_HEX = "printf('%016x', {})"
 _VALID_BOX = (
     "b.x_min < b.x_max AND b.y_min < b.y_max AND b.x_min >= -0.01 AND b.y_min >= -0.01 "
     "AND b.x_max <= 1.01 AND b.y_max <= 1.01"
@@ -78,27 +81,40 @@ def _flag_filter(sel: SelectSpec) -> str:
     return " AND ".join(parts) or "true"
 
 
-def _candidates(sel: SelectSpec, mids: str, splits: str, machine: bool) -> str:
+def _keyed(table: str) -> str:
+    """A plain table as the selection reads it: valid ImageIDs, ``image_key``, ``split_rank``."""
+    return (
+        f"(SELECT *, TRY_CAST('0x' || image_id AS UBIGINT) AS image_key, "
+        f"{_split_rank()} AS split_rank, CAST(NULL AS BIGINT) AS ref "
+        f"FROM {table} WHERE {_VALID_ID.format('image_id')})"
+    )
+
+
+def _source(kind: str, copies: bool) -> str:
+    return view_name(kind) if copies and kind in COPY_KINDS else _keyed(kind)
+
+
+def _candidates(sel: SelectSpec, mids: str, splits: str, machine: bool, copies: bool) -> str:
+    keys = "image_key, split, split_rank, ref, label_mid, source, confidence"
     if sel.label_mode == "box":
         coords = ", ".join(f"least(greatest(b.{c}, 0), 1) AS {c}" for c in _BOX_COLS[:4])
         flags = ", ".join(f"b.{c}" for c in BOX_FLAGS)
         return (
-            f"SELECT b.image_id, b.split, b.label_mid, b.source, b.confidence, {coords}, {flags}, "
-            f"0 AS pri FROM boxes b WHERE b.label_mid IN {mids} AND b.split IN {splits} "
-            f"AND {_flag_filter(sel)} AND {_VALID_BOX} AND {_VALID_ID.format('b.image_id')}"
+            f"SELECT {keys}, {coords}, {flags}, 0 AS pri FROM {_source('boxes', copies)} b "
+            f"WHERE b.label_mid IN {mids} AND b.split IN {splits} "
+            f"AND {_flag_filter(sel)} AND {_VALID_BOX}"
         )
     nulls = ", ".join(f"NULL AS {c}" for c in _BOX_COLS)
     human = (
-        f"SELECT image_id, split, label_mid, source, confidence, {nulls}, 0 AS pri "
-        f"FROM human_labels WHERE label_mid IN {mids} AND split IN {splits} AND confidence = 1 "
-        f"AND {_VALID_ID.format('image_id')}"
+        f"SELECT {keys}, {nulls}, 0 AS pri FROM {_source('human_labels', copies)} "
+        f"WHERE label_mid IN {mids} AND split IN {splits} AND confidence = 1"
     )
     if sel.min_confidence is None or not machine:
         return human
     return (
-        f"{human} UNION ALL SELECT image_id, split, label_mid, source, confidence, {nulls}, "
-        f"1 AS pri FROM machine_labels WHERE label_mid IN {mids} AND split IN {splits} "
-        f"AND confidence >= {float(sel.min_confidence)!r} AND {_VALID_ID.format('image_id')}"
+        f"{human} UNION ALL SELECT {keys}, {nulls}, 1 AS pri FROM {_keyed('machine_labels')} "
+        f"WHERE label_mid IN {mids} AND split IN {splits} "
+        f"AND confidence >= {float(sel.min_confidence)!r}"
     )
 
 
@@ -107,28 +123,30 @@ def _split_rank() -> str:
     return f"CASE split {whens} ELSE 99 END"
 
 
-def _exclusion(excluded: frozenset[str], splits: str) -> str:
+def _exclusion(excluded: frozenset[str], splits: str, copies: bool) -> str:
     """CTE ``not_excluded``: drop images with an excluded class (positive label or box)."""
     if not excluded:
         return "not_excluded AS (SELECT * FROM dedup)"
     mids = _in_list(excluded)
     bad = (
-        f"SELECT image_id FROM human_labels WHERE label_mid IN {mids} AND confidence = 1 "
-        f"AND split IN {splits} UNION SELECT image_id FROM boxes WHERE label_mid IN {mids} "
-        f"AND split IN {splits}"
+        f"SELECT image_key FROM {_source('human_labels', copies)} WHERE label_mid IN {mids} "
+        f"AND confidence = 1 AND split IN {splits} UNION SELECT image_key FROM "
+        f"{_source('boxes', copies)} WHERE label_mid IN {mids} AND split IN {splits}"
     )
-    return f"not_excluded AS (SELECT * FROM dedup ANTI JOIN ({bad}) x USING (image_id))"
+    return f"not_excluded AS (SELECT * FROM dedup ANTI JOIN ({bad}) x USING (image_key))"
 
 
-def _one_split() -> str:
+def _one_split(sel: SelectSpec) -> str:
     """CTE ``one_split``: an image found in several splits keeps only its first split.
 
     Grouping finds the (rare) offenders cheaply; a window over every row would sort them all.
     """
+    if len(set(sel.splits)) == 1:
+        return "one_split AS (SELECT * FROM cand)"
     return (
-        "split_fix AS (SELECT image_id, min(split_rank) AS keep_rank FROM cand GROUP BY image_id "
-        "HAVING min(split_rank) <> max(split_rank)),\n"
-        "one_split AS (SELECT c.* FROM cand c LEFT JOIN split_fix f USING (image_id) "
+        "split_fix AS (SELECT image_key, min(split_rank) AS keep_rank FROM cand "
+        "GROUP BY image_key HAVING min(split_rank) <> max(split_rank)),\n"
+        "one_split AS (SELECT c.* FROM cand c LEFT JOIN split_fix f USING (image_key) "
         "WHERE f.keep_rank IS NULL OR c.split_rank = f.keep_rank)"
     )
 
@@ -137,14 +155,18 @@ def _dedup(sel: SelectSpec) -> str:
     """CTE ``dedup``: image mode keeps one row per (image, class): human first, then confidence."""
     if sel.label_mode == "box":
         return "dedup AS (SELECT * FROM one_split)"
-    best = "struct_pack(source := source, confidence := confidence, label_mid := label_mid)"
+    best = (
+        "struct_pack(source := source, confidence := confidence, label_mid := label_mid, "
+        "ref := ref)"
+    )
     nulls = ", ".join(f"NULL AS {c}" for c in _BOX_COLS)
     return (
-        f"dedup_g AS (SELECT image_id, class_idx, min(split) AS split, "
+        f"dedup_g AS (SELECT image_key, class_idx, min(split) AS split, "
         f"min(split_rank) AS split_rank, arg_min({best}, (pri, -confidence, label_mid, source)) "
-        f"AS b FROM one_split GROUP BY image_id, class_idx),\n"
-        f"dedup AS (SELECT image_id, class_idx, split, split_rank, b.source AS source, "
-        f"b.confidence AS confidence, b.label_mid AS label_mid, {nulls} FROM dedup_g)"
+        f"AS b FROM one_split GROUP BY image_key, class_idx),\n"
+        f"dedup AS (SELECT image_key, class_idx, split, split_rank, b.ref AS ref, "
+        f"b.source AS source, b.confidence AS confidence, b.label_mid AS label_mid, {nulls} "
+        f"FROM dedup_g)"
     )
 
 
@@ -153,13 +175,13 @@ def _multi_label(sel: SelectSpec) -> str:
     if sel.multi_label == "multi":
         return "kept AS (SELECT * FROM not_excluded)"
     multi = (
-        "multi AS (SELECT image_id, min(class_idx) AS first_idx FROM not_excluded "
-        "GROUP BY image_id HAVING min(class_idx) <> max(class_idx)),\n"
+        "multi AS (SELECT image_key, min(class_idx) AS first_idx FROM not_excluded "
+        "GROUP BY image_key HAVING min(class_idx) <> max(class_idx)),\n"
     )
     if sel.multi_label == "drop":
-        return f"{multi}kept AS (SELECT * FROM not_excluded ANTI JOIN multi USING (image_id))"
+        return f"{multi}kept AS (SELECT * FROM not_excluded ANTI JOIN multi USING (image_key))"
     return (
-        f"{multi}kept AS (SELECT n.* FROM not_excluded n LEFT JOIN multi m USING (image_id) "
+        f"{multi}kept AS (SELECT n.* FROM not_excluded n LEFT JOIN multi m USING (image_key) "
         "WHERE m.first_idx IS NULL OR n.class_idx = m.first_idx)"
     )
 
@@ -171,53 +193,74 @@ def _sampling(sel: SelectSpec) -> str:
     cap = str(sel.per_class) if sel.per_class is not None else "NULL"
     seed = q(f":{sel.seed}")
     ranked = (
-        f"ranked AS (SELECT class_idx, image_id, row_number() OVER (PARTITION BY class_idx "
-        f"ORDER BY md5_number(image_id || {seed}), image_id) AS rn "
-        f"FROM (SELECT DISTINCT class_idx, image_id FROM kept))"
+        f"ranked AS (SELECT class_idx, image_key, row_number() OVER (PARTITION BY class_idx "
+        f"ORDER BY md5_number({_HEX.format('image_key')} || {seed}), image_key) AS rn "
+        f"FROM (SELECT DISTINCT class_idx, image_key FROM kept))"
     )
     limit = cap
     if sel.balanced:
         sizes = "SELECT count(*) AS n FROM ranked GROUP BY class_idx"
         limit = f"least(coalesce({cap}, 9223372036854775807), (SELECT min(n) FROM ({sizes})))"
     return (
-        f"{ranked},\nchosen AS (SELECT class_idx, image_id FROM ranked WHERE rn <= {limit}),\n"
+        f"{ranked},\nchosen AS (SELECT class_idx, image_key FROM ranked WHERE rn <= {limit}),\n"
         "final AS (SELECT k.* FROM kept k SEMI JOIN chosen c "
-        "ON k.class_idx = c.class_idx AND k.image_id = c.image_id)"
+        "ON k.class_idx = c.class_idx AND k.image_key = c.image_key)"
     )
 
 
 def selection_sql(
-    sel: SelectSpec, targets: list[Target], excluded: frozenset[str], machine: bool
+    sel: SelectSpec,
+    targets: list[Target],
+    excluded: frozenset[str],
+    machine: bool,
+    copies: bool = False,
 ) -> str:
-    """One query returning the selection rows (without ``spec_hash``/``box_index``), unordered;
-    ``order_rows`` numbers the boxes and sorts (in Arrow: cheaper than SQL windows)."""
+    """One query returning the selection rows (without ``spec_hash``), in output order.
+
+    ``copies``: read the selection copies (views ``sel_boxes``/``sel_human_labels``, see
+    ``selcopy.py``) and leave their image columns out: each row carries ``ref`` (its row in a
+    copy) and ``selcopy.attach_images`` fetches them; only machine-label rows (``ref`` NULL) get
+    theirs from ``images`` here. Otherwise read the plain tables ``boxes``, ``human_labels``,
+    ``machine_labels`` and join ``images`` (as PostgreSQL's pull does).
+    """
     splits = _in_list(sel.splits)
     mids = _in_list(target_map(targets))
     names = ", ".join(f"({t.idx}, {q(t.mid)}, {q(t.name)})" for t in targets)
+    cands = _candidates(sel, mids, splits, machine, copies)
     ctes = [
         _targets_cte(targets),
         f"out_names(class_idx, out_mid, out_name) AS (VALUES {names})",
-        f"cand AS (SELECT c.*, t.class_idx, {_split_rank()} AS split_rank "
-        f"FROM ({_candidates(sel, mids, splits, machine)}) c JOIN tgt t USING (label_mid))",
-        _one_split(),
+        f"cand AS (SELECT c.*, t.class_idx FROM ({cands}) c JOIN tgt t USING (label_mid))",
+        _one_split(sel),
         _dedup(sel),
-        _exclusion(excluded, splits),
+        _exclusion(excluded, splits, copies),
         _multi_label(sel),
         _sampling(sel),
+        _numbered(sel),
     ]
-    ctes.append(_numbered(sel))
     with_clause = ",\n".join(ctes)
+    from_images = not copies or (sel.label_mode == "image" and machine and sel.min_confidence)
+    hex_id = _HEX.format("k.image_key")
+    image_id = f"CASE WHEN k.ref IS NULL THEN {hex_id} END" if copies else hex_id
     return f"""
 WITH {with_clause}
-SELECT k.image_id, k.split, o.out_mid AS label_mid, o.out_name AS label_name, k.source,
-       CAST(k.confidence AS FLOAT) AS confidence, k.box_index,
-       {", ".join(f"k.{c}" for c in _BOX_COLS)},
-       {", ".join(f"i.{c}" for c in _IMAGE_COLS)}
+SELECT {image_id} AS image_id, k.split, o.out_mid AS label_mid,
+       o.out_name AS label_name, k.source, CAST(k.confidence AS FLOAT) AS confidence,
+       k.box_index, {", ".join(f"k.{c}" for c in _BOX_COLS)}, k.ref,
+       {", ".join(f"i.{c}" if from_images else f"NULL AS {c}" for c in _IMAGE_COLS)}
 FROM numbered k JOIN out_names o USING (class_idx)
-LEFT JOIN (SELECT * FROM images WHERE image_id IN (SELECT image_id FROM numbered)) i
-       ON i.image_id = k.image_id AND i.split = k.split
-ORDER BY k.class_idx, k.split_rank, k.image_id, k.box_index
+{_image_join() if from_images else ""}
+ORDER BY k.class_idx, k.split_rank, k.image_key, k.box_index
 """
+
+
+def _image_join() -> str:
+    """Image metadata from the image list, for the rows that have no selection copy."""
+    return (
+        f"LEFT JOIN (SELECT * FROM images WHERE image_id IN (SELECT {_HEX.format('image_key')} "
+        "FROM numbered WHERE ref IS NULL)) i "
+        f"ON i.image_id = {_HEX.format('k.image_key')} AND i.split = k.split AND k.ref IS NULL"
+    )
 
 
 def _numbered(sel: SelectSpec) -> str:
@@ -230,5 +273,5 @@ def _numbered(sel: SelectSpec) -> str:
     keys = ", ".join(("class_idx", *_BOX_COLS, "source", "label_mid"))
     return (
         "numbered AS (SELECT *, CAST(row_number() OVER "
-        f"(PARTITION BY image_id ORDER BY {keys}) - 1 AS INTEGER) AS box_index FROM final)"
+        f"(PARTITION BY image_key ORDER BY {keys}) - 1 AS INTEGER) AS box_index FROM final)"
     )
