@@ -2,12 +2,18 @@
 
 Machine labels carry a *planted* confirmation rate per class: among the (image, class) pairs
 that have both a machine label and a human verification, the share the humans confirmed
-(Confidence 1). It is exact by construction and written to ``sample.json``.
+(Confidence 1). It is exact by construction and written to ``sample.json`` with its cells
+(split x machine confidence -> confirmed, rejected), so per-split rates and the precision at
+any confidence threshold are known too. Three classes get fixed targets (``FIXED_TARGETS``:
+0.9, 0.6, 0.3); the others draw theirs from ``CONFIRM_TARGETS``. Confirmed machine labels
+have confidence 0.5-1.0, rejected ones 0.1-0.7, so precision rises with the threshold.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 
@@ -15,6 +21,8 @@ from oiforge.mirror.classes import CONTEXT_MIDS, SAMPLE_CLASSES
 from oiforge.mirror.plan import PlannedImage
 
 CONFIRM_TARGETS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+#: Classes with a fixed planted confirmation target: Dog 0.9, Cat 0.6, Banana 0.3.
+FIXED_TARGETS: Final = {"/m/0bt9lr": 0.9, "/m/01yrx": 0.6, "/m/09qck": 0.3}
 
 
 @dataclass(frozen=True)
@@ -29,15 +37,30 @@ class LabelRow:
 
 @dataclass(frozen=True)
 class ConfirmationRate:
-    """The planted machine-label confirmation of one class."""
+    """The planted machine-label confirmation of one class.
+
+    ``cells`` are ``(split, machine confidence, confirmed, rejected)``, sorted; ``positives``
+    are the human-verified positive images per split (the class's planted frequency).
+    """
 
     mid: str
     confirmed: int
     rejected: int
+    target: float = 0.0
+    cells: tuple[tuple[str, str, int, int], ...] = ()
+    positives: tuple[tuple[str, int], ...] = ()
 
     @property
     def rate(self) -> float:
         return self.confirmed / (self.confirmed + self.rejected)
+
+    def facts(self) -> dict[str, object]:
+        """The ``sample.json`` entry of this class."""
+        return {
+            "confirmed": self.confirmed, "rejected": self.rejected, "rate": self.rate,
+            "target": self.target, "positives": dict(self.positives),
+            "cells": [list(cell) for cell in self.cells],
+        }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -74,7 +97,8 @@ def _plant_class(
     positives = [im for im in images if any(c.mid == mid for c in im.classes)]
     others = [im for im in images if all(c.mid != mid for c in im.classes)]
     confirmed = _subset(rng, positives, max(1, round(0.8 * len(positives))))
-    target = CONFIRM_TARGETS[int(rng.integers(len(CONFIRM_TARGETS)))]
+    drawn = CONFIRM_TARGETS[int(rng.integers(len(CONFIRM_TARGETS)))]
+    target = FIXED_TARGETS.get(mid, drawn)
     n_rejected = max(1, round(len(confirmed) * (1 - target) / target))
     rejected = _subset(rng, others, n_rejected)
     machine = [LabelRow(im.image_id, "machine", mid, _conf(rng, 5, 10)) for im in confirmed]
@@ -84,7 +108,25 @@ def _plant_class(
         for im in rejected
         if all(c.mid != mid for c in im.negatives)
     ]
-    return machine, human, ConfirmationRate(mid, len(confirmed), len(rejected))
+    return machine, human, _rate(mid, target, machine, len(confirmed), images)
+
+
+def _rate(
+    mid: str, target: float, machine: list[LabelRow], n_confirmed: int,
+    images: list[PlannedImage],
+) -> ConfirmationRate:  # fmt: skip
+    """The planted counts of one class; the first ``n_confirmed`` machine rows are confirmed."""
+    split_of = {im.image_id: im.split for im in images}
+    cells: Counter[tuple[str, str, bool]] = Counter()
+    for k, row in enumerate(machine):
+        cells[(split_of[row.image_id], row.confidence, k < n_confirmed)] += 1
+    keys = sorted({(split, conf) for split, conf, _ in cells})
+    table = tuple((s, c, cells[(s, c, True)], cells[(s, c, False)]) for s, c in keys)
+    per_split = Counter(im.split for im in images if any(c.mid == mid for c in im.classes))
+    n_rejected = len(machine) - n_confirmed
+    return ConfirmationRate(
+        mid, n_confirmed, n_rejected, target, table, tuple(sorted(per_split.items()))
+    )
 
 
 def _context_rows(rng: np.random.Generator, images: list[PlannedImage]) -> list[LabelRow]:

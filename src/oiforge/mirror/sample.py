@@ -162,10 +162,7 @@ def _facts(
         "machine_label_confirmation": {
             "definition": "per class, over all splits: among (image, class) pairs with a "
             "machine label and a human verification, the share with human Confidence 1",
-            "rates": {
-                r.mid: {"confirmed": r.confirmed, "rejected": r.rejected, "rate": r.rate}
-                for r in labels.rates
-            },
+            "rates": {r.mid: r.facts() for r in labels.rates},
         },
         "placeholder": PLACEHOLDER_RELPATH,
         "files": files,

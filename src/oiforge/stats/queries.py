@@ -1,0 +1,103 @@
+"""The two DuckDB queries behind every statistic; all later work runs on their small results.
+
+- :func:`confirmation_cube`: ONE pass over the machine labels of a split, LEFT JOINed to the
+  human verifications of the same (image, label), aggregated to one row per (label, machine
+  confidence in percent): machine labels, confirmed (human 1), rejected (human 0) and
+  conflicting (both 1 and 0 given). At most ~100 rows per label, whatever the input size.
+- :func:`positive_counts`: human-verified positive images per label, in the split and in all.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+import pyarrow as pa
+
+from oiforge.contracts import SPLITS
+from oiforge.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    import duckdb
+
+#: ``split`` may also be this: every split together.
+ALL_SPLITS: Final = "all"
+
+CUBE_SCHEMA: Final = pa.schema(
+    [
+        ("label_mid", pa.string()),
+        ("conf_pct", pa.int16()),
+        ("machine", pa.int64()),
+        ("confirmed", pa.int64()),
+        ("rejected", pa.int64()),
+        ("conflicting", pa.int64()),
+    ]
+)
+POSITIVES_SCHEMA: Final = pa.schema(
+    [("label_mid", pa.string()), ("images", pa.int64()), ("images_all_splits", pa.int64())]
+)
+
+
+def check_split(split: str) -> str:
+    """``split`` when it names a split (or ``all``), else an :class:`InvalidInputError`."""
+    if split not in (*SPLITS, ALL_SPLITS):
+        raise InvalidInputError(f"unknown split {split!r}; use one of {', '.join(SPLITS)} or all")
+    return split
+
+
+def splits_of(split: str) -> tuple[str, ...]:
+    """The splits ``split`` stands for."""
+    return SPLITS if check_split(split) == ALL_SPLITS else (split,)
+
+
+def _split_filter(split: str, alias: str = "") -> str:
+    if check_split(split) == ALL_SPLITS:
+        return "TRUE"
+    return f"{alias}split = '{split}'"
+
+
+def cube_sql(split: str) -> str:
+    """The one-pass confirmation query (human verifications de-duplicated per pair)."""
+    return f"""
+    WITH h AS (
+        SELECT image_id, label_mid, min(confidence) AS lo, max(confidence) AS hi
+        FROM human_labels
+        WHERE {_split_filter(split)} AND confidence IN (0, 1)
+        GROUP BY image_id, label_mid
+    )
+    SELECT m.label_mid,
+        CASE WHEN m.confidence BETWEEN 0 AND 1
+             THEN CAST(round(m.confidence * 100) AS SMALLINT) END AS conf_pct,
+        count(*) AS machine,
+        count(*) FILTER (WHERE h.lo = 1) AS confirmed,
+        count(*) FILTER (WHERE h.hi = 0) AS rejected,
+        count(*) FILTER (WHERE h.lo = 0 AND h.hi = 1) AS conflicting
+    FROM machine_labels m
+    LEFT JOIN h ON m.image_id = h.image_id AND m.label_mid = h.label_mid
+    WHERE {_split_filter(split, "m.")} AND m.label_mid IS NOT NULL
+    GROUP BY ALL
+    ORDER BY label_mid, conf_pct NULLS FIRST
+    """
+
+
+def positives_sql(split: str) -> str:
+    """Human-verified positive images per label (Confidence 1), in ``split`` and in all."""
+    inside = "count(DISTINCT image_id)"
+    if check_split(split) != ALL_SPLITS:
+        inside = f"count(DISTINCT image_id) FILTER (WHERE {_split_filter(split)})"
+    return f"""
+    SELECT label_mid, {inside} AS images, count(DISTINCT image_id) AS images_all_splits
+    FROM human_labels
+    WHERE confidence = 1 AND label_mid IS NOT NULL
+    GROUP BY label_mid
+    ORDER BY label_mid
+    """
+
+
+def confirmation_cube(con: duckdb.DuckDBPyConnection, split: str) -> pa.Table:
+    """Run :func:`cube_sql` on a catalog connection (views ``human_labels``, ``machine_labels``)."""
+    return con.sql(cube_sql(split)).to_arrow_table().cast(CUBE_SCHEMA)
+
+
+def positive_counts(con: duckdb.DuckDBPyConnection, split: str) -> pa.Table:
+    """Run :func:`positives_sql` on a catalog connection."""
+    return con.sql(positives_sql(split)).to_arrow_table().cast(POSITIVES_SCHEMA)
