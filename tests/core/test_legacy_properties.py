@@ -34,7 +34,7 @@ _TEXT = st.text(
 _ID = st.integers(0, 2**64 - 1).map(lambda n: f"{n:016x}")
 _MID = st.from_regex(r"/m/0[0-9a-z_]{1,8}", fullmatch=True)
 _SETTINGS = settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 
