@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from serve_helpers import photo
+from serve_helpers import LiveServer, photo, wait_ready
 
+from oiforge.serve.app import create_app
 from oiforge.serve.predictor import Predictor, session_options
 from oiforge.serve.preprocess import preprocess_bytes
 from oiforge.serve.runner import ServeConfig
@@ -61,3 +62,23 @@ def test_serving_threads_leave_cores_for_decoding_and_never_spin() -> None:
     opts = session_options(config.inference_threads, spin=False)
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert opts.intra_op_num_threads == config.inference_threads
+
+
+def test_overload_is_a_quick_503_with_retry_after(exported: Path) -> None:
+    app = create_app(exported, ServeConfig(max_pending=2), api_key="")
+    with LiveServer(app) as server:
+        wait_ready(server.url)
+        holder = app.state.holder
+        files = [("image", ("a.jpg", photo(), "image/jpeg"))]
+        holder.pending = 2  # as if two images were being decoded or inferred
+        resp = _ask(server.url, files)
+        assert resp.status_code == 503 and resp.headers["retry-after"] == "1"
+        assert resp.json()["error"]["code"] == "overloaded"
+        holder.pending = 0  # idle: even a request over the limit is admitted
+        three = files * 3
+        assert _ask(server.url, three).status_code == 200
+        assert holder.pending == 0
+        assert (
+            'oiforge_http_errors_total{code="overloaded"} 1.0'
+            in httpx.get(f"{server.url}/metrics").text
+        )

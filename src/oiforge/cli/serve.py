@@ -143,6 +143,9 @@ def serve(
         0, "--decode-threads", min=0, help="Threads decoding uploads (0: one per core)."
     ),
     max_batch: int = typer.Option(32, "--max-batch", min=1, help="Images per model call."),
+    max_pending: int = typer.Option(
+        64, "--max-pending", min=1, help="Images queued before requests get a quick 503."
+    ),
     max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", min=0.001),
     max_images: int = typer.Option(16, "--max-images", min=1, help="Images per request."),
     max_pixels: int = typer.Option(50_000_000, "--max-pixels", min=1),
@@ -164,6 +167,7 @@ def serve(
         threads=threads,
         max_batch=max_batch,
         decode_threads=decode_threads,
+        max_pending=max_pending,
     )
     err_console.print(f"serving {model} on http://{host}:{port} (Ctrl-C stops gracefully)")
     run_server(model, config, host=host, port=port)

@@ -31,6 +31,9 @@ HTTP_CODES = {
 }
 
 
+_HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": "1"}}
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
         self.status = status
@@ -45,7 +48,7 @@ def error_response(
 ) -> JSONResponse:
     metrics.errors.labels(code).inc()
     body = {"error": {"code": code, "message": message, **details}}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = _HEADERS.get(status)
     return JSONResponse(body, status_code=status, headers=headers)
 
 

@@ -124,6 +124,7 @@ def _add_v1_routes(app: FastAPI, holder: ModelHolder, api_key: str | None) -> No
             limit = holder.config.max_upload_bytes
             raise ApiError(413, "payload_too_large", f"body over {limit} bytes")
         predictor = holder.require_ready()
+        holder.check_capacity()  # shed before reading the body: the cheapest possible 503
         parsed = await parse_request(request, holder.config.max_images)
         k = parsed.top_k or top_k or holder.config.default_top_k
         items = await predict_inputs(holder, predictor, parsed.images, k)

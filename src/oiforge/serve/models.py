@@ -104,7 +104,7 @@ ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
         (413, "Body, image count or image pixels over the limit"),
         (415, "Unsupported content type"),
         (422, "Invalid input (not an image, bad field, bad top_k, URL failed)"),
-        (503, "Model not loaded yet, or shutting down"),
+        (503, "Model not loaded yet, shutting down, or overloaded (see Retry-After)"),
     ]
 }
 

@@ -15,6 +15,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +32,9 @@ from oiforge.serve.preprocess import DEFAULT_MAX_PIXELS, ImageRejected, preproce
 
 log = logging.getLogger(__name__)
 
+#: Images accepted but not answered yet, beyond which requests get a quick 503: at ~25 ms of
+#: CPU per image on 2 cores, a request then waits at most ~1 s instead of queueing for tens.
+DEFAULT_MAX_PENDING: Final = 64
 #: HTTP status per per-image failure code.
 FAILURE_STATUS = {"image_too_large": 413, "url_too_large": 413}
 
@@ -49,6 +53,7 @@ class ServeConfig:
     threads: int = 0
     max_batch: int = DEFAULT_MAX_BATCH
     decode_threads: int = 0
+    max_pending: int = DEFAULT_MAX_PENDING
 
     @property
     def decode_workers(self) -> int:
@@ -82,6 +87,7 @@ class ModelHolder:
         self._lock = threading.Lock()
         self.batcher: Batcher | None = None
         self.decode_pool = ThreadPoolExecutor(config.decode_workers, "oiforge-decode")
+        self.pending = 0  # images accepted and not answered; touched by the event loop only
 
     def load(self) -> None:
         with self._lock:
@@ -107,6 +113,13 @@ class ModelHolder:
         if self._predictor is None or self.batcher is None:
             raise ApiError(503, "not_ready", f"not ready: {self._error or 'model loading'}")
         return self._predictor
+
+    def check_capacity(self, images: int = 1) -> None:
+        """503 ``overloaded`` when ``images`` more would exceed ``max_pending`` (not when idle)."""
+        if self.pending and self.pending + images > self.config.max_pending:
+            raise ApiError(
+                503, "overloaded", f"{self.pending} images are queued; retry in a moment"
+            )
 
     def require_serving(self) -> None:
         """Ready and not draining (what a load balancer's readiness probe wants)."""
@@ -166,10 +179,9 @@ async def _decode_all(
     return [r for r in results if not isinstance(r, BaseException)]
 
 
-async def predict_inputs(
-    holder: ModelHolder, predictor: Predictor, items: list[ImageInput], top_k: int
-) -> list[ItemPrediction]:
-    """Fetch, decode and classify every image; the first bad one fails the request (4xx)."""
+async def _infer(
+    holder: ModelHolder, predictor: Predictor, items: list[ImageInput]
+) -> tuple[npt.NDArray[np.float32], list[tuple[npt.NDArray[np.float32], int, int]]]:
     if all(item.data is not None for item in items):
         payloads = [item.data or b"" for item in items]
     else:
@@ -177,6 +189,19 @@ async def predict_inputs(
     decoded = await _decode_all(holder, predictor, items, payloads)
     assert holder.batcher is not None  # require_ready() checked it
     probs = await asyncio.wrap_future(holder.batcher.submit([arr for arr, _, _ in decoded]))
+    return probs, decoded
+
+
+async def predict_inputs(
+    holder: ModelHolder, predictor: Predictor, items: list[ImageInput], top_k: int
+) -> list[ItemPrediction]:
+    """Fetch, decode and classify every image; the first bad one fails the request (4xx)."""
+    holder.check_capacity(len(items))
+    holder.pending += len(items)
+    try:
+        probs, decoded = await _infer(holder, predictor, items)
+    finally:
+        holder.pending -= len(items)
     ranked = predictor.top_k(probs, top_k)
     holder.metrics.images.inc(len(items))
     return [
