@@ -133,7 +133,8 @@ def write_legacy(
                 continue
             data, count = _member_bytes(f, images, encoded, labels)
             facts[f.relpath] = {"version": version, "kind": f.kind, "split": f.split,
-                                "rows": count, "size": len(data)}  # fmt: skip
+                                "rows": count, "size": len(data),
+                                "archive": f.archive.relpath if f.archive else None}  # fmt: skip
             if f.archive is None:
                 write_bytes_atomic(root / "openimages" / f.relpath, data)
             else:
