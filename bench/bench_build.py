@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/bench_build.py [--images 5000] [--boxes 2] [--size 256] [--repeat 3]
 
-Generates photo-like JPEGs (640×480, q90) with boxes into bench/out/build (reused by later
-runs), then measures on all cores, alternating the two sides ``--repeat`` times:
+Generates photo-like JPEGs (640×480 or ``--photo WxH``, q90) with boxes into bench/out/build
+(reused by later runs), then measures on all cores, alternating the two sides ``--repeat`` times:
   1. decode-only (the peer): Pillow full decode (``Image.open(path).load()``) of exactly the
      store files the build reads, in a process pool of the same shape as the build's
      (same worker count, forkserver, batches of 16, pool start-up included),
@@ -33,33 +33,39 @@ from oiforge.spec import BuildSpec
 OUT = Path(__file__).parent / "out" / "build"
 
 
-def _make_part(args: tuple[int, int, int]) -> SyntheticSet:
-    part, images, boxes = args
-    return make_synthetic(OUT / f"part{part}", images, boxes_per_image=boxes, seed=part + 1)
+def _make_part(args: tuple[Path, int, int, int, tuple[int, int]]) -> SyntheticSet:
+    root, part, images, boxes, photo = args
+    return make_synthetic(
+        root / f"part{part}", images, boxes_per_image=boxes, seed=part + 1, size=photo
+    )
 
 
-def generate(images: int, boxes: int, workers: int) -> list[SyntheticSet]:
-    """``images`` images in ``workers`` parts (generated once, reused)."""
+def generate(images: int, boxes: int, workers: int, photo: tuple[int, int]) -> SyntheticSet:
+    """``images`` images in ``workers`` parts, merged (generated once per shape, reused)."""
     per = -(-images // workers)
-    marker = OUT / f"generated-{per}x{workers}-{boxes}.txt"
+    root = OUT / f"{photo[0]}x{photo[1]}-{per}x{workers}-{boxes}b"
+    marker = root / "generated.txt"
     if marker.exists():
-        return [
-            SyntheticSet(OUT / f"part{p}" / "store", OUT / f"part{p}" / "selection.parquet",
+        parts = [
+            SyntheticSet(root / f"part{p}" / "store", root / f"part{p}" / "selection.parquet",
                          marker.read_text().split("\n")[p].split())
             for p in range(workers)
         ]  # fmt: skip
+        return merge(root, parts)
+    root.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(workers) as pool:
-        parts = list(pool.map(_make_part, [(p, per, boxes) for p in range(workers)]))
+        jobs = [(root, p, per, boxes, photo) for p in range(workers)]
+        parts = list(pool.map(_make_part, jobs))
     marker.write_text("\n".join(" ".join(p.image_ids) for p in parts))
-    return parts
+    return merge(root, parts)
 
 
-def merge(parts: list[SyntheticSet]) -> SyntheticSet:
+def merge(root: Path, parts: list[SyntheticSet]) -> SyntheticSet:
     """One store + selection from the parts (store files are hard-linked)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    store = OUT / "store"
+    store = root / "store"
     for part in parts:
         for f in part.store.rglob("*.jpg"):
             dst = store / f.parent.name / f.name
@@ -67,8 +73,8 @@ def merge(parts: list[SyntheticSet]) -> SyntheticSet:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.link(f, dst)
     table = pa.concat_tables([pq.read_table(p.selection) for p in parts])
-    pq.write_table(table, OUT / "selection.parquet")
-    return SyntheticSet(store, OUT / "selection.parquet", [i for p in parts for i in p.image_ids])
+    pq.write_table(table, root / "selection.parquet")
+    return SyntheticSet(store, root / "selection.parquet", [i for p in parts for i in p.image_ids])
 
 
 def _decode(paths: list[str]) -> int:
@@ -89,14 +95,14 @@ def decode_only(s: SyntheticSet, workers: int) -> tuple[int, float]:
     return n, time.perf_counter() - start
 
 
-def build(s: SyntheticSet, size: int, workers: int) -> tuple[int, float]:
+def build(s: SyntheticSet, size: int, workers: int) -> tuple[int, float, dict[str, float]]:
     out = OUT / "dataset"
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(OUT / ".dataset.oiforge-partial", ignore_errors=True)
     spec = BuildSpec(size=size, formats=("folders",))
     start = time.perf_counter()
     res = build_dataset(BuildInputs(s.selection, s.store, out, spec, workers=workers))
-    return res.samples, time.perf_counter() - start
+    return res.samples, time.perf_counter() - start, getattr(res, "timings", {})
 
 
 def main() -> None:
@@ -106,19 +112,26 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--photo", default="640x480", help="generated photo size, WxH")
     args = ap.parse_args()
-    s = merge(generate(args.images, args.boxes, args.workers))
+    w, h = (int(v) for v in args.photo.split("x"))
+    s = generate(args.images, args.boxes, args.workers, (w, h))
     n_img = len(s.image_ids)
-    print(f"images {n_img}, workers {args.workers}, size {args.size}, boxes/image {args.boxes}")
+    print(f"images {n_img} ({args.photo}), workers {args.workers}, size {args.size}, "
+          f"boxes/image {args.boxes}")  # fmt: skip
     dec_rates, build_rates, samples = [], [], 0
     for run in range(args.repeat):
         n_dec, t_dec = decode_only(s, args.workers)
-        samples, t_build = build(s, args.size, args.workers)
+        samples, t_build, phases = build(s, args.size, args.workers)
         dec_rates.append(n_dec / t_dec)
         build_rates.append(n_img / t_build)
         print(f"run {run + 1}: decode-only {dec_rates[-1]:7.1f} img/s | build "
               f"{build_rates[-1]:7.1f} img/s ({samples / t_build:.1f} samples/s) | ratio "
               f"{build_rates[-1] / dec_rates[-1]:.2f} | load {os.getloadavg()[0]:.1f}")  # fmt: skip
+        if phases:
+            print(
+                "       build phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in phases.items())
+            )
     dec, img = statistics.median(dec_rates), statistics.median(build_rates)
     print(f"median decode-only (Pillow full decode): {dec:8.1f} images/s")
     print(f"median build (end to end):               {img:8.1f} images/s, "

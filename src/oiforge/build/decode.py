@@ -17,8 +17,10 @@ from PIL import Image
 
 from oiforge.build.pixels import Array, decode_jpeg_fast
 
-#: Formats a store file may hold; anything else Pillow happens to parse is refused.
-ALLOWED_FORMATS: Final = frozenset({"JPEG", "PNG", "WEBP"})
+#: Formats a store file may hold; anything else Pillow happens to parse is refused. MPO is a
+#: JPEG with extra frames (stereo, depth) appended, as many cameras write; its first frame is
+#: the photo.
+ALLOWED_FORMATS: Final = frozenset({"JPEG", "MPO", "PNG", "WEBP"})
 _EXIF_ORIENTATION: Final = 0x0112
 _TRANSPOSE: Final = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -107,7 +109,7 @@ def decode(
     w0, h0 = im.size
     full_w, full_h = (h0, w0) if turn in _SWAPS_AXES else (w0, h0)
     scale = scale_for(full_w, full_h)
-    rgb = _fast_jpeg(data, im, scale) if im.format == "JPEG" else None
+    rgb = _fast_jpeg(data, im, scale) if im.format in ("JPEG", "MPO") else None
     if rgb is None:
         rgb = np.asarray(_pillow_decode(im, scale))
     if turn is not None:
@@ -124,7 +126,7 @@ def _fast_jpeg(data: bytes, im: Image.Image, scale: float) -> Array | None:
 
 def _pillow_decode(im: Image.Image, scale: float) -> Image.Image:
     w0, h0 = im.size
-    if im.format == "JPEG" and scale < 1.0:
+    if im.format in ("JPEG", "MPO") and scale < 1.0:
         im.draft("RGB", (max(1, math.ceil(w0 * scale)), max(1, math.ceil(h0 * scale))))
     try:
         im.load()

@@ -7,8 +7,10 @@ locked dataset is renamed into place.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +42,8 @@ from oiforge.build.records import RenderOptions
 from oiforge.errors import ChecksumError, InvalidInputError
 from oiforge.spec import BuildSpec
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class BuildInputs:
@@ -68,6 +72,20 @@ class BuildResult:
     excluded: dict[str, int]  # reason (without detail) → samples
     reused_images: int
     top_hash: str
+    timings: dict[str, float] = field(default_factory=dict)  # phase → seconds (wall)
+
+
+class _Clock:
+    """Wall time per build phase (for the log and benchmarks)."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.timings[phase] = round(now - self._last, 4)
+        self._last = now
 
 
 def _check_out(out: Path) -> None:
@@ -159,23 +177,30 @@ def _finalize(staging: Path, out: Path) -> None:
 
 def build_dataset(inputs: BuildInputs, progress: Progress | None = None) -> BuildResult:
     """Build the dataset described by ``inputs`` into ``inputs.out``."""
-    out = inputs.out
+    out, clock = inputs.out, _Clock()
     _check_out(out)
     plan = make_plan(read_selection(inputs.selection), inputs.store, inputs.exclude)
     staging = staging_dir(out)
     cache = staging / ".cache"
     opts = RenderOptions.from_spec(inputs.spec)
     prepare_cache(cache, opts)
+    clock.lap("plan")
     records, reused = render_all(plan.tasks, opts, cache, inputs.workers, progress)
+    clock.lap("render")
     asm = assemble(plan, records, inputs.spec)
     _clear_outputs(staging)
+    clock.lap("assemble")
     _export(staging, asm, inputs, cache)
     selection_sha = file_sha256(inputs.selection)
     info = CardInfo(inputs.name, inputs.version, inputs.spec, selection_sha)
     write_card(staging, asm, info, list(inputs.spec.formats))
+    clock.lap("export")
     lock = _lock(staging, asm, inputs, selection_sha)
     _check_expected(inputs, lock, staging)
+    clock.lap("lock")
     _finalize(staging, out)
+    clock.lap("finalize")
+    log.info("build phases (s): %s", clock.timings)
     return BuildResult(
         out=out,
         samples=len(asm.samples),
@@ -184,4 +209,5 @@ def build_dataset(inputs: BuildInputs, progress: Progress | None = None) -> Buil
         excluded=dict(Counter(e.reason.split(":", 1)[0] for e in asm.excluded)),
         reused_images=reused,
         top_hash=str(lock["top_hash"]),
+        timings=clock.timings,
     )
