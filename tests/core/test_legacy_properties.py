@@ -167,3 +167,21 @@ def test_bad_tarballs_are_per_file_failures(tmp_path: Path) -> None:
     # an unreadable tarball is not kept; one that lacks a member is (fetching it again
     # would not add the member), so a rerun still finds its other members
     assert [p.name for p in home.rglob("*.tar.gz")] == ["annotations_human_2017_11.tar.gz"]
+
+
+def test_unwritable_cache_is_not_blamed_on_the_tarball(tmp_path: Path) -> None:
+    from oiforge.errors import StageError
+
+    tar_path = tmp_path / "a.tar.gz"
+    tar_path.write_bytes(tar_gz({"2017_11/train/images.csv": b"ImageID\n"}))
+    (tmp_path / "blocker").write_bytes(b"")  # a file where the cache wants a folder
+    seen: list[tuple[str, int, int]] = []
+    with pytest.raises(StageError, match="cannot write"):
+        extract_members(tar_path, {"2017_11/train/images.csv": tmp_path / "blocker" / "x.csv"})
+    got = extract_members(
+        tar_path,
+        {"2017_11/train/images.csv": tmp_path / "ok" / "x.csv"},
+        lambda m, done, total: seen.append((m, done, total)),
+    )
+    assert list(got) == ["2017_11/train/images.csv"]
+    assert seen == [("2017_11/train/images.csv", 8, 8)]

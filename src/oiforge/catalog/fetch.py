@@ -162,7 +162,14 @@ def _fetch_member(
 ) -> FetchResult:
     from oiforge.catalog.legacy import fetch_member
 
-    md5 = fetch_member(file, metadata_dir(home), lambda a: fetch_file(a, ep, home, progress).path)
+    def extracted(member: str, done: int, total: int) -> None:
+        if progress is not None:
+            progress(FetchProgress(member, done, total))
+
+    def archive(a: OfficialFile) -> Path:
+        return fetch_file(a, ep, home, progress).path
+
+    md5 = fetch_member(file, metadata_dir(home), archive, extracted)
     return FetchResult(file, cached_path(file, home), "fetched", md5)
 
 

@@ -16,22 +16,24 @@ and ``classes-bbox.txt`` (one MID a line, the 600 boxable classes).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
 from oiforge.atomic import fsync_dir, write_text_atomic
 from oiforge.catalog.files import FILES, LEGACY_FILES, Archive, OfficialFile
-from oiforge.errors import MalformedFileError
+from oiforge.errors import MalformedFileError, StageError
 
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
 FetchFn = Callable[[OfficialFile], Path]
+MemberProgress = Callable[[str, int, int], None]
 
 
 def is_legacy(version: str) -> bool:
@@ -57,7 +59,12 @@ def members_of(archive: Archive) -> list[OfficialFile]:
     return list(seen.values())
 
 
-def fetch_member(file: OfficialFile, cache_root: Path, fetch_archive: FetchFn) -> str:
+def fetch_member(
+    file: OfficialFile,
+    cache_root: Path,
+    fetch_archive: FetchFn,
+    progress: MemberProgress | None = None,
+) -> str:
     """Place ``file`` (and its tarball's other members) under ``cache_root``; its MD5 hex.
 
     ``fetch_archive`` downloads and verifies the tarball and returns its path. Raises
@@ -68,7 +75,7 @@ def fetch_member(file: OfficialFile, cache_root: Path, fetch_archive: FetchFn) -
     wanted = {f.member: cache_root / f.relpath for f in members_of(file.archive) if f.member}
     wanted = {m: p for m, p in wanted.items() if not p.exists() or m == file.member}
     try:
-        digests = extract_members(tar_path, wanted)
+        digests = extract_members(tar_path, wanted, progress)
     except MalformedFileError:
         _drop(tar_path)  # verified bytes that do not unpack: fetch afresh next time
         raise
@@ -93,10 +100,15 @@ def member_key(name: str) -> str:
     return "/".join(p for p in name.split("/") if p not in ("", "."))
 
 
-def extract_members(tar_path: Path, wanted: dict[str, Path]) -> dict[str, str]:
+def extract_members(
+    tar_path: Path, wanted: dict[str, Path], progress: MemberProgress | None = None
+) -> dict[str, str]:
     """Stream ``tar_path`` once; write each wanted regular member to its path atomically.
 
     Returns member -> MD5 hex of what was written. Members not wanted are skipped unread.
+    ``progress(member, bytes_done, member_size)`` is called as bytes are written. A tarball
+    that does not read is a ``MalformedFileError``; a cache that cannot be written (disk
+    full) a ``StageError``, which leaves the tarball alone.
     """
     done: dict[str, str] = {}
     try:
@@ -108,25 +120,53 @@ def extract_members(tar_path: Path, wanted: dict[str, Path]) -> dict[str, str]:
                 source = tar.extractfile(info)
                 if source is None:
                     continue
-                done[key] = _write_member(source, wanted[key])
+                report = (lambda n, k=key, t=info.size: progress(k, n, t)) if progress else None
+                done[key] = _write_member(source, wanted[key], report)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise MalformedFileError(str(tar_path), f"not a readable tarball: {exc}") from exc
     return done
 
 
-def _write_member(source: IO[bytes], dest: Path) -> str:
-    dest.parent.mkdir(parents=True, exist_ok=True)
+def _write_member(source: IO[bytes], dest: Path, report: Callable[[int], None] | None) -> str:
     tmp = dest.with_name(f".{dest.name}.extract")
     digest = hashlib.md5(usedforsecurity=False)
-    with tmp.open("wb") as out:
-        while chunk := source.read(CHUNK_BYTES):
+    written = 0
+    with _writing(tmp) as out:
+        while chunk := source.read(CHUNK_BYTES):  # a read error here is the tarball's
             digest.update(chunk)
-            out.write(chunk)
-        out.flush()
-        os.fsync(out.fileno())
+            _write(out, chunk, tmp)
+            written += len(chunk)
+            if report is not None:
+                report(written)
     md5 = digest.hexdigest()
-    write_text_atomic(dest.with_name(dest.name + ".md5"), md5 + "\n")
-    tmp.replace(dest)
-    fsync_dir(dest.parent)
+    try:
+        write_text_atomic(dest.with_name(dest.name + ".md5"), md5 + "\n")
+        tmp.replace(dest)
+        fsync_dir(dest.parent)
+    except OSError as exc:
+        raise StageError(f"cannot write {dest}: {exc}") from exc
     log.info("extracted %s (md5 %s)", dest, md5)
     return md5
+
+
+@contextlib.contextmanager
+def _writing(tmp: Path) -> Iterator[IO[bytes]]:
+    try:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        out = tmp.open("wb")
+    except OSError as exc:
+        raise StageError(f"cannot write {tmp}: {exc}") from exc
+    with out:
+        yield out
+        _write(out, b"", tmp)
+
+
+def _write(out: IO[bytes], chunk: bytes, tmp: Path) -> None:
+    try:
+        if chunk:
+            out.write(chunk)
+        else:  # the end: make it durable before the rename
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as exc:
+        raise StageError(f"cannot write {tmp}: {exc}") from exc
