@@ -213,3 +213,13 @@ def test_python_api_writes_the_same_numbers(
     assert confirmed == stats.confirmation.column("confirmed").to_pylist()
     frame = stats.precision.to_pandas()
     assert len(frame) == stats.precision.num_rows and "precision" in frame.columns
+
+
+@pytest.mark.parametrize("split", ["train", "validation", "all"])
+def test_frequency_from_ingest_sidecars_equals_the_query(cat: Catalog, split: str) -> None:
+    from oiforge.stats import queries
+
+    cat.ensure(["human_labels"])
+    from_sidecars = queries.sidecar_positive_counts(cat, split)
+    assert from_sidecars is not None
+    assert from_sidecars.equals(queries.positive_counts(cat.connection, split))

@@ -97,6 +97,8 @@ def _pct(value: object) -> str:
 
 
 def _print_summary(stats: LabelStats) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
     from rich.table import Table
     from rich.text import Text
 
@@ -109,8 +111,10 @@ def _print_summary(stats: LabelStats) -> None:
         f"humans, {_pct(head['share_confirmed'])} confirmed"
     )
     top = most_verified(stats.confirmation, _TOP)
-    rows = {r["label_mid"]: r for r in stats.confirmation.to_pylist()}
-    prec = [r for r in stats.precision.to_pylist() if r["label_mid"] in set(top)]
+    picked = pc.is_in(stats.confirmation["label_mid"], pa.array(top, pa.string()))
+    rows = {r["label_mid"]: r for r in stats.confirmation.filter(picked).to_pylist()}
+    chosen = pc.is_in(stats.precision["label_mid"], pa.array(top, pa.string()))
+    prec = stats.precision.filter(chosen).to_pylist()
     table = Table("class", "images", "machine", "verified", "confirmed (95% CI)",
                   *(f">= {t:g}" for t in stats.thresholds),
                   title=f"machine-label quality, {len(top)} most verified classes")  # fmt: skip

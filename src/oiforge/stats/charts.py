@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 if TYPE_CHECKING:
-    import pyarrow as pa
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -113,14 +114,16 @@ def confirmation_vs_confidence_chart(binned: pa.Table) -> bytes:
 def precision_chart(precision: pa.Table, mids: Sequence[str]) -> bytes:
     """Precision vs threshold: pooled over all labels, and one line per label in ``mids``."""
     fig, ax = _figure()
-    thresholds = sorted(set(precision.column("threshold").to_pylist()))
-    rows = precision.to_pylist()
-    pooled = []
-    for t in thresholds:
-        at = [r for r in rows if r["threshold"] == t]
-        n = sum(int(r["verified"]) for r in at)
-        pooled.append(sum(int(r["confirmed"]) for r in at) / n if n else np.nan)
+    t = _col(precision, "threshold")
+    thresholds, which = np.unique(t, return_inverse=True)
+    confirmed = np.bincount(which, _col(precision, "confirmed"), len(thresholds))
+    verified = np.bincount(which, _col(precision, "verified"), len(thresholds))
+    pooled = np.divide(
+        confirmed, verified, out=np.full(len(thresholds), np.nan), where=verified > 0
+    )
     ax.plot(thresholds, pooled, marker="o", lw=2.5, color="black", label="all labels (pooled)")
+    named = precision.filter(pc.is_in(precision["label_mid"], pa.array(list(mids), pa.string())))
+    rows = named.to_pylist()
     for mid in mids:
         mine = [r for r in rows if r["label_mid"] == mid and r["verified"]]
         if mine:

@@ -137,7 +137,9 @@ def compute_stats(
         _ensure(cat, split)
         start = time.perf_counter()
         cube = tables.Cube.of(queries.confirmation_cube(cat.connection, split))
-        positives = queries.positive_counts(cat.connection, split)
+        positives = queries.sidecar_positive_counts(cat, split)
+        if positives is None:
+            positives = queries.positive_counts(cat.connection, split)
         seconds = time.perf_counter() - start
         confirmation = tables.confirmation_table(cube, positives, cat.name)
         stats = LabelStats(

@@ -4,7 +4,8 @@
   human verifications of the same (image, label), aggregated to one row per (label, machine
   confidence in percent): machine labels, confirmed (human 1), rejected (human 0) and
   conflicting (both 1 and 0 given). At most ~100 rows per label, whatever the input size.
-- :func:`positive_counts`: human-verified positive images per label, in the split and in all.
+- :func:`positive_counts`: human-verified positive images per label, in the split and in all
+  (:func:`sidecar_positive_counts` reads them from the ingest's per-file counts instead).
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from oiforge.contracts import SPLITS
 from oiforge.errors import InvalidInputError
 
 if TYPE_CHECKING:
     import duckdb
+
+    from oiforge.catalog import Catalog
 
 #: ``split`` may also be this: every split together.
 ALL_SPLITS: Final = "all"
@@ -80,14 +85,13 @@ def cube_sql(split: str) -> str:
 
 
 def positives_sql(split: str) -> str:
-    """Human-verified positive images per label (Confidence 1), in ``split`` and in all."""
-    inside = "count(DISTINCT image_id)"
-    if check_split(split) != ALL_SPLITS:
-        inside = f"count(DISTINCT image_id) FILTER (WHERE {_split_filter(split)})"
+    """Human-verified positive images per label (Confidence 1), in ``split`` and in all
+    (an image belongs to one split, so per-split distinct counts add up)."""
     return f"""
-    SELECT label_mid, {inside} AS images, count(DISTINCT image_id) AS images_all_splits
-    FROM human_labels
-    WHERE confidence = 1 AND label_mid IS NOT NULL
+    SELECT label_mid, sum(n) FILTER (WHERE {_split_filter(split)}) AS images,
+        sum(n) AS images_all_splits
+    FROM (SELECT label_mid, split, count(DISTINCT image_id) AS n FROM human_labels
+          WHERE confidence = 1 AND label_mid IS NOT NULL GROUP BY label_mid, split)
     GROUP BY label_mid
     ORDER BY label_mid
     """
@@ -100,4 +104,26 @@ def confirmation_cube(con: duckdb.DuckDBPyConnection, split: str) -> pa.Table:
 
 def positive_counts(con: duckdb.DuckDBPyConnection, split: str) -> pa.Table:
     """Run :func:`positives_sql` on a catalog connection."""
-    return con.sql(positives_sql(split)).to_arrow_table().cast(POSITIVES_SCHEMA)
+    table = con.sql(positives_sql(split)).to_arrow_table()
+    return table.set_column(1, "images", pc.fill_null(table["images"], 0)).cast(POSITIVES_SCHEMA)
+
+
+def sidecar_positive_counts(cat: Catalog, split: str) -> pa.Table | None:
+    """The same counts from the per-file sidecars the catalog's ingest keeps (distinct
+    positive images per label and file), so no label row is read; None when a human-label
+    file of the catalog has no sidecar."""
+    files = [i for i in cat.ingested.values() if i.kind == "human_labels"]
+    if not files or any(i.counts is None or not i.counts.exists() for i in files):
+        return None
+    inside: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for f in files:
+        data = pq.read_table(f.counts, columns=["label_mid", "images"]).to_pydict()
+        wanted = split in (ALL_SPLITS, f.split)
+        for mid, n in zip(data["label_mid"], data["images"], strict=True):
+            total[mid] = total.get(mid, 0) + int(n)
+            if wanted:
+                inside[mid] = inside.get(mid, 0) + int(n)
+    mids = sorted(m for m in total if m is not None)
+    columns = [mids, [inside.get(m, 0) for m in mids], [total[m] for m in mids]]
+    return pa.table(columns, schema=POSITIVES_SCHEMA)

@@ -28,8 +28,8 @@ _SUMS = ("machine", "confirmed", "rejected", "conflicting")
 
 @dataclass(frozen=True)
 class Cube:
-    """The cube as NumPy arrays: ``label`` indexes ``mids`` (sorted, unique); ``pct`` is the
-    confidence in percent, -1 where it was missing or invalid; ``counts`` per column."""
+    """The cube as NumPy arrays: ``label`` indexes ``mids`` (unique, in the query's order);
+    ``pct`` is the confidence in percent, -1 where missing or invalid; ``counts`` per column."""
 
     mids: list[str]
     label: npt.NDArray[np.int64]
@@ -38,11 +38,12 @@ class Cube:
 
     @classmethod
     def of(cls, cube: pa.Table) -> Cube:
-        codes = np.asarray(cube.column("label_mid").to_pylist(), dtype=object).astype(str)
-        mids, label = np.unique(codes, return_inverse=True)
+        encoded = cube.column("label_mid").combine_chunks().dictionary_encode()
+        mids = [str(m) for m in encoded.dictionary.to_pylist()]  # first-seen order: sorted
+        label = np.asarray(encoded.indices, dtype=np.int64)
         pct = np.asarray(cube.column("conf_pct").fill_null(-1), dtype=np.int64)
         counts = {c: np.asarray(cube.column(c), dtype=np.int64) for c in _SUMS}
-        return cls([str(m) for m in mids], label.astype(np.int64).reshape(-1), pct, counts)
+        return cls(mids, label, pct, counts)
 
     def sums(self, keep: npt.NDArray[np.bool_] | None = None) -> dict[str, npt.NDArray[np.int64]]:
         """Per label (aligned with ``mids``): the counts of the rows ``keep`` selects."""
