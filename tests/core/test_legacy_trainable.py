@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pyarrow.csv as pacsv
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from oiforge.catalog import fetch, open_catalog, trainable_classes
@@ -99,3 +101,24 @@ def test_cli_trainable(endpoints: Endpoints, tmp_path: Path) -> None:
     assert bad.exit_code == 2
     wrong = runner.invoke(app, [*args, "--out", str(tmp_path / "x.txt")], env=env)
     assert wrong.exit_code == 2 and "csv" in wrong.output
+
+
+def test_thresholds_only_filter(endpoints: Endpoints) -> None:
+    """Property: any thresholds give exactly the full table's rows that meet them, in order."""
+    _fetched(endpoints, "v3")
+    with open_catalog("v3", endpoints) as cat:
+        full = trainable_classes(cat, 0, 0, include_all=True).to_pylist()
+
+        @settings(max_examples=20, deadline=None)
+        @given(st.integers(0, 150), st.integers(0, 150))
+        def check(min_val: int, min_train: int) -> None:
+            got = trainable_classes(cat, min_val, min_train).to_pylist()
+            keep = [
+                {**r, "trainable": True}
+                for r in full
+                if r["val_images"] >= min_val and r["train_images"] >= min_train
+            ]
+            assert [r["label_mid"] for r in got] == [r["label_mid"] for r in keep]
+            assert got == keep
+
+        check()
