@@ -1,5 +1,7 @@
 """Benchmark: ``compute_stats`` (one pass: machine labels LEFT JOIN human verifications) vs
-the floor of a plain scan of the same machine labels, and vs pandas doing the same join.
+a limit, one plain read of the columns it needs (image_id, label_mid, confidence of the train
+machine and human labels; no join), and vs a peer, pandas doing the same join on the same
+Parquet copies.
 
 Generates full-size-shaped v7 image-level label files in the official format with DuckDB
 (full size: 170M machine label rows and 58.6M human-verified rows in train, x SCALE; about
@@ -105,10 +107,12 @@ from oiforge.catalog import open_catalog
 cat = open_catalog("v7", fetch_missing=False)
 t1 = time.perf_counter()
 rows = cat.connection.execute(
-    "SELECT label_mid, count(*), count(DISTINCT image_id), sum(confidence) FROM machine_labels "
-    "WHERE split = 'train' GROUP BY label_mid").fetchall()
+    "SELECT count(*), max(image_id), max(label_mid), sum(confidence) FROM machine_labels "
+    "WHERE split = 'train' UNION ALL "
+    "SELECT count(*), max(image_id), max(label_mid), sum(confidence) FROM human_labels "
+    "WHERE split = 'train'").fetchall()
 t2 = time.perf_counter()
-print(json.dumps({"rows": sum(r[1] for r in rows), "query_s": t2 - t1}))
+print(json.dumps({"rows": rows[0][0], "query_s": t2 - t1}))
 """
 PANDAS = """
 import sys, time, json
@@ -180,7 +184,7 @@ def main() -> None:
         print(f"{name:7s} rows {m['rows']:,.0f}  query {m['query_s']:.2f} s  "
               f"whole process {m['wall_s']:.2f} s  peak {m['peak_mb']:,.0f} MB")  # fmt: skip
     ours, scan = med["ours"], med["scan"]
-    print(f"ratio: stats query / plain scan of the machine labels = "
+    print(f"ratio: stats query / one plain read of the same columns = "
           f"{ours['query_s'] / scan['query_s']:.2f}x")  # fmt: skip
     if "pandas" in med:
         p = med["pandas"]

@@ -223,3 +223,52 @@ def test_frequency_from_ingest_sidecars_equals_the_query(cat: Catalog, split: st
     from_sidecars = queries.sidecar_positive_counts(cat, split)
     assert from_sidecars is not None
     assert from_sidecars.equals(queries.positive_counts(cat.connection, split))
+
+
+def _write_labels(home: Path, rows: dict[str, list[str]]) -> None:
+    """Header-only official label files of v7, plus ``rows[relpath]`` lines where given."""
+    from oiforge.catalog.files import official_files
+
+    for f in official_files("v7", ("human_labels", "machine_labels")):
+        path = home / "metadata" / f.relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["ImageID,Source,LabelName,Confidence", *rows.get(f.relpath, [])]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_hostile_values_are_counted_not_fatal(tmp_path: Path) -> None:
+    a, b, c = "0000000000000001", "0000000000000002", "0000000000000003"
+    _write_labels(tmp_path, {
+        "v7/oidv7-train-annotations-machine-imagelabels.csv": [
+            f"{a},machine,{CAT},1.5", f"{b},machine,{CAT},-0.2", f"{c},machine,{CAT},",
+            f"{a},machine,{DOG},nan", f"{b},machine,{DOG},0.9", f"{c},machine,{DOG},0.7",
+        ],
+        "v7/oidv7-train-annotations-human-imagelabels.csv": [
+            f"{a},verification,{CAT},1", f"{b},verification,{DOG},1",
+            f"{b},crowdsource-verification,{DOG},1", f"{c},verification,{DOG},1",
+            f"{c},verification,{DOG},0", f"{a},verification,{DOG},0.5",
+        ],
+    })  # fmt: skip
+    with open_catalog("v7", home=tmp_path, fetch_missing=False) as opened:
+        stats = compute_stats(opened, "train")
+    assert stats.machine_labels == 6 and stats.invalid_confidence == 4
+    rows = _rows(stats.confirmation)
+    assert (rows[CAT]["confirmed"], rows[CAT]["rejected"]) == (1, 0)  # 1.5: verified, no bin
+    # b: two verifications that agree count once; c: 1 and 0 conflict; a: 0.5 is no verdict
+    assert (rows[DOG]["confirmed"], rows[DOG]["rejected"], rows[DOG]["conflicting"]) == (1, 0, 1)
+    assert _rows(stats.frequency)[DOG]["images"] == 2
+    files = write_stats(stats, tmp_path / "out")
+    for png in files.charts:
+        _assert_png(png)
+
+
+@pytest.mark.slow
+def test_empty_label_files_give_empty_tables_and_charts(tmp_path: Path) -> None:
+    _write_labels(tmp_path, {})
+    with open_catalog("v7", home=tmp_path, fetch_missing=False) as opened:
+        stats = compute_stats(opened, "all")
+    assert stats.confirmation.num_rows == 0 and stats.precision.num_rows == 0
+    assert stats.summary()["share_confirmed"] is None
+    files = write_stats(stats, tmp_path / "out")
+    assert all(p.stat().st_size > 1000 for p in files.charts)

@@ -51,7 +51,7 @@ class LabelStats:
         confirmed = int(pc.sum(conf.column("confirmed")).as_py() or 0)
         return {
             "version": self.version, "split": self.split, "thresholds": list(self.thresholds),
-            "labels_with_images": int(pc.sum(pc.greater(self.frequency["images"], 0)).as_py()),
+            "labels_with_images": int(pc.sum(pc.greater(self.frequency["images"], 0)).as_py() or 0),
             "labels_with_machine_labels": conf.num_rows,
             "labels_with_verified_machine_labels":
                 int(pc.sum(pc.greater(conf["verified"], 0)).as_py() or 0),
