@@ -104,8 +104,9 @@ def attach_images(table: pa.Table, copies: list[SelectionCopy]) -> pa.Table:
     mask = pa.array(has_ref)
     for name in ("image_id", *IMAGE_COLS):
         idx = table.schema.get_field_index(name)
-        own = table.column(idx)
-        col = pc.if_else(mask, fetched.column(name), own.cast(fetched.schema.field(name).type))
+        col = fetched.column(name)
+        if not has_ref.all():  # machine-label rows keep what the query joined in
+            col = pc.if_else(mask, col, table.column(idx).cast(col.type))
         table = table.set_column(idx, name, col)
     return table.drop_columns(["ref"])
 
@@ -125,20 +126,29 @@ def _gather(refs: np.ndarray, has_ref: np.ndarray, copies: list[SelectionCopy]) 
     if not pieces:
         types = dict(_copy_columns("boxes"))
         return pa.table({c: pa.nulls(len(refs), _ARROW[types[c]]) for c in cols})
-    return pa.concat_tables(pieces).take(pa.array(index, mask=~has_ref))
+    found, take = pa.concat_tables(pieces).combine_chunks(), pa.array(index, mask=~has_ref)
+    del pieces
+    out = {}
+    for c in cols:  # column by column, so only one column is held twice at a time
+        out[c] = found.column(c).take(take)
+        found = found.drop_columns([c])
+    return pa.table(out)
 
 
 def _read_rows(path: Path, rows: np.ndarray, cols: list[str]) -> tuple[pa.Table, np.ndarray]:
-    """The row groups of ``path`` holding ``rows``, and each row's position in what was read."""
-    meta = pq.read_metadata(path)
+    """``rows`` of ``path`` (read one row group at a time), and where each landed in the result."""
+    file = pq.ParquetFile(path)
+    meta = file.metadata
     sizes = np.array([meta.row_group(g).num_rows for g in range(meta.num_row_groups)], np.int64)
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    group = np.searchsorted(starts, rows, side="right") - 1
-    wanted = np.unique(group)
-    read_start = np.concatenate(([0], np.cumsum(sizes[wanted])[:-1]))
-    local = read_start[np.searchsorted(wanted, group)] + rows - starts[group]
-    table = pq.ParquetFile(path).read_row_groups(wanted.tolist(), columns=cols)
-    return table, local
+    wanted, where = np.unique(rows, return_inverse=True)
+    group = np.searchsorted(starts, wanted, side="right") - 1
+    cuts = np.flatnonzero(np.diff(group)) + 1
+    pieces = [
+        file.read_row_group(int(group[p[0]]), columns=cols).take(wanted[p] - starts[group[p[0]]])
+        for p in np.split(np.arange(len(wanted)), cuts)
+    ]
+    return pa.concat_tables(pieces), where
 
 
 def _part_sql(n: int, c: SelectionCopy) -> str:

@@ -18,14 +18,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from oiforge.atomic import atomic_open
 from oiforge.catalog.catalog import Catalog, open_catalog
 from oiforge.catalog.fetch import ProgressFn
 from oiforge.catalog.selcopy import attach_images, ensure_copies, register_views
-from oiforge.catalog.selectsql import Target, selection_sql
+from oiforge.catalog.selectsql import BOX_ORDER, Target, selection_sql
 from oiforge.contracts import SELECTION_SCHEMA, SPLITS
 from oiforge.errors import SpecError
 from oiforge.spec import DatasetSpec, SelectSpec
@@ -103,10 +105,45 @@ def _select(
     machine = cat.has_table("machine_labels", sel.splits)
     sql = selection_sql(sel, targets, excluded, machine, copies=True)
     digest = spec_hash_of(spec)
-    table = attach_images(cat.connection.sql(sql).to_arrow_table(), copies)
-    table = _to_schema(table, digest)
+    rows = order_rows(cat.connection.sql(sql).to_arrow_table(), targets, sel.label_mode == "box")
+    table = _to_schema(attach_images(rows, copies), digest)
     log.info("selected %d rows for %d classes", table.num_rows, len(targets))
     return Selection(table, digest, [t.name for t in targets])
+
+
+def order_rows(rows: pa.Table, targets: list[Target], box_mode: bool) -> pa.Table:
+    """Narrow rows (``selection_sql(copies=True)``) in output order, boxes numbered, classes named.
+
+    Order: class, split, image, then (boxes) the image's box order; ``box_index`` counts an
+    image's boxes over all its selected classes, in (class, box order) order.
+    """
+    keys = ["class_idx", "split_rank", "image_key"]
+    if box_mode:
+        keys += [c if c != "label_mid" else "src_mid" for c in BOX_ORDER]
+    order = pc.sort_indices(rows, [(k, "ascending", "at_end") for k in keys])
+    rows = rows.take(order)
+    if box_mode:
+        rows = rows.set_column(
+            rows.schema.get_field_index("box_index"), "box_index", _box_index(rows["image_key"])
+        )
+    idx = rows["class_idx"]
+    mids = pa.array([t.mid for t in targets], pa.string())
+    names = pa.array([t.name for t in targets], pa.string())
+    return rows.append_column("label_mid", mids.take(idx)).append_column(
+        "label_name", names.take(idx)
+    )
+
+
+def _box_index(image_key: pa.ChunkedArray) -> pa.Array:
+    """Position of each row among the rows of its image, in the current row order."""
+    keys = image_key.to_numpy()
+    by_image = np.argsort(keys, kind="stable")
+    grouped = keys[by_image]
+    pos = np.arange(len(keys))
+    first = np.maximum.accumulate(np.where(np.r_[True, grouped[1:] != grouped[:-1]], pos, 0))
+    out = np.empty(len(keys), np.int32)
+    out[by_image] = pos - first
+    return pa.array(out)
 
 
 def resolve_targets(cat: Catalog, sel: SelectSpec) -> list[Target]:

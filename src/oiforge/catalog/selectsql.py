@@ -25,6 +25,8 @@ _BOX_COLS = ("x_min", "x_max", "y_min", "y_max", *BOX_FLAGS)
 #: rows a later stage could not use are left out: an ImageID is what becomes a file name, and
 #: a box must have a positive area inside (a hair's breadth outside is clamped) the image.
 _VALID_ID = "regexp_full_match({}, '[0-9a-f]{{16}}')"
+#: the order of an image's boxes (``box_index``), after ``class_idx``.
+BOX_ORDER = (*_BOX_COLS, "source", "label_mid")
 #: an ``image_key`` (UBIGINT) back to its ImageID text.
 _HEX = "printf('%016x', {})"
 _VALID_BOX = (
@@ -215,13 +217,15 @@ def selection_sql(
     machine: bool,
     copies: bool = False,
 ) -> str:
-    """One query returning the selection rows (without ``spec_hash``), in output order.
+    """One query returning the selection rows (without ``spec_hash``).
 
-    ``copies``: read the selection copies (views ``sel_boxes``/``sel_human_labels``, see
-    ``selcopy.py``) and leave their image columns out: each row carries ``ref`` (its row in a
-    copy) and ``selcopy.attach_images`` fetches them; only machine-label rows (``ref`` NULL) get
-    theirs from ``images`` here. Otherwise read the plain tables ``boxes``, ``human_labels``,
-    ``machine_labels`` and join ``images`` (as PostgreSQL's pull does).
+    ``copies=False``: read the plain tables ``boxes``, ``human_labels``, ``machine_labels``,
+    join ``images`` and return the rows in output order (PostgreSQL's pull uses this).
+    ``copies=True``: read the selection copies (views ``sel_boxes``/``sel_human_labels``, see
+    ``selcopy.py``) and return narrow, unordered rows with the sort keys (``class_idx``,
+    ``split_rank``, ``image_key``, ``src_mid``) and ``ref`` (the row in a copy): ``select``
+    orders them, numbers the boxes and fetches the image columns (only machine-label rows,
+    which have no copy, get theirs from ``images`` here).
     """
     splits = _in_list(sel.splits)
     mids = _in_list(target_map(targets))
@@ -236,20 +240,27 @@ def selection_sql(
         _exclusion(excluded, splits, copies),
         _multi_label(sel),
         _sampling(sel),
-        _numbered(sel),
+        _numbered(sel, copies),
     ]
     with_clause = ",\n".join(ctes)
-    from_images = not copies or (sel.label_mode == "image" and machine and sel.min_confidence)
-    hex_id = _HEX.format("k.image_key")
-    image_id = f"CASE WHEN k.ref IS NULL THEN {hex_id} END" if copies else hex_id
+    boxes = ", ".join(f"k.{c}" for c in _BOX_COLS)
+    if copies:
+        from_images = sel.label_mode == "image" and machine and sel.min_confidence is not None
+        return f"""
+WITH {with_clause}
+SELECT CASE WHEN k.ref IS NULL THEN {_HEX.format("k.image_key")} END AS image_id, k.split,
+       k.class_idx, k.split_rank, k.image_key, k.label_mid AS src_mid, k.source,
+       CAST(k.confidence AS FLOAT) AS confidence, k.box_index, {boxes}, k.ref,
+       {", ".join(f"i.{c}" if from_images else f"NULL AS {c}" for c in _IMAGE_COLS)}
+FROM numbered k {_image_join() if from_images else ""}
+"""
     return f"""
 WITH {with_clause}
-SELECT {image_id} AS image_id, k.split, o.out_mid AS label_mid,
+SELECT {_HEX.format("k.image_key")} AS image_id, k.split, o.out_mid AS label_mid,
        o.out_name AS label_name, k.source, CAST(k.confidence AS FLOAT) AS confidence,
-       k.box_index, {", ".join(f"k.{c}" for c in _BOX_COLS)}, k.ref,
-       {", ".join(f"i.{c}" if from_images else f"NULL AS {c}" for c in _IMAGE_COLS)}
+       k.box_index, {boxes}, {", ".join(f"i.{c}" for c in _IMAGE_COLS)}
 FROM numbered k JOIN out_names o USING (class_idx)
-{_image_join() if from_images else ""}
+{_image_join()}
 ORDER BY k.class_idx, k.split_rank, k.image_key, k.box_index
 """
 
@@ -263,14 +274,15 @@ def _image_join() -> str:
     )
 
 
-def _numbered(sel: SelectSpec) -> str:
+def _numbered(sel: SelectSpec, copies: bool) -> str:
     """CTE ``numbered``: ``box_index`` counts an image's selected boxes (0, 1, ...).
 
-    The window runs on the narrow rows, before the wide image metadata is joined in.
+    The window runs on the narrow rows, before the wide image metadata is joined in; with
+    ``copies`` ``select.order_rows`` numbers them instead (in Arrow: cheaper than the window).
     """
-    if sel.label_mode != "box":
+    if sel.label_mode != "box" or copies:
         return "numbered AS (SELECT *, CAST(NULL AS INTEGER) AS box_index FROM final)"
-    keys = ", ".join(("class_idx", *_BOX_COLS, "source", "label_mid"))
+    keys = ", ".join(("class_idx", *BOX_ORDER))
     return (
         "numbered AS (SELECT *, CAST(row_number() OVER "
         f"(PARTITION BY image_key ORDER BY {keys}) - 1 AS INTEGER) AS box_index FROM final)"
