@@ -149,6 +149,67 @@ def bench_end_to_end(export: Path, iters: int, threads: int) -> None:
     )
 
 
+def _cpu_ms(fn: Any, iters: int) -> tuple[float, float]:
+    """Median (CPU ms, wall ms) of ``fn()``: CPU time is what a loaded machine cannot hide."""
+    cpu, wall = [], []
+    for _ in range(iters):
+        c, w = time.process_time(), time.perf_counter()
+        fn()
+        cpu.append((time.process_time() - c) * 1000)
+        wall.append((time.perf_counter() - w) * 1000)
+    return statistics.median(cpu), statistics.median(wall)
+
+
+def _breakdown_steps(export: Path) -> dict[str, tuple[Any, int]]:
+    """Each step of one request's work, as (callable, images per call)."""
+    from oiforge.serve.predictor import Predictor
+    from oiforge.serve.preprocess import RESAMPLE, center_box, decode_image, normalise, resized_size
+
+    jpeg = photo_jpeg()
+    pre = Predictor(export).labels.preprocessing
+    image = decode_image(jpeg, pre.size).image
+    size = resized_size(*image.size, pre.scale_size)
+    box = center_box(*size, pre.size)
+    pixels = np.asarray(image.resize(size, RESAMPLE).crop(box))
+    mean, std = np.asarray(pre.mean, np.float32), np.asarray(pre.std, np.float32)
+    x = normalise(pixels, pre)[None]
+    ort = {
+        f"ORT {t} thread{'s' * (t > 1)}, {'spin' if spin else 'no spin'}, batch {n}": (
+            Predictor(export, threads=t, spin=spin),
+            np.repeat(x, n, 0),
+        )
+        for t, spin, n in [(2, True, 1), (2, False, 1), (1, False, 1), (1, False, 8)]
+    }
+    steps: dict[str, tuple[Any, int]] = {
+        "JPEG decode (draft)": (lambda: decode_image(jpeg, pre.size), 1),
+        "resize + crop": (lambda: image.resize(size, RESAMPLE).crop(box).load(), 1),
+        "normalise, textbook": (
+            lambda: np.ascontiguousarray(
+                ((pixels / np.float32(255) - mean) / std).transpose(2, 0, 1)
+            ),
+            1,
+        ),
+        "normalise, one pass": (lambda: normalise(pixels, pre), 1),
+    }
+    for name, (pred, batch) in ort.items():
+        steps[name] = ((lambda p=pred, b=batch: p.logits(b)), len(batch))
+    return steps
+
+
+def bench_breakdown(export: Path, iters: int) -> None:
+    """CPU per step of a request, the steps interleaved so they share the background load."""
+    steps = _breakdown_steps(export)
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}
+    for _ in range(max(3, iters // 10)):
+        for name, (fn, _) in steps.items():
+            results[name].append(_cpu_ms(fn, 10))
+    print(f"  CPU per step ({PHOTO_WIDTH}px photo; median, steps interleaved):")
+    for name, (_, n) in steps.items():
+        cpu = statistics.median(c for c, _ in results[name]) / n
+        wall = statistics.median(w for _, w in results[name]) / n
+        print(f"    {name:34s} {cpu:6.2f} ms CPU, {wall:6.2f} ms wall per image")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -355,14 +416,16 @@ def main() -> None:
         for threads in sorted({1, args.threads}):
             bench_latency(export, args.iters, threads)
         bench_end_to_end(export, args.iters, args.threads)
+        bench_breakdown(export, args.iters)
     print(
         f"HTTP: oiforge serve on loopback, open-loop client process, {args.seconds:.0f} s per rate:"
     )
     variants: dict[str, Path | None] = {"current": None}
     if args.compare_src:
         variants["compare"] = args.compare_src.resolve()
-    rates = [float(r) for r in args.rates.split(",")]
-    print_medians(bench_http(export, rates, args.seconds, args.rounds, variants))
+    rates = [float(r) for r in args.rates.split(",") if r]  # --rates "": no HTTP part
+    if rates:
+        print_medians(bench_http(export, rates, args.seconds, args.rounds, variants))
 
 
 if __name__ == "__main__":
