@@ -133,6 +133,8 @@ def run_training(config: TrainConfig, resume: bool = False) -> Iterator[Event]:
         write_config(run, config)
         write_labels(run, index.classes, preprocessing)
     model = build_model(config, pretrained=config.pretrained).to(device)
+    if device.type == "cuda" and config.amp and config.mode != "probe":
+        model = model.to(memory_format=torch.channels_last)
     if config.mode == "probe":
         feeder = yield from _probe_feeder(config, index, model, preprocessing, device)
         if feeder is None:  # not rank 0: its share of the features is done
