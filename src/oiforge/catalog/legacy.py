@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from oiforge.atomic import fsync_dir, write_text_atomic
-from oiforge.catalog.files import FILES, LEGACY_FILES, Archive, OfficialFile
+from oiforge.catalog.files import LEGACY_FILES, Archive, OfficialFile
 from oiforge.errors import MalformedFileError, StageError
 
 log = logging.getLogger(__name__)
@@ -34,11 +34,6 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 20
 FetchFn = Callable[[OfficialFile], Path]
 MemberProgress = Callable[[str, int, int], None]
-
-
-def is_legacy(version: str) -> bool:
-    """True for the versions whose files come in tarballs (v1-v3)."""
-    return version in LEGACY_FILES and version not in FILES
 
 
 def archive_file(member: OfficialFile) -> OfficialFile:
