@@ -272,3 +272,17 @@ def test_empty_label_files_give_empty_tables_and_charts(tmp_path: Path) -> None:
     assert stats.summary()["share_confirmed"] is None
     files = write_stats(stats, tmp_path / "out")
     assert all(p.stat().st_size > 1000 for p in files.charts)
+
+
+@pytest.mark.slow
+def test_a_v1_v3_release_gives_the_same_planted_rates(
+    mirror: Any, tmp_path: Path, planted: dict[str, Any]
+) -> None:
+    """v3 ships the same labels in the original release format (tarballs, one labels file)."""
+    with open_catalog("v3", Endpoints.for_mirror(mirror.url), home=tmp_path) as v3:
+        rows = _rows(compute_stats(v3, "all").confirmation)
+    for mid, entry in planted.items():
+        assert (rows[mid]["confirmed"], rows[mid]["rejected"]) == (
+            entry["confirmed"],
+            entry["rejected"],
+        ), mid
