@@ -1,23 +1,25 @@
 """Engine overhead at a realistic job size: download and build, local vs Ray, one machine.
 
     .venv/bin/python bench/bench_distributed.py [--images 5000] [--repeats 3] [--cold 2]
-                                                [--shards N] [--stage download|build|both]
+                                                [--shards auto 1] [--stage download|build|both]
 
 Data: the download bench's photo-like JPEGs (640x480 to 1024x768, q90; generated once into
 bench/out/mirror-root-<N>), served by ``oiforge mirror serve`` in its own process on
 127.0.0.1. One selection row per image (3 classes), resized-bucket source.
 
-1. **Ray start-up included** (``--cold`` pairs): ``run_download_sharded(backend="ray")`` starts
-   and stops its own Ray instance, as a one-off ``oiforge download --backend ray`` does,
-   alternating with a plain ``download()``.
-2. **Ray already running** (``--repeats`` pairs): ``ray.init`` once (timed, not counted), then
-   download local / Ray alternating, then build local (``build_dataset``) / Ray
+1. **Ray start-up included** (``--cold`` rounds): ``run_download_sharded(backend="ray")``
+   starts and stops its own Ray instance, as a one-off ``oiforge download --backend ray`` on a
+   machine without a cluster does, alternating with a plain ``download()``.
+2. **Ray cluster already running** (``--repeats`` rounds): a Ray head is started once in a
+   child process (timed, not counted); every Ray run connects to it as a new Ray job (new
+   driver connection, new worker processes, as one ``oiforge download --ray-address ...``
+   run): download local / Ray alternating, then build local (``build_dataset``) / Ray
    (``run_build_sharded``, on the local download's store), alternating.
 
 Every run gets a fresh output folder. Prints each run, the medians, the ratio Ray/local, the
 driver's own time (split, merge: ``stats.json``) and an N-node extrapolation from the measured
 per-shard rates. Shards: the default (``auto_num_shards``: ~10,000 images per shard, at least
-one per CPU), or ``--shards``.
+one per CPU) and/or the counts given to ``--shards``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -73,23 +76,31 @@ def driver_times(store: Path) -> dict[str, Any]:
     return {**stats.get("driver_s", {}), "slowest_shard": slowest, "shard_rates": rates}
 
 
-def one_download(sel: Path, ep: Endpoints, variant: str) -> tuple[float, dict[str, Any]]:
-    """``local``: a plain ``download()``; ``ray:auto`` / ``ray:<n>``: the Ray backend."""
+def shards_of(variant: str) -> int | None:
+    return None if variant == "ray:auto" else int(variant.split(":")[1])
+
+
+def one_download(
+    sel: Path, ep: Endpoints, variant: str, address: str | None
+) -> tuple[float, dict[str, Any]]:
+    """``local``: a plain ``download()``; ``ray:auto`` / ``ray:<n>``: the Ray backend, on the
+    cluster at ``address`` (a new Ray job, as one ``oiforge download`` run) or, with None, on
+    a Ray instance the engine starts and stops itself."""
     store = fresh(f"store-{variant.replace(':', '-')}")
     if variant == "local":
         return timed(lambda: download(sel, store, CONFIG, ep)), {}
-    n = None if variant == "ray:auto" else int(variant.split(":")[1])
-    took = timed(lambda: run_download_sharded(sel, store, CONFIG, ep, backend="ray", num_shards=n))
+    kw: dict[str, Any] = {"backend": "ray", "address": address, "num_shards": shards_of(variant)}
+    took = timed(lambda: run_download_sharded(sel, store, CONFIG, ep, **kw))
     return took, driver_times(store)
 
 
-def one_build(sel: Path, store: Path, variant: str) -> float:
+def one_build(sel: Path, store: Path, variant: str, address: str) -> float:
     out = fresh(f"dataset-{variant.replace(':', '-')}")
     inputs = BuildInputs(sel, store, out)
     if variant == "local":
         return timed(lambda: build_dataset(inputs))
-    n = None if variant == "ray:auto" else int(variant.split(":")[1])
-    return timed(lambda: run_build_sharded(inputs, backend="ray", num_shards=n))
+    kw: dict[str, Any] = {"backend": "ray", "address": address, "num_shards": shards_of(variant)}
+    return timed(lambda: run_build_sharded(inputs, **kw))
 
 
 def rounds(variants: list[str], repeats: int, run: Callable[[str], float], tag: str) -> Runs:
@@ -146,6 +157,30 @@ def main() -> None:
         proc.kill()
 
 
+HEAD = """
+import sys, ray
+ray.init(include_dashboard=False, _system_config={"worker_niceness": 0})
+print(ray.get_runtime_context().gcs_address, flush=True)
+sys.stdin.read()
+ray.shutdown()
+"""
+
+
+def start_head() -> tuple[subprocess.Popen[str], str, float]:
+    """A Ray cluster in a child process (as `ray start --head` would run one, but without
+    publishing it as this machine's current cluster); closing its stdin stops it."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HEAD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    address = proc.stdout.readline().strip()
+    if not address:
+        proc.kill()
+        raise RuntimeError("the Ray head did not start")
+    return proc, address, time.perf_counter() - t0
+
+
 def run_all(args: argparse.Namespace, sel: Path, ep: Endpoints, images: int) -> None:
     import ray
 
@@ -153,30 +188,34 @@ def run_all(args: argparse.Namespace, sel: Path, ep: Endpoints, images: int) -> 
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     variants = ["local"] + [f"ray:{s}" for s in args.shards]
     if args.stage != "build" and args.cold:
-        cold = rounds(variants, args.cold, lambda v: one_download(sel, ep, v)[0], "cold")
+        firsts = variants[:2]  # the start-up is the same whatever the shard count
+        cold = rounds(firsts, args.cold, lambda v: one_download(sel, ep, v, None)[0], "cold")
         summarize(
             "download, Ray start-up included (each Ray run starts and stops Ray)", images, cold
         )
-    t0 = time.perf_counter()
-    ray.init(
-        include_dashboard=False, log_to_driver=False, configure_logging=False,
-        _system_config={"worker_niceness": 0},  # as the engine starts it (ray_engine.py)
-    )  # fmt: skip
-    print(f"ray.init (not counted below): {time.perf_counter() - t0:.1f} s", flush=True)
+    head, address, took = start_head()
+    print(f"Ray head started at {address} in {took:.1f} s (not counted below)", flush=True)
     try:
-        warm_runs(args, variants, sel, ep, images)
+        warm_runs(args, variants, sel, ep, images, address)
     finally:
-        ray.shutdown()
+        assert head.stdin is not None
+        head.stdin.close()
+        head.wait(timeout=120)
 
 
 def warm_runs(
-    args: argparse.Namespace, variants: list[str], sel: Path, ep: Endpoints, images: int
+    args: argparse.Namespace,
+    variants: list[str],
+    sel: Path,
+    ep: Endpoints,
+    images: int,
+    address: str,
 ) -> None:
     notes: list[dict[str, Any]] = []
     fixed: list[float] = []
 
     def download_noted(v: str) -> float:
-        took, note = one_download(sel, ep, v)
+        took, note = one_download(sel, ep, v, address)
         if note:
             notes.append(note)
             fixed.append(took - note["slowest_shard"])
@@ -186,13 +225,13 @@ def warm_runs(
     reps = args.repeats if args.stage != "build" else 1
     warm = rounds(variants, reps, download_noted, "warm")
     if args.stage != "build":
-        summarize("download, Ray already running", images, warm)
+        summarize("download, Ray cluster already running (each run a new Ray job)", images, warm)
         extrapolate(notes, statistics.median(fixed))
     if args.stage == "download":
         return
     store = OUT / "store-local"
-    built = rounds(variants, args.repeats, lambda v: one_build(sel, store, v), "build")
-    summarize("build, Ray already running", images, built)
+    built = rounds(variants[:2], args.repeats, lambda v: one_build(sel, store, v, address), "build")
+    summarize("build, Ray cluster already running", images, built)
 
 
 if __name__ == "__main__":
