@@ -8,7 +8,7 @@ never an exception that stops the other shards.
 
 Progress flows through a board: a plain :class:`Board` in this process; on a cluster small
 files in each shard's folder (:mod:`oiforge.distributed.fileboard`), because a Ray actor costs
-seconds to start on every run. Each shard reports ``started`` (host, pid, attempt) and
+seconds to start on every run. Each shard reports ``started`` (host, pid, attempt, niceness) and
 throttled counters; the driver drains the board a few times a second into one progress bar.
 """
 
