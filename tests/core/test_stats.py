@@ -286,3 +286,15 @@ def test_a_v1_v3_release_gives_the_same_planted_rates(
             entry["confirmed"],
             entry["rejected"],
         ), mid
+
+
+def test_progress_reports_reach_100_and_change_nothing(
+    cat: Catalog, by_split: dict[str, LabelStats]
+) -> None:
+    seen: list[float] = []
+    stats = compute_stats(cat, "train", progress=seen.append)
+    assert seen and seen[-1] == 100.0 and all(0 <= p <= 100 for p in seen)
+    assert stats.confirmation.equals(by_split["train"].confirmation)
+    assert stats.precision.equals(by_split["train"].precision)
+    row = cat.connection.execute("SELECT current_setting('enable_progress_bar')").fetchall()
+    assert row == [(False,)]  # the catalog's setting is restored

@@ -65,8 +65,11 @@ def stats_command(
     with open_catalog(version, ep, fetch_missing=not no_fetch) as cat:
         mids = [cat.resolve(c).mid for c in (classes or "").split(",") if c.strip()]
         _fetch_labels(cat, split)
-        with console.status("computing label statistics..."):
-            stats = compute_stats(cat, split, wanted)
+        with progress_bar(transient=True) as bars:
+            task = bars.add_task("machine labels x verifications (%)", total=100)
+            stats = compute_stats(
+                cat, split, wanted, progress=lambda p: bars.update(task, completed=p)
+            )
     with console.status("writing tables and charts..."):
         files = write_stats(stats, out, mids, with_charts=charts)
     _print_summary(stats)

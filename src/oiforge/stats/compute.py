@@ -129,14 +129,17 @@ def compute_stats(
     *,
     endpoints: Endpoints | None = None,
     fetch_missing: bool = True,
+    progress: queries.Progress | None = None,
 ) -> LabelStats:
-    """Every table for ``split`` (or ``"all"``); fetches and ingests label files if needed."""
+    """Every table for ``split`` (or ``"all"``); fetches and ingests label files if needed.
+
+    ``progress`` gets the percent done of the one pass over the machine labels."""
     queries.check_split(split)
     wanted = parse_thresholds(thresholds)
     with _opened(catalog, endpoints, fetch_missing) as cat:
         _ensure(cat, split)
         start = time.perf_counter()
-        cube = tables.Cube.of(queries.confirmation_cube(cat.connection, split))
+        cube = tables.Cube.of(queries.confirmation_cube(cat.connection, split, progress))
         positives = queries.sidecar_positive_counts(cat, split)
         if positives is None:
             positives = queries.positive_counts(cat.connection, split)

@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
     from oiforge.catalog import Catalog
 
+Progress = Callable[[float], None]
 #: ``split`` may also be this: every split together.
 ALL_SPLITS: Final = "all"
 
@@ -97,9 +100,54 @@ def positives_sql(split: str) -> str:
     """
 
 
-def confirmation_cube(con: duckdb.DuckDBPyConnection, split: str) -> pa.Table:
-    """Run :func:`cube_sql` on a catalog connection (views ``human_labels``, ``machine_labels``)."""
-    return con.sql(cube_sql(split)).to_arrow_table().cast(CUBE_SCHEMA)
+def confirmation_cube(
+    con: duckdb.DuckDBPyConnection, split: str, progress: Progress | None = None
+) -> pa.Table:
+    """Run :func:`cube_sql` on a catalog connection (views ``human_labels``, ``machine_labels``);
+    ``progress`` gets DuckDB's percent done a few times a second."""
+    sql = cube_sql(split)
+    table = _fetch(con, sql) if progress is None else _fetch_with_progress(con, sql, progress)
+    return table.cast(CUBE_SCHEMA)
+
+
+def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    return con.sql(sql).to_arrow_table()
+
+
+def _fetch_with_progress(con: duckdb.DuckDBPyConnection, sql: str, progress: Progress) -> pa.Table:
+    """Run ``sql`` in a thread and poll ``query_progress`` (tracking on, printing off)."""
+    settings = ("enable_progress_bar", "enable_progress_bar_print")
+    before = con.execute(f"SELECT {', '.join(f'current_setting({s!r})' for s in settings)}")
+    before_values = before.fetchall()[0]
+    con.execute("SET enable_progress_bar = true")
+    con.execute("SET enable_progress_bar_print = false")
+    done: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            done["table"] = _fetch(con, sql)
+        except BaseException as exc:  # handed to the caller's thread below
+            done["error"] = exc
+
+    thread = threading.Thread(target=work, name="oiforge-stats-query", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.25)
+            percent = con.query_progress()
+            if percent >= 0:
+                progress(percent)
+    except BaseException:
+        con.interrupt()
+        thread.join()
+        raise
+    finally:
+        for name, value in zip(settings, before_values, strict=True):
+            con.execute(f"SET {name} = {bool(value)}")
+    if "error" in done:
+        raise done["error"]
+    progress(100.0)
+    return done["table"]
 
 
 def positive_counts(con: duckdb.DuckDBPyConnection, split: str) -> pa.Table:
