@@ -60,6 +60,12 @@ def test_old_release_select_and_download(
     stored = list(store.rglob("*.jpg"))
     assert 1 <= len(stored) <= 4
     assert {p.stem for p in stored} <= {i for i, _ in expected}
+    if version == "v1":  # and on to a dataset, from the release that differs most
+        dataset = tmp_path / "dataset"
+        built = _run(url, "build", "--selection", str(sel), "--store", str(store), "--out",
+                     str(dataset), "--format", "folders", "--size", "32")  # fmt: skip
+        assert f"{len(stored)} samples" in built
+        assert len(list((dataset / "val").rglob("*.jpg"))) == len(stored)
 
 
 def test_old_release_with_machine_labels(mirror: object, tmp_path: Path) -> None:
