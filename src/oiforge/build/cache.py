@@ -20,6 +20,7 @@ import secrets
 import shutil
 import socket
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Final
@@ -90,6 +91,35 @@ def write_cache_file(path: Path, data: bytes) -> None:
         _write_all(fd, data)
     finally:
         os.close(fd)
+
+
+class SampleWriter:
+    """Writes sample files on one background thread, so a slow file system (file creation can
+    block for milliseconds on a busy disk) overlaps with decoding and encoding the next ones.
+    ``flush`` waits for every write and re-raises the first failure."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="oiforge-writer")
+        self._pending: list[Future[None]] = []
+
+    def write(self, path: Path, data: bytes) -> None:
+        self._pending.append(self._pool.submit(write_cache_file, path, data))
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for fut in pending:
+            fut.result()
+
+
+_WRITERS: dict[int, SampleWriter] = {}
+
+
+def sample_writer() -> SampleWriter:
+    """This process's background writer (a forked child makes its own)."""
+    pid = os.getpid()
+    if pid not in _WRITERS:
+        _WRITERS[pid] = SampleWriter()
+    return _WRITERS[pid]
 
 
 def _write_all(fd: int, data: bytes) -> None:

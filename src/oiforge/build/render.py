@@ -8,11 +8,12 @@ rerun reuses records whose files still hash right.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from oiforge.build.cache import append_records, sample_path, write_cache_file
+from oiforge.build.cache import append_records, sample_path, sample_writer, write_cache_file
 from oiforge.build.decode import Decoded, DecodeFailure, decode, image_flags, perceptual_hash
 from oiforge.build.geometry import Rect, box_problem, crop_rect, output_size, scale_rect
 from oiforge.build.pixels import Array, encode_jpeg, resize, thumbnail
@@ -28,6 +29,8 @@ from oiforge.build.records import (
 
 #: Letterbox colour for ``square-pad`` (the ImageNet mean, so padding looks neutral).
 PAD_COLOUR = (124, 116, 104)
+
+Writer = Callable[[Path, bytes], None]
 
 
 def _full_rect(task_box: Box | None, w: int, h: int, opts: RenderOptions) -> Rect | None:
@@ -66,7 +69,7 @@ def _resize(img: Array, box: Rect, opts: RenderOptions) -> Array:
 
 
 def _render_sample(
-    dec: Decoded, rect: Rect, opts: RenderOptions, cache: Path, key: str
+    dec: Decoded, rect: Rect, opts: RenderOptions, write: Writer, path: Path
 ) -> tuple[str, int, int, str]:
     """Cut, resize, encode and store one sample: (sha256, width, height, crop note)."""
     img = dec.image
@@ -74,7 +77,7 @@ def _render_sample(
     small = scale_rect(rect, w / dec.full_width, h / dec.full_height, w, h)
     out = _resize(img, small, opts)
     data = encode_jpeg(out, opts.jpeg_quality)
-    write_cache_file(sample_path(cache, key), data)
+    write(path, data)
     x0, y0, x1, y1 = rect
     note = f"crop {x0},{y0},{x1},{y1} of {dec.full_width}x{dec.full_height}"
     if dec.turn:
@@ -85,7 +88,7 @@ def _render_sample(
 
 
 def _render_all(
-    task: ImageTask, dec: Decoded, opts: RenderOptions, cache: Path
+    task: ImageTask, dec: Decoded, opts: RenderOptions, cache: Path, write: Writer
 ) -> list[SampleResult]:
     results: list[SampleResult] = []
     for s in task.samples:
@@ -99,7 +102,7 @@ def _render_all(
                 res.status = "crop_too_small"
             else:
                 res.sha256, res.width, res.height, res.crop = _render_sample(
-                    dec, rect, opts, cache, s.key
+                    dec, rect, opts, write, sample_path(cache, s.key)
                 )
         results.append(res)
     return results
@@ -111,8 +114,13 @@ def _failed(task: ImageTask, status: str, record: ImageRecord) -> ImageRecord:
     return record
 
 
-def process_image(task: ImageTask, opts: RenderOptions, cache: Path) -> ImageRecord:
-    """Turn one store image into its samples; every failure is a status on the record."""
+def process_image(
+    task: ImageTask, opts: RenderOptions, cache: Path, write: Writer = write_cache_file
+) -> ImageRecord:
+    """Turn one store image into its samples; every failure is a status on the record.
+
+    Sample files go through ``write`` (the caller makes sure they are written before it
+    journals the record)."""
     record = ImageRecord(task.image_id, OK, task_hash=task_hash(task))
     try:
         data = Path(task.path).read_bytes()
@@ -133,13 +141,14 @@ def process_image(task: ImageTask, opts: RenderOptions, cache: Path) -> ImageRec
     thumb = thumbnail(dec.image, 32)
     record.flags = image_flags(thumb)
     record.phash = perceptual_hash(thumb)
-    record.samples = _render_all(task, dec, opts, cache)
+    record.samples = _render_all(task, dec, opts, cache, write)
     return record
 
 
 def run_batch(tasks: list[ImageTask], opts: RenderOptions, cache: str) -> list[ImageRecord]:
     """Pool entry point: a batch of images (fewer round trips, one journal append)."""
-    folder = Path(cache)
-    records = [process_image(t, opts, folder) for t in tasks]
+    folder, writer = Path(cache), sample_writer()
+    records = [process_image(t, opts, folder, writer.write) for t in tasks]
+    writer.flush()  # samples on disk before the journal says they are
     append_records(folder, records)
     return records
