@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from serve_helpers import LiveServer, photo, wait_ready
 
 from oiforge.serve.app import create_app
@@ -28,6 +29,7 @@ def _ask(url: str, files: list[tuple[str, Any]]) -> httpx.Response:
     return httpx.post(f"{url}/v1/predict", files=files, data={"top_k": "3"}, timeout=60)
 
 
+@pytest.mark.slow
 def test_concurrent_requests_get_their_own_predictions(service: str, exported: Path) -> None:
     images = [photo(w, h) for w, h in SIZES]
     requests = [[("image", (f"{i}.jpg", images[i], "image/jpeg"))] for i in range(len(images))]

@@ -142,7 +142,7 @@ def serve(
     decode_threads: int = typer.Option(
         0, "--decode-threads", min=0, help="Threads decoding uploads (0: one per core)."
     ),
-    max_batch: int = typer.Option(32, "--max-batch", min=1, help="Images per model call."),
+    max_batch: int = typer.Option(8, "--max-batch", min=1, help="Images per model call."),
     max_pending: int = typer.Option(
         64, "--max-pending", min=1, help="Images queued before requests get a quick 503."
     ),

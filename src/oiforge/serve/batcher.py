@@ -3,7 +3,9 @@
 One worker thread owns the model. Each request submits its images and waits; the worker takes
 everything queued at that moment (up to ``max_batch`` images) and runs it as one batch. It
 never waits for more work, so a lone request pays no extra latency, and under load the
-per-call overhead is shared (FACTS.md: 124 img/s at batch 1, 198 img/s at batch 32).
+per-call overhead is shared (FACTS.md: 124 img/s at batch 1, 198 img/s at batch 32, with 2
+threads). With one inference thread (the default on 2 cores) batches beyond 4-8 images gain
+nothing per image, while every request of a batch waits for the whole batch: hence 8.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy.typing as npt
 from oiforge.serve.metrics import Metrics
 from oiforge.serve.predictor import Predictor
 
-DEFAULT_MAX_BATCH: Final = 32
+DEFAULT_MAX_BATCH: Final = 8
 Probs = npt.NDArray[np.float32]
 
 
