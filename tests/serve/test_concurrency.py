@@ -80,7 +80,6 @@ def test_overload_is_a_quick_503_with_retry_after(exported: Path) -> None:
         three = files * 3
         assert _ask(server.url, three).status_code == 200
         assert holder.pending == 0
-        assert (
-            'oiforge_http_errors_total{code="overloaded"} 1.0'
-            in httpx.get(f"{server.url}/metrics").text
-        )
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert 'oiforge_http_errors_total{code="overloaded"} 1.0' in metrics
+        assert "oiforge_images_pending 0.0" in metrics

@@ -57,6 +57,11 @@ class Metrics:
         self.in_progress = Gauge(
             "oiforge_http_requests_in_progress", "Requests being served.", registry=self.registry
         )
+        self.pending = Gauge(
+            "oiforge_images_pending",
+            "Images accepted and not answered yet (decoding or queued for the model).",
+            registry=self.registry,
+        )
         self.ready = Gauge(
             "oiforge_model_ready", "1 once the model is loaded.", registry=self.registry
         )

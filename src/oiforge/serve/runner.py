@@ -198,10 +198,12 @@ async def predict_inputs(
     """Fetch, decode and classify every image; the first bad one fails the request (4xx)."""
     holder.check_capacity(len(items))
     holder.pending += len(items)
+    holder.metrics.pending.set(holder.pending)
     try:
         probs, decoded = await _infer(holder, predictor, items)
     finally:
         holder.pending -= len(items)
+        holder.metrics.pending.set(holder.pending)
     ranked = predictor.top_k(probs, top_k)
     holder.metrics.images.inc(len(items))
     return [
