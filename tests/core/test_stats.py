@@ -20,7 +20,7 @@ from oiforge.catalog import Catalog, open_catalog
 from oiforge.cli import app
 from oiforge.contracts import SPLITS
 from oiforge.endpoints import Endpoints
-from oiforge.stats import LabelStats, compute_stats, write_stats
+from oiforge.stats import LabelStats, compute_stats, label_frequency, write_stats
 from oiforge.stats.binning import DEFAULT_THRESHOLDS as THRESHOLDS
 from oiforge.stats.binning import recommend, threshold_pct
 
@@ -252,6 +252,10 @@ def test_hostile_values_are_counted_not_fatal(tmp_path: Path) -> None:
     })  # fmt: skip
     with open_catalog("v7", home=tmp_path, fetch_missing=False) as opened:
         stats = compute_stats(opened, "train")
+        for done in opened.ingested.values():  # without the ingest's counts: the SQL route
+            if done.counts is not None:
+                done.counts.unlink()
+        assert label_frequency(opened, "train").equals(stats.frequency)
     assert stats.machine_labels == 6 and stats.invalid_confidence == 4
     rows = _rows(stats.confirmation)
     assert (rows[CAT]["confirmed"], rows[CAT]["rejected"]) == (1, 0)  # 1.5: verified, no bin
@@ -298,3 +302,10 @@ def test_progress_reports_reach_100_and_change_nothing(
     assert stats.precision.equals(by_split["train"].precision)
     row = cat.connection.execute("SELECT current_setting('enable_progress_bar')").fetchall()
     assert row == [(False,)]  # the catalog's setting is restored
+
+
+def test_label_frequency_shortcut_equals_the_full_computation(
+    cat: Catalog, by_split: dict[str, LabelStats]
+) -> None:
+    for split in ("train", "all"):
+        assert label_frequency(cat, split).equals(by_split[split].frequency)

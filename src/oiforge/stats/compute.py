@@ -157,9 +157,23 @@ def compute_stats(
     return stats
 
 
-def label_frequency(catalog: Catalog | str = "v7", split: str = "train") -> pa.Table:
-    """Images per label (human-verified positives) in ``split`` and in all splits."""
-    return compute_stats(catalog, split).frequency
+def label_frequency(
+    catalog: Catalog | str = "v7",
+    split: str = "train",
+    *,
+    endpoints: Endpoints | None = None,
+    fetch_missing: bool = True,
+) -> pa.Table:
+    """Images per label (human-verified positives) in ``split`` and in all splits, and the
+    split's machine labels; from the ingest's per-file counts, so no join (fast at any size)."""
+    queries.check_split(split)
+    with _opened(catalog, endpoints, fetch_missing) as cat:
+        _ensure(cat, split)
+        positives = queries.sidecar_positive_counts(cat, split)
+        if positives is None:
+            positives = queries.positive_counts(cat.connection, split)
+        cube = tables.Cube.of_counts(*queries.machine_counts(cat, split))
+        return tables.frequency_table(positives, cube, cat.name)
 
 
 def machine_label_confirmation(catalog: Catalog | str = "v7", split: str = "train") -> pa.Table:

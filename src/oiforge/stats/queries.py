@@ -175,3 +175,27 @@ def sidecar_positive_counts(cat: Catalog, split: str) -> pa.Table | None:
     mids = sorted(m for m in total if m is not None)
     columns = [mids, [inside.get(m, 0) for m in mids], [total[m] for m in mids]]
     return pa.table(columns, schema=POSITIVES_SCHEMA)
+
+
+def machine_counts(cat: Catalog, split: str) -> tuple[list[str], list[int]]:
+    """Machine labels per label in ``split`` (sorted MIDs, counts): from the ingest's per-file
+    counts where every file has them, else one ``GROUP BY`` over the label column."""
+    files = [
+        i for i in cat.ingested.values()
+        if i.kind == "machine_labels" and split in (ALL_SPLITS, i.split)
+    ]  # fmt: skip
+    counts: dict[str, int] = {}
+    if all(i.counts is not None and i.counts.exists() for i in files):
+        for f in files:
+            data = pq.read_table(f.counts, columns=["label_mid", "n"]).to_pydict()
+            for mid, n in zip(data["label_mid"], data["n"], strict=True):
+                if mid is not None:
+                    counts[mid] = counts.get(mid, 0) + int(n)
+    else:
+        sql = (
+            f"SELECT label_mid, count(*) FROM machine_labels WHERE {_split_filter(split)} "
+            "AND label_mid IS NOT NULL GROUP BY label_mid"
+        )
+        counts = {str(m): int(n) for m, n in cat.connection.execute(sql).fetchall()}
+    mids = sorted(counts)
+    return mids, [counts[m] for m in mids]

@@ -45,6 +45,14 @@ class Cube:
         counts = {c: np.asarray(cube.column(c), dtype=np.int64) for c in _SUMS}
         return cls(mids, label, pct, counts)
 
+    @classmethod
+    def of_counts(cls, mids: list[str], machine: Sequence[int]) -> Cube:
+        """A cube that knows only machine labels per label (no confidences, no verdicts)."""
+        n = len(mids)
+        counts = {c: np.zeros(n, dtype=np.int64) for c in _SUMS}
+        counts["machine"] = np.asarray(machine, dtype=np.int64).reshape(n)
+        return cls(mids, np.arange(n, dtype=np.int64), np.full(n, -1, dtype=np.int64), counts)
+
     def sums(self, keep: npt.NDArray[np.bool_] | None = None) -> dict[str, npt.NDArray[np.int64]]:
         """Per label (aligned with ``mids``): the counts of the rows ``keep`` selects."""
         rows = slice(None) if keep is None else keep
