@@ -25,21 +25,33 @@ ENV = {"COLUMNS": "120", "TERM": "dumb"}
 TINY = ["--image-size", "32", "--workers", "0", "--batch-size", "8"]
 
 
-@pytest.mark.slow
-def test_two_gloo_processes_finetune_into_a_normal_run_dir(
-    tiny_dataset: Path, tmp_path: Path
-) -> None:
-    run = tmp_path / "ddp"
-    args = ["train", str(tiny_dataset), "--out", str(run), "--mode", "finetune", "--epochs", "1",
-            "--head-epochs", "0", "--procs", "2", *TINY]  # fmt: skip
+def _same_weights(a: Path, b: Path, name: str) -> bool:
+    wa, wb = load_file(str(a / name)), load_file(str(b / name))
+    return wa.keys() == wb.keys() and all(bool((wa[k] == wb[k]).all()) for k in wa)
+
+
+ARGS = ["--mode", "finetune", "--epochs", "2", "--head-epochs", "1", "--procs", "2", *TINY]
+
+
+@pytest.fixture(scope="module")
+def stopped_ddp_run(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-process finetune run that a time limit (agreed by both ranks) stopped after its
+    first epoch, gracefully."""
+    run = tmp_path_factory.mktemp("ddp") / "run"
+    args = ["train", str(tiny_dataset), "--out", str(run), *ARGS, "--max-minutes", "0.0001"]
     result = runner.invoke(app, args, env=ENV)
     assert result.exit_code == 0, result.output
+    return run
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_write_a_normal_run_dir(stopped_ddp_run: Path, tmp_path: Path) -> None:
+    run = stopped_ddp_run
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["world_size"] == 2 and config["mode"] == "finetune"
-    rows = read_metrics(run)
-    assert [r["epoch"] for r in rows] == ["1"]
-    # 48 training images: each rank trained 3 batches of 8, the metrics cover both ranks
-    assert json.loads((run / "summary.json").read_text())["epochs_run"] == 1
+    assert [r["epoch"] for r in read_metrics(run)] == ["1"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["epochs_run"] == 1 and "time limit" in summary["stopped"]
     state = load_file(str(run / "best.safetensors"))
     assert "conv_stem.weight" in state and not any(k.startswith("module.") for k in state)
     result = runner.invoke(app, ["evaluate", str(run), "--workers", "0"], env=ENV)
@@ -48,6 +60,23 @@ def test_two_gloo_processes_finetune_into_a_normal_run_dir(
     result = runner.invoke(app, ["export", str(run), "--out", str(tmp_path / "onnx")], env=ENV)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "onnx" / "model.onnx").is_file()
+
+
+@pytest.mark.slow
+def test_a_resumed_ddp_run_equals_an_uninterrupted_one(
+    stopped_ddp_run: Path, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    run, whole = stopped_ddp_run, tmp_path / "whole"
+    resumed = runner.invoke(app, ["train", str(tiny_dataset), "--out", str(run), *ARGS,
+                                  "--resume"], env=ENV)  # fmt: skip
+    assert resumed.exit_code == 0, resumed.output
+    result = runner.invoke(app, ["train", str(tiny_dataset), "--out", str(whole), *ARGS], env=ENV)
+    assert result.exit_code == 0, result.output
+    rows = [[{k: v for k, v in r.items() if k != "seconds"} for r in read_metrics(d)]
+            for d in (run, whole)]  # fmt: skip
+    assert rows[0] == rows[1] and len(rows[0]) == 2
+    assert _same_weights(run, whole, "best.safetensors")
+    assert _same_weights(run, whole, "checkpoint.safetensors")
 
 
 @pytest.mark.slow

@@ -98,7 +98,8 @@ def launch(config: TrainConfig, plan: LaunchPlan, resume: bool = False) -> None:
     from oiforge.train.trainer import preflight
 
     config = config.replace(world_size=plan.world_size, device="cuda" if plan.gpus else "cpu")
-    preflight(config, resume)
+    if plan.node_rank == 0:  # other nodes may start after rank 0 has written the run dir
+        preflight(config, resume)
     with tempfile.TemporaryDirectory(prefix="oiforge-train-") as tmp:
         path = Path(tmp) / "config.yaml"
         path.write_text(dump_config(config), encoding="utf-8")

@@ -114,12 +114,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> Iterator[Event]:
     Under torchrun (see :mod:`oiforge.train.ddp`) every rank calls this with the same config;
     rank 0 writes the run directory, the others only compute.
     """
-    d = ddp.current()
-    if config.world_size != d.world:
-        raise InvalidInputError(
-            f"the config says world_size {config.world_size}, but {d.world} process(es) run: "
-            "start several with `oiforge train --procs N` or `--gpus N`"
-        )
+    d = _check_world(config)
     config, index = resolve_run(config)
     has_checkpoint = prepare_run_dir(config, resume)
     ddp.barrier(d)  # every rank has checked the run dir before rank 0 writes into it
@@ -132,9 +127,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> Iterator[Event]:
     if d.is_main:
         write_config(run, config)
         write_labels(run, index.classes, preprocessing)
-    model = build_model(config, pretrained=config.pretrained).to(device)
-    if device.type == "cuda" and config.amp and config.mode != "probe":
-        model = model.to(memory_format=torch.channels_last)
+    model = _create_model(config, device)
     if config.mode == "probe":
         feeder = yield from _probe_feeder(config, index, model, preprocessing, device)
         if feeder is None:  # not rank 0: its share of the features is done
@@ -150,6 +143,23 @@ def run_training(config: TrainConfig, resume: bool = False) -> Iterator[Event]:
     )
     labels = [s.label for s in index.splits["train"]]
     yield from fit(config, model, feeder, optimizer, state, device, create_loss(config, labels), d)
+
+
+def _check_world(config: TrainConfig) -> ddp.Dist:
+    d = ddp.current()
+    if config.world_size != d.world:
+        raise InvalidInputError(
+            f"the config says world_size {config.world_size}, but {d.world} process(es) run: "
+            "start several with `oiforge train --procs N` or `--gpus N`"
+        )
+    return d
+
+
+def _create_model(config: TrainConfig, device: torch.device) -> nn.Module:
+    model = build_model(config, pretrained=config.pretrained).to(device)
+    if device.type == "cuda" and config.amp and config.mode != "probe":
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def _probe_feeder(
