@@ -110,6 +110,7 @@ def test_resuming_with_another_process_count_is_refused(probe_run: Path) -> None
         (["--procs", "2", "--nodes", "2"], "--master-addr"),
         (["--procs", "2", "--nodes", "2", "--node-rank", "2", "--master-addr", "h"], "below"),
         (["--procs", "-1"], "bad value"),
+        (["--procs", "100000"], "cores"),
         (["--procs", "2", "--seeds", "2"], "--seeds"),
         (["--procs", "2", "--resume"], "nothing to resume"),
     ],
@@ -148,8 +149,8 @@ def test_torchrun_command_lines() -> None:
     assert one[1:4] == ["-m", "torch.distributed.run", "--nproc-per-node=2"]
     assert "--rdzv-endpoint=127.0.0.1:0" in one
     assert one[-4:] == ["oiforge.cli", "train-worker", "c.yaml", "--resume"]
-    plan = plan_launch(0, 4, 3, 1, "head", 1234)
-    assert plan is not None and plan.world_size == 12
+    plan = plan_launch(0, 2, 3, 1, "head", 1234)
+    assert plan is not None and plan.world_size == 6
     many = torchrun_argv(plan, Path("c.yaml"), resume=False)
     assert {"--nnodes=3", "--node-rank=1", "--master-addr=head", "--master-port=1234"} <= set(many)
 

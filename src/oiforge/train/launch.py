@@ -53,6 +53,11 @@ def plan_launch(
         raise InvalidInputError(f"--node-rank {node_rank} must be below --nodes {nodes}")
     if nodes > 1 and not master_addr:
         raise InvalidInputError("--nodes > 1 needs --master-addr (the host of --node-rank 0)")
+    if procs > (os.cpu_count() or 1):
+        raise InvalidInputError(
+            f"--procs {procs} is more than this machine's {os.cpu_count()} cores: each process "
+            "needs at least one core"
+        )
     if gpus and gpus > torch.cuda.device_count():
         raise InvalidInputError(
             f"--gpus {gpus} asked for, but {torch.cuda.device_count()} CUDA devices are visible"
