@@ -309,3 +309,10 @@ def test_label_frequency_shortcut_equals_the_full_computation(
 ) -> None:
     for split in ("train", "all"):
         assert label_frequency(cat, split).equals(by_split[split].frequency)
+
+
+def test_advice_for_a_class_without_machine_labels(by_split: dict[str, LabelStats]) -> None:
+    airplane = "/m/0cmf2"  # not in the sample
+    (advice,) = by_split["train"].recommend([airplane], target=0.5)
+    assert advice.threshold is None and advice.rows == ()
+    assert advice.text == f"{airplane}: no human-verified machine labels; use human labels only"

@@ -63,7 +63,11 @@ class LabelStats:
     def recommend(self, mids: Iterable[str], target: float = 0.9) -> list[Recommendation]:
         """For each MID, the lowest threshold whose precision is >= ``target`` (95% lower
         bound of the interval); see :class:`Recommendation`."""
-        return [_recommend_one(self.precision, mid, target) for mid in mids]
+        return [_recommend_one(self.precision, mid, target, self._name(mid)) for mid in mids]
+
+    def _name(self, mid: str) -> str:
+        found = self.frequency.filter(pc.equal(self.frequency["label_mid"], mid))
+        return str(found["label_name"][0]) if found.num_rows else mid
 
 
 @dataclass(frozen=True)
@@ -98,9 +102,8 @@ class Recommendation:
         )
 
 
-def _recommend_one(precision: pa.Table, mid: str, target: float) -> Recommendation:
+def _recommend_one(precision: pa.Table, mid: str, target: float, name: str) -> Recommendation:
     rows = precision.filter(pc.equal(precision["label_mid"], mid)).to_pylist()
-    name = str(rows[0]["label_name"]) if rows else mid
     found = recommend([(r["threshold"], r["confirmed"], r["verified"]) for r in rows], target)
     threshold, low = (found[0], found[1]) if found else (None, None)
     return Recommendation(mid, name, target, threshold, low, tuple(rows))
