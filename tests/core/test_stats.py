@@ -20,6 +20,7 @@ from oiforge.catalog import Catalog, open_catalog
 from oiforge.cli import app
 from oiforge.contracts import SPLITS
 from oiforge.endpoints import Endpoints
+from oiforge.errors import InvalidInputError
 from oiforge.stats import LabelStats, compute_stats, label_frequency, write_stats
 from oiforge.stats.binning import DEFAULT_THRESHOLDS as THRESHOLDS
 from oiforge.stats.binning import recommend, threshold_pct
@@ -208,6 +209,8 @@ def test_python_api_writes_the_same_numbers(
     stats = by_split["train"]
     files = write_stats(stats, tmp_path, with_charts=False)
     assert files.charts == ()
+    with pytest.raises(InvalidInputError, match="is a file"):
+        write_stats(stats, tmp_path / "stats.json")
     text = (tmp_path / "machine_confirmation.csv").read_text(encoding="utf-8")
     confirmed = [int(r["confirmed"]) for r in csv.DictReader(io.StringIO(text))]
     assert confirmed == stats.confirmation.column("confirmed").to_pylist()

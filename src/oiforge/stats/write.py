@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from oiforge.atomic import write_bytes_atomic, write_text_atomic
+from oiforge.errors import InvalidInputError
 from oiforge.stats import charts
 from oiforge.stats.compute import LabelStats
 
@@ -70,6 +71,8 @@ def write_stats(
     verified ones).
     """
     root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise InvalidInputError(f"the output {root} is a file; name a folder for the statistics")
     root.mkdir(parents=True, exist_ok=True)
     written = []
     for name, attr in CSV_FILES.items():
