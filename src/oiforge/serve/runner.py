@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import numpy.typing as npt
 from oiforge.errors import OiforgeError
 from oiforge.serve.api_errors import ApiError
 from oiforge.serve.batcher import DEFAULT_MAX_BATCH, Batcher
+from oiforge.serve.cores import usable_cores
 from oiforge.serve.fetch import FetchPolicy, FetchRejected, fetch_url
 from oiforge.serve.inputs import ImageInput
 from oiforge.serve.labels import Preprocessing
@@ -57,8 +57,8 @@ class ServeConfig:
 
     @property
     def decode_workers(self) -> int:
-        """Threads that decode uploads (``decode_threads`` 0: one per core)."""
-        return self.decode_threads or os.cpu_count() or 1
+        """Threads that decode uploads (``decode_threads`` 0: one per usable core)."""
+        return self.decode_threads or usable_cores()
 
     @property
     def inference_threads(self) -> int:
@@ -67,7 +67,7 @@ class ServeConfig:
         The other half decodes uploads and runs the event loop; on 2 cores one inference
         thread used ~15% less CPU per request than two (bench/RESULTS.md, "serve").
         """
-        return self.threads or max(1, (os.cpu_count() or 1) // 2)
+        return self.threads or max(1, usable_cores() // 2)
 
     @property
     def fetch_policy(self) -> FetchPolicy:
