@@ -96,9 +96,9 @@ def decode_only(s: SyntheticSet, workers: int) -> tuple[int, float]:
 
 
 def build(s: SyntheticSet, size: int, workers: int) -> tuple[int, float, dict[str, float]]:
-    out = OUT / "dataset"
+    out = s.selection.parent / "dataset"  # one per generated shape: runs never collide
     shutil.rmtree(out, ignore_errors=True)
-    shutil.rmtree(OUT / ".dataset.oiforge-partial", ignore_errors=True)
+    shutil.rmtree(out.parent / ".dataset.oiforge-partial", ignore_errors=True)
     spec = BuildSpec(size=size, formats=("folders",))
     start = time.perf_counter()
     res = build_dataset(BuildInputs(s.selection, s.store, out, spec, workers=workers))
