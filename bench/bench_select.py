@@ -7,6 +7,7 @@ small. Each measurement runs in a fresh subprocess (interpreter start and import
 peak RSS comes from ``wait4``. Peer: pandas ``read_csv`` of the same files + filter + merge.
 
     .venv/bin/python bench/bench_select.py --scale 0.25 --repeat 3
+    # before/after in one run: --before DIR (an older src/ tree, e.g. from `git archive`)
 """
 
 from __future__ import annotations
@@ -124,8 +125,8 @@ print(json.dumps({"rows": len(rows), "select_s": time.perf_counter() - t}))
 """
 
 
-def run_child(code: str, args: list[str], home: Path) -> dict[str, float]:
-    env = {**os.environ, "OIFORGE_HOME": str(home), "PYTHONPATH": str(ROOT / "src")}
+def run_child(code: str, args: list[str], home: Path, src: Path = ROOT / "src") -> dict[str, float]:
+    env = {**os.environ, "OIFORGE_HOME": str(home), "PYTHONPATH": str(src)}
     start = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE, text=True
@@ -136,12 +137,38 @@ def run_child(code: str, args: list[str], home: Path) -> dict[str, float]:
     if status != 0:
         raise SystemExit(f"child failed ({status}): {out}")
     result = json.loads(out.strip().splitlines()[-1])
-    return {**result, "wall_s": wall, "peak_mb": usage.ru_maxrss / 1024}
+    cpu = usage.ru_utime + usage.ru_stime  # robust on a shared machine: wall time is not
+    return {**result, "wall_s": wall, "cpu_s": cpu, "peak_mb": usage.ru_maxrss / 1024}
 
 
 def median_run(code: str, args: list[str], home: Path, repeat: int) -> dict[str, float]:
     runs = [run_child(code, args, home) for _ in range(repeat)]
+    return _median(runs)
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def warm_runs(
+    arg: str, work: Path, repeat: int, before: Path | None
+) -> tuple[dict[str, float], dict[str, float] | None]:
+    """Warm selects, alternating with the ``before`` source tree when given (same load)."""
+    now, old = [], []
+    for _ in range(repeat):
+        now.append(run_child(SELECT_CHILD, [arg], work))
+        if before is not None:
+            old.append(run_child(SELECT_CHILD, [arg], work, before))
+    return _median(now), (_median(old) if old else None)
+
+
+def disk_usage(work: Path) -> dict[str, float]:
+    """MB on disk: narrow Parquet copies, selection copies, and the CSVs they came from."""
+    parquet = list((work / "parquet").rglob("*.parquet"))
+    sel = sum(p.stat().st_size for p in parquet if p.name.endswith(".sel.parquet"))
+    csv = sum(p.stat().st_size for p in (work / "metadata").rglob("*.csv"))
+    total = sum(p.stat().st_size for p in parquet)
+    return {"csv_mb": csv / 1e6, "parquet_mb": (total - sel) / 1e6, "selcopy_mb": sel / 1e6}
 
 
 def main() -> None:
@@ -150,6 +177,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--reuse", action="store_true", help="Keep CSVs already in --workdir.")
+    ap.add_argument(
+        "--warm-only", action="store_true", help="Reuse the Parquet copies (no cold run)."
+    )
+    ap.add_argument(
+        "--before", type=Path, default=None, help="An older src/ tree to time in the same run."
+    )
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-select-"))
     t = time.perf_counter()
@@ -161,14 +194,20 @@ def main() -> None:
     queries = {"2 classes": ["/m/011k07", "/m/0120dh"], "50 classes": mids[:50]}
     boxes_csv = work / "metadata" / "v6/oidv6-train-annotations-bbox.csv"
     images_csv = work / "metadata" / "v6/oidv6-train-images-with-labels-with-rotation.csv"
-    _reset_parquet(work)
+    if not args.warm_only:
+        _reset_parquet(work)
+    cold: dict[str, float] | None = None
     for name, q in queries.items():
         arg = json.dumps(q)
-        cold = run_child(SELECT_CHILD, [arg], work)  # first run ingests (CSV -> Parquet)
-        warm = median_run(SELECT_CHILD, [arg], work, args.repeat)
+        if (
+            cold is None and not args.warm_only
+        ):  # first run ingests (CSV -> Parquet) and builds the selection copies
+            cold = run_child(SELECT_CHILD, [arg], work)
+            print(f"cold: {cold}; disk {disk_usage(work)}", flush=True)
+        warm, before = warm_runs(arg, work, args.repeat, args.before)
         peer = median_run(PANDAS_CHILD, [str(boxes_csv), str(images_csv), arg], work, 1)
-        _report(name, cold, warm, peer)
-        _reset_parquet(work)
+        _report(name, cold or {}, warm, peer, before)
+        print(f"load average {os.getloadavg()}", flush=True)
 
 
 def _reset_parquet(work: Path) -> None:
@@ -177,17 +216,37 @@ def _reset_parquet(work: Path) -> None:
     shutil.rmtree(work / "parquet", ignore_errors=True)
 
 
-def _report(name: str, cold: dict[str, float], warm: dict[str, float], peer: dict[str, float]):  # type: ignore[no-untyped-def]
+def _report(  # type: ignore[no-untyped-def]
+    name: str,
+    cold: dict[str, float],
+    warm: dict[str, float],
+    peer: dict[str, float],
+    before: dict[str, float] | None,
+):
     print(f"\n## {name} (rows: ours {warm['rows']:.0f}, pandas {peer['rows']:.0f})")
-    print(f"cold select (CSV->Parquet + query): {cold['wall_s']:.2f} s, {cold['peak_mb']:.0f} MB")
+    if cold:
+        print(
+            f"cold select (CSV->Parquet {cold['open_s']:.1f} s + copies and query "
+            f"{cold['select_s']:.1f} s): {cold['wall_s']:.2f} s, {cold['peak_mb']:.0f} MB"
+        )
+    if before is not None:
+        print(
+            f"before (--before tree, same run): {before['wall_s']:.2f} s whole process "
+            f"({before['select_s']:.3f} s query, {before['cpu_s']:.2f} s CPU), "
+            f"{before['peak_mb']:.0f} MB"
+        )
     print(
         f"warm select: {warm['wall_s']:.2f} s whole process ({warm['select_s']:.3f} s query,"
-        f" {warm['open_s']:.2f} s open), {warm['peak_mb']:.0f} MB"
+        f" {warm['open_s']:.2f} s open, {warm['cpu_s']:.2f} s CPU), {warm['peak_mb']:.0f} MB"
     )
-    print(f"pandas read_csv+filter+merge: {peer['wall_s']:.2f} s, {peer['peak_mb']:.0f} MB")
+    print(
+        f"pandas read_csv+filter+merge: {peer['wall_s']:.2f} s ({peer['cpu_s']:.2f} s CPU), "
+        f"{peer['peak_mb']:.0f} MB"
+    )
     print(
         f"ratio: warm {peer['wall_s'] / warm['wall_s']:.1f}x faster (whole process), "
         f"{peer['select_s'] / warm['select_s']:.0f}x (query only), "
+        f"{peer['cpu_s'] / warm['cpu_s']:.1f}x (CPU time), "
         f"memory {warm['peak_mb'] / peer['peak_mb']:.2f} of pandas peak",
         flush=True,
     )

@@ -67,11 +67,13 @@ def view_name(kind: str) -> str:
     return f"sel_{kind}"
 
 
-def ensure_copies(cat: Catalog, kinds: tuple[str, ...]) -> list[SelectionCopy]:
-    """The selection copies of every ingested file of ``kinds`` (built now when stale)."""
+def ensure_copies(
+    cat: Catalog, kinds: tuple[str, ...], splits: tuple[str, ...] = SPLITS
+) -> list[SelectionCopy]:
+    """The selection copies of the ingested files of ``kinds`` x ``splits`` (built when stale)."""
     out = []
     for done in sorted(cat.ingested.values(), key=lambda i: i.relpath):
-        if done.kind in kinds and done.kind in COPY_KINDS:
+        if done.kind in kinds and done.kind in COPY_KINDS and done.split in splits:
             images = sorted(
                 i.parquet
                 for i in cat.ingested.values()
@@ -216,11 +218,13 @@ def _build(
     sql = (
         f"COPY (SELECT l.label_mid, ('0x' || l.image_id)::UBIGINT AS image_key, "
         f"{label}, l.image_id, {image} "
-        f"FROM read_parquet({_q(str(done.parquet))}) l LEFT JOIN {_images_sql(images)} i "
+        f"FROM read_parquet({_q(str(done.parquet))}) l LEFT JOIN {_images_sql(images, done)} i "
         f"USING (image_id) WHERE {where} ORDER BY l.label_mid, image_key) "
         f"TO {_q(str(tmp))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, "
         f"KV_METADATA {{{_KEY}: {_q(stamp)}}})"
     )
+    with contextlib.suppress(duckdb.Error):  # spill beside the cache, not into the cwd
+        con.execute(f"SET temp_directory = {_q(str(out.parent / '.duckdb-spill'))}")
     try:
         con.execute(sql)
         tmp.replace(out)
@@ -230,14 +234,16 @@ def _build(
     log.info("built selection copy %s", out)
 
 
-def _images_sql(images: list[Path]) -> str:
+def _images_sql(images: list[Path], done: Ingested) -> str:
+    """The image rows of ``images`` that ``done`` names (a smaller hash table to join with)."""
     cols = ", ".join(("image_id", *IMAGE_COLS))
     if not images:
         typed = ", ".join(f"CAST(NULL AS {typ}) AS {ours}" for _, ours, typ in COLUMNS["images"])
         return f"(SELECT {typed} WHERE false)"
     listed = ", ".join(_q(str(p)) for p in images)
     dedupe = " QUALIFY row_number() OVER (PARTITION BY image_id) = 1" if len(images) > 1 else ""
-    return f"(SELECT {cols} FROM read_parquet([{listed}]){dedupe})"
+    named = f"image_id IN (SELECT image_id FROM read_parquet({_q(str(done.parquet))}))"
+    return f"(SELECT {cols} FROM read_parquet([{listed}]) WHERE {named}{dedupe})"
 
 
 def _q(text: str) -> str:

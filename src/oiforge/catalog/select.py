@@ -100,7 +100,7 @@ def _select(
     excluded = _expand_all(cat, sel.exclude_images_with)
     kinds = _needed_kinds(sel, bool(excluded))
     cat.ensure(kinds, sel.splits, progress)
-    copies = ensure_copies(cat, tuple(kinds))
+    copies = ensure_copies(cat, tuple(kinds), sel.splits)
     register_views(cat.connection, copies)
     machine = cat.has_table("machine_labels", sel.splits)
     sql = selection_sql(sel, targets, excluded, machine, copies=True)
