@@ -77,3 +77,22 @@ def test_old_release_with_machine_labels(mirror: object, tmp_path: Path) -> None
     table = pq.read_table(sel)
     assert table.num_rows > 0 and set(table["split"].to_pylist()) == {"train"}
     assert min(table["confidence"].to_pylist()) >= 0.5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--label-mode", "box"], "no bounding boxes"),
+        (["--splits", "train"], "only machine-generated labels for train"),
+    ],
+)
+def test_old_release_unanswerable_spec_is_a_named_error(
+    mirror: object, tmp_path: Path, args: list[str], message: str
+) -> None:
+    url: str = mirror.url  # type: ignore[attr-defined]
+    _run(url, "catalog", "fetch", "--version", "v1")
+    sel = tmp_path / "selection.parquet"
+    res = runner.invoke(app, ["select", "Person", "--version", "v1", "--out", str(sel), *args],
+                        env={"OIFORGE_MIRROR": url}, terminal_width=200)  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert message in res.output and not sel.exists()

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from oiforge.atomic import atomic_open
 from oiforge.catalog.catalog import Catalog, open_catalog
 from oiforge.catalog.fetch import ProgressFn
+from oiforge.catalog.files import official_files
 from oiforge.catalog.selcopy import attach_images, ensure_copies, register_views
 from oiforge.catalog.selectsql import BOX_ORDER, Target, selection_sql
 from oiforge.contracts import SELECTION_SCHEMA, SPLITS
@@ -99,6 +100,7 @@ def _select(
     targets = resolve_targets(cat, sel)
     excluded = _expand_all(cat, sel.exclude_images_with)
     kinds = _needed_kinds(sel, bool(excluded))
+    _check_available(sel, kinds)
     cat.ensure(kinds, sel.splits, progress)
     copies = ensure_copies(cat, tuple(kinds), sel.splits)
     register_views(cat.connection, copies)
@@ -184,6 +186,35 @@ def _needed_kinds(sel: SelectSpec, excluding: bool) -> list[str]:
     if sel.label_mode == "image" and sel.min_confidence is not None:
         kinds.append("machine_labels")
     return kinds
+
+
+def _check_available(sel: SelectSpec, kinds: list[str]) -> None:
+    """A spec the release cannot answer is a named error, not an empty selection.
+
+    V1 (2016_08) has no boxes and no human labels for train (machine labels only).
+    """
+    present = {(f.kind, f.split) for f in official_files(sel.version, tuple(kinds), sel.splits)}
+    with_images = [s for s in sel.splits if ("images", s) in present]
+    if sel.label_mode == "box" and not any(("boxes", s) in present for s in with_images):
+        raise SpecError(
+            f"{sel.version} has no bounding boxes (Open Images has boxes from v2 on): "
+            "use label mode 'image', or a later version"
+        )
+    if sel.label_mode == "image" and sel.min_confidence is None:
+        machine_only = [s for s in with_images if ("human_labels", s) not in present]
+        if not machine_only:
+            return
+        why = (
+            f"{sel.version} has only machine-generated labels for {', '.join(machine_only)}: "
+            "pass --min-confidence (e.g. 0.7) to use them"
+        )
+        if machine_only == with_images:
+            raise SpecError(why)
+        log.warning(
+            "%s; selecting from %s only",
+            why,
+            ", ".join(s for s in with_images if s not in machine_only),
+        )
 
 
 def _to_schema(table: pa.Table, digest: str) -> pa.Table:
