@@ -5,6 +5,7 @@ Every file is written atomically (temp + fsync + rename), so a crash never leave
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from oiforge.atomic import write_bytes_atomic, write_text_atomic
-from oiforge.errors import InvalidInputError
+from oiforge.errors import InvalidInputError, UserError
 from oiforge.stats import charts
 from oiforge.stats.compute import LabelStats
 
@@ -87,6 +88,8 @@ def write_stats(
 
 
 def _write_charts(stats: LabelStats, root: Path, mids: list[str]) -> list[Path]:
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UserError("charts need matplotlib: pip install 'oiforge[stats]', or --no-charts")
     images = (
         charts.frequency_chart(stats.frequency, stats.split),
         charts.confirmation_vs_frequency_chart(stats.confirmation, stats.by_frequency),
