@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from oiforge.catalog.arrays import from_numpy, to_numpy
 from oiforge.catalog.ingest import COLUMNS
 from oiforge.contracts import SPLITS
 
@@ -100,10 +101,10 @@ def attach_images(table: pa.Table, copies: list[SelectionCopy]) -> pa.Table:
     without a ``ref`` keep the values they have.
     """
     ref = table.column("ref").cast(pa.int64())
-    has_ref = pc.is_valid(ref).to_numpy(zero_copy_only=False)
-    refs = pc.fill_null(ref, 0).to_numpy()
+    has_ref = to_numpy(pc.is_valid(ref))
+    refs = to_numpy(ref, null_as=0)
     fetched = _gather(refs, has_ref, copies)
-    mask = pa.array(has_ref)
+    mask = from_numpy(has_ref)
     for name in ("image_id", *IMAGE_COLS):
         idx = table.schema.get_field_index(name)
         col = fetched.column(name)
@@ -128,7 +129,7 @@ def _gather(refs: np.ndarray, has_ref: np.ndarray, copies: list[SelectionCopy]) 
     if not pieces:
         types = dict(_copy_columns("boxes"))
         return pa.table({c: pa.nulls(len(refs), _ARROW[types[c]]) for c in cols})
-    found, take = pa.concat_tables(pieces).combine_chunks(), pa.array(index, mask=~has_ref)
+    found, take = pa.concat_tables(pieces).combine_chunks(), from_numpy(index, valid=has_ref)
     del pieces
     out = {}
     for c in cols:  # column by column, so only one column is held twice at a time
@@ -147,7 +148,9 @@ def _read_rows(path: Path, rows: np.ndarray, cols: list[str]) -> tuple[pa.Table,
     group = np.searchsorted(starts, wanted, side="right") - 1
     cuts = np.flatnonzero(np.diff(group)) + 1
     pieces = [
-        file.read_row_group(int(group[p[0]]), columns=cols).take(wanted[p] - starts[group[p[0]]])
+        file.read_row_group(int(group[p[0]]), columns=cols).take(
+            from_numpy(wanted[p] - starts[group[p[0]]])
+        )
         for p in np.split(np.arange(len(wanted)), cuts)
     ]
     return pa.concat_tables(pieces), where

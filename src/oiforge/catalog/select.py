@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from oiforge.atomic import atomic_open
+from oiforge.catalog.arrays import from_numpy, repeat_string, strings, to_numpy
 from oiforge.catalog.catalog import Catalog, open_catalog
 from oiforge.catalog.fetch import ProgressFn
 from oiforge.catalog.files import official_files
@@ -129,8 +130,8 @@ def order_rows(rows: pa.Table, targets: list[Target], box_mode: bool) -> pa.Tabl
             rows.schema.get_field_index("box_index"), "box_index", _box_index(rows["image_key"])
         )
     idx = rows["class_idx"]
-    mids = pa.array([t.mid for t in targets], pa.string())
-    names = pa.array([t.name for t in targets], pa.string())
+    mids = strings([t.mid for t in targets])
+    names = strings([t.name for t in targets])
     return rows.append_column("label_mid", mids.take(idx)).append_column(
         "label_name", names.take(idx)
     )
@@ -138,14 +139,14 @@ def order_rows(rows: pa.Table, targets: list[Target], box_mode: bool) -> pa.Tabl
 
 def _box_index(image_key: pa.ChunkedArray) -> pa.Array:
     """Position of each row among the rows of its image, in the current row order."""
-    keys = image_key.to_numpy()
+    keys = to_numpy(image_key)
     by_image = np.argsort(keys, kind="stable")
     grouped = keys[by_image]
     pos = np.arange(len(keys))
     first = np.maximum.accumulate(np.where(np.r_[True, grouped[1:] != grouped[:-1]], pos, 0))
     out = np.empty(len(keys), np.int32)
     out[by_image] = pos - first
-    return pa.array(out)
+    return from_numpy(out)
 
 
 def resolve_targets(cat: Catalog, sel: SelectSpec) -> list[Target]:
@@ -218,5 +219,5 @@ def _check_available(sel: SelectSpec, kinds: list[str]) -> None:
 
 
 def _to_schema(table: pa.Table, digest: str) -> pa.Table:
-    table = table.append_column("spec_hash", pa.array([digest] * table.num_rows, pa.string()))
+    table = table.append_column("spec_hash", repeat_string(digest, table.num_rows))
     return table.select(SELECTION_SCHEMA.names).cast(SELECTION_SCHEMA)
