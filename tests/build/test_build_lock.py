@@ -106,6 +106,30 @@ def test_rebuild_from_lock_with_a_changed_store_fails_loudly(
     assert not (tmp_path / "c").exists()
 
 
+def test_lock_records_codec_versions_and_a_differing_rebuild_names_them(
+    synth: SyntheticSet, build: Any, tmp_path: Path
+) -> None:
+    from PIL import features
+
+    a = build(synth, size=48)
+    lock = read_lock(a.out)
+    env = lock["environment"]
+    assert env["pillow-libjpeg"] == features.version("jpg")
+    assert {"numpy", "pillow", "pyarrow", "simplejpeg", "opencv-python-headless"} <= set(env)
+    older = {**env, "simplejpeg": "0.0.1"}  # as if the lock came from another machine
+    inputs = BuildInputs(
+        synth.selection,
+        synth.store,
+        tmp_path / "d",
+        build_spec(lock),
+        workers=1,
+        expected_files={**lock["files"], "train/extra.jpg": "0" * 64},
+        expected_environment=older,
+    )
+    with pytest.raises(ChecksumError, match=r"simplejpeg 0\.0\.1 -> "):
+        build_dataset(inputs)
+
+
 def build_spec(lock: dict[str, Any]) -> Any:
     from oiforge.spec import BuildSpec
 

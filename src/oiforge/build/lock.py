@@ -7,6 +7,7 @@ so two builds are byte-identical exactly when their top hashes match.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 from collections.abc import Mapping
@@ -64,12 +65,41 @@ def top_hash(files: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+#: Libraries whose versions decide the bytes a build writes: JPEG codecs, resampling, Parquet.
+_BYTE_PACKAGES: Final = ("numpy", "pillow", "simplejpeg", "opencv-python-headless", "pyarrow")
+
+
+def render_environment() -> dict[str, str]:
+    """The versions a byte-identical rebuild depends on (``absent`` for what is not installed)."""
+    from PIL import features
+
+    env = {}
+    for name in _BYTE_PACKAGES:
+        try:
+            env[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            env[name] = "absent"
+    env["pillow-libjpeg"] = str(features.version("jpg") or "absent")
+    return env
+
+
+def environment_changes(locked: Mapping[str, Any]) -> list[str]:
+    """``name locked -> now`` for every library version that differs from a lock's."""
+    now = render_environment()
+    return [
+        f"{name} {locked[name]} -> {now.get(name, 'absent')}"
+        for name in sorted(locked)
+        if now.get(name, "absent") != locked[name]
+    ]
+
+
 def make_lock(files: Mapping[str, str], samples: Mapping[str, str], **info: Any) -> dict[str, Any]:
     """The lock document: ``info`` (spec, inputs, catalog MD5s, ...) plus the hashes."""
     return {
         "lock_version": LOCK_VERSION,
         "tool": "oiforge",
         "tool_version": __version__,
+        "environment": render_environment(),
         **info,
         "samples": dict(sorted(samples.items())),
         "files": dict(sorted(files.items())),

@@ -29,6 +29,7 @@ from oiforge.build.export_wds import write_shards
 from oiforge.build.lock import (
     LOCK_NAME,
     compare,
+    environment_changes,
     file_sha256,
     hash_files,
     make_lock,
@@ -59,6 +60,7 @@ class BuildInputs:
     catalog_md5s: Mapping[str, str] = field(default_factory=dict)
     workers: int | None = None
     expected_files: Mapping[str, str] | None = None
+    expected_environment: Mapping[str, str] = field(default_factory=dict)  # from the lock
 
 
 @dataclass(frozen=True)
@@ -152,10 +154,17 @@ def _check_expected(inputs: BuildInputs, lock: Mapping[str, Any], staging: Path)
     report = compare(inputs.expected_files, lock["files"])
     if not report.ok:
         detail = (report.missing + report.changed + report.extra)[:5]
+        changes = environment_changes(inputs.expected_environment)
+        why = (
+            f"; the lock was made with other library versions ({', '.join(changes)}): "
+            "install those to rebuild byte for byte"
+            if changes
+            else ""
+        )
         raise ChecksumError(
             f"rebuild differs from the lock ({len(report.missing)} missing, "
             f"{len(report.changed)} changed, {len(report.extra)} extra, e.g. {detail}; "
-            f"kept in {staging})",
+            f"kept in {staging}){why}",
             f"top hash {top_hash(inputs.expected_files)}",
             f"top hash {lock['top_hash']}",
         )

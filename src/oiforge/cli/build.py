@@ -172,6 +172,7 @@ def _from_lock(
         catalog_md5s=data.get("catalog_md5s", {}),
         workers=workers,
         expected_files=data["files"],
+        expected_environment=data.get("environment", {}),
     )
 
 
