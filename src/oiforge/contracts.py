@@ -13,6 +13,8 @@ import pyarrow as pa
 
 #: Official Open Images split names, as in the metadata files and bucket paths.
 SPLITS: Final = ("train", "validation", "test")
+#: Schema metadata key of ``selection.parquet``: the Open Images version it was selected from.
+SELECTION_VERSION_KEY: Final = b"oiforge.open_images_version"
 #: Split names in an exported dataset (folder names).
 DATASET_SPLITS: Final = ("train", "val", "test")
 DATASET_SPLIT_OF: Final = {"train": "train", "validation": "val", "test": "test"}

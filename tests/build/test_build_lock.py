@@ -130,6 +130,20 @@ def test_lock_records_codec_versions_and_a_differing_rebuild_names_them(
         build_dataset(inputs)
 
 
+def test_lock_takes_the_open_images_version_from_the_selection(
+    synth: SyntheticSet, tmp_path: Path
+) -> None:
+    from oiforge.contracts import SELECTION_VERSION_KEY
+
+    stamped = tmp_path / "selection.parquet"
+    table = pq.read_table(synth.selection)
+    pq.write_table(table.replace_schema_metadata({SELECTION_VERSION_KEY: b"v6"}), stamped)
+    res = build_dataset(BuildInputs(stamped, synth.store, tmp_path / "ds", workers=1))
+    assert read_lock(res.out)["open_images_version"] == "v6"
+    res = build_dataset(BuildInputs(synth.selection, synth.store, tmp_path / "plain", workers=1))
+    assert read_lock(res.out)["open_images_version"] == "unknown"  # a hand-made selection
+
+
 def build_spec(lock: dict[str, Any]) -> Any:
     from oiforge.spec import BuildSpec
 

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from oiforge.build.plan import selection_version
 from oiforge.catalog import open_catalog, select
 from oiforge.catalog.catalog import Catalog
 from oiforge.catalog.select import _to_schema, resolve_targets, spec_hash_of
@@ -148,6 +149,7 @@ def test_write_spec_hash_and_errors(cat: Catalog, tmp_path: Path) -> None:
     back = pq.read_table(out)
     assert back.schema == SELECTION_SCHEMA and back.num_rows == 1
     assert set(back.column("spec_hash").to_pylist()) == {spec.spec_hash()}
+    assert selection_version(out) == cat.version  # what build's lock records
     assert not [p for p in out.parent.iterdir() if p.name != "selection.parquet"]
     with pytest.raises(SpecError):
         select(SelectSpec(version="v6", classes=("Cat",)), catalog=cat)
@@ -245,7 +247,7 @@ def _plain_tables_select(cat: Catalog, spec: SelectSpec) -> pa.Table:
     excluded = frozenset(_expanded(cat, spec.exclude_images_with))
     machine = cat.has_table("machine_labels", spec.splits)
     sql = selection_sql(spec, targets, excluded, machine, copies=False)
-    return _to_schema(cat.connection.sql(sql).to_arrow_table(), spec_hash_of(spec))
+    return _to_schema(cat.connection.sql(sql).to_arrow_table(), spec_hash_of(spec), spec.version)
 
 
 def _expanded(cat: Catalog, names_: Sequence[str]) -> set[str]:

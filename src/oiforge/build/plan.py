@@ -15,7 +15,13 @@ import pyarrow.parquet as pq
 from oiforge.build.classes import ClassInfo, make_classes
 from oiforge.build.excludes import ExcludeList
 from oiforge.build.records import Box, ImageTask, SampleTask
-from oiforge.contracts import DATASET_SPLIT_OF, SELECTION_SCHEMA, is_image_id, store_path_parts
+from oiforge.contracts import (
+    DATASET_SPLIT_OF,
+    SELECTION_SCHEMA,
+    SELECTION_VERSION_KEY,
+    is_image_id,
+    store_path_parts,
+)
 from oiforge.errors import InvalidInputError, MalformedFileError
 
 log = logging.getLogger(__name__)
@@ -76,6 +82,16 @@ def read_selection(path: Path) -> list[dict[str, Any]]:
         raise MalformedFileError(str(path), f"missing columns {missing} (see SELECTION_SCHEMA)")
     rows: list[dict[str, Any]] = table.to_pylist()
     return rows
+
+
+def selection_version(path: Path) -> str | None:
+    """The Open Images version ``oiforge select`` stamped on a selection file, if any."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception:  # read_selection names the problem
+        return None
+    value = meta.get(SELECTION_VERSION_KEY)
+    return value.decode() if value else None
 
 
 def _box_of(row: dict[str, Any]) -> Box | None:

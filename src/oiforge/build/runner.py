@@ -13,7 +13,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from oiforge.build.lock import (
     write_lock,
 )
 from oiforge.build.manifest import write_attribution, write_classes, write_excluded, write_manifest
-from oiforge.build.plan import make_plan, read_selection
+from oiforge.build.plan import make_plan, read_selection, selection_version
 from oiforge.build.pool import Progress, render_all
 from oiforge.build.records import RenderOptions
 from oiforge.errors import ChecksumError, InvalidInputError
@@ -188,6 +188,8 @@ def build_dataset(inputs: BuildInputs, progress: Progress | None = None) -> Buil
     """Build the dataset described by ``inputs`` into ``inputs.out``."""
     out, clock = inputs.out, _Clock()
     _check_out(out)
+    if inputs.version == "unknown":
+        inputs = replace(inputs, version=selection_version(inputs.selection) or "unknown")
     plan = make_plan(read_selection(inputs.selection), inputs.store, inputs.exclude)
     staging = staging_dir(out)
     cache = staging / ".cache"

@@ -30,7 +30,7 @@ from oiforge.catalog.fetch import ProgressFn
 from oiforge.catalog.files import official_files
 from oiforge.catalog.selcopy import attach_images, ensure_copies, register_views
 from oiforge.catalog.selectsql import BOX_ORDER, Target, selection_sql
-from oiforge.contracts import SELECTION_SCHEMA, SPLITS
+from oiforge.contracts import SELECTION_SCHEMA, SELECTION_VERSION_KEY, SPLITS
 from oiforge.errors import SpecError
 from oiforge.spec import DatasetSpec, SelectSpec
 
@@ -109,7 +109,7 @@ def _select(
     sql = selection_sql(sel, targets, excluded, machine, copies=True)
     digest = spec_hash_of(spec)
     rows = order_rows(cat.connection.sql(sql).to_arrow_table(), targets, sel.label_mode == "box")
-    table = _to_schema(attach_images(rows, copies), digest)
+    table = _to_schema(attach_images(rows, copies), digest, sel.version)
     log.info("selected %d rows for %d classes", table.num_rows, len(targets))
     return Selection(table, digest, [t.name for t in targets])
 
@@ -218,6 +218,8 @@ def _check_available(sel: SelectSpec, kinds: list[str]) -> None:
         )
 
 
-def _to_schema(table: pa.Table, digest: str) -> pa.Table:
+def _to_schema(table: pa.Table, digest: str, version: str) -> pa.Table:
+    """The contract's columns and types, stamped with the Open Images version (for the lock)."""
     table = table.append_column("spec_hash", repeat_string(digest, table.num_rows))
-    return table.select(SELECTION_SCHEMA.names).cast(SELECTION_SCHEMA)
+    table = table.select(SELECTION_SCHEMA.names).cast(SELECTION_SCHEMA)
+    return table.replace_schema_metadata({SELECTION_VERSION_KEY: version.encode()})

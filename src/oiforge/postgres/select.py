@@ -93,7 +93,9 @@ def select_pg(spec: SelectSpec | DatasetSpec, dsn: str) -> Selection:
     finally:
         duck.close()
     return Selection(
-        _to_schema(table, spec_hash_of(spec)), spec_hash_of(spec), [t.name for t in targets]
+        _to_schema(table, spec_hash_of(spec), sel.version),
+        spec_hash_of(spec),
+        [t.name for t in targets],
     )
 
 
