@@ -70,3 +70,40 @@ def test_normalise_equals_the_textbook_formula(
     want = ((pixels / 255.0 - np.asarray(mean)) / np.asarray(std)).transpose(2, 0, 1)
     assert got.shape == (3, h, w) and got.dtype == np.float32 and got.flags.c_contiguous
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_turns_the_photo_upright_as_training_does(orientation: int) -> None:
+    import io
+
+    from PIL import Image
+
+    from oiforge.orientation import EXIF_TRANSPOSE
+    from oiforge.train.images import decode_image as train_decode
+
+    stored = Image.open(io.BytesIO(photo(64, 40))).convert("RGB")  # 64x40 as the camera wrote it
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", quality=95, exif=exif.tobytes())
+    data = buf.getvalue()
+    plain = Image.open(io.BytesIO(data)).convert("RGB")
+    step = EXIF_TRANSPOSE.get(orientation)
+    expected = plain if step is None else plain.transpose(step)
+    got = decode_image(data)
+    assert (got.width, got.height) == expected.size  # the upright size
+    assert np.array_equal(np.asarray(got.image), np.asarray(expected))
+    assert np.array_equal(np.asarray(train_decode(data, 64)), np.asarray(expected))
+
+
+def test_a_broken_exif_block_leaves_the_pixels_as_they_are() -> None:
+    import io
+
+    from PIL import Image
+
+    data = photo(30, 20)
+    marker = data.index(b"\xff\xd9")  # a bogus APP1 "Exif" segment after SOI
+    bogus = b"\xff\xe1\x00\x0cExif\x00\x00\xde\xad\xbe\xef"
+    broken = data[:2] + bogus + data[2:marker] + data[marker:]
+    got = decode_image(broken)
+    assert got.image.size == Image.open(io.BytesIO(data)).size

@@ -16,21 +16,12 @@ import numpy as np
 from PIL import Image
 
 from oiforge.build.pixels import Array, decode_jpeg_fast
+from oiforge.orientation import EXIF_TRANSPOSE, SWAPS_AXES, exif_orientation
 
 #: Formats a store file may hold; anything else Pillow happens to parse is refused. MPO is a
 #: JPEG with extra frames (stereo, depth) appended, as many cameras write; its first frame is
 #: the photo.
 ALLOWED_FORMATS: Final = frozenset({"JPEG", "MPO", "PNG", "WEBP"})
-_EXIF_ORIENTATION: Final = 0x0112
-_TRANSPOSE: Final = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 _TURN_ARRAY: Final[dict[Image.Transpose, Callable[[Array], Array]]] = {
     Image.Transpose.FLIP_LEFT_RIGHT: lambda a: a[:, ::-1],
     Image.Transpose.ROTATE_180: lambda a: a[::-1, ::-1],
@@ -46,10 +37,6 @@ _ROTATION: Final = {
     180: Image.Transpose.ROTATE_180,
     270: Image.Transpose.ROTATE_90,
 }
-_SWAPS_AXES: Final = frozenset(
-    {Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE}
-    | {Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270}
-)
 
 
 class DecodeFailure(Exception):
@@ -68,12 +55,9 @@ class Decoded:
 
 def _orientation(im: Image.Image, rotation: float | None) -> tuple[Image.Transpose | None, str]:
     """The one orientation fix to apply: EXIF when it says anything, else Open Images'."""
-    try:
-        exif = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
-    except Exception:  # a broken EXIF block: the pixels may still be fine
-        exif = 1
-    if exif in _TRANSPOSE:
-        return _TRANSPOSE[exif], f"exif:{exif}"
+    exif = exif_orientation(im)
+    if exif in EXIF_TRANSPOSE:
+        return EXIF_TRANSPOSE[exif], f"exif:{exif}"
     if rotation is not None and math.isfinite(rotation) and int(rotation) % 360 in _ROTATION:
         deg = int(rotation) % 360
         return _ROTATION[deg], f"rotation:{deg}"
@@ -107,7 +91,7 @@ def decode(
     im = open_checked(data, max_pixels)
     turn, note = _orientation(im, rotation)
     w0, h0 = im.size
-    full_w, full_h = (h0, w0) if turn in _SWAPS_AXES else (w0, h0)
+    full_w, full_h = (h0, w0) if turn in SWAPS_AXES else (w0, h0)
     scale = scale_for(full_w, full_h)
     rgb = _fast_jpeg(data, im, scale) if im.format in ("JPEG", "MPO") else None
     if rgb is None:

@@ -2,7 +2,8 @@
 
 Identical to training's eval path (``oiforge.train.images``): JPEGs are decoded with Pillow's
 ``draft`` (DCT scaling, never below ``size`` on either side), converted to RGB (alpha dropped,
-CMYK converted; no EXIF rotation, as in training), the shorter side resized bilinearly
+CMYK converted), turned upright by its EXIF orientation (as a phone photo is shown; build's
+samples carry none), the shorter side resized bilinearly
 (antialiased) to ``max(size, int(size / crop_pct))`` with the longer side truncated as
 torchvision does, a centre ``size``×``size`` crop (torchvision's rounding), scaled to 0..1,
 normalised with mean/std, channels first.
@@ -20,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from oiforge.orientation import upright
 from oiforge.serve.labels import Preprocessing
 
 #: Default decoded-pixel limit (width × height): a 48-megapixel phone photo passes.
@@ -39,7 +41,7 @@ class ImageRejected(ValueError):
 
 @dataclass(frozen=True)
 class Decoded:
-    """A decoded RGB image and its original size."""
+    """A decoded, upright RGB image and its original (upright) size."""
 
     image: Image.Image
     width: int
@@ -79,10 +81,10 @@ def decode_image(
         if min_side is not None and img.format == "JPEG":
             img.draft("RGB", (min_side, min_side))
         img.load()
-        rgb = img if img.mode == "RGB" else img.convert("RGB")
+        rgb, turned = upright(img if img.mode == "RGB" else img.convert("RGB"), img)
     except Exception as exc:  # untrusted bytes: Pillow's plugins raise many types
         raise ImageRejected("invalid_image", f"image data is broken ({exc})") from exc
-    return Decoded(rgb, width, height)
+    return Decoded(rgb, height, width) if turned else Decoded(rgb, width, height)
 
 
 def resized_size(width: int, height: int, short: int) -> tuple[int, int]:

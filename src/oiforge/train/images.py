@@ -18,6 +18,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from oiforge.orientation import upright
 from oiforge.train.dataset import Sample
 
 log = logging.getLogger(__name__)
@@ -27,14 +28,13 @@ Item = tuple[torch.Tensor | None, int, int]
 
 
 def decode_image(data: bytes, min_side: int) -> Image.Image:
-    """Decode to RGB; JPEGs are decoded at the smallest DCT scale still >= ``min_side``."""
+    """Decode to RGB, upright by EXIF; JPEGs at the smallest DCT scale still >= ``min_side``."""
     img: Image.Image = Image.open(io.BytesIO(data))
     if img.format == "JPEG":
         img.draft("RGB", (min_side, min_side))
     img.load()
-    if img.mode != "RGB":
-        img = img.convert("RGB")
-    return img
+    rgb, _ = upright(img if img.mode == "RGB" else img.convert("RGB"), img)
+    return rgb
 
 
 def resize_size(size: int, crop_pct: float) -> int:
