@@ -11,22 +11,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
 import logging
 import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from oiforge.atomic import fsync_dir, write_text_atomic
 from oiforge.catalog.files import OfficialFile, official_files
 from oiforge.endpoints import DEFAULT_METADATA_BASE, Endpoints
 from oiforge.errors import ChecksumError, FetchError, OiforgeError
 from oiforge.paths import oiforge_home
+
+if TYPE_CHECKING:
+    import http.client
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,8 @@ def _download_resuming(
     url: str, part: Path, file: OfficialFile, progress: ProgressFn | None, official: bool
 ) -> _Expect:
     """Download into ``part``, resuming after broken transfers; returns what to verify."""
+    import http.client  # here: urllib/http/email cost ~40 ms to import, and only a fetch needs them
+
     expect = _Expect(file.size, file.md5_hex) if official else _Expect(None, None)
     for _ in range(MAX_RESUMES + 1):
         try:
@@ -216,6 +218,9 @@ def _download_resuming(
 def _download_once(
     url: str, part: Path, expect: _Expect, progress: ProgressFn | None, relpath: str
 ) -> None:
+    import urllib.error
+    import urllib.request
+
     have = part.stat().st_size if part.exists() else 0
     if expect.size is not None and have >= expect.size:
         return
