@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from oiforge.catalog import AmbiguousClassError, open_catalog
@@ -156,3 +158,28 @@ def test_malformed_class_csv_names_the_line(text: str, line: int | None) -> None
     with pytest.raises(MalformedFileError) as err:
         parse_class_csv(text, "bad.csv")
     assert err.value.line == line and "bad.csv" in str(err.value)
+
+
+def test_reopen_reads_the_kept_class_tables_and_an_unwritable_home_still_works(
+    tmp_path: Path,
+) -> None:
+    def rows(cat: Catalog) -> list[tuple[object, ...]]:
+        con = cat.connection
+        return sorted(con.execute("SELECT * FROM classes").fetchall()) + sorted(
+            con.execute("SELECT * FROM hierarchy").fetchall()
+        )
+
+    home = tmp_path / "home"
+    with open_catalog("v7", home=home, fetch_missing=False) as first:
+        expected = rows(first)
+        assert first.resolve("Bat").name == "Bat (Animal)"  # qualifier index, built lazily
+    kept = sorted(p.name for p in (home / "parsed").iterdir())
+    assert any(n.startswith("classes-") for n in kept) and any(n.endswith(".json") for n in kept)
+    with open_catalog("v7", home=home, fetch_missing=False) as again:
+        assert rows(again) == expected
+        assert again.resolve("Airplane").mid == "/m/0cmf2"  # aliases, built lazily
+    blocked = tmp_path / "blocked"  # nothing can be kept there (root ignores chmod)
+    blocked.mkdir()
+    (blocked / "parsed").write_text("a file where the folder would go")
+    with open_catalog("v7", home=blocked, fetch_missing=False) as unkept:
+        assert rows(unkept) == expected

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import json
 import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
@@ -18,10 +21,12 @@ from typing import Any, Final
 import duckdb
 import pyarrow as pa
 
+from oiforge.atomic import write_text_atomic
 from oiforge.catalog.classes import (
     ClassInfo,
     ClassMatch,
     ClassTable,
+    LazyAliases,
     build_aliases,
     parse_class_csv,
 )
@@ -80,8 +85,8 @@ class Catalog:
         self._con = duckdb.connect()
         with contextlib.suppress(duckdb.InvalidInputException):  # Jupyter without ipywidgets
             self._con.execute("SET enable_progress_bar = false")  # only cli/ prints
-        _create_table(self._con, "classes", _classes_columns(classes))
-        _create_table(self._con, "hierarchy", _hierarchy_columns(hierarchy))
+        _small_table(self._con, "classes", _classes_columns(classes), home)
+        _small_table(self._con, "hierarchy", _hierarchy_columns(hierarchy), home)
         self._refresh_views()
 
     @property
@@ -194,6 +199,38 @@ def _create_table(con: duckdb.DuckDBPyConnection, name: str, cols: dict[str, lis
     con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {select}", [cols[n] for n in names])
 
 
+def _small_table(
+    con: duckdb.DuckDBPyConnection, name: str, cols: dict[str, list[Any]], home: Path
+) -> None:
+    """``name`` as a view of a Parquet copy kept under ``home`` (written on first open: a view
+    costs nothing until queried, a 20k-row table ~40 ms per open); a table if home is read-only.
+    """
+    key = hashlib.sha256(json.dumps(cols, ensure_ascii=False).encode()).hexdigest()[:32]
+    path = home / "parsed" / f"{name}-{key}.parquet"
+    if not path.is_file():
+        _create_table(con, name, cols)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            con.execute(f"COPY {name} TO '{_sql_path(tmp)}' (FORMAT parquet)")
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # never a torn copy behind the view after a crash
+            finally:
+                os.close(fd)
+            tmp.replace(path)
+        except (OSError, duckdb.Error):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            return  # the table stays
+        con.execute(f"DROP TABLE {name}")
+    con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{_sql_path(path)}')")
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
 def _classes_columns(classes: ClassTable) -> dict[str, list[Any]]:
     mids = list(classes.names)
     return {
@@ -224,14 +261,14 @@ def open_catalog(
     by_kind = {f.kind: f for f in files if f.split is None}
     text = _SourceReader(ep, root, fetch_missing)
     boxable = by_kind.get("class_descriptions_boxable")  # v1 has no boxes
-    boxable_rows = _parse_path(text.read(boxable)) if boxable else []
+    boxable_rows = _parse_path(text.read(boxable), root) if boxable else []
     all_rows = text.read_optional(by_kind["class_descriptions"])
     if all_rows is None:
         log.warning("no full class list for %s; using the boxable classes only", version)
-    rows = _parse_path(all_rows) if all_rows else boxable_rows
+    rows = _parse_path(all_rows, root) if all_rows else boxable_rows
     names = dict(rows)
     names.update((m, n) for m, n in boxable_rows if m not in names)
-    aliases = build_aliases(names, _packaged_lists())
+    aliases = LazyAliases(lambda: build_aliases(names, _packaged_lists(root)))
     table = ClassTable(version, names, frozenset(m for m, _ in boxable_rows), aliases)
     tree_path = text.read(by_kind["hierarchy"])
     hierarchy = parse_hierarchy(_read_text(tree_path), str(tree_path))
@@ -277,21 +314,35 @@ def _read_text(path: Path) -> str:
     return path.read_bytes().decode("utf-8-sig", errors="replace")
 
 
-def _packaged_lists() -> list[list[tuple[str, str]]]:
+def _packaged_lists(home: Path) -> list[list[tuple[str, str]]]:
     out = []
     for rel, name in PACKAGED.items():
         if rel.endswith(".csv"):
-            path = package_data("openimages", name)
-            out.append(_parse_cached(str(path), path.stat().st_mtime_ns))
+            out.append(_parse_path(package_data("openimages", name), home))
     return out
 
 
-def _parse_path(path: Path) -> list[tuple[str, str]]:
-    return _parse_cached(str(path), path.stat().st_mtime_ns)
+def _parse_path(path: Path, home: Path) -> list[tuple[str, str]]:
+    return _parse_cached(str(path), path.stat().st_mtime_ns, str(home))
+
+
+#: Parsed class lists kept beside the cache (JSON): a 20,000-row list parses in ~0.1 s, loads
+#: in ~0.01 s. Keyed by the file's path, size and mtime; bump to drop old entries.
+_PARSED_FORMAT: Final = 1
 
 
 @functools.lru_cache(maxsize=16)
-def _parse_cached(path: str, mtime_ns: int) -> list[tuple[str, str]]:
-    """Parsed class list, memoized per file version (the lists are read on every open)."""
-    del mtime_ns  # part of the cache key only
-    return parse_class_csv(_read_text(Path(path)), path)
+def _parse_cached(path: str, mtime_ns: int, home: str) -> list[tuple[str, str]]:
+    """Parsed class list, memoized per file version (in the process and on disk)."""
+    size = os.stat(path).st_size  # noqa: PTH116
+    key = hashlib.sha256(f"{_PARSED_FORMAT}\0{path}\0{size}\0{mtime_ns}".encode()).hexdigest()
+    store = Path(home) / "parsed" / f"{key[:32]}.json"
+    try:
+        return [(m, n) for m, n in json.loads(store.read_bytes())]
+    except (OSError, ValueError, TypeError):
+        pass  # not there yet (or unreadable): parse, then try to keep it
+    rows = parse_class_csv(_read_text(Path(path)), path)
+    with contextlib.suppress(OSError):  # a read-only home only costs the parse next time
+        store.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(store, json.dumps(rows, ensure_ascii=False))
+    return rows

@@ -9,10 +9,11 @@ through the alias table built from every shipped list (same MID, different name)
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
@@ -105,15 +106,21 @@ class ClassTable:
     boxable: frozenset[str]
     aliases: Mapping[str, frozenset[str]] = field(default_factory=dict)  # lower name -> mids
     _by_lower: dict[str, list[str]] = field(init=False, repr=False)
-    _by_base: dict[str, list[str]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._by_lower, self._by_base = {}, {}
+        self._by_lower = {}
         for mid, name in self.names.items():
             self._by_lower.setdefault(name.lower(), []).append(mid)
+
+    @functools.cached_property
+    def _by_base(self) -> dict[str, list[str]]:
+        """Names without their qualifier: "Bat (Animal)" answers to "Bat" (built on first use)."""
+        by_base: dict[str, list[str]] = {}
+        for mid, name in self.names.items():
             base = _QUALIFIER_RE.sub("", name).lower()
-            if base != name.lower():  # "Bat (Animal)" answers to "Bat"
-                self._by_base.setdefault(base, []).append(mid)
+            if base != name.lower():
+                by_base.setdefault(base, []).append(mid)
+        return by_base
 
     def info(self, mid: str) -> ClassInfo:
         if mid == ROOT_MID and mid not in self.names:
@@ -207,6 +214,28 @@ def _direct_score(q: str, name: str, mid: str) -> float:
     if q in name:
         return 90.0 if f" {q}" in f" {name}" else 85.0
     return 0.0
+
+
+class LazyAliases(Mapping[str, frozenset[str]]):
+    """An alias table built on first use (most opens resolve names that need none)."""
+
+    def __init__(self, make: Callable[[], Mapping[str, frozenset[str]]]) -> None:
+        self._make = make
+        self._table: Mapping[str, frozenset[str]] | None = None
+
+    def _get(self) -> Mapping[str, frozenset[str]]:
+        if self._table is None:
+            self._table = self._make()
+        return self._table
+
+    def __getitem__(self, key: str) -> frozenset[str]:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
 
 
 def build_aliases(
