@@ -125,9 +125,21 @@ def test_ray_build_matches_local(
     pq.write_table(pq.read_table(sample_selection).slice(0, 120), selection)
     download(selection, tmp_path / "store", CONFIG, endpoints)
     local = build_dataset(BuildInputs(selection, tmp_path / "store", tmp_path / "a", workers=1))
-    inputs = BuildInputs(selection, tmp_path / "store", tmp_path / "b", workers=1)
+    inputs = BuildInputs(selection, tmp_path / "store", tmp_path / "b")  # default workers
     on_ray = run_build_sharded(inputs, backend="ray", num_shards=2)
     assert on_ray.top_hash == local.top_hash and on_ray.reused_images > 0
+
+
+def test_a_shard_renders_on_the_cpus_ray_gave_it(ray_cluster: None) -> None:
+    """A 1-CPU shard task renders in its own process, not with a pool as wide as the node
+    (2 shards x a 2-process pool each was 4 renderers on 2 cores)."""
+    import ray
+
+    from oiforge.distributed.build_shards import _assigned_cpus
+
+    assert _assigned_cpus() is None  # the driver keeps the stage's default
+    assert ray.get(ray.remote(num_cpus=1)(_assigned_cpus).remote()) == 1
+    assert ray.get(ray.remote(num_cpus=2)(_assigned_cpus).remote()) == 2
 
 
 def test_a_failing_ray_shard_is_a_value(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -86,13 +87,26 @@ def render_shard(job: RenderJob, reporter: Reporter) -> Rendered:
         job.cache,
         inputs.spec,
         exclude=inputs.exclude,
-        workers=inputs.workers,
+        workers=inputs.workers or _assigned_cpus(),
         progress=on_progress,
     )
     done = Rendered(len(rendered.records), rendered.ok, rendered.reused)
     key = f"{job.shard.key}:{job.options_key}"
     write_marker(job.shard.path.parent, {"key": key, "complete": True, **asdict(done)})
     return done
+
+
+def _assigned_cpus() -> int | None:
+    """The CPUs Ray gave the running shard task (1 by default), so a shard renders on its own
+    share instead of starting a pool as wide as the node; None outside a Ray task."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    try:
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    except Exception:  # a driver, or an older Ray: keep the stage's default
+        return None
+    return max(1, int(cpus)) if cpus else None
 
 
 def shards_dir(out: Path) -> Path:
