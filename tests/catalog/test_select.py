@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from oiforge.build.plan import selection_version
 from oiforge.catalog import open_catalog, select
 from oiforge.catalog.catalog import Catalog
-from oiforge.catalog.select import _to_schema, resolve_targets, spec_hash_of
+from oiforge.catalog.select import resolve_targets, spec_hash_of, to_selection_schema
 from oiforge.catalog.selectsql import selection_sql
 from oiforge.contracts import SELECTION_SCHEMA, SPLITS
 from oiforge.errors import SpecError, UnknownClassError
@@ -247,7 +247,9 @@ def _plain_tables_select(cat: Catalog, spec: SelectSpec) -> pa.Table:
     excluded = frozenset(_expanded(cat, spec.exclude_images_with))
     machine = cat.has_table("machine_labels", spec.splits)
     sql = selection_sql(spec, targets, excluded, machine, copies=False)
-    return _to_schema(cat.connection.sql(sql).to_arrow_table(), spec_hash_of(spec), spec.version)
+    return to_selection_schema(
+        cat.connection.sql(sql).to_arrow_table(), spec_hash_of(spec), spec.version
+    )
 
 
 def _expanded(cat: Catalog, names_: Sequence[str]) -> set[str]:

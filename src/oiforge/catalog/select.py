@@ -109,7 +109,7 @@ def _select(
     sql = selection_sql(sel, targets, excluded, machine, copies=True)
     digest = spec_hash_of(spec)
     rows = order_rows(cat.connection.sql(sql).to_arrow_table(), targets, sel.label_mode == "box")
-    table = _to_schema(attach_images(rows, copies), digest, sel.version)
+    table = to_selection_schema(attach_images(rows, copies), digest, sel.version)
     log.info("selected %d rows for %d classes", table.num_rows, len(targets))
     return Selection(table, digest, [t.name for t in targets])
 
@@ -218,7 +218,7 @@ def _check_available(sel: SelectSpec, kinds: list[str]) -> None:
         )
 
 
-def _to_schema(table: pa.Table, digest: str, version: str) -> pa.Table:
+def to_selection_schema(table: pa.Table, digest: str, version: str) -> pa.Table:
     """The contract's columns and types, stamped with the Open Images version (for the lock)."""
     table = table.append_column("spec_hash", repeat_string(digest, table.num_rows))
     table = table.select(SELECTION_SCHEMA.names).cast(SELECTION_SCHEMA)

@@ -15,7 +15,7 @@ import duckdb
 import psycopg
 
 from oiforge.catalog import Selection, open_catalog
-from oiforge.catalog.select import _expand_all, _to_schema, resolve_targets, spec_hash_of
+from oiforge.catalog.select import _expand_all, resolve_targets, spec_hash_of, to_selection_schema
 from oiforge.catalog.selectsql import selection_sql, target_map
 from oiforge.postgres.load import SCHEMA
 from oiforge.postgres.pgconn import PostgresError, connect, describe_dsn
@@ -93,7 +93,7 @@ def select_pg(spec: SelectSpec | DatasetSpec, dsn: str) -> Selection:
     finally:
         duck.close()
     return Selection(
-        _to_schema(table, spec_hash_of(spec), sel.version),
+        to_selection_schema(table, spec_hash_of(spec), sel.version),
         spec_hash_of(spec),
         [t.name for t in targets],
     )
