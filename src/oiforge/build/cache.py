@@ -30,7 +30,7 @@ from oiforge.build.records import ImageRecord, RenderOptions
 from oiforge.errors import InvalidInputError
 
 #: Bumped whenever rendering changes its output bytes, so an old cache is never reused.
-RENDER_VERSION: Final = 2
+RENDER_VERSION: Final = 3
 PARAMS: Final = "params.json"
 
 _MADE_DIRS: set[str] = set()

@@ -101,17 +101,31 @@ def decode(
     return Decoded(rgb, full_w, full_h, note)
 
 
+def dct_denominator(scale: float) -> int:
+    """The largest of 1, 2, 4, 8 whose reduction ``1/d`` still gives ``scale``.
+
+    libjpeg-turbo can also scale by 3/8 … 7/8, but those run its plain-C inverse DCTs: at
+    7/8 a decode took 1.8x as long as at full size here (bench/RESULTS.md), so only the
+    halvings, which are cheaper than a full decode, are used."""
+    d = 1
+    while d < 8 and scale <= 1.0 / (2 * d):
+        d *= 2
+    return d
+
+
 def _fast_jpeg(data: bytes, im: Image.Image, scale: float) -> Array | None:
     w0, h0 = im.size
-    if scale < 1.0:
-        return decode_jpeg_fast(data, math.ceil(w0 * scale), math.ceil(h0 * scale))
+    d = dct_denominator(scale)
+    if d > 1:
+        return decode_jpeg_fast(data, -(-w0 // d), -(-h0 // d))
     return decode_jpeg_fast(data, 0, 0)
 
 
 def _pillow_decode(im: Image.Image, scale: float) -> Image.Image:
     w0, h0 = im.size
-    if im.format in ("JPEG", "MPO") and scale < 1.0:
-        im.draft("RGB", (max(1, math.ceil(w0 * scale)), max(1, math.ceil(h0 * scale))))
+    d = dct_denominator(scale)
+    if im.format in ("JPEG", "MPO") and d > 1:
+        im.draft("RGB", (max(1, w0 // d), max(1, h0 // d)))  # Pillow picks 1/d from these
     try:
         im.load()
         return im if im.mode == "RGB" else im.convert("RGB")

@@ -54,18 +54,22 @@ def _needed_scale(task: ImageTask, opts: RenderOptions, w: int, h: int) -> float
     return min(1.0, need)
 
 
-def _resize(img: Array, box: Rect, opts: RenderOptions) -> Array:
-    """The ``box`` region of ``img`` at its output size (letterboxed for square-pad)."""
+def _resize(img: Array, box: Rect, full: Rect, opts: RenderOptions) -> Array:
+    """The ``box`` region of ``img`` at its output size (letterboxed for square-pad).
+
+    The output size comes from ``full``, the same region at full resolution, so it does not
+    depend on the scale the JPEG was decoded at."""
     x0, y0, x1, y1 = box
+    fw, fh = full[2] - full[0], full[3] - full[1]
     region = img[y0:y1, x0:x1]
     if opts.aspect == "square-pad":
-        iw, ih = output_size(x1 - x0, y1 - y0, opts.size, "keep")
+        iw, ih = output_size(fw, fh, opts.size, "keep")
         canvas = np.empty((opts.size, opts.size, 3), np.uint8)
         canvas[:] = PAD_COLOUR
         top, left = (opts.size - ih) // 2, (opts.size - iw) // 2
         canvas[top : top + ih, left : left + iw] = resize(region, iw, ih)
         return canvas
-    return resize(region, *output_size(x1 - x0, y1 - y0, opts.size, opts.aspect))
+    return resize(region, *output_size(fw, fh, opts.size, opts.aspect))
 
 
 def _render_sample(
@@ -75,7 +79,7 @@ def _render_sample(
     img = dec.image
     h, w = img.shape[:2]
     small = scale_rect(rect, w / dec.full_width, h / dec.full_height, w, h)
-    out = _resize(img, small, opts)
+    out = _resize(img, small, rect, opts)
     data = encode_jpeg(out, opts.jpeg_quality)
     write(path, data)
     x0, y0, x1, y1 = rect
