@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -85,3 +86,31 @@ def test_torn_or_stale_journal_entries_are_rendered_again(
     assert {i: r.samples for i, r in again.records.items()} == {
         i: r.samples for i, r in first.records.items()
     }
+
+
+def test_a_build_trusts_sources_its_own_run_rendered_but_checks_samples(
+    synth: SyntheticSet, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(synth.store, store)
+    out = tmp_path / "ds"
+    cache = build_cache_dir(out)
+    prepare_build_cache(cache, SPEC)
+    first = render_images(synth.selection, store, cache, SPEC, workers=1, run="run-1")
+    ids = sorted(first.records)
+    source = next(store.rglob(f"{ids[0]}.jpg"))
+    source.write_bytes(source.read_bytes() + b"\0")  # the store changed after the render
+    sample = next(s for s in first.records[ids[1]].samples if s.status == "ok")
+    (cache / "samples" / sample.key[:2] / f"{sample.key}.jpg").write_bytes(b"torn")
+
+    other = tmp_path / "other"  # the same cache under another build (a later run, a resume)
+    shutil.copytree(cache, build_cache_dir(other))
+
+    def reused(out: Path, trusted: str | None) -> int:
+        inputs = BuildInputs(synth.selection, store, out, SPEC, workers=1, trusted_run=trusted)
+        return build_dataset(inputs).reused_images
+
+    # not trusted: the changed source and the torn sample are rendered again
+    assert reused(other, None) == len(ids) - 2
+    # this run's own records: the source is not hashed again, the sample still is
+    assert reused(out, "run-1") == len(ids) - 1

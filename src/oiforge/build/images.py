@@ -60,6 +60,7 @@ def render_images(
     exclude: ExcludeList | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
+    run: str = "",
 ) -> RenderedImages:
     """Render the images of ``selection`` (from ``store``) into ``cache``; return their records.
 
@@ -69,5 +70,5 @@ def render_images(
     opts = RenderOptions.from_spec(spec)
     check_cache(cache, opts)
     plan = make_plan(read_selection(selection), store, exclude or ExcludeList())
-    records, reused = render_all(plan.tasks, opts, cache, workers, progress)
+    records, reused = render_all(plan.tasks, opts, cache, workers, progress, run=run)
     return RenderedImages(records, reused)

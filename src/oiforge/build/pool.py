@@ -5,7 +5,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from pathlib import Path
 
 from oiforge.build.cache import read_journal, sample_path
@@ -19,10 +25,16 @@ BATCH = 16
 _PRELOAD = ["oiforge.build.render"]
 
 
-def is_reusable(rec: ImageRecord, task: ImageTask, cache: Path) -> bool:
-    """Whether a journal record answers ``task`` and its source and samples still hash right."""
+def is_reusable(rec: ImageRecord, task: ImageTask, cache: Path, *, trusted: bool = False) -> bool:
+    """Whether a journal record answers ``task`` and its source and samples still hash right.
+
+    ``trusted``: the record was written during this build (by one of its shard jobs), so its
+    source file is not hashed again; its sample files still are, which catches a sample that
+    a retried job was rewriting."""
     try:
-        if rec.task_hash != task_hash(task) or file_sha256(Path(task.path)) != rec.source_sha256:
+        if rec.task_hash != task_hash(task):
+            return False
+        if not trusted and file_sha256(Path(task.path)) != rec.source_sha256:
             return False
         return all(
             file_sha256(sample_path(cache, s.key)) == s.sha256
@@ -31,6 +43,23 @@ def is_reusable(rec: ImageRecord, task: ImageTask, cache: Path) -> bool:
         )
     except OSError:
         return False
+
+
+def _reusable(tasks: list[ImageTask], cache: Path, trust_run: str | None) -> dict[str, ImageRecord]:
+    """The journal's records that still answer their task, checked on a few threads (file
+    reads and hashing release the GIL)."""
+    journal = read_journal(cache)
+    found = [(t, journal[t.image_id]) for t in tasks if t.image_id in journal]
+    if not found:
+        return {}
+
+    def check(pair: tuple[ImageTask, ImageRecord]) -> bool:
+        task, rec = pair
+        return is_reusable(rec, task, cache, trusted=bool(trust_run) and rec.run == trust_run)
+
+    with ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1))) as threads:
+        ok = list(threads.map(check, found, chunksize=64))
+    return {t.image_id: rec for (t, rec), good in zip(found, ok, strict=True) if good}
 
 
 def _batches(tasks: list[ImageTask]) -> Iterator[list[ImageTask]]:
@@ -44,6 +73,7 @@ def _run_pool(
     cache: Path,
     workers: int,
     done: Callable[[list[ImageRecord]], None],
+    run: str,
 ) -> None:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(_PRELOAD)
@@ -54,7 +84,7 @@ def _run_pool(
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     done(fut.result())
-            pending.add(pool.submit(run_batch, batch, opts, str(cache)))
+            pending.add(pool.submit(run_batch, batch, opts, str(cache), run))
         for fut in wait(pending).done:
             done(fut.result())
 
@@ -65,17 +95,16 @@ def render_all(
     cache: Path,
     workers: int | None = None,
     progress: Progress | None = None,
+    *,
+    run: str = "",
+    trust_run: str | None = None,
 ) -> tuple[dict[str, ImageRecord], int]:
-    """Image id → record for every task; also how many came from the cache."""
-    records: dict[str, ImageRecord] = {}
-    todo = []
-    journal = read_journal(cache)
-    for task in tasks:
-        rec = journal.get(task.image_id)
-        if rec is not None and is_reusable(rec, task, cache):
-            records[task.image_id] = rec
-        else:
-            todo.append(task)
+    """Image id → record for every task; also how many came from the cache.
+
+    ``run`` tags the records rendered now; cached records tagged ``trust_run`` (this build's
+    own shard jobs) skip the source re-hash (see ``is_reusable``)."""
+    records = _reusable(tasks, cache, trust_run)
+    todo = [t for t in tasks if t.image_id not in records]
     reused = len(records)
 
     def done(batch: list[ImageRecord]) -> None:
@@ -88,7 +117,7 @@ def render_all(
         progress(reused, len(tasks))
     if n <= 1 or len(todo) <= BATCH:
         for batch in _batches(todo):
-            done(run_batch(batch, opts, str(cache)))
+            done(run_batch(batch, opts, str(cache), run))
     else:
-        _run_pool(todo, opts, cache, n, done)
+        _run_pool(todo, opts, cache, n, done, run)
     return records, reused

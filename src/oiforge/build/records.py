@@ -103,6 +103,7 @@ class ImageRecord:
     phash: str = ""  # 16 hex chars, perceptual hash of the upright image
     flags: tuple[str, ...] = ()
     samples: list[SampleResult] = field(default_factory=list)
+    run: str = ""  # the render run that wrote it (a sharded build trusts its own run's records)
 
     def to_json(self) -> str:
         data = {k: getattr(self, k) for k in _RECORD_FIELDS}

@@ -149,10 +149,15 @@ def process_image(
     return record
 
 
-def run_batch(tasks: list[ImageTask], opts: RenderOptions, cache: str) -> list[ImageRecord]:
-    """Pool entry point: a batch of images (fewer round trips, one journal append)."""
+def run_batch(
+    tasks: list[ImageTask], opts: RenderOptions, cache: str, run: str = ""
+) -> list[ImageRecord]:
+    """Pool entry point: a batch of images (fewer round trips, one journal append); ``run``
+    tags the records with the render run that wrote them."""
     folder, writer = Path(cache), sample_writer()
     records = [process_image(t, opts, folder, writer.write) for t in tasks]
+    for record in records:
+        record.run = run
     writer.flush()  # samples on disk before the journal says they are
     append_records(folder, records)
     return records

@@ -61,6 +61,9 @@ class BuildInputs:
     workers: int | None = None
     expected_files: Mapping[str, str] | None = None
     expected_environment: Mapping[str, str] = field(default_factory=dict)  # from the lock
+    #: A sharded build's run token: cached records its shard jobs wrote are trusted (their
+    #: sources not hashed again; see ``pool.is_reusable``).
+    trusted_run: str | None = None
 
 
 @dataclass(frozen=True)
@@ -196,7 +199,9 @@ def build_dataset(inputs: BuildInputs, progress: Progress | None = None) -> Buil
     opts = RenderOptions.from_spec(inputs.spec)
     prepare_cache(cache, opts)
     clock.lap("plan")
-    records, reused = render_all(plan.tasks, opts, cache, inputs.workers, progress)
+    records, reused = render_all(
+        plan.tasks, opts, cache, inputs.workers, progress, trust_run=inputs.trusted_run
+    )
     clock.lap("render")
     asm = assemble(plan, records, inputs.spec)
     _clear_outputs(staging)

@@ -13,10 +13,11 @@ shard that failed for good costs time, not correctness: the final build renders 
 from __future__ import annotations
 
 import logging
+import secrets
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ class RenderJob:
     inputs: BuildInputs
     cache: Path
     options_key: str
+    run: str  # this build's token: the driver trusts the records tagged with it
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ def render_shard(job: RenderJob, reporter: Reporter) -> Rendered:
         exclude=inputs.exclude,
         workers=inputs.workers or _assigned_cpus(),
         progress=on_progress,
+        run=job.run,
     )
     done = Rendered(len(rendered.records), rendered.ok, rendered.reused)
     key = f"{job.shard.key}:{job.options_key}"
@@ -134,6 +137,7 @@ def run_build_sharded(
     prepare_build_cache(cache, inputs.spec)  # once, here: shard jobs never reset a shared cache
     work = shards_dir(inputs.out)
     options_key = render_fingerprint(inputs.spec)
+    run = secrets.token_hex(8)
     with open_engine(chosen, address) as engine:
         n = (
             num_shards
@@ -141,7 +145,7 @@ def run_build_sharded(
             else auto_num_shards(count_images(inputs.selection), engine.cpus())
         )
         remove_other_layouts(work, n)
-        jobs = _jobs(split_selection(inputs.selection, work, n), inputs, cache, options_key)
+        jobs = _jobs(split_selection(inputs.selection, work, n), inputs, cache, options_key, run)
         merger = ProgressMerger({j.shard.name: j.shard.images for j in jobs}, on_event)
         outcomes = engine.run(
             render_shard,
@@ -152,7 +156,7 @@ def run_build_sharded(
         log.warning(
             "shard %s failed (%s); the final build renders its images", failed.shard, failed.error
         )
-    result = build_dataset(inputs, progress)
+    result = build_dataset(replace(inputs, trusted_run=run), progress)
     shutil.rmtree(work, ignore_errors=True)
     return result
 
@@ -167,14 +171,14 @@ def _check_out(out: Path) -> None:
 
 
 def _jobs(
-    shards: list[Shard], inputs: BuildInputs, cache: Path, options_key: str
+    shards: list[Shard], inputs: BuildInputs, cache: Path, options_key: str, run: str
 ) -> list[RenderJob]:
     jobs = []
     for shard in shards:
         marker = read_marker(shard.path.parent)
         if marker and marker.get("key") == f"{shard.key}:{options_key}" and marker.get("complete"):
             continue
-        jobs.append(RenderJob(shard, inputs, cache, options_key))
+        jobs.append(RenderJob(shard, inputs, cache, options_key, run))
     return jobs
 
 
