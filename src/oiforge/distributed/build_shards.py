@@ -8,6 +8,9 @@ sees), with the build stage's own planner and renderer; then the driver calls
 :func:`oiforge.build.build_dataset` unchanged, which finds every image in the cache (checked
 by hash) and only assembles. The dataset is therefore byte-identical to a local build, and a
 shard that failed for good costs time, not correctness: the final build renders what is left.
+Records this run's shard jobs wrote carry its token, so the final pass does not hash their
+source files again (their samples still are); records from an earlier run (a resume) are
+checked in full.
 """
 
 from __future__ import annotations
