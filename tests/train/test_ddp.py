@@ -20,6 +20,8 @@ from oiforge.train.features import FeatureSet, merge_shards
 from oiforge.train.launch import LaunchPlan, plan_launch, torchrun_argv
 from oiforge.train.rundir import read_metrics
 
+from .synthetic import make_dataset
+
 runner = CliRunner()
 ENV = {"COLUMNS": "120", "TERM": "dumb"}
 TINY = ["--image-size", "32", "--workers", "0", "--batch-size", "8"]
@@ -77,6 +79,28 @@ def test_a_resumed_ddp_run_equals_an_uninterrupted_one(
     assert rows[0] == rows[1] and len(rows[0]) == 2
     assert _same_weights(run, whole, "best.safetensors")
     assert _same_weights(run, whole, "checkpoint.safetensors")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_rank_whose_whole_batch_is_undecodable_does_not_hang_the_others(
+    tmp_path: Path,
+) -> None:
+    """One decodable training image: one rank has a sample at some step, the other has none
+    in any batch; it must still join every step's all-reduce."""
+    data = make_dataset(tmp_path / "ds", per_class={"train": 8, "val": 3, "test": 3})
+    photos = sorted((data / "train").rglob("*.jpg"))
+    for photo in photos[1:]:
+        photo.write_bytes(b"not a jpeg")
+    run = tmp_path / "run"
+    args = ["train", str(data), "--out", str(run), "--mode", "scratch", "--epochs", "1",
+            "--procs", "2", "--image-size", "64", "--workers", "0",
+            "--batch-size", "4"]  # fmt: skip
+    result = runner.invoke(app, args, env=ENV)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["epochs_run"] == 1
+    assert summary["undecodable_train_images"] == len(photos) - 1
 
 
 @pytest.mark.slow

@@ -34,6 +34,7 @@ class Feeder:
     train: Callable[[int], Iterable[Inputs]]
     val: Callable[[], Iterable[Inputs]]
     steps_per_epoch: int
+    sample_shape: tuple[int, ...]  # one input (C, H, W or the feature size)
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -117,7 +118,7 @@ def image_feeder(
         return _unpack(DataLoader(val_set, shuffle=False, **common))
 
     steps = per_rank // config.batch_size if drop_last else 1
-    return Feeder(train_batches, val_batches, steps)
+    return Feeder(train_batches, val_batches, steps, (3, config.image_size, config.image_size))
 
 
 def feature_feeder(config: TrainConfig, train: FeatureSet, val: FeatureSet) -> Feeder:
@@ -135,7 +136,8 @@ def feature_feeder(config: TrainConfig, train: FeatureSet, val: FeatureSet) -> F
         for i in range(0, len(val.y), bs * 8):
             yield val.x[i : i + bs * 8], val.y[i : i + bs * 8], []
 
-    return Feeder(train_batches, val_batches, max(1, -(-len(labels) // bs)))
+    steps = max(1, -(-len(labels) // bs))
+    return Feeder(train_batches, val_batches, steps, tuple(train.x.shape[1:]))
 
 
 def create_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:

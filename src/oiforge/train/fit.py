@@ -132,6 +132,8 @@ def _context(
         amp_dtype=dtype,
         channels_last=cuda and parts.config.mode != "probe",
         scaler=scaler,
+        distributed=parts.d.active,
+        sample_shape=parts.feeder.sample_shape,
     )
 
 

@@ -62,6 +62,10 @@ class StepContext:
     amp_dtype: torch.dtype | None = None
     channels_last: bool = False
     scaler: torch.amp.GradScaler | None = None
+    #: Several ranks: every rank must take every step (each backward is an all-reduce), so a
+    #: rank whose whole batch failed to decode takes an idle step instead of skipping it.
+    distributed: bool = False
+    sample_shape: tuple[int, ...] = ()  # one input's shape, for the idle step's blank input
 
 
 def lr_factor(step: int, total: int, warmup: int, kind: str) -> float:
@@ -87,7 +91,9 @@ def _to_device(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torc
     return x, y.to(ctx.device, non_blocking=True)
 
 
-def train_step(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def train_step(
+    ctx: StepContext, x: torch.Tensor, y: torch.Tensor, weight: float = 1.0
+) -> tuple[torch.Tensor, ...]:
     """One optimizer step; returns (summed loss, correct count) as tensors on the device.
 
     No host sync here: on a GPU the next batch is queued while this one runs; the loop reads
@@ -97,6 +103,8 @@ def train_step(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torc
     with _autocast(ctx):
         logits = ctx.module(x)
         loss = ctx.loss_fn(logits.float(), y)
+        if weight != 1.0:
+            loss = loss * weight
     ctx.optimizer.zero_grad(set_to_none=True)
     if ctx.scaler is not None:
         ctx.scaler.scale(loss).backward()
@@ -107,6 +115,22 @@ def train_step(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torc
         ctx.optimizer.step()
     correct = (logits.detach().argmax(1) == y).sum()
     return loss.detach() * len(y), correct
+
+
+def idle_step(ctx: StepContext) -> None:
+    """A step that learns nothing, for a rank with no usable sample in its batch: one blank
+    input through the model in eval mode (no batch-norm statistics taken from it), its loss
+    times zero, so this rank joins the gradient all-reduce with zero gradients and applies
+    the same averaged update as the others (their parameters stay identical; when no rank
+    had a sample, momentum and weight decay still move them, the same on every rank)."""
+    blank = torch.zeros((1, *ctx.sample_shape))
+    target = torch.zeros(1, dtype=torch.long)
+    was_training = ctx.module.training
+    ctx.module.eval()
+    try:
+        train_step(ctx, blank, target, weight=0.0)
+    finally:
+        ctx.module.train(was_training)
 
 
 @dataclass
@@ -146,6 +170,10 @@ def train_epoch(
             ctx.set_lr(step)
             running.add(*_guarded_step(ctx, x, y))
             step, stats.steps, stats.seen = step + 1, stats.steps + 1, stats.seen + len(y)
+        elif ctx.distributed:
+            ctx.set_lr(step)
+            idle_step(ctx)
+            step, stats.steps = step + 1, stats.steps + 1
         if batch % SYNC_EVERY == 0:
             yield _sync(ctx, stats, running)
             if stats.stopped:
