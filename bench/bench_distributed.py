@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_distributed.py [--images 5000] [--repeats 3] [--cold 2]
                                                 [--shards auto 1] [--stage download|build|both]
+                                                [--cli]
 
 Data: the download bench's photo-like JPEGs (640x480 to 1024x768, q90; generated once into
 bench/out/mirror-root-<N>), served by ``oiforge mirror serve`` in its own process on
@@ -16,10 +17,13 @@ bench/out/mirror-root-<N>), served by ``oiforge mirror serve`` in its own proces
    run): download local / Ray alternating, then build local (``build_dataset``) / Ray
    (``run_build_sharded``, on the local download's store), alternating.
 
-Every run gets a fresh output folder. Prints each run, the medians, the ratio Ray/local, the
-driver's own time (split, merge: ``stats.json``) and an N-node extrapolation from the measured
-per-shard rates. Shards: the default (``auto_num_shards``: ~10,000 images per shard, at least
-one per CPU) and/or the counts given to ``--shards``.
+``--cli``: each build is an ``oiforge build`` command in a fresh process (interpreter, imports,
+the local render pool's fork server and the Ray driver's connection included), as a user runs
+it; without it the builds run in this process (imports and the fork server warm after the
+first local build). Every run gets a fresh output folder. Prints each run, the medians, the
+ratio Ray/local, the driver's own time (split, merge: ``stats.json``) and an N-node
+extrapolation from the measured per-shard rates. Shards: the default (``auto_num_shards``:
+~10,000 images per shard, at least one per CPU) and/or the counts given to ``--shards``.
 """
 
 from __future__ import annotations
@@ -116,6 +120,23 @@ def one_build(sel: Path, store: Path, variant: str, address: str) -> float:
     return took
 
 
+def one_build_cli(sel: Path, store: Path, variant: str, address: str) -> float:
+    """One ``oiforge build`` command in a fresh process, as a user runs it (interpreter,
+    imports and, for local, the render pool's fork server included on both sides)."""
+    out = fresh(f"dataset-{variant.replace(':', '-')}-cli")
+    cmd = [str(Path(sys.executable).parent / "oiforge"), "build", "--selection", str(sel),
+           "--store", str(store), "--out", str(out)]  # fmt: skip
+    if variant != "local":
+        cmd += ["--backend", "ray", "--ray-address", address]
+        if (shards := shards_of(variant)) is not None:
+            cmd += ["--shards", str(shards)]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    took = time.perf_counter() - start
+    print(f"    {variant} (command): {took:.2f} s", flush=True)
+    return took
+
+
 def rounds(variants: list[str], repeats: int, run: Callable[[str], float], tag: str) -> Runs:
     """``repeats`` rounds over the variants, the order rotated each round (drift hits all)."""
     runs: Runs = {v: [] for v in variants}
@@ -158,6 +179,7 @@ def main() -> None:
     ap.add_argument("--cold", type=int, default=2, help="rounds with Ray start-up included")
     ap.add_argument("--shards", nargs="+", default=["auto"], help="auto and/or numbers")
     ap.add_argument("--stage", choices=("download", "build", "both"), default="both")
+    ap.add_argument("--cli", action="store_true", help="each build an `oiforge build` process")
     args = ap.parse_args()
     root, ids = make_root(args.images)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -243,8 +265,10 @@ def warm_runs(
     if args.stage == "download":
         return
     store = OUT / "store-local"
-    built = rounds(variants[:2], args.repeats, lambda v: one_build(sel, store, v, address), "build")
-    summarize("build, Ray cluster already running", images, built)
+    build_one = one_build_cli if args.cli else one_build
+    built = rounds(variants[:2], args.repeats, lambda v: build_one(sel, store, v, address), "build")
+    how = " (each an `oiforge build` command)" if args.cli else ""
+    summarize(f"build, Ray cluster already running{how}", images, built)
 
 
 if __name__ == "__main__":
