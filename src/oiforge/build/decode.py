@@ -92,10 +92,10 @@ def decode(
     turn, note = _orientation(im, rotation)
     w0, h0 = im.size
     full_w, full_h = (h0, w0) if turn in SWAPS_AXES else (w0, h0)
-    scale = scale_for(full_w, full_h)
-    rgb = _fast_jpeg(data, im, scale) if im.format in ("JPEG", "MPO") else None
+    d = dct_denominator(scale_for(full_w, full_h))
+    rgb = _fast_jpeg(data, im, d) if im.format in ("JPEG", "MPO") else None
     if rgb is None:
-        rgb = np.asarray(_pillow_decode(im, scale))
+        rgb = np.asarray(_pillow_decode(im, d))
     if turn is not None:
         rgb = np.ascontiguousarray(_TURN_ARRAY[turn](rgb))
     return Decoded(rgb, full_w, full_h, note)
@@ -113,17 +113,16 @@ def dct_denominator(scale: float) -> int:
     return d
 
 
-def _fast_jpeg(data: bytes, im: Image.Image, scale: float) -> Array | None:
+def _fast_jpeg(data: bytes, im: Image.Image, d: int) -> Array | None:
+    """libjpeg-turbo at 1/``d``."""
     w0, h0 = im.size
-    d = dct_denominator(scale)
     if d > 1:
         return decode_jpeg_fast(data, -(-w0 // d), -(-h0 // d))
     return decode_jpeg_fast(data, 0, 0)
 
 
-def _pillow_decode(im: Image.Image, scale: float) -> Image.Image:
+def _pillow_decode(im: Image.Image, d: int) -> Image.Image:
     w0, h0 = im.size
-    d = dct_denominator(scale)
     if im.format in ("JPEG", "MPO") and d > 1:
         im.draft("RGB", (max(1, w0 // d), max(1, h0 // d)))  # Pillow picks 1/d from these
     try:
