@@ -29,6 +29,7 @@ extrapolation from the measured per-shard rates. Shards: the default (``auto_num
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -75,6 +76,26 @@ def fresh(name: str) -> Path:
     return path
 
 
+BUILDS = OUT / "build-runs"
+_RUN_COUNTER = itertools.count()
+
+
+def new_build_out(name: str) -> Path:
+    """A folder no earlier build used. Builds' datasets are only removed after all timing:
+    deleting 10,000 files just before a build bills it for the file system's work (on a
+    journal-less ext4, creating inodes within 30 s of mass deletion costs 0.4-0.7 ms each;
+    bench/RESULTS.md)."""
+    return BUILDS / f"{name}-{next(_RUN_COUNTER)}"
+
+
+def clear_builds() -> None:
+    """Remove earlier datasets, then let the deletions (and the download runs') age out."""
+    shutil.rmtree(BUILDS, ignore_errors=True)
+    BUILDS.mkdir(parents=True)
+    print("waiting 35 s for the file system to forget the deleted files", flush=True)
+    time.sleep(35)
+
+
 def driver_times(store: Path) -> dict[str, Any]:
     stats = json.loads((store / "stats.json").read_text(encoding="utf-8"))
     done = [s["stats"] for s in stats["shards_run"] if s["stats"]]
@@ -104,7 +125,7 @@ def one_download(
 def one_build(sel: Path, store: Path, variant: str, address: str) -> float:
     """One build; prints where its time went (for Ray: the shard jobs, then the driver's
     final ``build_dataset``, whose render phase is only the cache check)."""
-    out = fresh(f"dataset-{variant.replace(':', '-')}")
+    out = new_build_out(f"dataset-{variant.replace(':', '-')}")
     inputs = BuildInputs(sel, store, out)
     start = time.perf_counter()
     if variant == "local":
@@ -123,7 +144,7 @@ def one_build(sel: Path, store: Path, variant: str, address: str) -> float:
 def one_build_cli(sel: Path, store: Path, variant: str, address: str) -> float:
     """One ``oiforge build`` command in a fresh process, as a user runs it (interpreter,
     imports and, for local, the render pool's fork server included on both sides)."""
-    out = fresh(f"dataset-{variant.replace(':', '-')}-cli")
+    out = new_build_out(f"dataset-{variant.replace(':', '-')}-cli")
     cmd = [str(Path(sys.executable).parent / "oiforge"), "build", "--selection", str(sel),
            "--store", str(store), "--out", str(out)]  # fmt: skip
     if variant != "local":
@@ -266,9 +287,11 @@ def warm_runs(
         return
     store = OUT / "store-local"
     build_one = one_build_cli if args.cli else one_build
+    clear_builds()
     built = rounds(variants[:2], args.repeats, lambda v: build_one(sel, store, v, address), "build")
     how = " (each an `oiforge build` command)" if args.cli else ""
     summarize(f"build, Ray cluster already running{how}", images, built)
+    shutil.rmtree(BUILDS)
 
 
 if __name__ == "__main__":
