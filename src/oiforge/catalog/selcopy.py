@@ -24,6 +24,8 @@ import contextlib
 import json
 import logging
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -129,30 +131,45 @@ def _gather(refs: np.ndarray, has_ref: np.ndarray, copies: list[SelectionCopy]) 
     if not pieces:
         types = dict(_copy_columns("boxes"))
         return pa.table({c: pa.nulls(len(refs), _ARROW[types[c]]) for c in cols})
-    found, take = pa.concat_tables(pieces).combine_chunks(), from_numpy(index, valid=has_ref)
+    found, take = pa.concat_tables(pieces), from_numpy(index, valid=has_ref)
     del pieces
-    out = {}
-    for c in cols:  # column by column, so only one column is held twice at a time
-        out[c] = found.column(c).take(take)
-        found = found.drop_columns([c])
+
+    out: dict[str, pa.Array] = {}
+    threads = os.cpu_count() or 1
+    # a column per thread (Arrow releases the GIL), a wave of them at a time, each dropped
+    # once gathered: only a few columns are ever held twice
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for start in range(0, len(cols), threads):
+            wave = cols[start : start + threads]
+            columns = [found.column(c) for c in wave]
+            found = found.drop_columns(wave)
+            gathered = pool.map(lambda a: a.combine_chunks().take(take), columns)
+            out.update(zip(wave, gathered, strict=True))
+            del columns
     return pa.table(out)
 
 
 def _read_rows(path: Path, rows: np.ndarray, cols: list[str]) -> tuple[pa.Table, np.ndarray]:
-    """``rows`` of ``path`` (read one row group at a time), and where each landed in the result."""
-    file = pq.ParquetFile(path)
-    meta = file.metadata
+    """``rows`` of ``path`` (one row group at a time, on a thread per core: reading and
+    taking release the GIL), and where each landed in the result."""
+    meta = pq.ParquetFile(path).metadata
     sizes = np.array([meta.row_group(g).num_rows for g in range(meta.num_row_groups)], np.int64)
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
     wanted, where = np.unique(rows, return_inverse=True)
     group = np.searchsorted(starts, wanted, side="right") - 1
     cuts = np.flatnonzero(np.diff(group)) + 1
-    pieces = [
-        file.read_row_group(int(group[p[0]]), columns=cols).take(
-            from_numpy(wanted[p] - starts[group[p[0]]])
-        )
-        for p in np.split(np.arange(len(wanted)), cuts)
-    ]
+    local = threading.local()
+
+    def piece(p: np.ndarray) -> pa.Table:
+        if not hasattr(local, "file"):  # a ParquetFile per thread: one is not thread-safe
+            local.file = pq.ParquetFile(path)
+        g = int(group[p[0]])
+        part = local.file.read_row_group(g, columns=cols, use_threads=False)
+        return part.take(from_numpy(wanted[p] - starts[g]))
+
+    parts = np.split(np.arange(len(wanted)), cuts)
+    with ThreadPoolExecutor(max_workers=min(len(parts), os.cpu_count() or 1)) as pool:
+        pieces = list(pool.map(piece, parts))
     return pa.concat_tables(pieces), where
 
 
