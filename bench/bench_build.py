@@ -95,20 +95,23 @@ def decode_only(s: SyntheticSet, workers: int) -> tuple[int, float]:
     return n, time.perf_counter() - start
 
 
-def fresh_runs_dir(s: SyntheticSet) -> Path:
-    """An empty folder for this invocation's datasets, removed only after all timing.
+#: A journal-less ext4 (this VM's root) scans the inodes deleted in the last 30 s on every
+#: file creation (``recently_deleted`` in ``find_inode_bit``, seen with perf): 0.4-0.7 ms a
+#: file instead of 0.03 ms. Deleting a dataset just before timing a build bills it for that.
+SETTLE_S = 35
 
-    Deleting a previous run's 10,000 files just before timing the next build would bill it
-    for the file system's work: on a journal-less ext4 (this VM's root), creating an inode
-    within 30 s of mass deletion scans the recently deleted ones (``recently_deleted`` in
-    ``find_inode_bit``, seen with perf), 0.4-0.7 ms a file instead of 0.03 ms."""
-    runs = s.selection.parent / "runs"
-    if runs.exists():
-        shutil.rmtree(runs)
-        print("removed an earlier invocation's datasets; waiting 35 s for the file system")
-        time.sleep(35)
-    runs.mkdir()
-    return runs
+
+def settled_dir(folder: Path, *, after_deletions: bool = False) -> Path:
+    """``folder``, empty, for datasets that are removed only after all timing; waits out the
+    window above when it removed anything (or the caller just deleted files)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+        after_deletions = True
+    folder.mkdir(parents=True)
+    if after_deletions:
+        print(f"waiting {SETTLE_S} s for the file system to forget deleted files", flush=True)
+        time.sleep(SETTLE_S)
+    return folder
 
 
 def build(
@@ -135,7 +138,7 @@ def main() -> None:
     print(f"images {n_img} ({args.photo}), workers {args.workers}, size {args.size}, "
           f"boxes/image {args.boxes}")  # fmt: skip
     dec_rates, build_rates, samples = [], [], 0
-    runs = fresh_runs_dir(s)
+    runs = settled_dir(s.selection.parent / "runs")
     for run in range(args.repeat):
         n_dec, t_dec = decode_only(s, args.workers)
         samples, t_build, phases = build(s, args.size, args.workers, runs / f"dataset{run}")

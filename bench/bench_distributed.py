@@ -41,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench_build import settled_dir
 from bench_download import make_root, start_server
 from oiforge.build import BuildInputs, build_dataset
 from oiforge.build.synthetic import selection_row, write_selection
@@ -81,19 +82,8 @@ _RUN_COUNTER = itertools.count()
 
 
 def new_build_out(name: str) -> Path:
-    """A folder no earlier build used. Builds' datasets are only removed after all timing:
-    deleting 10,000 files just before a build bills it for the file system's work (on a
-    journal-less ext4, creating inodes within 30 s of mass deletion costs 0.4-0.7 ms each;
-    bench/RESULTS.md)."""
+    """A folder no earlier build used (all are removed after timing: ``settled_dir``)."""
     return BUILDS / f"{name}-{next(_RUN_COUNTER)}"
-
-
-def clear_builds() -> None:
-    """Remove earlier datasets, then let the deletions (and the download runs') age out."""
-    shutil.rmtree(BUILDS, ignore_errors=True)
-    BUILDS.mkdir(parents=True)
-    print("waiting 35 s for the file system to forget the deleted files", flush=True)
-    time.sleep(35)
 
 
 def driver_times(store: Path) -> dict[str, Any]:
@@ -287,7 +277,7 @@ def warm_runs(
         return
     store = OUT / "store-local"
     build_one = one_build_cli if args.cli else one_build
-    clear_builds()
+    settled_dir(BUILDS, after_deletions=True)  # the download rounds just deleted stores
     built = rounds(variants[:2], args.repeats, lambda v: build_one(sel, store, v, address), "build")
     how = " (each an `oiforge build` command)" if args.cli else ""
     summarize(f"build, Ray cluster already running{how}", images, built)

@@ -10,9 +10,8 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from oiforge.catalog.selcopy import _REF_BITS as REF_BITS  # row ref: (file << bits) + row
 from oiforge.catalog.selcopy import IMAGE_COLS, SelectionCopy, attach_images
-
-REF_BITS = 40  # selcopy's row reference: (file index << 40) + row number
 
 
 def _copy(path: Path, rows: int, tag: str, group_rows: int) -> SelectionCopy:

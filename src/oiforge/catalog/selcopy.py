@@ -120,25 +120,24 @@ def _gather(refs: np.ndarray, has_ref: np.ndarray, copies: list[SelectionCopy]) 
     """The copies' image columns at ``refs`` (a row per ref; null where ``has_ref`` is false)."""
     cols = ["image_id", *IMAGE_COLS]
     files, rows = refs >> _REF_BITS, refs & ((1 << _REF_BITS) - 1)
-    index = np.zeros(len(refs), np.int64)
-    pieces, offset = [], 0
-    for n in np.unique(files[has_ref]):
-        mine = has_ref & (files == n)
-        piece, local = _read_rows(copies[int(n)].path, rows[mine], cols)
-        index[mine] = offset + local
-        pieces.append(piece)
-        offset += piece.num_rows
-    if not pieces:
+    if not has_ref.any():
         types = dict(_copy_columns("boxes"))
         return pa.table({c: pa.nulls(len(refs), _ARROW[types[c]]) for c in cols})
-    found, take = pa.concat_tables(pieces), from_numpy(index, valid=has_ref)
-    del pieces
-
-    out: dict[str, pa.Array] = {}
-    threads = os.cpu_count() or 1
-    # a column per thread (Arrow releases the GIL), a wave of them at a time, each dropped
-    # once gathered: only a few columns are ever held twice
+    index = np.zeros(len(refs), np.int64)
+    pieces, offset = [], 0
+    threads = os.cpu_count() or 1  # Arrow's reads and takes release the GIL
     with ThreadPoolExecutor(max_workers=threads) as pool:
+        for n in np.unique(files[has_ref]):
+            mine = has_ref & (files == n)
+            piece, local = _read_rows(copies[int(n)].path, rows[mine], cols, pool)
+            index[mine] = offset + local
+            pieces.append(piece)
+            offset += piece.num_rows
+        found, take = pa.concat_tables(pieces), from_numpy(index, valid=has_ref)
+        del pieces
+        out: dict[str, pa.Array] = {}
+        # a column per thread, a wave at a time, each dropped once gathered: only a few
+        # columns are ever held twice
         for start in range(0, len(cols), threads):
             wave = cols[start : start + threads]
             columns = [found.column(c) for c in wave]
@@ -149,9 +148,11 @@ def _gather(refs: np.ndarray, has_ref: np.ndarray, copies: list[SelectionCopy]) 
     return pa.table(out)
 
 
-def _read_rows(path: Path, rows: np.ndarray, cols: list[str]) -> tuple[pa.Table, np.ndarray]:
-    """``rows`` of ``path`` (one row group at a time, on a thread per core: reading and
-    taking release the GIL), and where each landed in the result."""
+def _read_rows(
+    path: Path, rows: np.ndarray, cols: list[str], pool: ThreadPoolExecutor
+) -> tuple[pa.Table, np.ndarray]:
+    """``rows`` of ``path`` (a row group per task on ``pool``), and where each landed in the
+    result."""
     meta = pq.ParquetFile(path).metadata
     sizes = np.array([meta.row_group(g).num_rows for g in range(meta.num_row_groups)], np.int64)
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
@@ -167,9 +168,7 @@ def _read_rows(path: Path, rows: np.ndarray, cols: list[str]) -> tuple[pa.Table,
         part = local.file.read_row_group(g, columns=cols, use_threads=False)
         return part.take(from_numpy(wanted[p] - starts[g]))
 
-    parts = np.split(np.arange(len(wanted)), cuts)
-    with ThreadPoolExecutor(max_workers=min(len(parts), os.cpu_count() or 1)) as pool:
-        pieces = list(pool.map(piece, parts))
+    pieces = list(pool.map(piece, np.split(np.arange(len(wanted)), cuts)))
     return pa.concat_tables(pieces), where
 
 
