@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +28,9 @@ def _copy(path: Path, rows: int, tag: str, group_rows: int) -> SelectionCopy:
     picks=st.lists(st.tuples(st.integers(0, 1), st.integers(0, 49)), min_size=1, max_size=120),
     group_rows=st.integers(1, 17),
 )
-def test_gather_matches_a_plain_lookup(tmp_path_factory, picks, group_rows) -> None:
+def test_gather_matches_a_plain_lookup(
+    tmp_path_factory: pytest.TempPathFactory, picks: list[tuple[int, int]], group_rows: int
+) -> None:
     folder = tmp_path_factory.mktemp("copies")
     copies = [_copy(folder / f"c{n}.parquet", 50, "ab"[n], group_rows) for n in range(2)]
     refs = [(f << REF_BITS) + r for f, r in picks]
