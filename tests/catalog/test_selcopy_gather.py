@@ -1,10 +1,9 @@
-"""``attach_images`` gathers image columns across row groups and copy files, in row order."""
+"""``attach`` fetches a copy's columns by row across row groups and copy files, in row order."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -12,39 +11,76 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oiforge.catalog.selcopy import _REF_BITS as REF_BITS  # row ref: (file << bits) + row
-from oiforge.catalog.selcopy import IMAGE_COLS, SelectionCopy, attach_images
+from oiforge.catalog.selcopy import IMAGE_COLS, SelectionCopy, attach
+from oiforge.contracts import BOX_FLAGS
+
+ROWS = 50
+BOX_COLS = ("x_min", "x_max", "y_min", "y_max", *BOX_FLAGS)
+COPY_COLS = ("source", "confidence", *BOX_COLS, "image_id", *IMAGE_COLS)
 
 
-def _copy(path: Path, rows: int, tag: str, group_rows: int) -> SelectionCopy:
-    cols = {"image_id": [f"{tag}{i:015x}" for i in range(rows)]}
-    cols |= {c: [f"{c}-{tag}-{i}" for i in range(rows)] for c in IMAGE_COLS}
-    table = pa.table({k: pa.array(v, pa.string()) for k, v in cols.items()})
-    pq.write_table(table, path, row_group_size=group_rows)
+def _copy(path: Path, tag: str, group_rows: int) -> SelectionCopy:
+    cols: dict[str, pa.Array] = {}
+    for c in COPY_COLS:
+        if c in ("x_min", "x_max", "y_min", "y_max", "confidence"):
+            cols[c] = pa.array([i / 100 for i in range(ROWS)], pa.float32())
+        elif c in BOX_FLAGS:
+            cols[c] = pa.array([i % 2 for i in range(ROWS)], pa.int8())
+        elif c == "original_size":
+            cols[c] = pa.array([1000 * ("ab".index(tag) + 1) + i for i in range(ROWS)], pa.int64())
+        elif c == "rotation":
+            cols[c] = pa.array([float(i) for i in range(ROWS)], pa.float32())
+        else:
+            cols[c] = pa.array([f"{c}-{tag}-{i}" for i in range(ROWS)], pa.string())
+    pq.write_table(pa.table(cols), path, row_group_size=group_rows)
     return SelectionCopy("boxes", "train", path)
 
 
-@settings(max_examples=25, deadline=None)
-@given(
-    picks=st.lists(st.tuples(st.integers(0, 1), st.integers(0, 49)), min_size=1, max_size=120),
-    group_rows=st.integers(1, 17),
+#: a run of rows of one file: (file, first row, length, step); a selection's refs are mostly
+#: ascending runs (step 1: the slice path), single rows (length 1: the take path), or gaps.
+_runs = st.lists(
+    st.tuples(st.integers(0, 1), st.integers(0, ROWS - 1), st.integers(1, 30), st.integers(1, 2)),
+    min_size=1,
+    max_size=12,
 )
-def test_gather_matches_a_plain_lookup(
-    tmp_path_factory: pytest.TempPathFactory, picks: list[tuple[int, int]], group_rows: int
+
+
+@settings(max_examples=40, deadline=None)
+@given(runs=_runs, group_rows=st.integers(1, 17), no_ref=st.sets(st.integers(0, 400)))
+def test_attach_matches_a_plain_lookup(
+    tmp_path_factory: pytest.TempPathFactory,
+    runs: list[tuple[int, int, int, int]],
+    group_rows: int,
+    no_ref: set[int],
 ) -> None:
     folder = tmp_path_factory.mktemp("copies")
-    copies = [_copy(folder / f"c{n}.parquet", 50, "ab"[n], group_rows) for n in range(2)]
-    refs = [(f << REF_BITS) + r for f, r in picks]
+    copies = [_copy(folder / f"c{n}.parquet", "ab"[n], group_rows) for n in range(2)]
+    picks = [(f, r) for f, a, n, step in runs for r in range(a, min(a + n * step, ROWS), step)]
+    refs = [None if i in no_ref else (f << REF_BITS) + r for i, (f, r) in enumerate(picks)]
+    # rows without a ref (machine labels) bring their own source and image_id
     table = pa.table(
         {
             "ref": pa.array(refs, pa.int64()),
-            "image_id": pa.nulls(len(refs), pa.string()),
-            **{c: pa.nulls(len(refs), pa.string()) for c in IMAGE_COLS},
+            "source": pa.array([f"own-{i}" for i in range(len(refs))], pa.string()),
+            "image_id": pa.array([f"own-id-{i}" for i in range(len(refs))], pa.string()),
         }
     )
-    got = attach_images(table, copies)
+    got = attach(table, copies, box_mode=True)
     full = [pq.read_table(c.path).to_pydict() for c in copies]
-    for name in ("image_id", *IMAGE_COLS):
-        want = [full[f][name][r] for f, r in picks]
-        assert got.column(name).to_pylist() == want
+    for name in COPY_COLS:
+        want = [
+            full[f][name][r]
+            if ref is not None
+            else (f"own-{i}" if name == "source" else f"own-id-{i}" if name == "image_id" else None)
+            for i, ((f, r), ref) in enumerate(zip(picks, refs, strict=True))
+        ]
+        assert got.column(name).to_pylist() == want, name
     assert "ref" not in got.column_names
-    assert np.all(np.array([len(v) for v in got.to_pydict().values()]) == len(refs))
+
+
+def test_attach_in_image_mode_leaves_the_box_columns_null(tmp_path: Path) -> None:
+    copy = _copy(tmp_path / "c.parquet", "a", 7)
+    got = attach(pa.table({"ref": pa.array([3, 4, 40], pa.int64())}), [copy], box_mode=False)
+    assert got.column("source").to_pylist() == ["source-a-3", "source-a-4", "source-a-40"]
+    for name in BOX_COLS:
+        assert got.column(name).null_count == 3

@@ -5,12 +5,14 @@ all of it (row-group pruning cannot help) and materialises wide rows; that domin
 A selection copy is built once per (label file, image list) pair, beside the Parquet copy:
 
 - only rows with a valid ImageID (16 lowercase hex characters; nothing else can become a file
-  name), and for human labels only positives (``confidence = 1``: all that ``select`` reads);
+  name), for human labels only positives (``confidence = 1``: all that ``select`` reads), for
+  boxes only valid boxes, coordinates clamped (``rowrules``);
 - ``image_key``: the ImageID as an unsigned 64-bit integer (same order as the hex text), so
   joins, windows and sorts work on integers;
 - the image columns of the image list of the same split (NULL when it is not ingested);
-- sorted by ``label_mid, image_key``, so a class query reads only its classes' row groups, and
-  the wide columns only for the rows it finally keeps (joined back by row number).
+- sorted by ``label_mid, image_key`` (then an image's boxes in ``rowrules.BOX_ORDER``), in
+  small row groups, so a class query reads only its classes' row groups, and every output
+  column only for the rows it finally keeps (by row number: ``attach``), in ascending runs.
 
 A fingerprint of its inputs (Parquet copy and image lists: name, size, mtime) is stored in the
 file's key-value metadata, so a copy is rebuilt only when an input changed. Machine labels get
@@ -21,6 +23,7 @@ for the (rare) machine-label rows instead.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -28,7 +31,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import IO, TYPE_CHECKING, Final
 
 import duckdb
 import numpy as np
@@ -36,9 +39,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from oiforge.atomic import atomic_open
 from oiforge.catalog.arrays import from_numpy, to_numpy
 from oiforge.catalog.ingest import COLUMNS
-from oiforge.contracts import SPLITS
+from oiforge.catalog.rowrules import BOX_ORDER, COORDS, clamped, valid_box, valid_id
+from oiforge.contracts import BOX_FLAGS, SPLITS
 
 if TYPE_CHECKING:
     from oiforge.catalog.catalog import Catalog
@@ -46,14 +51,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COPY_VERSION: Final = 1
+COPY_VERSION: Final = 4
 COPY_KINDS: Final = ("boxes", "human_labels")
 IMAGE_COLS: Final = tuple(ours for _, ours, _ in COLUMNS["images"] if ours != "image_id")
 _KEY: Final = "fingerprint"
-_VALID_ID: Final = "regexp_full_match(l.image_id, '[0-9a-f]{16}')"
 #: rows per file, so that ``(file index << _REF_BITS) + row`` is a unique row reference.
 _REF_BITS: Final = 40
-_ARROW: Final = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "FLOAT": pa.float32()}
+#: rows per row group (at most: a group never holds two classes); a gather decodes whole groups.
+_GROUP_ROWS: Final = 20_480
+_BATCH_ROWS: Final = 1 << 17
+_ARROW: Final = {
+    "VARCHAR": pa.string(),
+    "BIGINT": pa.int64(),
+    "FLOAT": pa.float32(),
+    "TINYINT": pa.int8(),
+}
+_TYPES: Final = {ours: typ for kind in ("boxes", "images") for _, ours, typ in COLUMNS[kind]}
+_LABEL_COLS: Final = ("source", "confidence")
+_BOX_COLS: Final = (*COORDS, *BOX_FLAGS)
+#: a gather returns slices of what it read (no copy) up to this many slices, or when they
+#: average at least ``_MIN_SLICE`` rows; otherwise a compact take.
+_MAX_SLICES: Final = 256
+_MIN_SLICE: Final = 512
 
 
 @dataclass(frozen=True)
@@ -96,80 +115,112 @@ def register_views(con: duckdb.DuckDBPyConnection, copies: list[SelectionCopy]) 
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view_name(kind)} AS {body}")
 
 
-def attach_images(table: pa.Table, copies: list[SelectionCopy]) -> pa.Table:
-    """``table`` (rows with ``ref``) with ``image_id`` and image columns from the copies.
+def attach(table: pa.Table, copies: list[SelectionCopy], box_mode: bool) -> pa.Table:
+    """``table`` (rows with ``ref``) with the label, box and image columns from the copies.
 
-    Reads only the row groups that hold the rows and gathers them in ``table``'s order; rows
-    without a ``ref`` keep the values they have.
+    Rows without a ``ref`` (machine labels) keep the values ``table`` has for them (null
+    where it has none). Box columns are null in image mode.
     """
     ref = table.column("ref").cast(pa.int64())
     has_ref = to_numpy(pc.is_valid(ref))
-    refs = to_numpy(ref, null_as=0)
-    fetched = _gather(refs, has_ref, copies)
+    cols = [*_LABEL_COLS, *(_BOX_COLS if box_mode else ()), "image_id", *IMAGE_COLS]
+    fetched = _gather(to_numpy(ref, null_as=0), has_ref, copies, cols)
     mask = from_numpy(has_ref)
-    for name in ("image_id", *IMAGE_COLS):
-        idx = table.schema.get_field_index(name)
+    for name in cols:
         col = fetched.column(name)
-        if not has_ref.all():  # machine-label rows keep what the query joined in
-            col = pc.if_else(mask, col, table.column(idx).cast(col.type))
-        table = table.set_column(idx, name, col)
+        if name in table.column_names and not has_ref.all():
+            col = pc.if_else(mask, col, table.column(name).cast(col.type))
+        table = _put(table, name, col)
+    if not box_mode:
+        for name in _BOX_COLS:
+            table = _put(table, name, pa.nulls(table.num_rows, _ARROW[_TYPES[name]]))
     return table.drop_columns(["ref"])
 
 
-def _gather(refs: np.ndarray, has_ref: np.ndarray, copies: list[SelectionCopy]) -> pa.Table:
-    """The copies' image columns at ``refs`` (a row per ref; null where ``has_ref`` is false)."""
-    cols = ["image_id", *IMAGE_COLS]
-    files, rows = refs >> _REF_BITS, refs & ((1 << _REF_BITS) - 1)
+def _put(table: pa.Table, name: str, col: pa.Array | pa.ChunkedArray) -> pa.Table:
+    idx = table.schema.get_field_index(name)
+    return table.set_column(idx, name, col) if idx >= 0 else table.append_column(name, col)
+
+
+def _gather(
+    refs: np.ndarray, has_ref: np.ndarray, copies: list[SelectionCopy], cols: list[str]
+) -> pa.Table:
+    """The copies' ``cols`` at ``refs`` (a row per ref; null where ``has_ref`` is false).
+
+    The distinct refs are read in file order (a row group per task), then put in ``refs``'
+    order. A selection's refs are mostly ascending runs (a class's rows in a copy are sorted
+    as the output is), so the result is usually a few slices of what was read, not a copy.
+    """
     if not has_ref.any():
-        types = dict(_copy_columns("boxes"))
-        return pa.table({c: pa.nulls(len(refs), _ARROW[types[c]]) for c in cols})
-    index = np.zeros(len(refs), np.int64)
-    pieces, offset = [], 0
+        return pa.table({c: pa.nulls(len(refs), _ARROW[_TYPES[c]]) for c in cols})
+    wanted = refs[has_ref]
+    order = np.argsort(wanted, kind="stable")  # timsort: near-linear on ascending runs
+    ascending = wanted[order]
+    first = np.r_[True, ascending[1:] != ascending[:-1]]
+    distinct = ascending[first]
+    where = np.empty(len(wanted), np.int64)
+    where[order] = np.cumsum(first) - 1  # each wanted row's place among the distinct refs
     threads = os.cpu_count() or 1  # Arrow's reads and takes release the GIL
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for n in np.unique(files[has_ref]):
-            mine = has_ref & (files == n)
-            piece, local = _read_rows(copies[int(n)].path, rows[mine], cols, pool)
-            index[mine] = offset + local
-            pieces.append(piece)
-            offset += piece.num_rows
-        found, take = pa.concat_tables(pieces), from_numpy(index, valid=has_ref)
-        del pieces
-        out: dict[str, pa.Array] = {}
-        # a column per thread, a wave at a time, each dropped once gathered: only a few
-        # columns are ever held twice
-        for start in range(0, len(cols), threads):
-            wave = cols[start : start + threads]
-            columns = [found.column(c) for c in wave]
-            found = found.drop_columns(wave)
-            gathered = pool.map(lambda a: a.combine_chunks().take(take), columns)
-            out.update(zip(wave, gathered, strict=True))
-            del columns
+        found = _read_distinct(distinct, copies, cols, pool)
+        if has_ref.all():
+            starts = np.r_[0, np.flatnonzero(np.diff(where) != 1) + 1]
+            if len(starts) <= max(_MAX_SLICES, len(where) // _MIN_SLICE):
+                ends = np.r_[starts[1:], len(where)]
+                slices = zip(where[starts].tolist(), (ends - starts).tolist(), strict=True)
+                return pa.concat_tables([found.slice(a, n) for a, n in slices])
+        index = np.zeros(len(refs), np.int64)
+        index[has_ref] = where
+        return _take(found, from_numpy(index, valid=has_ref), pool, threads)
+
+
+def _take(found: pa.Table, take: pa.Array, pool: ThreadPoolExecutor, threads: int) -> pa.Table:
+    """``found.take(take)``, a column per thread, a wave of columns at a time (each dropped
+    once gathered: only a few columns are ever held twice)."""
+    names = found.column_names
+    out: dict[str, pa.Array] = {}
+    for start in range(0, len(names), threads):
+        wave = names[start : start + threads]
+        columns = [found.column(c) for c in wave]
+        found = found.drop_columns(wave)
+        gathered = pool.map(lambda a: a.combine_chunks().take(take), columns)
+        out.update(zip(wave, gathered, strict=True))
+        del columns
     return pa.table(out)
 
 
-def _read_rows(
-    path: Path, rows: np.ndarray, cols: list[str], pool: ThreadPoolExecutor
-) -> tuple[pa.Table, np.ndarray]:
-    """``rows`` of ``path`` (a row group per task on ``pool``), and where each landed in the
-    result."""
-    meta = pq.ParquetFile(path).metadata
-    sizes = np.array([meta.row_group(g).num_rows for g in range(meta.num_row_groups)], np.int64)
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    wanted, where = np.unique(rows, return_inverse=True)
-    group = np.searchsorted(starts, wanted, side="right") - 1
-    cuts = np.flatnonzero(np.diff(group)) + 1
+def _read_distinct(
+    refs: np.ndarray, copies: list[SelectionCopy], cols: list[str], pool: ThreadPoolExecutor
+) -> pa.Table:
+    """The rows at ``refs`` (ascending, distinct), in that order: a row group per task."""
+    files, rows = refs >> _REF_BITS, refs & ((1 << _REF_BITS) - 1)
+    tasks: list[tuple[Path, int, np.ndarray, int]] = []
+    for n in np.unique(files):
+        path = copies[int(n)].path
+        meta = pq.ParquetFile(path).metadata
+        sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+        starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
+        mine = rows[files == n]
+        group = np.searchsorted(starts, mine, side="right") - 1
+        cuts = np.flatnonzero(np.diff(group)) + 1
+        for part, grp in zip(np.split(mine, cuts), np.split(group, cuts), strict=True):
+            g = int(grp[0])
+            tasks.append((path, g, part - starts[g], sizes[g]))
     local = threading.local()
 
-    def piece(p: np.ndarray) -> pa.Table:
-        if not hasattr(local, "file"):  # a ParquetFile per thread: one is not thread-safe
-            local.file = pq.ParquetFile(path)
-        g = int(group[p[0]])
-        part = local.file.read_row_group(g, columns=cols, use_threads=False)
-        return part.take(from_numpy(wanted[p] - starts[g]))
+    def piece(task: tuple[Path, int, np.ndarray, int]) -> pa.Table:
+        path, g, at, size = task
+        files = local.__dict__.setdefault("files", {})  # a ParquetFile per thread and path:
+        if path not in files:  # one is not thread-safe
+            files[path] = pq.ParquetFile(path)
+        part = files[path].read_row_group(g, columns=cols, use_threads=False)
+        if len(at) == size:  # every row of the group (``at`` is ascending and distinct)
+            return part
+        if at[-1] - at[0] + 1 == len(at) and 2 * len(at) >= size:  # most of it, in one range
+            return part.slice(int(at[0]), len(at))
+        return part.take(from_numpy(at))  # a compact copy: the group's buffers are let go
 
-    pieces = list(pool.map(piece, np.split(np.arange(len(wanted)), cuts)))
-    return pa.concat_tables(pieces), where
+    return pa.concat_tables(pool.map(piece, tasks))
 
 
 def _part_sql(n: int, c: SelectionCopy) -> str:
@@ -228,29 +279,61 @@ def _stored_fingerprint(path: Path) -> str | None:
 def _build(
     con: duckdb.DuckDBPyConnection, done: Ingested, images: list[Path], out: Path, stamp: str
 ) -> None:
-    label = ", ".join(
-        f"l.{name}" for name, _ in _copy_columns(done.kind)[2 : -len(COLUMNS["images"])]
-    )
+    names = [name for name, _ in _copy_columns(done.kind)[2 : -len(COLUMNS["images"])]]
+    label = ", ".join(f"{clamped('l.' + n)} AS {n}" if n in COORDS else f"l.{n}" for n in names)
     image = ", ".join(f"i.{c}" for c in IMAGE_COLS)
-    where = _VALID_ID + (" AND l.confidence = 1" if done.kind == "human_labels" else "")
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    valid = "l.confidence = 1" if done.kind == "human_labels" else valid_box("l")
+    within = [clamped(f"l.{c}") if c in COORDS else f"l.{c}" for c in BOX_ORDER if c in names]
     sql = (
-        f"COPY (SELECT l.label_mid, ('0x' || l.image_id)::UBIGINT AS image_key, "
+        f"SELECT l.label_mid, ('0x' || l.image_id)::UBIGINT AS image_key, "
         f"{label}, l.image_id, {image} "
         f"FROM read_parquet({_q(str(done.parquet))}) l LEFT JOIN {_images_sql(images, done)} i "
-        f"USING (image_id) WHERE {where} ORDER BY l.label_mid, image_key) "
-        f"TO {_q(str(tmp))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, "
-        f"KV_METADATA {{{_KEY}: {_q(stamp)}}})"
+        f"USING (image_id) WHERE {valid_id('l.image_id')} AND {valid} "
+        f"ORDER BY l.label_mid, image_key, {', '.join(within)}"
     )
     with contextlib.suppress(duckdb.Error):  # spill beside the cache, not into the cwd
         con.execute(f"SET temp_directory = {_q(str(out.parent / '.duckdb-spill'))}")
-    try:
-        con.execute(sql)
-        tmp.replace(out)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    with atomic_open(out, "wb") as fh:
+        _write_by_class(con.sql(sql).to_arrow_reader(_BATCH_ROWS), fh, stamp)
     log.info("built selection copy %s", out)
+
+
+def _write_by_class(batches: pa.RecordBatchReader, sink: IO[bytes], stamp: str) -> None:
+    """Write ``batches`` (sorted by ``label_mid``, the first column) as Parquet with a row
+    group boundary at every change of class and every ``_GROUP_ROWS`` rows within one.
+
+    A class query then decodes only its own rows (DuckDB's writer cuts groups anywhere: a
+    class of a few thousand rows would cost a whole group or two of other classes' rows).
+    """
+    schema = batches.schema.with_metadata({_KEY: stamp})
+    held: list[pa.RecordBatch] = []  # the current class's rows not yet written
+    current: object = None
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+
+        def write(final: bool) -> list[pa.RecordBatch]:
+            table = pa.Table.from_batches(held, schema)
+            whole = table.num_rows if final else table.num_rows // _GROUP_ROWS * _GROUP_ROWS
+            if whole:
+                writer.write_table(table.slice(0, whole), row_group_size=_GROUP_ROWS)
+            rest: list[pa.RecordBatch] = table.slice(whole).to_batches()
+            return rest
+
+        for batch in batches:
+            mids = batch.column(0)
+            changes = pc.indices_nonzero(pc.not_equal(mids.slice(1), mids.slice(0, len(mids) - 1)))
+            bounds = [0, *(int(i) + 1 for i in changes.to_pylist()), len(batch)]
+            for start, end in itertools.pairwise(bounds):
+                if start == end:
+                    continue
+                mid = mids[start].as_py()
+                if mid != current and held:
+                    held = write(final=True)
+                current = mid
+                held.append(batch.slice(start, end - start))
+            if sum(len(b) for b in held) >= _GROUP_ROWS:
+                held = write(final=False)
+        if held:
+            write(final=True)
 
 
 def _images_sql(images: list[Path], done: Ingested) -> str:

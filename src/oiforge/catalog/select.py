@@ -4,7 +4,7 @@ Steps, all in SQL over the sorted Parquet copies: candidate rows of the selected
 (human-verified positives, plus machine labels >= ``min_confidence``; or boxes filtered by
 their flags) → one split per image → drop images that carry an excluded class (positive label
 or box) → the ``multi_label`` rule → deterministic per-class sampling (``md5(image_id, seed)``
-order) → image metadata attached (from the selection copies, ``selcopy.py``).
+order) → the other columns fetched from the selection copies by row (``selcopy.py``).
 ``label_mid``/``label_name`` are the *selected* class (a sub-class row of an expanded class is
 reported under the class the spec names).
 """
@@ -28,8 +28,8 @@ from oiforge.catalog.arrays import from_numpy, repeat_string, strings, to_numpy
 from oiforge.catalog.catalog import Catalog, open_catalog
 from oiforge.catalog.fetch import ProgressFn
 from oiforge.catalog.files import official_files
-from oiforge.catalog.selcopy import attach_images, ensure_copies, register_views
-from oiforge.catalog.selectsql import BOX_ORDER, Target, selection_sql
+from oiforge.catalog.selcopy import attach, ensure_copies, register_views
+from oiforge.catalog.selectsql import Target, selection_sql
 from oiforge.contracts import SELECTION_SCHEMA, SELECTION_VERSION_KEY, SPLITS
 from oiforge.errors import SpecError
 from oiforge.spec import DatasetSpec, SelectSpec
@@ -108,33 +108,35 @@ def _select(
     machine = cat.has_table("machine_labels", sel.splits)
     sql = selection_sql(sel, targets, excluded, machine, copies=True)
     digest = spec_hash_of(spec)
-    rows = order_rows(cat.connection.sql(sql).to_arrow_table(), targets, sel.label_mode == "box")
-    table = to_selection_schema(attach_images(rows, copies), digest, sel.version)
+    box_mode = sel.label_mode == "box"
+    rows = order_rows(cat.connection.sql(sql).to_arrow_table(), targets, box_mode)
+    table = to_selection_schema(attach(rows, copies, box_mode), digest, sel.version)
     log.info("selected %d rows for %d classes", table.num_rows, len(targets))
     return Selection(table, digest, [t.name for t in targets])
 
 
 def order_rows(rows: pa.Table, targets: list[Target], box_mode: bool) -> pa.Table:
-    """Narrow rows (``selection_sql(copies=True)``) in output order, boxes numbered, classes named.
+    """Key rows (``selection_sql(copies=True)``) in output order, boxes numbered, classes and
+    splits named.
 
-    Order: class, split, image, then (boxes) the image's box order; ``box_index`` counts an
-    image's boxes over all its selected classes, in (class, box order) order.
+    Order: class, split, image, then ``ref`` (a copy holds an image's boxes of a class in
+    ``rowrules.BOX_ORDER``); ``box_index`` counts an image's boxes over all its selected
+    classes, in that order.
     """
-    keys = ["class_idx", "split_rank", "image_key"]
-    if box_mode:
-        keys += [c if c != "label_mid" else "src_mid" for c in BOX_ORDER]
-    order = pc.sort_indices(rows, [(k, "ascending", "at_end") for k in keys])
-    rows = rows.take(order)
-    if box_mode:
-        rows = rows.set_column(
-            rows.schema.get_field_index("box_index"), "box_index", _box_index(rows["image_key"])
-        )
+    keys = ["class_idx", "split_rank", "image_key", "ref"]
+    rows = rows.take(pc.sort_indices(rows, [(k, "ascending", "at_end") for k in keys]))
+    n = rows.num_rows
+    box_index = _box_index(rows["image_key"]) if box_mode else pa.nulls(n, pa.int32())
     idx = rows["class_idx"]
-    mids = strings([t.mid for t in targets])
-    names = strings([t.name for t in targets])
-    return rows.append_column("label_mid", mids.take(idx)).append_column(
-        "label_name", names.take(idx)
-    )
+    columns = {
+        "split": strings(list(SPLITS)).take(rows["split_rank"]),
+        "label_mid": strings([t.mid for t in targets]).take(idx),
+        "label_name": strings([t.name for t in targets]).take(idx),
+        "box_index": box_index,
+    }
+    for name, col in columns.items():
+        rows = rows.append_column(name, col)
+    return rows
 
 
 def _box_index(image_key: pa.ChunkedArray) -> pa.Array:

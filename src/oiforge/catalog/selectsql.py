@@ -5,34 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from oiforge.catalog.selcopy import COPY_KINDS, view_name
+from oiforge.catalog.rowrules import BOX_ORDER, COORDS, clamped, valid_box, valid_id
+from oiforge.catalog.selcopy import COPY_KINDS, IMAGE_COLS, view_name
 from oiforge.contracts import BOX_FLAGS, SPLITS
 from oiforge.spec import SelectSpec
 
-_IMAGE_COLS = (
-    "original_url",
-    "landing_url",
-    "thumbnail_url",
-    "license",
-    "author",
-    "author_profile_url",
-    "title",
-    "original_size",
-    "original_md5",
-    "rotation",
-)
-_BOX_COLS = ("x_min", "x_max", "y_min", "y_max", *BOX_FLAGS)
-#: rows a later stage could not use are left out: an ImageID is what becomes a file name, and
-#: a box must have a positive area inside (a hair's breadth outside is clamped) the image.
-_VALID_ID = "regexp_full_match({}, '[0-9a-f]{{16}}')"
-#: the order of an image's boxes (``box_index``), after ``class_idx``.
-BOX_ORDER = (*_BOX_COLS, "source", "label_mid")
+_BOX_COLS = (*COORDS, *BOX_FLAGS)
 #: an ``image_key`` (UBIGINT) back to its ImageID text.
 _HEX = "printf('%016x', {})"
-_VALID_BOX = (
-    "b.x_min < b.x_max AND b.y_min < b.y_max AND b.x_min >= -0.01 AND b.y_min >= -0.01 "
-    "AND b.x_max <= 1.01 AND b.y_max <= 1.01"
-)
 
 
 @dataclass(frozen=True)
@@ -88,7 +68,7 @@ def _keyed(table: str) -> str:
     return (
         f"(SELECT *, TRY_CAST('0x' || image_id AS UBIGINT) AS image_key, "
         f"{_split_rank()} AS split_rank, CAST(NULL AS BIGINT) AS ref "
-        f"FROM {table} WHERE {_VALID_ID.format('image_id')})"
+        f"FROM {table} WHERE {valid_id('image_id')})"
     )
 
 
@@ -99,12 +79,14 @@ def _source(kind: str, copies: bool) -> str:
 def _candidates(sel: SelectSpec, mids: str, splits: str, machine: bool, copies: bool) -> str:
     keys = "image_key, split, split_rank, ref, label_mid, source, confidence"
     if sel.label_mode == "box":
-        coords = ", ".join(f"least(greatest(b.{c}, 0), 1) AS {c}" for c in _BOX_COLS[:4])
+        where = f"b.label_mid IN {mids} AND b.split IN {splits} AND {_flag_filter(sel)}"
+        if copies:  # the copy's boxes are valid and clamped; ``attach`` fetches them
+            return f"SELECT {keys}, 0 AS pri FROM {_source('boxes', copies)} b WHERE {where}"
+        coords = ", ".join(f"{clamped('b.' + c)} AS {c}" for c in COORDS)
         flags = ", ".join(f"b.{c}" for c in BOX_FLAGS)
         return (
             f"SELECT {keys}, {coords}, {flags}, 0 AS pri FROM {_source('boxes', copies)} b "
-            f"WHERE b.label_mid IN {mids} AND b.split IN {splits} "
-            f"AND {_flag_filter(sel)} AND {_VALID_BOX}"
+            f"WHERE {where} AND {valid_box('b')}"
         )
     nulls = ", ".join(f"NULL AS {c}" for c in _BOX_COLS)
     human = (
@@ -222,10 +204,10 @@ def selection_sql(
     ``copies=False``: read the plain tables ``boxes``, ``human_labels``, ``machine_labels``,
     join ``images`` and return the rows in output order (PostgreSQL's pull uses this).
     ``copies=True``: read the selection copies (views ``sel_boxes``/``sel_human_labels``, see
-    ``selcopy.py``) and return narrow, unordered rows with the sort keys (``class_idx``,
-    ``split_rank``, ``image_key``, ``src_mid``) and ``ref`` (the row in a copy): ``select``
-    orders them, numbers the boxes and fetches the image columns (only machine-label rows,
-    which have no copy, get theirs from ``images`` here).
+    ``selcopy.py``) and return unordered rows of four integers: the sort keys ``class_idx``,
+    ``split_rank``, ``image_key`` and ``ref`` (the row in a copy, whose order within an image
+    is ``BOX_ORDER``): ``select`` orders them, numbers the boxes and fetches every other
+    column by ``ref`` (only machine-label rows, which have no copy, get theirs here).
     """
     splits = _in_list(sel.splits)
     mids = _in_list(target_map(targets))
@@ -245,20 +227,24 @@ def selection_sql(
     with_clause = ",\n".join(ctes)
     boxes = ", ".join(f"k.{c}" for c in _BOX_COLS)
     if copies:
-        from_images = sel.label_mode == "image" and machine and sel.min_confidence is not None
+        # only machine-label rows (no copy, no ``ref``) carry their own columns
+        own = sel.label_mode == "image" and machine and sel.min_confidence is not None
+        mine = (
+            f", CASE WHEN k.ref IS NULL THEN {_HEX.format('k.image_key')} END AS image_id, "
+            "CASE WHEN k.ref IS NULL THEN k.source END AS source, "
+            "CASE WHEN k.ref IS NULL THEN CAST(k.confidence AS FLOAT) END AS confidence, "
+            + ", ".join(f"i.{c}" for c in IMAGE_COLS)
+        )
         return f"""
 WITH {with_clause}
-SELECT CASE WHEN k.ref IS NULL THEN {_HEX.format("k.image_key")} END AS image_id, k.split,
-       k.class_idx, k.split_rank, k.image_key, k.label_mid AS src_mid, k.source,
-       CAST(k.confidence AS FLOAT) AS confidence, k.box_index, {boxes}, k.ref,
-       {", ".join(f"i.{c}" if from_images else f"NULL AS {c}" for c in _IMAGE_COLS)}
-FROM numbered k {_image_join() if from_images else ""}
+SELECT k.class_idx, k.split_rank, k.image_key, k.ref{mine if own else ""}
+FROM numbered k {_image_join() if own else ""}
 """
     return f"""
 WITH {with_clause}
 SELECT {_HEX.format("k.image_key")} AS image_id, k.split, o.out_mid AS label_mid,
        o.out_name AS label_name, k.source, CAST(k.confidence AS FLOAT) AS confidence,
-       k.box_index, {boxes}, {", ".join(f"i.{c}" for c in _IMAGE_COLS)}
+       k.box_index, {boxes}, {", ".join(f"i.{c}" for c in IMAGE_COLS)}
 FROM numbered k JOIN out_names o USING (class_idx)
 {_image_join()}
 ORDER BY k.class_idx, k.split_rank, k.image_key, k.box_index
@@ -278,7 +264,7 @@ def _numbered(sel: SelectSpec, copies: bool) -> str:
     """CTE ``numbered``: ``box_index`` counts an image's selected boxes (0, 1, ...).
 
     The window runs on the narrow rows, before the wide image metadata is joined in; with
-    ``copies`` ``select.order_rows`` numbers them instead (in Arrow: cheaper than the window).
+    ``copies`` ``select.order_rows`` numbers them instead (in Arrow, in ``ref`` order).
     """
     if sel.label_mode != "box" or copies:
         return "numbered AS (SELECT *, CAST(NULL AS INTEGER) AS box_index FROM final)"
