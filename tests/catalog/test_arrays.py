@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oiforge.catalog.arrays import from_numpy, repeat_string, strings, to_numpy
+from oiforge.catalog.arrays import from_numpy, hex16, repeat_string, strings, to_numpy
 
 INTS = st.lists(st.integers(0, 2**63 - 1), max_size=50)
 
@@ -63,3 +63,10 @@ def test_strings(values: list[str], one: str, n: int) -> None:
     rep = repeat_string(one, n)
     rep.validate(full=True)
     assert rep.to_pylist() == [one] * n
+
+
+@given(st.lists(st.integers(0, 2**64 - 1), max_size=50))
+def test_hex16_is_printf_016x(keys: list[int]) -> None:
+    got = hex16(np.array(keys, np.uint64))
+    assert got.type == pa.string()
+    assert got.to_pylist() == [f"{k:016x}" for k in keys]

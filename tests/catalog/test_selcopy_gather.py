@@ -16,7 +16,7 @@ from oiforge.contracts import BOX_FLAGS
 
 ROWS = 50
 BOX_COLS = ("x_min", "x_max", "y_min", "y_max", *BOX_FLAGS)
-COPY_COLS = ("source", "confidence", *BOX_COLS, "image_id", *IMAGE_COLS)
+COPY_COLS = ("source", "confidence", *BOX_COLS, *IMAGE_COLS)
 
 
 def _copy(path: Path, tag: str, group_rows: int) -> SelectionCopy:
@@ -57,30 +57,31 @@ def test_attach_matches_a_plain_lookup(
     copies = [_copy(folder / f"c{n}.parquet", "ab"[n], group_rows) for n in range(2)]
     picks = [(f, r) for f, a, n, step in runs for r in range(a, min(a + n * step, ROWS), step)]
     refs = [None if i in no_ref else (f << REF_BITS) + r for i, (f, r) in enumerate(picks)]
-    # rows without a ref (machine labels) bring their own source and image_id
+    keys = [(f << 60) + r * 7919 for f, r in picks]
+    # rows without a ref (machine labels) bring their own source
     table = pa.table(
         {
+            "image_key": pa.array(keys, pa.uint64()),
             "ref": pa.array(refs, pa.int64()),
             "source": pa.array([f"own-{i}" for i in range(len(refs))], pa.string()),
-            "image_id": pa.array([f"own-id-{i}" for i in range(len(refs))], pa.string()),
         }
     )
     got = attach(table, copies, box_mode=True)
     full = [pq.read_table(c.path).to_pydict() for c in copies]
     for name in COPY_COLS:
         want = [
-            full[f][name][r]
-            if ref is not None
-            else (f"own-{i}" if name == "source" else f"own-id-{i}" if name == "image_id" else None)
+            full[f][name][r] if ref is not None else (f"own-{i}" if name == "source" else None)
             for i, ((f, r), ref) in enumerate(zip(picks, refs, strict=True))
         ]
         assert got.column(name).to_pylist() == want, name
+    assert got.column("image_id").to_pylist() == [f"{k:016x}" for k in keys]
     assert "ref" not in got.column_names
 
 
 def test_attach_in_image_mode_leaves_the_box_columns_null(tmp_path: Path) -> None:
     copy = _copy(tmp_path / "c.parquet", "a", 7)
-    got = attach(pa.table({"ref": pa.array([3, 4, 40], pa.int64())}), [copy], box_mode=False)
+    table = pa.table({"image_key": pa.array([1, 2, 3], pa.uint64()), "ref": pa.array([3, 4, 40])})
+    got = attach(table, [copy], box_mode=False)
     assert got.column("source").to_pylist() == ["source-a-3", "source-a-4", "source-a-40"]
     for name in BOX_COLS:
         assert got.column(name).null_count == 3

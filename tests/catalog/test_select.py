@@ -197,6 +197,9 @@ spec_st = st.fixed_dictionaries(
         "splits": st.sampled_from([SPLITS, ("train",), ("validation", "test")]),
         "balanced": st.booleans(),
         "min_confidence": st.sampled_from([None, 0.5]),
+        "box_flags": st.sampled_from(
+            [{}, {"is_group_of": "keep"}, {"is_group_of": "only", "is_depiction": "drop"}]
+        ),
     }
 )
 

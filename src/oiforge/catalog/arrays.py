@@ -61,3 +61,19 @@ def strings(values: Sequence[str]) -> pa.Array:
 def repeat_string(value: str, n: int) -> pa.Array:
     """``value`` ``n`` times (one copy of the text, ``n`` offsets)."""
     return strings([value]).take(from_numpy(np.zeros(n, np.int32)))
+
+
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+
+def hex16(keys: Vector) -> pa.Array:
+    """Unsigned 64-bit keys as 16 lowercase hex digits each (``printf('%016x')``): an
+    ``image_key`` back to its ImageID."""
+    n = len(keys)
+    octets = np.ascontiguousarray(keys, ">u8").view(np.uint8).reshape(n, 8)
+    text = np.empty((n, 16), np.uint8)
+    text[:, 0::2] = _HEX_DIGITS[octets >> 4]
+    text[:, 1::2] = _HEX_DIGITS[octets & 15]
+    offsets = np.arange(0, 16 * n + 1, 16, dtype=np.int64)
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(text)]
+    return pa.Array.from_buffers(pa.large_string(), n, buffers).cast(pa.string())

@@ -12,9 +12,32 @@ from typing import Final
 from oiforge.contracts import BOX_FLAGS
 
 COORDS: Final = ("x_min", "x_max", "y_min", "y_max")
-#: an image's boxes (``box_index``), after the class: source MID, clamped coordinates, flags,
-#: source, confidence (rows equal in all of these are equal in every output column).
-BOX_ORDER: Final = ("label_mid", *COORDS, *BOX_FLAGS, "source", "confidence")
+
+
+def box_order(alias: str = "", clamp: bool = False) -> tuple[str, ...]:
+    """The order of an image's boxes (``box_index``) after the class, as SQL keys: source MID,
+    group-of boxes last, coordinates, flags, source, confidence (rows equal in all of these are
+    equal in every output column). ``clamp``: the coordinates are not yet clamped.
+
+    Group-of comes first because the default drops them: a copy sorted ``label_mid``, group-of,
+    ``image_key``, then these keys holds the rows a default query keeps as one run per class.
+    """
+    p = f"{alias}." if alias else ""
+    coords = (clamped(p + c) if clamp else p + c for c in COORDS)
+    return (
+        f"{p}label_mid",
+        grouped(alias),
+        *coords,
+        *(p + f for f in BOX_FLAGS),
+        f"{p}source",
+        f"{p}confidence",
+    )
+
+
+def grouped(alias: str = "") -> str:
+    """A group-of box (NULL counts as not: the default ``drop`` keeps NULLs)."""
+    p = f"{alias}." if alias else ""
+    return f"coalesce({p}is_group_of, 0) = 1"
 
 
 def valid_id(column: str) -> str:

@@ -40,9 +40,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from oiforge.atomic import atomic_open
-from oiforge.catalog.arrays import from_numpy, to_numpy
+from oiforge.catalog.arrays import from_numpy, hex16, to_numpy
 from oiforge.catalog.ingest import COLUMNS
-from oiforge.catalog.rowrules import BOX_ORDER, COORDS, clamped, valid_box, valid_id
+from oiforge.catalog.rowrules import COORDS, box_order, clamped, grouped, valid_box, valid_id
 from oiforge.contracts import BOX_FLAGS, SPLITS
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COPY_VERSION: Final = 4
+COPY_VERSION: Final = 6
 COPY_KINDS: Final = ("boxes", "human_labels")
 IMAGE_COLS: Final = tuple(ours for _, ours, _ in COLUMNS["images"] if ours != "image_id")
 _KEY: Final = "fingerprint"
@@ -60,6 +60,11 @@ _REF_BITS: Final = 40
 #: rows per row group (at most: a group never holds two classes); a gather decodes whole groups.
 _GROUP_ROWS: Final = 20_480
 _BATCH_ROWS: Final = 1 << 17
+#: columns with few distinct values by nature get dictionary pages (the rest decode faster
+#: plain); statistics only for what a query prunes row groups by (they were most of a 3 MB
+#: footer that every select parses).
+_FEW_VALUES: Final = ("label_mid", "source", "confidence", *BOX_FLAGS, "license", "rotation")
+_PRUNED_BY: Final = ("label_mid", "image_key", *BOX_FLAGS)
 _ARROW: Final = {
     "VARCHAR": pa.string(),
     "BIGINT": pa.int64(),
@@ -116,14 +121,15 @@ def register_views(con: duckdb.DuckDBPyConnection, copies: list[SelectionCopy]) 
 
 
 def attach(table: pa.Table, copies: list[SelectionCopy], box_mode: bool) -> pa.Table:
-    """``table`` (rows with ``ref``) with the label, box and image columns from the copies.
+    """``table`` (rows with ``image_key`` and ``ref``) with ``image_id`` and the label, box and
+    image columns from the copies.
 
     Rows without a ``ref`` (machine labels) keep the values ``table`` has for them (null
     where it has none). Box columns are null in image mode.
     """
     ref = table.column("ref").cast(pa.int64())
     has_ref = to_numpy(pc.is_valid(ref))
-    cols = [*_LABEL_COLS, *(_BOX_COLS if box_mode else ()), "image_id", *IMAGE_COLS]
+    cols = [*_LABEL_COLS, *(_BOX_COLS if box_mode else ()), *IMAGE_COLS]
     fetched = _gather(to_numpy(ref, null_as=0), has_ref, copies, cols)
     mask = from_numpy(has_ref)
     for name in cols:
@@ -134,6 +140,7 @@ def attach(table: pa.Table, copies: list[SelectionCopy], box_mode: bool) -> pa.T
     if not box_mode:
         for name in _BOX_COLS:
             table = _put(table, name, pa.nulls(table.num_rows, _ARROW[_TYPES[name]]))
+    table = _put(table, "image_id", hex16(to_numpy(table.column("image_key"))))
     return table.drop_columns(["ref"])
 
 
@@ -195,9 +202,10 @@ def _read_distinct(
     """The rows at ``refs`` (ascending, distinct), in that order: a row group per task."""
     files, rows = refs >> _REF_BITS, refs & ((1 << _REF_BITS) - 1)
     tasks: list[tuple[Path, int, np.ndarray, int]] = []
+    footers: dict[Path, pq.FileMetaData] = {}  # parsed once: a few MB at full size
     for n in np.unique(files):
         path = copies[int(n)].path
-        meta = pq.ParquetFile(path).metadata
+        meta = footers[path] = pq.read_metadata(path)
         sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
         starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
         mine = rows[files == n]
@@ -212,7 +220,7 @@ def _read_distinct(
         path, g, at, size = task
         files = local.__dict__.setdefault("files", {})  # a ParquetFile per thread and path:
         if path not in files:  # one is not thread-safe
-            files[path] = pq.ParquetFile(path)
+            files[path] = pq.ParquetFile(path, metadata=footers[path])
         part = files[path].read_row_group(g, columns=cols, use_threads=False)
         if len(at) == size:  # every row of the group (``at`` is ascending and distinct)
             return part
@@ -242,7 +250,7 @@ def _empty_sql(kind: str) -> str:
 
 def _copy_columns(kind: str) -> list[tuple[str, str]]:
     label = [(ours, typ) for _, ours, typ in COLUMNS[kind] if ours not in ("image_id", "label_mid")]
-    image = [(ours, typ) for _, ours, typ in COLUMNS["images"]]
+    image = [(ours, typ) for _, ours, typ in COLUMNS["images"] if ours != "image_id"]
     return [("label_mid", "VARCHAR"), ("image_key", "UBIGINT"), *label, *image]
 
 
@@ -279,17 +287,20 @@ def _stored_fingerprint(path: Path) -> str | None:
 def _build(
     con: duckdb.DuckDBPyConnection, done: Ingested, images: list[Path], out: Path, stamp: str
 ) -> None:
-    names = [name for name, _ in _copy_columns(done.kind)[2 : -len(COLUMNS["images"])]]
+    names = [name for name, _ in _copy_columns(done.kind)[2 : -len(IMAGE_COLS)]]
     label = ", ".join(f"{clamped('l.' + n)} AS {n}" if n in COORDS else f"l.{n}" for n in names)
     image = ", ".join(f"i.{c}" for c in IMAGE_COLS)
     valid = "l.confidence = 1" if done.kind == "human_labels" else valid_box("l")
-    within = [clamped(f"l.{c}") if c in COORDS else f"l.{c}" for c in BOX_ORDER if c in names]
+    if done.kind == "boxes":
+        order = ["l.label_mid", grouped("l"), "image_key", *box_order("l", clamp=True)[2:]]
+    else:
+        order = ["l.label_mid", "image_key", "l.source", "l.confidence"]
     sql = (
         f"SELECT l.label_mid, ('0x' || l.image_id)::UBIGINT AS image_key, "
-        f"{label}, l.image_id, {image} "
+        f"{label}, {image} "
         f"FROM read_parquet({_q(str(done.parquet))}) l LEFT JOIN {_images_sql(images, done)} i "
         f"USING (image_id) WHERE {valid_id('l.image_id')} AND {valid} "
-        f"ORDER BY l.label_mid, image_key, {', '.join(within)}"
+        f"ORDER BY {', '.join(order)}"
     )
     with contextlib.suppress(duckdb.Error):  # spill beside the cache, not into the cwd
         con.execute(f"SET temp_directory = {_q(str(out.parent / '.duckdb-spill'))}")
@@ -308,7 +319,14 @@ def _write_by_class(batches: pa.RecordBatchReader, sink: IO[bytes], stamp: str) 
     schema = batches.schema.with_metadata({_KEY: stamp})
     held: list[pa.RecordBatch] = []  # the current class's rows not yet written
     current: object = None
-    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+    names = set(schema.names)
+    with pq.ParquetWriter(
+        sink,
+        schema,
+        compression="zstd",
+        use_dictionary=[c for c in _FEW_VALUES if c in names],
+        write_statistics=[c for c in _PRUNED_BY if c in names],
+    ) as writer:
 
         def write(final: bool) -> list[pa.RecordBatch]:
             table = pa.Table.from_batches(held, schema)

@@ -48,21 +48,21 @@ class Selection:
     @property
     def counts(self) -> dict[str, dict[str, int]]:
         """``{class name: {split: rows}}`` for every selected class (zeros included)."""
-        out = {c: dict.fromkeys(SPLITS, 0) for c in self.classes}
-        names = self.table.column("label_name").to_pylist()
-        splits = self.table.column("split").to_pylist()
-        for name, split in zip(names, splits, strict=True):
-            out.setdefault(name, dict.fromkeys(SPLITS, 0))[split] += 1
-        return out
+        return self._per_class_split("count")
 
     @property
     def image_counts(self) -> dict[str, dict[str, int]]:
         """``{class name: {split: distinct images}}``."""
-        seen: dict[str, dict[str, set[str]]] = {c: {s: set() for s in SPLITS} for c in self.classes}
-        cols = self.table.select(["label_name", "split", "image_id"]).to_pydict()
-        for name, split, image in zip(*cols.values(), strict=True):
-            seen.setdefault(name, {s: set() for s in SPLITS})[split].add(image)
-        return {c: {s: len(v) for s, v in per.items()} for c, per in seen.items()}
+        return self._per_class_split("count_distinct")
+
+    def _per_class_split(self, how: str) -> dict[str, dict[str, int]]:
+        """``how`` (an Arrow aggregate) of ``image_id`` per (class, split)."""
+        grouped = self.table.group_by(["label_name", "split"]).aggregate([("image_id", how)])
+        out = {c: dict.fromkeys(SPLITS, 0) for c in self.classes}
+        columns = ("label_name", "split", f"image_id_{how}")
+        for name, split, n in zip(*(grouped.column(c).to_pylist() for c in columns), strict=True):
+            out.setdefault(name, dict.fromkeys(SPLITS, 0))[split] = n
+        return out
 
     def write(self, path: str | Path) -> Path:
         """Write ``selection.parquet`` atomically; returns the path."""

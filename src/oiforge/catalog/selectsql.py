@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from oiforge.catalog.rowrules import BOX_ORDER, COORDS, clamped, valid_box, valid_id
+from oiforge.catalog.rowrules import COORDS, box_order, clamped, valid_box, valid_id
 from oiforge.catalog.selcopy import COPY_KINDS, IMAGE_COLS, view_name
 from oiforge.contracts import BOX_FLAGS, SPLITS
 from oiforge.spec import SelectSpec
@@ -206,7 +206,7 @@ def selection_sql(
     ``copies=True``: read the selection copies (views ``sel_boxes``/``sel_human_labels``, see
     ``selcopy.py``) and return unordered rows of four integers: the sort keys ``class_idx``,
     ``split_rank``, ``image_key`` and ``ref`` (the row in a copy, whose order within an image
-    is ``BOX_ORDER``): ``select`` orders them, numbers the boxes and fetches every other
+    is ``rowrules.box_order``): ``select`` orders them, numbers the boxes and fetches every other
     column by ``ref`` (only machine-label rows, which have no copy, get theirs here).
     """
     splits = _in_list(sel.splits)
@@ -230,8 +230,7 @@ def selection_sql(
         # only machine-label rows (no copy, no ``ref``) carry their own columns
         own = sel.label_mode == "image" and machine and sel.min_confidence is not None
         mine = (
-            f", CASE WHEN k.ref IS NULL THEN {_HEX.format('k.image_key')} END AS image_id, "
-            "CASE WHEN k.ref IS NULL THEN k.source END AS source, "
+            ", CASE WHEN k.ref IS NULL THEN k.source END AS source, "
             "CASE WHEN k.ref IS NULL THEN CAST(k.confidence AS FLOAT) END AS confidence, "
             + ", ".join(f"i.{c}" for c in IMAGE_COLS)
         )
@@ -268,7 +267,7 @@ def _numbered(sel: SelectSpec, copies: bool) -> str:
     """
     if sel.label_mode != "box" or copies:
         return "numbered AS (SELECT *, CAST(NULL AS INTEGER) AS box_index FROM final)"
-    keys = ", ".join(("class_idx", *BOX_ORDER))
+    keys = ", ".join(("class_idx", *box_order()))
     return (
         "numbered AS (SELECT *, CAST(row_number() OVER "
         f"(PARTITION BY image_key ORDER BY {keys}) - 1 AS INTEGER) AS box_index FROM final)"
