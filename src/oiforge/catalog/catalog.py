@@ -85,6 +85,10 @@ class Catalog:
         self._con = duckdb.connect()
         with contextlib.suppress(duckdb.InvalidInputException):  # Jupyter without ipywidgets
             self._con.execute("SET enable_progress_bar = false")  # only cli/ prints
+        # a view's bind and its query parse each Parquet footer once, not twice (a selection
+        # copy's is ~2 MB at full size); off again once this catalog writes a file
+        # (``ingest.files_change``)
+        self._con.execute("SET parquet_metadata_cache = true")
         _small_table(self._con, "classes", _classes_columns(classes), home)
         _small_table(self._con, "hierarchy", _hierarchy_columns(hierarchy), home)
         self._refresh_views()

@@ -117,8 +117,15 @@ def ingest(con: duckdb.DuckDBPyConnection, file: OfficialFile, csv: Path, home: 
     return done
 
 
+def files_change(con: duckdb.DuckDBPyConnection) -> None:
+    """Stop ``con`` using cached Parquet footers: a file it may have read is about to be
+    replaced (DuckDB checks a cached footer against the file's mtime, in whole seconds)."""
+    con.execute("SET parquet_metadata_cache = false")
+
+
 def convert(con: duckdb.DuckDBPyConnection, file: OfficialFile, csv: Path, out: Path) -> Ingested:
     """Read ``csv`` strictly, write a sorted Parquet copy (temp + rename) and its counts."""
+    files_change(con)
     kind, split = file.kind, file.split or ""
     header = read_header(csv)
     select = _select_list(kind, header, csv)

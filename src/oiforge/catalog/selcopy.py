@@ -29,7 +29,7 @@ import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final
 
@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 
 from oiforge.atomic import atomic_open
 from oiforge.catalog.arrays import from_numpy, hex16, to_numpy
-from oiforge.catalog.ingest import COLUMNS
+from oiforge.catalog.ingest import COLUMNS, files_change
 from oiforge.catalog.rowrules import COORDS, box_order, clamped, grouped, valid_box, valid_id
 from oiforge.contracts import BOX_FLAGS, SPLITS
 
@@ -51,14 +51,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COPY_VERSION: Final = 6
+COPY_VERSION: Final = 8
 COPY_KINDS: Final = ("boxes", "human_labels")
 IMAGE_COLS: Final = tuple(ours for _, ours, _ in COLUMNS["images"] if ours != "image_id")
 _KEY: Final = "fingerprint"
 #: rows per file, so that ``(file index << _REF_BITS) + row`` is a unique row reference.
 _REF_BITS: Final = 40
 #: rows per row group (at most: a group never holds two classes); a gather decodes whole groups.
-_GROUP_ROWS: Final = 20_480
+_GROUP_ROWS: Final = 65_536
 _BATCH_ROWS: Final = 1 << 17
 #: columns with few distinct values by nature get dictionary pages (the rest decode faster
 #: plain); statistics only for what a query prunes row groups by (they were most of a 3 MB
@@ -87,6 +87,11 @@ class SelectionCopy:
     kind: str
     split: str
     path: Path
+    #: its parsed footer when ``ensure_copies`` read it (a few MB at full size: parse once)
+    footer: pq.FileMetaData | None = field(default=None, compare=False, repr=False)
+
+    def metadata(self) -> pq.FileMetaData:
+        return self.footer if self.footer is not None else pq.read_metadata(self.path)
 
 
 def view_name(kind: str) -> str:
@@ -202,10 +207,10 @@ def _read_distinct(
     """The rows at ``refs`` (ascending, distinct), in that order: a row group per task."""
     files, rows = refs >> _REF_BITS, refs & ((1 << _REF_BITS) - 1)
     tasks: list[tuple[Path, int, np.ndarray, int]] = []
-    footers: dict[Path, pq.FileMetaData] = {}  # parsed once: a few MB at full size
+    footers: dict[Path, pq.FileMetaData] = {}
     for n in np.unique(files):
         path = copies[int(n)].path
-        meta = footers[path] = pq.read_metadata(path)
+        meta = footers[path] = copies[int(n)].metadata()
         sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
         starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
         mine = rows[files == n]
@@ -256,12 +261,12 @@ def _copy_columns(kind: str) -> list[tuple[str, str]]:
 
 def _ensure(con: duckdb.DuckDBPyConnection, done: Ingested, images: list[Path]) -> SelectionCopy:
     out = done.parquet.with_name(done.parquet.name.replace(".parquet", ".sel.parquet"))
-    copy = SelectionCopy(done.kind, done.split, out)
     stamp = _fingerprint(done.parquet, images)
-    if _stored_fingerprint(out) == stamp:
-        return copy
+    footer = _footer(out)
+    if footer is not None and _stamp_of(footer) == stamp:
+        return SelectionCopy(done.kind, done.split, out, footer)
     _build(con, done, images, out, stamp)
-    return copy
+    return SelectionCopy(done.kind, done.split, out)
 
 
 def _fingerprint(source: Path, images: list[Path]) -> str:
@@ -272,15 +277,18 @@ def _fingerprint(source: Path, images: list[Path]) -> str:
     return json.dumps({"v": COPY_VERSION, "src": stat(source), "images": [stat(p) for p in images]})
 
 
-def _stored_fingerprint(path: Path) -> str | None:
+def _footer(path: Path) -> pq.FileMetaData | None:
     if not path.exists():
         return None
     try:
-        meta = pq.read_metadata(path).metadata or {}
+        return pq.read_metadata(path)
     except (OSError, ValueError):
         log.warning("unreadable selection copy %s; rebuilding", path)
         return None
-    value = meta.get(_KEY.encode())
+
+
+def _stamp_of(footer: pq.FileMetaData) -> str | None:
+    value = (footer.metadata or {}).get(_KEY.encode())
     return value.decode() if value else None
 
 
@@ -302,6 +310,7 @@ def _build(
         f"USING (image_id) WHERE {valid_id('l.image_id')} AND {valid} "
         f"ORDER BY {', '.join(order)}"
     )
+    files_change(con)
     with contextlib.suppress(duckdb.Error):  # spill beside the cache, not into the cwd
         con.execute(f"SET temp_directory = {_q(str(out.parent / '.duckdb-spill'))}")
     with atomic_open(out, "wb") as fh:
@@ -323,7 +332,7 @@ def _write_by_class(batches: pa.RecordBatchReader, sink: IO[bytes], stamp: str) 
     with pq.ParquetWriter(
         sink,
         schema,
-        compression="zstd",
+        compression="lz4",
         use_dictionary=[c for c in _FEW_VALUES if c in names],
         write_statistics=[c for c in _PRUNED_BY if c in names],
     ) as writer:
