@@ -10,9 +10,11 @@ A selection copy is built once per (label file, image list) pair, beside the Par
 - ``image_key``: the ImageID as an unsigned 64-bit integer (same order as the hex text), so
   joins, windows and sorts work on integers;
 - the image columns of the image list of the same split (NULL when it is not ingested);
-- sorted by ``label_mid, image_key`` (then an image's boxes in ``rowrules.BOX_ORDER``), in
-  small row groups, so a class query reads only its classes' row groups, and every output
-  column only for the rows it finally keeps (by row number: ``attach``), in ascending runs.
+- sorted by ``label_mid``, group-of boxes last, ``image_key``, then an image's boxes in
+  ``rowrules.box_order``; a row group never spans two classes, so a class query decodes only
+  its classes' rows, and every output column only for the rows it finally keeps (by row
+  number: ``attach``), in ascending runs (one per class for the default flags);
+- LZ4, which decodes ~27% faster than zstd (the copy is ~1.6x larger).
 
 A fingerprint of its inputs (Parquet copy and image lists: name, size, mtime) is stored in the
 file's key-value metadata, so a copy is rebuilt only when an input changed. Machine labels get
@@ -61,8 +63,8 @@ _REF_BITS: Final = 40
 _GROUP_ROWS: Final = 65_536
 _BATCH_ROWS: Final = 1 << 17
 #: columns with few distinct values by nature get dictionary pages (the rest decode faster
-#: plain); statistics only for what a query prunes row groups by (they were most of a 3 MB
-#: footer that every select parses).
+#: plain); statistics only for what a query prunes row groups by (every select parses the
+#: footer: 3.0 MB at full size with all statistics and 20,480-row groups, 1.2 MB now).
 _FEW_VALUES: Final = ("label_mid", "source", "confidence", *BOX_FLAGS, "license", "rotation")
 _PRUNED_BY: Final = ("label_mid", "image_key", *BOX_FLAGS)
 _ARROW: Final = {
