@@ -65,7 +65,7 @@ _BATCH_ROWS: Final = 1 << 17
 #: columns with few distinct values by nature get dictionary pages (the rest decode faster
 #: plain); statistics only for what a query prunes row groups by (every select parses the
 #: footer: 3.0 MB at full size with all statistics and 20,480-row groups, 1.2 MB now).
-_FEW_VALUES: Final = ("label_mid", "source", "confidence", *BOX_FLAGS, "license", "rotation")
+FEW_VALUES: Final = ("label_mid", "source", "confidence", *BOX_FLAGS, "license", "rotation")
 _PRUNED_BY: Final = ("label_mid", "image_key", *BOX_FLAGS)
 _ARROW: Final = {
     "VARCHAR": pa.string(),
@@ -302,6 +302,7 @@ def _build(
     image = ", ".join(f"i.{c}" for c in IMAGE_COLS)
     valid = "l.confidence = 1" if done.kind == "human_labels" else valid_box("l")
     if done.kind == "boxes":
+        # box_order's first two keys (class, group-of) come before the image
         order = ["l.label_mid", grouped("l"), "image_key", *box_order("l", clamp=True)[2:]]
     else:
         order = ["l.label_mid", "image_key", "l.source", "l.confidence"]
@@ -335,7 +336,7 @@ def _write_by_class(batches: pa.RecordBatchReader, sink: IO[bytes], stamp: str) 
         sink,
         schema,
         compression="lz4",
-        use_dictionary=[c for c in _FEW_VALUES if c in names],
+        use_dictionary=[c for c in FEW_VALUES if c in names],
         write_statistics=[c for c in _PRUNED_BY if c in names],
     ) as writer:
 
