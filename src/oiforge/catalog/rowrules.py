@@ -12,26 +12,28 @@ from typing import Final
 from oiforge.contracts import BOX_FLAGS
 
 COORDS: Final = ("x_min", "x_max", "y_min", "y_max")
+#: a box's columns in ``SELECTION_SCHEMA`` (null in image mode)
+BOX_COLS: Final = (*COORDS, *BOX_FLAGS)
 
 
 def box_order(alias: str = "", clamp: bool = False) -> tuple[str, ...]:
     """The order of an image's boxes (``box_index``) after the class, as SQL keys: source MID,
-    group-of boxes last, coordinates, flags, source, confidence (rows equal in all of these are
-    equal in every output column). ``clamp``: the coordinates are not yet clamped.
+    group-of boxes last, then ``box_keys`` (rows equal in all of these are equal in every
+    output column).
 
     Group-of comes first because the default drops them: a copy sorted ``label_mid``, group-of,
-    ``image_key``, then these keys holds the rows a default query keeps as one run per class.
+    ``image_key``, then ``box_keys`` holds the rows a default query keeps as one run per class.
     """
     p = f"{alias}." if alias else ""
+    return (f"{p}label_mid", grouped(alias), *box_keys(alias, clamp))
+
+
+def box_keys(alias: str = "", clamp: bool = False) -> tuple[str, ...]:
+    """The last keys of ``box_order``: coordinates (``clamp``: not yet clamped), flags, source,
+    confidence."""
+    p = f"{alias}." if alias else ""
     coords = (clamped(p + c) if clamp else p + c for c in COORDS)
-    return (
-        f"{p}label_mid",
-        grouped(alias),
-        *coords,
-        *(p + f for f in BOX_FLAGS),
-        f"{p}source",
-        f"{p}confidence",
-    )
+    return (*coords, *(p + f for f in BOX_FLAGS), f"{p}source", f"{p}confidence")
 
 
 def grouped(alias: str = "") -> str:

@@ -44,7 +44,15 @@ import pyarrow.parquet as pq
 from oiforge.atomic import atomic_open
 from oiforge.catalog.arrays import from_numpy, hex16, to_numpy
 from oiforge.catalog.ingest import COLUMNS, files_change
-from oiforge.catalog.rowrules import COORDS, box_order, clamped, grouped, valid_box, valid_id
+from oiforge.catalog.rowrules import (
+    BOX_COLS,
+    COORDS,
+    box_keys,
+    clamped,
+    grouped,
+    valid_box,
+    valid_id,
+)
 from oiforge.contracts import BOX_FLAGS, SPLITS
 
 if TYPE_CHECKING:
@@ -75,7 +83,6 @@ _ARROW: Final = {
 }
 _TYPES: Final = {ours: typ for kind in ("boxes", "images") for _, ours, typ in COLUMNS[kind]}
 _LABEL_COLS: Final = ("source", "confidence")
-_BOX_COLS: Final = (*COORDS, *BOX_FLAGS)
 #: a gather returns slices of what it read (no copy) up to this many slices, or when they
 #: average at least ``_MIN_SLICE`` rows; otherwise a compact take.
 _MAX_SLICES: Final = 256
@@ -136,7 +143,7 @@ def attach(table: pa.Table, copies: list[SelectionCopy], box_mode: bool) -> pa.T
     """
     ref = table.column("ref").cast(pa.int64())
     has_ref = to_numpy(pc.is_valid(ref))
-    cols = [*_LABEL_COLS, *(_BOX_COLS if box_mode else ()), *IMAGE_COLS]
+    cols = [*_LABEL_COLS, *(BOX_COLS if box_mode else ()), *IMAGE_COLS]
     fetched = _gather(to_numpy(ref, null_as=0), has_ref, copies, cols)
     mask = from_numpy(has_ref)
     for name in cols:
@@ -145,7 +152,7 @@ def attach(table: pa.Table, copies: list[SelectionCopy], box_mode: bool) -> pa.T
             col = pc.if_else(mask, col, table.column(name).cast(col.type))
         table = _put(table, name, col)
     if not box_mode:
-        for name in _BOX_COLS:
+        for name in BOX_COLS:
             table = _put(table, name, pa.nulls(table.num_rows, _ARROW[_TYPES[name]]))
     table = _put(table, "image_id", hex16(to_numpy(table.column("image_key"))))
     return table.drop_columns(["ref"])
@@ -302,8 +309,7 @@ def _build(
     image = ", ".join(f"i.{c}" for c in IMAGE_COLS)
     valid = "l.confidence = 1" if done.kind == "human_labels" else valid_box("l")
     if done.kind == "boxes":
-        # box_order's first two keys (class, group-of) come before the image
-        order = ["l.label_mid", grouped("l"), "image_key", *box_order("l", clamp=True)[2:]]
+        order = ["l.label_mid", grouped("l"), "image_key", *box_keys("l", clamp=True)]
     else:
         order = ["l.label_mid", "image_key", "l.source", "l.confidence"]
     sql = (

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from oiforge.catalog.rowrules import COORDS, box_order, clamped, valid_box, valid_id
+from oiforge.catalog.rowrules import BOX_COLS, COORDS, box_order, clamped, valid_box, valid_id
 from oiforge.catalog.selcopy import COPY_KINDS, IMAGE_COLS, view_name
 from oiforge.contracts import BOX_FLAGS, SPLITS
 from oiforge.spec import SelectSpec
 
-_BOX_COLS = (*COORDS, *BOX_FLAGS)
 #: an ``image_key`` (UBIGINT) back to its ImageID text.
 _HEX = "printf('%016x', {})"
 
@@ -88,7 +87,7 @@ def _candidates(sel: SelectSpec, mids: str, splits: str, machine: bool, copies: 
             f"SELECT {keys}, {coords}, {flags}, 0 AS pri FROM {_source('boxes', copies)} b "
             f"WHERE {where} AND {valid_box('b')}"
         )
-    nulls = ", ".join(f"NULL AS {c}" for c in _BOX_COLS)
+    nulls = ", ".join(f"NULL AS {c}" for c in BOX_COLS)
     human = (
         f"SELECT {keys}, {nulls}, 0 AS pri FROM {_source('human_labels', copies)} "
         f"WHERE label_mid IN {mids} AND split IN {splits} AND confidence = 1"
@@ -143,7 +142,7 @@ def _dedup(sel: SelectSpec) -> str:
         "struct_pack(source := source, confidence := confidence, label_mid := label_mid, "
         "ref := ref)"
     )
-    nulls = ", ".join(f"NULL AS {c}" for c in _BOX_COLS)
+    nulls = ", ".join(f"NULL AS {c}" for c in BOX_COLS)
     return (
         f"dedup_g AS (SELECT image_key, class_idx, min(split) AS split, "
         f"min(split_rank) AS split_rank, arg_min({best}, (pri, -confidence, label_mid, source)) "
@@ -225,7 +224,7 @@ def selection_sql(
         _numbered(sel, copies),
     ]
     with_clause = ",\n".join(ctes)
-    boxes = ", ".join(f"k.{c}" for c in _BOX_COLS)
+    boxes = ", ".join(f"k.{c}" for c in BOX_COLS)
     if copies:
         # only machine-label rows (no copy, no ``ref``) carry their own columns
         own = sel.label_mode == "image" and machine and sel.min_confidence is not None
