@@ -105,12 +105,14 @@ class ClassTable:
     names: dict[str, str]  # mid -> display name
     boxable: frozenset[str]
     aliases: Mapping[str, frozenset[str]] = field(default_factory=dict)  # lower name -> mids
-    _by_lower: dict[str, list[str]] = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self._by_lower = {}
+    @functools.cached_property
+    def _by_lower(self) -> dict[str, list[str]]:
+        """Lower-cased display name -> MIDs (built on first use: a MID-only query skips it)."""
+        by_lower: dict[str, list[str]] = {}
         for mid, name in self.names.items():
-            self._by_lower.setdefault(name.lower(), []).append(mid)
+            by_lower.setdefault(name.lower(), []).append(mid)
+        return by_lower
 
     @functools.cached_property
     def _by_base(self) -> dict[str, list[str]]:

@@ -217,7 +217,7 @@ def _read_distinct(
     files, rows = refs >> _REF_BITS, refs & ((1 << _REF_BITS) - 1)
     tasks: list[tuple[Path, int, np.ndarray, int]] = []
     footers: dict[Path, pq.FileMetaData] = {}
-    for n in np.unique(files):
+    for n in files[np.r_[True, files[1:] != files[:-1]]]:  # distinct: ``refs`` is ascending
         path = copies[int(n)].path
         meta = footers[path] = copies[int(n)].metadata()
         sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
