@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -183,3 +186,38 @@ def test_reopen_reads_the_kept_class_tables_and_an_unwritable_home_still_works(
     (blocked / "parsed").write_text("a file where the folder would go")
     with open_catalog("v7", home=blocked, fetch_missing=False) as unkept:
         assert rows(unkept) == expected
+
+
+_NAMES_CHILD = """
+import json, sys
+from oiforge.catalog import open_catalog
+with open_catalog("v7", home=sys.argv[1], fetch_missing=False) as cat:
+    names = cat.classes.names
+    print(json.dumps([len(names), names["/m/0cmf2"], sorted(cat.classes.boxable)[:3],
+                      cat.resolve("bat").mid]))
+"""
+
+
+def test_a_new_process_loads_the_kept_class_lists_and_reparses_a_damaged_one(
+    tmp_path: Path,
+) -> None:
+    def in_child() -> list[object]:
+        out = subprocess.run(
+            [sys.executable, "-c", _NAMES_CHILD, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        loaded: list[object] = json.loads(out.stdout)
+        return loaded
+
+    with open_catalog("v7", home=tmp_path, fetch_missing=False) as cat:
+        names = cat.classes.names
+        expected = [len(names), names["/m/0cmf2"], sorted(cat.classes.boxable)[:3]]
+        expected.append(cat.resolve("bat").mid)
+    kept = sorted((tmp_path / "parsed").glob("*.json"))
+    assert kept and all(len(json.loads(p.read_bytes())) == 2 for p in kept)  # [mids, names]
+    assert in_child() == expected  # read from the kept JSON
+    for p in kept:
+        p.write_text(json.dumps([["/m/0cmf2", "x"]]))  # a list of pairs: not this format
+    assert in_child() == expected  # parsed again from the CSV

@@ -336,8 +336,9 @@ def _parse_path(path: Path, home: Path) -> ClassRows:
     return _parse_cached(str(path), path.stat().st_mtime_ns, str(home))
 
 
-#: Parsed class lists kept beside the cache (JSON): a 20,000-row list parses in ~0.1 s, loads
-#: in ~0.01 s. Keyed by the file's path, size and mtime; bump to drop old entries.
+#: Parsed class lists kept beside the cache (JSON ``[mids, names]``): a 20,000-row list parses
+#: in ~0.1 s, loads in ~0.01 s. Keyed by the file's path, size and mtime; bump to drop old
+#: entries (format 2: two lists, format 1 was a list of pairs).
 _PARSED_FORMAT: Final = 2
 
 
