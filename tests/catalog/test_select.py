@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from random import Random
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,7 +17,12 @@ from hypothesis import strategies as st
 from oiforge.build.plan import selection_version
 from oiforge.catalog import open_catalog, select
 from oiforge.catalog.catalog import Catalog
-from oiforge.catalog.select import resolve_targets, spec_hash_of, to_selection_schema
+from oiforge.catalog.select import (
+    Selection,
+    resolve_targets,
+    spec_hash_of,
+    to_selection_schema,
+)
 from oiforge.catalog.selectsql import selection_sql
 from oiforge.contracts import SELECTION_SCHEMA, SPLITS
 from oiforge.errors import SpecError, UnknownClassError
@@ -310,3 +316,48 @@ def test_image_metadata_follows_the_image_list(tmp_path: Path) -> None:
         rows = select(spec, catalog=cat).table.to_pylist()
     assert rows[0]["original_url"] == image_row(iid, "train")[2]
     assert rows[0]["image_id"] == iid and rows[0]["title"] == image_row(iid, "train")[7]
+
+
+_rows_st = st.lists(
+    st.tuples(
+        st.sampled_from(["Apple", "Bee", "Cat"]),
+        st.sampled_from(SPLITS),
+        st.integers(0, 6).map(lambda i: f"{i:016x}"),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=_rows_st, shuffle=st.randoms(use_true_random=False))
+def test_selection_counts_rows_and_distinct_images_per_class_and_split(
+    rows: list[tuple[str, str, str]], shuffle: Random
+) -> None:
+    """Counts agree with a plain count, in output order (the sorted fast path) and in any
+    other order (the hashing fallback); classes without rows count zero."""
+    ordered = sorted(
+        rows, key=lambda r: (("Apple", "Cat", "Bee").index(r[0]), SPLITS.index(r[1]), r[2])
+    )
+    shuffled = list(rows)
+    shuffle.shuffle(shuffled)
+    classes = ["Apple", "Cat", "Bee", "Dog"]
+    want_rows = {c: dict.fromkeys(SPLITS, 0) for c in classes}
+    want_images = {c: dict.fromkeys(SPLITS, 0) for c in classes}
+    for name, split, _ in rows:
+        want_rows[name][split] += 1
+    for name, split, _ in set(rows):
+        want_images[name][split] += 1
+    for order in (ordered, shuffled):
+        names, splits, ids = (
+            (list(col) for col in zip(*order, strict=True)) if order else ([], [], [])
+        )
+        table = pa.table(
+            {
+                "label_name": pa.array(names, pa.string()),
+                "split": pa.array(splits, pa.string()),
+                "image_id": pa.array(ids, pa.string()),
+            }
+        )
+        sel = Selection(table, "0" * 16, classes)
+        assert sel.counts == want_rows
+        assert sel.image_counts == want_images

@@ -52,20 +52,29 @@ class Selection:
     @property
     def counts(self) -> dict[str, dict[str, int]]:
         """``{class name: {split: rows}}`` for every selected class (zeros included)."""
-        return self._per_class_split("count")
+        return self._per_class_split(distinct_images=False)
 
     @property
     def image_counts(self) -> dict[str, dict[str, int]]:
         """``{class name: {split: distinct images}}``."""
-        return self._per_class_split("count_distinct")
+        return self._per_class_split(distinct_images=True)
 
-    def _per_class_split(self, how: str) -> dict[str, dict[str, int]]:
-        """``how`` (an Arrow aggregate) of ``image_id`` per (class, split)."""
-        grouped = self.table.group_by(["label_name", "split"]).aggregate([("image_id", how)])
+    def _per_class_split(self, distinct_images: bool) -> dict[str, dict[str, int]]:
+        """Rows (or distinct ``image_id``) per (class, split), with hash kernels and NumPy:
+        ``Table.group_by`` runs on Acero, whose import pulls in pyarrow.dataset and pandas
+        (~0.25 s of a CLI select that needs neither)."""
         out = {c: dict.fromkeys(SPLITS, 0) for c in self.classes}
-        columns = ("label_name", "split", f"image_id_{how}")
-        for name, split, n in zip(*(grouped.column(c).to_pylist() for c in columns), strict=True):
-            out.setdefault(name, dict.fromkeys(SPLITS, 0))[split] = n
+        if not self.table.num_rows:
+            return out
+        names, name_idx = _codes(self.table.column("label_name"))
+        splits, split_idx = _codes(self.table.column("split"))
+        group = name_idx * len(splits) + split_idx
+        if distinct_images:
+            group = _first_of_each_image(group, self.table.column("image_id"))
+        n = np.bincount(group, minlength=len(names) * len(splits))
+        for g in np.flatnonzero(n).tolist():
+            name, split = names[g // len(splits)], splits[g % len(splits)]
+            out.setdefault(name, dict.fromkeys(SPLITS, 0))[split] = int(n[g])
         return out
 
     def write(self, path: str | Path) -> Path:
@@ -74,6 +83,34 @@ class Selection:
         with atomic_open(target, "wb") as fh:
             pq.write_table(self.table, fh, compression="zstd", use_dictionary=_DICTIONARY)
         return target
+
+
+def _codes(column: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
+    """A string column's distinct values and each row's index into them (int64)."""
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    return encoded.dictionary.to_pylist(), to_numpy(encoded.indices).astype(np.int64)
+
+
+def _first_of_each_image(group: np.ndarray, image_id: pa.ChunkedArray) -> np.ndarray:
+    """``group`` at one row per distinct (group, image).
+
+    A selection comes in output order (each group one run, images ascending within it): then
+    a row starts an image where the group or the ImageID changes (no hashing of 16-byte
+    strings: 0.2 s for 625,000 rows). Any other order falls back to hashing.
+    """
+    ids = image_id.combine_chunks()
+    n = len(ids)
+    same_group = group[1:] == group[:-1]
+    earlier, later = ids.slice(0, n - 1), ids.slice(1)
+    runs = 1 + int(np.count_nonzero(~same_group))
+    if runs == np.count_nonzero(np.bincount(group)) and not np.any(
+        same_group & to_numpy(pc.less(later, earlier))
+    ):
+        starts = np.r_[True, ~same_group | to_numpy(pc.not_equal(later, earlier))]
+        return group[starts]
+    _, image_idx = _codes(image_id)
+    width = int(image_idx.max()) + 1
+    return to_numpy(pc.unique(from_numpy(group * width + image_idx))) // width
 
 
 def spec_hash_of(spec: SelectSpec | DatasetSpec) -> str:
