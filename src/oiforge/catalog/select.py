@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 #: selection.parquet: dictionary pages for columns with few distinct values, the rest (URLs,
 #: titles, ...) plain: a 625,000-row selection writes in 0.44 s instead of 0.55 s
 _DICTIONARY = [*FEW_VALUES, "split", "label_name", "spec_hash"]
+#: min/max statistics only for what a reader filters by (on URLs and titles they cost 0.04 s
+#: of the 0.41 s write and prune nothing)
+_STATISTICS = ["label_mid", "label_name", "split", "image_id"]
 
 
 @dataclass
@@ -81,7 +84,13 @@ class Selection:
         """Write ``selection.parquet`` atomically; returns the path."""
         target = Path(path)
         with atomic_open(target, "wb") as fh:
-            pq.write_table(self.table, fh, compression="zstd", use_dictionary=_DICTIONARY)
+            pq.write_table(
+                self.table,
+                fh,
+                compression="zstd",
+                use_dictionary=_DICTIONARY,
+                write_statistics=_STATISTICS,
+            )
         return target
 
 
