@@ -350,7 +350,7 @@ def _parse_cached(path: str, mtime_ns: int, home: str) -> ClassRows:
     store = Path(home) / "parsed" / f"{key[:32]}.json"
     try:
         mids, names = json.loads(store.read_bytes())
-        if len(mids) == len(names):
+        if isinstance(mids, list) and isinstance(names, list) and len(mids) == len(names):
             return tuple(mids), tuple(names)
     except (OSError, ValueError, TypeError):
         pass  # not there yet (or unreadable): parse, then try to keep it
