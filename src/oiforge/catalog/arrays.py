@@ -49,6 +49,12 @@ def from_numpy(values: Vector, valid: Vector | None = None) -> pa.Array:
     return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), n, [bitmap, data], null_count)
 
 
+def run_starts(values: Vector) -> Vector:
+    """True where a value differs from the one before it (and at the first): over a sorted
+    vector, the first of each distinct value."""
+    return np.r_[True, values[1:] != values[:-1]] if len(values) else np.zeros(0, bool)
+
+
 def strings(values: Sequence[str]) -> pa.Array:
     """Python strings as an Arrow ``string`` array."""
     encoded = [v.encode() for v in values]

@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from oiforge.atomic import atomic_open
-from oiforge.catalog.arrays import from_numpy, hex16, to_numpy
+from oiforge.catalog.arrays import from_numpy, hex16, run_starts, to_numpy
 from oiforge.catalog.ingest import COLUMNS, files_change
 from oiforge.catalog.rowrules import (
     BOX_COLS,
@@ -177,7 +177,7 @@ def _gather(
     wanted = refs[has_ref]
     order = np.argsort(wanted, kind="stable")  # timsort: near-linear on ascending runs
     ascending = wanted[order]
-    first = np.r_[True, ascending[1:] != ascending[:-1]]
+    first = run_starts(ascending)
     distinct = ascending[first]
     where = np.empty(len(wanted), np.int64)
     where[order] = np.cumsum(first) - 1  # each wanted row's place among the distinct refs
@@ -217,7 +217,7 @@ def _read_distinct(
     files, rows = refs >> _REF_BITS, refs & ((1 << _REF_BITS) - 1)
     tasks: list[tuple[Path, int, np.ndarray, int]] = []
     footers: dict[Path, pq.FileMetaData] = {}
-    for n in files[np.r_[True, files[1:] != files[:-1]]]:  # distinct: ``refs`` is ascending
+    for n in files[run_starts(files)]:  # the distinct files: ``refs`` is ascending
         path = copies[int(n)].path
         meta = footers[path] = copies[int(n)].metadata()
         sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]

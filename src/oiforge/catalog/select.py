@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from oiforge.atomic import atomic_open
-from oiforge.catalog.arrays import from_numpy, repeat_string, strings, to_numpy
+from oiforge.catalog.arrays import from_numpy, repeat_string, run_starts, strings, to_numpy
 from oiforge.catalog.catalog import Catalog, open_catalog
 from oiforge.catalog.fetch import ProgressFn
 from oiforge.catalog.files import official_files
@@ -195,7 +195,7 @@ def _box_index(image_key: pa.ChunkedArray) -> pa.Array:
     by_image = np.argsort(keys, kind="stable")
     grouped = keys[by_image]
     pos = np.arange(len(keys))
-    first = np.maximum.accumulate(np.where(np.r_[True, grouped[1:] != grouped[:-1]], pos, 0))
+    first = np.maximum.accumulate(np.where(run_starts(grouped), pos, 0))
     out = np.empty(len(keys), np.int32)
     out[by_image] = pos - first
     return from_numpy(out)
