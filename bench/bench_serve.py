@@ -58,14 +58,14 @@ def build_export() -> Path:
         return OUT
     import torch
 
+    from oiforge.contracts import ClassInfo, Labels, ModelInfo, parse_preprocessing
     from oiforge.serve.export import export_model
-    from oiforge.serve.labels import ClassInfo, Labels, ModelInfo, parse_preprocessing
     from oiforge.train.models import DEFAULT_MODEL, create_model, preprocessing_for
 
     torch.manual_seed(0)
     model = create_model(DEFAULT_MODEL, NUM_CLASSES, pretrained=True).eval()
     pre = parse_preprocessing("bench", preprocessing_for(DEFAULT_MODEL, SIZE, 0.875))
-    classes = tuple(ClassInfo(i, f"class {i}", f"/m/bench{i}") for i in range(NUM_CLASSES))
+    classes = tuple(ClassInfo(i, f"class {i}", mid=f"/m/bench{i}") for i in range(NUM_CLASSES))
     labels = Labels(classes, pre, ModelInfo("bench-lite0", "x", DEFAULT_MODEL))
     result = export_model(model, labels, OUT)
     print(f"exported {DEFAULT_MODEL} to {OUT} (parity max |diff| {result.max_abs_diff:.1e})")

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import oiforge.download
+from oiforge.contracts.selection import ImageTask
 from oiforge.download import is_transient
 from oiforge.download.runner import plan
 from oiforge.download.store import Store
-from oiforge.download.tasks import ImageTask
 
 STATUSES = ["ok", "missing", "placeholder", "bad_md5", "not_image", "too_large", "timeout",
             "error", "http_404", "http_410", "http_429", "http_503", None]  # fmt: skip

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from oiforge.serve.labels import Preprocessing
+from oiforge.contracts.run import Preprocessing
 
 CLASSES = [("Cat", "/m/01yrx"), ("Coffee cup", "/m/02p5f1q"), ("Rocket", "/m/09rvcxw")]
 PRE = Preprocessing(size=96, crop_pct=0.875, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))

@@ -18,7 +18,7 @@ from serve_helpers import ARCH, CLASSES, PRE, photo
 from typer.testing import CliRunner
 
 from oiforge.cli import app
-from oiforge.serve.labels import read_labels
+from oiforge.contracts.run import read_labels
 from oiforge.serve.predictor import Predictor
 from oiforge.serve.preprocess import center_box, preprocess_bytes, resized_size
 

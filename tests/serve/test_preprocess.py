@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from serve_helpers import PRE, huge_png, photo
 
-from oiforge.serve.labels import Preprocessing
+from oiforge.contracts.run import Preprocessing
 from oiforge.serve.preprocess import ImageRejected, decode_image, normalise, preprocess_bytes
 
 SEEDS = [

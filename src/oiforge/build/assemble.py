@@ -6,12 +6,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from oiforge.build.classes import ClassInfo, reindex
+from oiforge.build.classes import reindex
 from oiforge.build.dedupe import duplicate_groups
 from oiforge.build.plan import Exclusion, ImageMeta, Plan
 from oiforge.build.records import OK, Box, ImageRecord, SampleTask
 from oiforge.build.split import SPLIT_PRIORITY, assign_splits, official_keep
 from oiforge.contracts import DATASET_SPLITS
+from oiforge.contracts.dataset import ClassInfo
 from oiforge.spec import BuildSpec
 
 

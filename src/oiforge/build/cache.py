@@ -150,7 +150,7 @@ def append_records(cache: Path, records: Iterable[ImageRecord]) -> None:
         os.close(fd)
 
 
-def read_journal(cache: Path) -> dict[str, ImageRecord]:
+def read_records(cache: Path) -> dict[str, ImageRecord]:
     """Image id → its latest readable record (older journals first; torn lines skipped)."""
     folder = cache / "journal"
     try:

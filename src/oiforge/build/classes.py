@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Final
+
+from oiforge.contracts.dataset import ClassInfo
 
 _UNSAFE: Final = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f]')
 _SPACE: Final = re.compile(r"\s+")
@@ -14,19 +15,6 @@ _RESERVED: Final = frozenset(
     {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
 )
 MAX_FOLDER_LEN: Final = 100
-
-
-@dataclass(frozen=True)
-class ClassInfo:
-    """One class of the dataset: ``index`` follows sorted folder order (torchvision)."""
-
-    index: int
-    name: str
-    folder: str
-    mid: str
-
-    def to_dict(self) -> dict[str, object]:
-        return {"index": self.index, "name": self.name, "folder": self.folder, "mid": self.mid}
 
 
 def safe_folder_name(name: str) -> str:

@@ -19,7 +19,7 @@ from PIL import Image
 
 from oiforge.atomic import write_text_atomic
 from oiforge.build.assemble import ExportSample
-from oiforge.build.classes import ClassInfo
+from oiforge.contracts.dataset import ClassInfo
 
 TILE: Final = 96
 COLUMNS: Final = 8

@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 
 from oiforge.atomic import atomic_open
 from oiforge.build.assemble import ExportSample
-from oiforge.build.classes import ClassInfo
 from oiforge.contracts import DATASET_SPLITS
+from oiforge.contracts.dataset import ClassInfo
 
 ROW_GROUP = 256
 _SCHEMA = pa.schema(

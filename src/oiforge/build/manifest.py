@@ -1,4 +1,4 @@
-"""manifest.parquet, excluded.parquet, classes.json and the attribution files."""
+"""The rows of manifest.parquet, excluded.parquet and the attribution files."""
 
 from __future__ import annotations
 
@@ -13,40 +13,9 @@ import pyarrow.parquet as pq
 
 from oiforge.atomic import atomic_open, write_text_atomic
 from oiforge.build.assemble import ExportSample
-from oiforge.build.classes import ClassInfo
 from oiforge.build.plan import Exclusion
+from oiforge.contracts.dataset import write_manifest as write_dataset_manifest
 
-MANIFEST_SCHEMA: Final = pa.schema(
-    [
-        ("sample_path", pa.string()),
-        ("key", pa.string()),
-        ("split", pa.string()),
-        ("class_index", pa.int32()),
-        ("class_name", pa.string()),
-        ("class_folder", pa.string()),
-        ("label_mid", pa.string()),
-        ("image_id", pa.string()),
-        ("box_index", pa.int32()),
-        ("x_min", pa.float32()),
-        ("x_max", pa.float32()),
-        ("y_min", pa.float32()),
-        ("y_max", pa.float32()),
-        ("crop", pa.string()),
-        ("width", pa.int32()),
-        ("height", pa.int32()),
-        ("sha256", pa.string()),
-        ("source_sha256", pa.string()),
-        ("flags", pa.string()),
-        ("wds_shard", pa.string()),
-        ("parquet_file", pa.string()),
-        ("license", pa.string()),
-        ("author", pa.string()),
-        ("author_profile_url", pa.string()),
-        ("title", pa.string()),
-        ("landing_url", pa.string()),
-        ("original_url", pa.string()),
-    ]
-)
 EXCLUDED_SCHEMA: Final = pa.schema(
     [
         ("image_id", pa.string()),
@@ -99,7 +68,7 @@ def write_manifest(
 ) -> list[dict[str, Any]]:
     """``manifest.parquet``: one row per sample, attribution included."""
     rows = [manifest_row(s, where) for s in samples]
-    _write_table(root / "manifest.parquet", rows, MANIFEST_SCHEMA)
+    write_dataset_manifest(root, rows)
     return rows
 
 
@@ -116,12 +85,6 @@ def write_excluded(root: Path, excluded: list[Exclusion]) -> None:
         for e in excluded
     ]
     _write_table(root / "excluded.parquet", rows, EXCLUDED_SCHEMA)
-
-
-def write_classes(root: Path, classes: list[ClassInfo]) -> None:
-    """``classes.json``: index (sorted folder order), display name, folder, MID."""
-    text = json.dumps([c.to_dict() for c in classes], indent=2, ensure_ascii=False)
-    write_text_atomic(root / "classes.json", text + "\n")
 
 
 def _by_image(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import pyarrow.parquet as pq
-
-from oiforge.build.classes import ClassInfo, make_classes
+from oiforge.build.classes import make_classes
 from oiforge.build.excludes import ExcludeList
-from oiforge.build.records import Box, ImageTask, SampleTask
-from oiforge.contracts import (
-    DATASET_SPLIT_OF,
-    SELECTION_SCHEMA,
-    SELECTION_VERSION_KEY,
-    is_image_id,
-    store_path_parts,
-)
-from oiforge.errors import InvalidInputError, MalformedFileError
+from oiforge.build.records import Box, RenderTask, SampleTask
+from oiforge.contracts.dataset import DATASET_SPLIT_OF, ClassInfo
+from oiforge.contracts.journal import rotated_images, store_image_path
+from oiforge.contracts.selection import is_image_id, read_selection_table
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +53,7 @@ class ImageMeta:
 class Plan:
     """Everything the build needs to know before decoding anything."""
 
-    tasks: list[ImageTask]
+    tasks: list[RenderTask]
     images: dict[str, ImageMeta]
     classes: list[ClassInfo]
     excluded: list[Exclusion] = field(default_factory=list)
@@ -69,29 +61,8 @@ class Plan:
 
 def read_selection(path: Path) -> list[dict[str, Any]]:
     """The selection rows (only the contract's columns that are present)."""
-    if not path.is_file():
-        raise InvalidInputError(f"selection file not found: {path} (run `oiforge select` first)")
-    try:
-        schema = pq.read_schema(path)
-        cols = [c for c in SELECTION_SCHEMA.names if c in schema.names]
-        table = pq.ParquetFile(path).read(columns=cols)
-    except Exception as exc:
-        raise MalformedFileError(str(path), f"not a readable Parquet file ({exc})") from exc
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
-    if missing:
-        raise MalformedFileError(str(path), f"missing columns {missing} (see SELECTION_SCHEMA)")
-    rows: list[dict[str, Any]] = table.to_pylist()
+    rows: list[dict[str, Any]] = read_selection_table(path, required=REQUIRED_COLUMNS).to_pylist()
     return rows
-
-
-def selection_version(path: Path) -> str | None:
-    """The Open Images version ``oiforge select`` stamped on a selection file, if any."""
-    try:
-        meta = pq.read_schema(path).metadata or {}
-    except Exception:  # read_selection names the problem
-        return None
-    value = meta.get(SELECTION_VERSION_KEY)
-    return value.decode() if value else None
 
 
 def _box_of(row: dict[str, Any]) -> Box | None:
@@ -162,35 +133,11 @@ def _samples(
     return samples
 
 
-def rotated_on_download(store: Path) -> frozenset[str]:
-    """ImageIDs whose stored pixels the downloader already turned upright (journal ``rotated``).
-
-    Their Open Images ``Rotation`` must not be applied a second time. Read from the journal
-    file (the data contract), not through the download package.
-    """
-    path = store / "journal.sqlite"
-    if not path.is_file():
-        return frozenset()
-    try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            cols = {row[1] for row in con.execute("PRAGMA table_info(journal)")}
-            if "rotated" not in cols:
-                return frozenset()
-            rows = con.execute("SELECT image_id FROM journal WHERE status = 'ok' AND rotated <> 0")
-            return frozenset(str(r[0]) for r in rows)
-        finally:
-            con.close()
-    except sqlite3.Error:
-        log.warning("could not read %s; applying Rotation from the selection", path)
-        return frozenset()
-
-
 def make_plan(rows: list[dict[str, Any]], store: Path, excludes: ExcludeList) -> Plan:
     """Group rows by image, give every sample a key, name the classes, apply the exclude list."""
     excluded: list[Exclusion] = []
     grouped = _group_rows(rows, excluded)
-    upright = rotated_on_download(store)
+    upright = rotated_images(store)
     tasks, images = [], {}
     for iid, rs in grouped.items():
         meta = _meta(iid, rs[0])
@@ -199,8 +146,7 @@ def make_plan(rows: list[dict[str, Any]], store: Path, excludes: ExcludeList) ->
         if not samples:
             continue
         images[iid] = meta
-        folder, name = store_path_parts(iid)
         rotation = None if iid in upright else rs[0].get("rotation")
-        tasks.append(ImageTask(iid, str(store / folder / name), rotation, tuple(samples)))
+        tasks.append(RenderTask(iid, str(store_image_path(store, iid)), rotation, tuple(samples)))
     names = {str(r["label_mid"]): str(r["label_name"]) for rs in grouped.values() for r in rs}
     return Plan(tasks, images, make_classes(names), excluded)

@@ -14,9 +14,9 @@ from concurrent.futures import (
 )
 from pathlib import Path
 
-from oiforge.build.cache import read_journal, sample_path
+from oiforge.build.cache import read_records, sample_path
 from oiforge.build.lock import file_sha256
-from oiforge.build.records import OK, ImageRecord, ImageTask, RenderOptions, task_hash
+from oiforge.build.records import OK, ImageRecord, RenderOptions, RenderTask, task_hash
 from oiforge.build.render import run_batch
 
 Progress = Callable[[int, int], None]
@@ -25,7 +25,7 @@ BATCH = 16
 _PRELOAD = ["oiforge.build.render"]
 
 
-def is_reusable(rec: ImageRecord, task: ImageTask, cache: Path, *, trusted: bool = False) -> bool:
+def is_reusable(rec: ImageRecord, task: RenderTask, cache: Path, *, trusted: bool = False) -> bool:
     """Whether a journal record answers ``task`` and its source and samples still hash right.
 
     ``trusted``: the record was written during this build (by one of its shard jobs), so its
@@ -45,15 +45,17 @@ def is_reusable(rec: ImageRecord, task: ImageTask, cache: Path, *, trusted: bool
         return False
 
 
-def _reusable(tasks: list[ImageTask], cache: Path, trust_run: str | None) -> dict[str, ImageRecord]:
+def _reusable(
+    tasks: list[RenderTask], cache: Path, trust_run: str | None
+) -> dict[str, ImageRecord]:
     """The journal's records that still answer their task, checked on a few threads (file
     reads and hashing release the GIL)."""
-    journal = read_journal(cache)
+    journal = read_records(cache)
     found = [(t, journal[t.image_id]) for t in tasks if t.image_id in journal]
     if not found:
         return {}
 
-    def check(pairs: list[tuple[ImageTask, ImageRecord]]) -> list[ImageRecord]:
+    def check(pairs: list[tuple[RenderTask, ImageRecord]]) -> list[ImageRecord]:
         return [
             rec
             for task, rec in pairs
@@ -67,13 +69,13 @@ def _reusable(tasks: list[ImageTask], cache: Path, trust_run: str | None) -> dic
         return {rec.image_id: rec for good in pool.map(check, chunks) for rec in good}
 
 
-def _batches(tasks: list[ImageTask]) -> Iterator[list[ImageTask]]:
+def _batches(tasks: list[RenderTask]) -> Iterator[list[RenderTask]]:
     for start in range(0, len(tasks), BATCH):
         yield tasks[start : start + BATCH]
 
 
 def _run_pool(
-    todo: list[ImageTask],
+    todo: list[RenderTask],
     opts: RenderOptions,
     cache: Path,
     workers: int,
@@ -95,7 +97,7 @@ def _run_pool(
 
 
 def render_all(
-    tasks: list[ImageTask],
+    tasks: list[RenderTask],
     opts: RenderOptions,
     cache: Path,
     workers: int | None = None,

@@ -21,8 +21,8 @@ from oiforge.build.records import (
     OK,
     Box,
     ImageRecord,
-    ImageTask,
     RenderOptions,
+    RenderTask,
     SampleResult,
     task_hash,
 )
@@ -41,7 +41,7 @@ def _full_rect(task_box: Box | None, w: int, h: int, opts: RenderOptions) -> Rec
     return crop_rect(task_box, w, h, opts.padding, opts.aspect)
 
 
-def _needed_scale(task: ImageTask, opts: RenderOptions, w: int, h: int) -> float:
+def _needed_scale(task: RenderTask, opts: RenderOptions, w: int, h: int) -> float:
     """The smallest decode scale that still gives every crop its full output size."""
     need = 0.0
     for s in task.samples:
@@ -92,7 +92,7 @@ def _render_sample(
 
 
 def _render_all(
-    task: ImageTask, dec: Decoded, opts: RenderOptions, cache: Path, write: Writer
+    task: RenderTask, dec: Decoded, opts: RenderOptions, cache: Path, write: Writer
 ) -> list[SampleResult]:
     results: list[SampleResult] = []
     for s in task.samples:
@@ -112,14 +112,14 @@ def _render_all(
     return results
 
 
-def _failed(task: ImageTask, status: str, record: ImageRecord) -> ImageRecord:
+def _failed(task: RenderTask, status: str, record: ImageRecord) -> ImageRecord:
     record.status = status
     record.samples = [SampleResult(s.key, s.label_mid, s.box_index, status) for s in task.samples]
     return record
 
 
 def process_image(
-    task: ImageTask, opts: RenderOptions, cache: Path, write: Writer = write_cache_file
+    task: RenderTask, opts: RenderOptions, cache: Path, write: Writer = write_cache_file
 ) -> ImageRecord:
     """Turn one store image into its samples; every failure is a status on the record.
 
@@ -150,7 +150,7 @@ def process_image(
 
 
 def run_batch(
-    tasks: list[ImageTask], opts: RenderOptions, cache: str, run: str = ""
+    tasks: list[RenderTask], opts: RenderOptions, cache: str, run: str = ""
 ) -> list[ImageRecord]:
     """Pool entry point: a batch of images (fewer round trips, one journal append); ``run``
     tags the records with the render run that wrote them."""

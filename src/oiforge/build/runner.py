@@ -36,10 +36,12 @@ from oiforge.build.lock import (
     top_hash,
     write_lock,
 )
-from oiforge.build.manifest import write_attribution, write_classes, write_excluded, write_manifest
-from oiforge.build.plan import make_plan, read_selection, selection_version
+from oiforge.build.manifest import write_attribution, write_excluded, write_manifest
+from oiforge.build.plan import make_plan, read_selection
 from oiforge.build.pool import Progress, render_all
 from oiforge.build.records import RenderOptions
+from oiforge.contracts.dataset import write_classes
+from oiforge.contracts.selection import selection_version
 from oiforge.errors import ChecksumError, InvalidInputError
 from oiforge.spec import BuildSpec
 

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from oiforge.atomic import write_text_atomic
 from oiforge.catalog.classes import (
-    ClassInfo,
+    CatalogClass,
     ClassMatch,
     ClassTable,
     LazyAliases,
@@ -107,7 +107,7 @@ class Catalog:
         self.close()
 
     # -- classes and hierarchy ------------------------------------------------------------
-    def resolve(self, name_or_mid: str) -> ClassInfo:
+    def resolve(self, name_or_mid: str) -> CatalogClass:
         """A class by MID, display name (case-insensitive) or a name from another version."""
         return self.classes.resolve(name_or_mid)
 

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 class AmbiguousClassError(UserError):
     """A name that several classes share (case-insensitively); the message lists their MIDs."""
 
-    def __init__(self, name: str, candidates: Iterable[ClassInfo]) -> None:
+    def __init__(self, name: str, candidates: Iterable[CatalogClass]) -> None:
         self.name = name
         self.candidates = list(candidates)
         listed = ", ".join(
@@ -43,8 +43,9 @@ class AmbiguousClassError(UserError):
 
 
 @dataclass(frozen=True)
-class ClassInfo:
-    """One class: its MID, display name in the catalog's version, and whether it has boxes."""
+class CatalogClass:
+    """An Open Images class as the catalog knows it: MID, display name in the catalog's version,
+    and whether it has boxes (a dataset's classes are :class:`oiforge.contracts.ClassInfo`)."""
 
     mid: str
     name: str
@@ -124,15 +125,15 @@ class ClassTable:
                 by_base.setdefault(base, []).append(mid)
         return by_base
 
-    def info(self, mid: str) -> ClassInfo:
+    def info(self, mid: str) -> CatalogClass:
         if mid == ROOT_MID and mid not in self.names:
-            return ClassInfo(mid, ROOT_NAME, False)
-        return ClassInfo(mid, self.names[mid], mid in self.boxable)
+            return CatalogClass(mid, ROOT_NAME, False)
+        return CatalogClass(mid, self.names[mid], mid in self.boxable)
 
     def __contains__(self, mid: object) -> bool:
         return mid in self.names or mid == ROOT_MID
 
-    def resolve(self, name_or_mid: str) -> ClassInfo:
+    def resolve(self, name_or_mid: str) -> CatalogClass:
         """A class by MID, display name (any case) or an older/newer display name."""
         text = name_or_mid.strip()
         if is_mid(text):
@@ -150,7 +151,7 @@ class ClassTable:
             raise AmbiguousClassError(text, [self.info(m) for m in sorted(mids)])
         return self.info(boxable[0] if boxable else mids[0])
 
-    def _prefer_boxable_alias(self, text: str, mid: str) -> ClassInfo:
+    def _prefer_boxable_alias(self, text: str, mid: str) -> CatalogClass:
         """``Airplane`` names a non-boxable class in v7 and, in v5/v6, the boxable
         ``/m/0cmf2`` (now ``Fixed-wing aircraft``): the boxable class is the one meant."""
         if mid in self.boxable:

@@ -34,6 +34,7 @@ from oiforge.build import (
     render_fingerprint,
     render_images,
 )
+from oiforge.contracts.selection import count_selected_images
 from oiforge.distributed.common import (
     Backend,
     EventCallback,
@@ -48,7 +49,6 @@ from oiforge.distributed.shards import (
     Shard,
     auto_num_shards,
     check_num_shards,
-    count_images,
     remove_other_layouts,
     split_selection,
 )
@@ -145,7 +145,7 @@ def run_build_sharded(
         n = (
             num_shards
             if num_shards is not None
-            else auto_num_shards(count_images(inputs.selection), engine.cpus())
+            else auto_num_shards(count_selected_images(inputs.selection), engine.cpus())
         )
         remove_other_layouts(work, n)
         jobs = _jobs(split_selection(inputs.selection, work, n), inputs, cache, options_key, run)

@@ -32,7 +32,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from oiforge.atomic import write_text_atomic
-from oiforge.contracts import is_image_id
+from oiforge.contracts.journal import is_transient, read_journal, status_counts
+from oiforge.contracts.selection import count_selected_images, is_image_id
 from oiforge.distributed.common import (
     Backend,
     EventCallback,
@@ -57,20 +58,11 @@ from oiforge.distributed.shards import (
     Shard,
     auto_num_shards,
     check_num_shards,
-    count_images,
     remove_other_layouts,
     shard_of,
     split_selection,
 )
-from oiforge.download import (
-    DownloadConfig,
-    DownloadSummary,
-    ProgressUpdate,
-    download,
-    is_transient,
-    read_journal,
-    status_counts,
-)
+from oiforge.download import DownloadConfig, DownloadSummary, ProgressUpdate, download
 from oiforge.download.store import FileWriter, Writer
 from oiforge.endpoints import Endpoints
 
@@ -200,7 +192,7 @@ def run_download_sharded(
         n = (
             num_shards
             if num_shards is not None
-            else auto_num_shards(count_images(sel_path), engine.cpus())
+            else auto_num_shards(count_selected_images(sel_path), engine.cpus())
         )
         remove_other_layouts(work, n)
         shards = split_selection(sel_path, work, n)

@@ -13,8 +13,14 @@ a request, transient failures are tried again, permanent ones only with ``retry_
 
 from __future__ import annotations
 
-from oiforge.download.config import SOURCES, DownloadConfig, is_transient
-from oiforge.download.journal import JOURNAL_SCHEMA, JournalRow, read_journal, status_counts
+from oiforge.contracts.journal import (
+    JOURNAL_SCHEMA,
+    JournalRow,
+    is_transient,
+    read_journal,
+    status_counts,
+)
+from oiforge.download.config import SOURCES, DownloadConfig
 from oiforge.download.outcome import DownloadSummary, ProgressUpdate
 from oiforge.download.runner import download
 

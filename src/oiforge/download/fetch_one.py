@@ -11,15 +11,15 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from oiforge.download.config import DownloadConfig, Source, is_transient
+from oiforge.contracts.journal import JournalRow, is_transient
+from oiforge.contracts.selection import ImageTask
+from oiforge.download.config import DownloadConfig, Source
 from oiforge.download.http import Fetched, Fetcher
 from oiforge.download.image import Encoded, ImageJob, encode_image
-from oiforge.download.journal import JournalRow
 from oiforge.download.outcome import now_iso
 from oiforge.download.sniff import ImageInfo
 from oiforge.download.sources import source_urls
 from oiforge.download.store import Store, Writer, sha256_hex
-from oiforge.download.tasks import ImageTask
 from oiforge.download.verify import Rejection, check_body, header_md5, is_placeholder_url
 from oiforge.endpoints import Endpoints
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from oiforge.download.journal import JournalRow
+from oiforge.contracts.journal import JournalRow
 
 
 def now_iso() -> str:

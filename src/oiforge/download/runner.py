@@ -21,13 +21,13 @@ from pathlib import Path
 import pyarrow as pa
 
 from oiforge.atomic import write_text_atomic
-from oiforge.download.config import DownloadConfig, is_transient
+from oiforge.contracts.journal import Journal, JournalRow, is_transient
+from oiforge.contracts.selection import ImageTask, read_selected_images
+from oiforge.download.config import DownloadConfig
 from oiforge.download.fetch_one import ImageFetcher, Pools
 from oiforge.download.http import Fetcher, create_session
-from oiforge.download.journal import Journal, JournalRow
 from oiforge.download.outcome import DownloadSummary, ProgressUpdate, Tally, now_iso
 from oiforge.download.store import FileWriter, Store, Writer
-from oiforge.download.tasks import ImageTask, load_selection
 from oiforge.endpoints import Endpoints
 from oiforge.errors import StageError
 
@@ -38,7 +38,7 @@ _WRITE_THREADS = 8
 
 
 @dataclass(frozen=True)
-class Plan:
+class FetchPlan:
     """The images this run fetches, and how many it skips."""
 
     todo: tuple[ImageTask, ...]
@@ -47,7 +47,7 @@ class Plan:
 
 def plan(
     tasks: tuple[ImageTask, ...], done: dict[str, str], store: Store, retry_failed: bool
-) -> Plan:
+) -> FetchPlan:
     """Skip ``ok`` images whose file exists, and permanent failures unless retrying them."""
     todo = []
     for task in tasks:
@@ -59,7 +59,7 @@ def plan(
                 todo.append(task)
         elif retry_failed:
             todo.append(task)
-    return Plan(tuple(todo), len(tasks) - len(todo))
+    return FetchPlan(tuple(todo), len(tasks) - len(todo))
 
 
 def download(
@@ -73,7 +73,7 @@ def download(
     """Fetch every selected image into ``store``; see the package docstring."""
     config = config or DownloadConfig()
     endpoints = endpoints or Endpoints.from_env()
-    sel = load_selection(selection)
+    sel = read_selected_images(selection)
     the_store = Store(store)
     run_dir = the_store.open_run()
 
@@ -217,7 +217,7 @@ class _Run:
                 JournalRow(shown, "error", error="malformed ImageID (not 16 hex chars)")
             )
 
-    def _summary(self, todo: Plan, tally: Tally) -> DownloadSummary:
+    def _summary(self, todo: FetchPlan, tally: Tally) -> DownloadSummary:
         return DownloadSummary(
             selected=len(self.tasks),
             skipped=todo.skipped,

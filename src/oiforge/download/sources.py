@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+from oiforge.contracts.selection import ImageTask
 from oiforge.download.config import Source
-from oiforge.download.tasks import ImageTask
 from oiforge.endpoints import Endpoints
 
 

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Protocol
 
-from oiforge.contracts import store_path_parts
+from oiforge.contracts.journal import store_image_path
 
 TMP_DIR = ".tmp"
 #: Free space kept for the journal: a write that would leave less is refused as ENOSPC, so
@@ -81,8 +81,7 @@ class Store:
         self.root = Path(root)
 
     def image_path(self, image_id: str) -> Path:
-        folder, name = store_path_parts(image_id)
-        return self.root / folder / name
+        return store_image_path(self.root, image_id)
 
     def has_image(self, image_id: str) -> bool:
         return self.image_path(image_id).is_file()

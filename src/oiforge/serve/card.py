@@ -8,9 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from oiforge.serve.labels import Labels
+from oiforge.contracts.run import Labels, read_run_config
 
 MAX_LISTED_CLASSES = 50
 
@@ -22,14 +20,6 @@ class RunFacts:
     config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, str] = field(default_factory=dict)
     source: str = "(not recorded)"
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _best_metrics(path: Path) -> dict[str, str]:
@@ -55,7 +45,7 @@ def _best_metrics(path: Path) -> dict[str, str]:
 
 def run_facts(run_dir: Path) -> RunFacts:
     return RunFacts(
-        config=_read_config(run_dir / "config.yaml"),
+        config=read_run_config(run_dir),
         metrics=_best_metrics(run_dir / "metrics.csv"),
         source=str(run_dir.resolve()),
     )
@@ -79,10 +69,10 @@ def render_card(labels: Labels, facts: RunFacts, parity: float) -> str:
     metrics = [f"- {k}: {v}" for k, v in facts.metrics.items()] or ["- (no metrics.csv)"]
     today = dt.datetime.now(dt.UTC).date().isoformat()
     parts = [
-        f"# Model card: {labels.model.name}",
+        f"# Model card: {labels.model_info.name}",
         "",
-        f"Version `{labels.model.version}` (first 12 hex of the SHA-256 of model.onnx), "
-        f"architecture `{labels.model.architecture}`, exported {today} from `{facts.source}`.",
+        f"Version `{labels.model_info.version}` (first 12 hex of the SHA-256 of model.onnx), "
+        f"architecture `{labels.model_info.architecture}`, exported {today} from `{facts.source}`.",
         "",
         "## Files",
         "- `model.onnx`: input `input` float32 (N, 3, "

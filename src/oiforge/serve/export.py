@@ -18,10 +18,18 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from oiforge.atomic import fsync_dir, write_text_atomic
+from oiforge.contracts.dataset import ClassInfo
+from oiforge.contracts.run import (
+    CONFIG_FILE,
+    LABELS_FILE,
+    Labels,
+    ModelInfo,
+    Preprocessing,
+    write_labels,
+)
 from oiforge.errors import StageError
 from oiforge.serve.card import RunFacts, render_card, run_facts
-from oiforge.serve.labels import ClassInfo, Labels, ModelInfo, Preprocessing, write_labels
-from oiforge.serve.predictor import LABELS_FILE, MODEL_FILE, Predictor, file_sha256
+from oiforge.serve.predictor import MODEL_FILE, Predictor, file_sha256
 
 if TYPE_CHECKING:
     import torch
@@ -98,7 +106,7 @@ def export_model(
     onnx_path = out_dir / MODEL_FILE
     _write_onnx(model, size, onnx_path)
     version = file_sha256(onnx_path)[:12]
-    labels = replace(labels, model=replace(labels.model, version=version))
+    labels = replace(labels, model=replace(labels.model_info, version=version))
     write_labels(out_dir / LABELS_FILE, labels)
     diff = check_parity(model, out_dir, size)
     if diff > PARITY_TOLERANCE:
@@ -109,14 +117,14 @@ def export_model(
 
 
 def _labels_from_trained(trained: Any, run_dir: Path) -> Labels:
-    from oiforge.serve.labels import parse_preprocessing
+    from oiforge.contracts.run import parse_preprocessing
 
     pre = trained.preprocessing
     if not isinstance(pre, Preprocessing):
         pre = parse_preprocessing(str(run_dir / LABELS_FILE), dict(pre))
     mids = list(trained.mids) if trained.mids is not None else [""] * len(trained.classes)
     classes = tuple(
-        ClassInfo(i, str(name), str(mid))
+        ClassInfo(i, str(name), mid=str(mid))
         for i, (name, mid) in enumerate(zip(trained.classes, mids, strict=True))
     )
     config = trained.config if isinstance(trained.config, dict) else {}
@@ -126,7 +134,7 @@ def _labels_from_trained(trained: Any, run_dir: Path) -> Labels:
 
 def export_run(run_dir: Path, out_dir: Path | None = None) -> ExportResult:
     """Export a training run dir (loaded with ``oiforge.train.load_trained``)."""
-    if not (run_dir / "config.yaml").is_file():
+    if not (run_dir / CONFIG_FILE).is_file():
         raise StageError(f"{run_dir} is not a training run (no config.yaml); train first")
     try:
         from oiforge.train import load_trained  # type: ignore[attr-defined,unused-ignore]

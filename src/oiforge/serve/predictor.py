@@ -15,11 +15,10 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from oiforge.contracts.run import LABELS_FILE, Labels, read_labels
 from oiforge.errors import InvalidInputError, StageError
-from oiforge.serve.labels import Labels, read_labels
 
 MODEL_FILE: Final = "model.onnx"
-LABELS_FILE: Final = "labels.json"
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from oiforge.contracts.run import Preprocessing
 from oiforge.orientation import upright
-from oiforge.serve.labels import Preprocessing
 
 #: Default decoded-pixel limit (width × height): a 48-megapixel phone photo passes.
 DEFAULT_MAX_PIXELS: Final = 50_000_000

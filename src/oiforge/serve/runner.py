@@ -19,13 +19,13 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from oiforge.contracts.run import Preprocessing
 from oiforge.errors import OiforgeError
 from oiforge.serve.api_errors import ApiError
 from oiforge.serve.batcher import DEFAULT_MAX_BATCH, Batcher
 from oiforge.serve.cores import usable_cores
 from oiforge.serve.fetch import FetchPolicy, FetchRejected, fetch_url
 from oiforge.serve.inputs import ImageInput
-from oiforge.serve.labels import Preprocessing
 from oiforge.serve.metrics import Metrics
 from oiforge.serve.predictor import Predictor, Score
 from oiforge.serve.preprocess import DEFAULT_MAX_PIXELS, ImageRejected, preprocess_bytes

@@ -1,19 +1,29 @@
-"""``labels.json``: the classes and the preprocessing a model expects (shared with training).
+"""A training run folder's files that other stages read: ``labels.json`` and ``config.yaml``.
 
-The file is written by training (``classes`` + ``preprocessing``) and rewritten by
-``oiforge export`` with an added ``model`` block (name, version, architecture). Reading it
-validates every field, so a hand-edited or truncated file fails with a named error.
+    run/labels.json   the classes and the preprocessing the model expects (:class:`Labels`);
+                      written by training, rewritten by ``oiforge export`` with a ``model``
+                      block (name, version, architecture); read by export, serve and predict
+    run/config.yaml   the resolved training config; owned and written by training
+                      (``oiforge.train.config``), read elsewhere only through
+                      :func:`read_run_config`
+
+Reading ``labels.json`` validates every field, so a hand-edited or truncated file fails with
+a named error (:class:`~oiforge.errors.MalformedFileError`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from oiforge.atomic import write_text_atomic
+from oiforge.contracts.dataset import ClassInfo
 from oiforge.errors import MalformedFileError
+
+LABELS_FILE: Final = "labels.json"
+CONFIG_FILE: Final = "config.yaml"
 
 RESIZE_MODES: Final = ("shorter-then-center-crop",)
 INPUT_RANGES: Final = ("0-1",)
@@ -42,13 +52,6 @@ class Preprocessing:
 
 
 @dataclass(frozen=True)
-class ClassInfo:
-    index: int
-    name: str
-    mid: str
-
-
-@dataclass(frozen=True)
 class ModelInfo:
     """Who the model is: shown by ``GET /v1/model`` and in the model card."""
 
@@ -59,20 +62,29 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class Labels:
+    """``labels.json``: classes in index order, preprocessing, and (after export) the model."""
+
     classes: tuple[ClassInfo, ...]
     preprocessing: Preprocessing
-    model: ModelInfo = field(default_factory=ModelInfo)
+    model: ModelInfo | None = None  # None until ``oiforge export`` names the model
 
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.classes]
 
+    @property
+    def model_info(self) -> ModelInfo:
+        """The model block, or the defaults for a run not exported yet."""
+        return self.model or ModelInfo()
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "classes": [asdict(c) for c in self.classes],
+        data: dict[str, Any] = {
+            "classes": [{"index": c.index, "name": c.name, "mid": c.mid} for c in self.classes],
             "preprocessing": self.preprocessing.to_json(),
-            "model": asdict(self.model),
         }
+        if self.model is not None:
+            data["model"] = asdict(self.model)
+        return data
 
 
 def _triple(path: str, key: str, value: object) -> tuple[float, float, float]:
@@ -114,18 +126,19 @@ def _parse_classes(path: str, raw: object) -> tuple[ClassInfo, ...]:
             raise MalformedFileError(path, f"classes[{i}] needs a string 'name'")
         if item.get("index", i) != i:
             raise MalformedFileError(path, f"classes[{i}] has index {item.get('index')!r}")
-        classes.append(ClassInfo(i, item["name"], str(item.get("mid") or "")))
+        classes.append(ClassInfo(i, item["name"], mid=str(item.get("mid") or "")))
     return tuple(classes)
 
 
-def _parse_model(raw: object) -> ModelInfo:
+def _parse_model(raw: object) -> ModelInfo | None:
     if not isinstance(raw, dict):
-        return ModelInfo()
+        return None
     keys = ("name", "version", "architecture")
     return ModelInfo(**{k: str(raw[k]) for k in keys if isinstance(raw.get(k), str)})
 
 
 def parse_labels(path: str, raw: object) -> Labels:
+    """Validate a parsed ``labels.json``; ``path`` names the file in errors."""
     if not isinstance(raw, dict):
         raise MalformedFileError(path, "expected a JSON object")
     return Labels(
@@ -136,7 +149,7 @@ def parse_labels(path: str, raw: object) -> Labels:
 
 
 def read_labels(path: Path) -> Labels:
-    """Read and validate ``labels.json``."""
+    """Read and validate ``labels.json`` (``path`` is the file)."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -147,4 +160,18 @@ def read_labels(path: Path) -> Labels:
 
 
 def write_labels(path: Path, labels: Labels) -> None:
+    """Write ``labels.json`` atomically (UTF-8, names as written)."""
     write_text_atomic(path, json.dumps(labels.to_json(), indent=2, ensure_ascii=False) + "\n")
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """The run's ``config.yaml`` as a plain mapping, for the few fields other stages show
+    (``model``, ``image_size``, ...); empty when it is missing or unreadable. Training reads it
+    whole, typed, with ``oiforge.train.config.read_config``."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}

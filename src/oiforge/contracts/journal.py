@@ -1,12 +1,17 @@
-"""The download journal: ``store/journal.sqlite`` (WAL), one row per image.
+"""The store and its download journal: what ``oiforge download`` writes and later stages read.
 
-Rows are upserted in batches inside one transaction each, so a crash leaves whole batches or
-nothing; ``attempts`` adds up over runs. ``read_journal`` is the public reader other stages
-use; it returns a ``pyarrow.Table`` with :data:`JOURNAL_SCHEMA`.
+    store/<id[:2]>/<id>.jpg     one file per image (:func:`store_image_path`)
+    store/journal.sqlite        one row per image (:data:`JOURNAL_SCHEMA`), SQLite in WAL mode
+
+- writer: :class:`Journal` upserts :class:`JournalRow` batches, one transaction each, so a
+  crash leaves whole batches or nothing; ``attempts`` adds up over runs.
+- readers: :func:`read_journal` (the whole journal as a table), :func:`status_counts`,
+  :func:`rotated_images` (what the build must not rotate again).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
@@ -15,9 +20,45 @@ from typing import Final
 
 import pyarrow as pa
 
+from oiforge.contracts.selection import is_image_id
 from oiforge.errors import StageError
 
+log = logging.getLogger(__name__)
+
 JOURNAL_NAME: Final = "journal.sqlite"
+
+#: Download journal statuses. ``ok`` is the only one with bytes in the store.
+DOWNLOAD_STATUSES: Final = (
+    "ok",
+    "missing",
+    "placeholder",
+    "bad_md5",
+    "not_image",
+    "too_large",
+    "timeout",
+    "error",
+)  # plus "http_<code>"
+#: Statuses worth another try on a plain rerun; the rest need ``retry_failed``.
+TRANSIENT_STATUSES: Final = frozenset({"timeout", "error", "http_429"})
+
+
+def is_transient(status: str) -> bool:
+    """True for failures a plain rerun tries again (timeouts, 5xx, 429, connection errors)."""
+    return status in TRANSIENT_STATUSES or (status.startswith("http_5") and len(status) == 8)
+
+
+def store_path_parts(image_id: str) -> tuple[str, str]:
+    """``store/<id[:2]>/<id>.jpg`` as (folder, file name); refuses anything but an ImageID."""
+    if not is_image_id(image_id):
+        raise ValueError(f"not an Open Images ImageID (16 hex chars): {image_id!r}")
+    return image_id[:2], f"{image_id}.jpg"
+
+
+def store_image_path(store: str | Path, image_id: str) -> Path:
+    """Where the store keeps an image (``ValueError`` for anything but an ImageID)."""
+    folder, name = store_path_parts(image_id)
+    return Path(store) / folder / name
+
 
 JOURNAL_SCHEMA: Final = pa.schema(
     [
@@ -171,3 +212,27 @@ def status_counts(store: str | Path) -> dict[str, int]:
         raise StageError(f"no download journal at {journal_path(store)}")
     with Journal(store) as journal:
         return dict(journal.counts())
+
+
+def rotated_images(store: str | Path) -> frozenset[str]:
+    """ImageIDs whose stored pixels the downloader already turned upright (``rotated``).
+
+    Their Open Images ``Rotation`` must not be applied a second time. Empty when the store has
+    no journal (or one from before the column existed); an unreadable one is logged.
+    """
+    path = journal_path(store)
+    if not path.is_file():
+        return frozenset()
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            cols = {row[1] for row in con.execute("PRAGMA table_info(journal)")}
+            if "rotated" not in cols:
+                return frozenset()
+            rows = con.execute("SELECT image_id FROM journal WHERE status = 'ok' AND rotated <> 0")
+            return frozenset(str(r[0]) for r in rows)
+        finally:
+            con.close()
+    except sqlite3.Error:
+        log.warning("could not read %s; applying Rotation from the selection", path)
+        return frozenset()
