@@ -13,6 +13,13 @@ Public API (other stages depend on these names)::
 
 from oiforge.catalog.catalog import Catalog, open_catalog
 from oiforge.catalog.classes import AmbiguousClassError, CatalogClass, ClassMatch
+from oiforge.catalog.counts import (
+    positive_images,
+    positives_by_split,
+    sidecar_positives,
+    sql_positives,
+    sum_splits,
+)
 from oiforge.catalog.fetch import FetchProgress, FetchResult, fetch
 from oiforge.catalog.hierarchy import TreeNode
 from oiforge.catalog.select import select
@@ -30,6 +37,11 @@ __all__ = [
     "TreeNode",
     "fetch",
     "open_catalog",
+    "positive_images",
+    "positives_by_split",
     "select",
+    "sidecar_positives",
+    "sql_positives",
+    "sum_splits",
     "trainable_classes",
 ]

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from oiforge.atomic import atomic_open
+from oiforge.catalog.counts import positive_images
 from oiforge.catalog.files import official_files
 from oiforge.errors import InvalidInputError
 
@@ -64,41 +65,9 @@ def _check(min_val: int, min_train: int, val_splits: Sequence[str]) -> None:
 
 
 def image_counts(cat: Catalog, kind: str, splits: Sequence[str]) -> dict[str, int]:
-    """Per label: distinct images with a positive label (human) or any label (machine).
-
-    Read from the per-class counts ingest keeps beside each Parquet copy (the same numbers,
-    counted once at ingest); counted with DuckDB where those are missing or unreadable.
-    """
+    """Per label: distinct images with a positive label (human) or any label (machine)."""
     cat.ensure([kind], splits)
-    found = _sidecar_counts(cat, kind, splits)
-    return found if found is not None else _sql_counts(cat, kind, splits)
-
-
-def _sidecar_counts(cat: Catalog, kind: str, splits: Sequence[str]) -> dict[str, int] | None:
-    done = [i for i in cat.ingested.values() if i.kind == kind and i.split in splits]
-    if not done or any(i.counts is None for i in done):
-        return None
-    out: dict[str, int] = {}
-    for item in done:
-        try:  # splits hold disjoint images, so per-split distinct counts add up
-            data = pq.read_table(item.counts, columns=["label_mid", "images"]).to_pydict()
-        except (OSError, pa.ArrowException, KeyError) as exc:
-            log.info("counting %s with DuckDB: %s", item.relpath, exc)
-            return None
-        for mid, n in zip(data["label_mid"], data["images"], strict=True):
-            out[mid] = out.get(mid, 0) + int(n)
-    return out
-
-
-def _sql_counts(cat: Catalog, kind: str, splits: Sequence[str]) -> dict[str, int]:
-    positive = "AND confidence = 1" if kind == "human_labels" else ""
-    marks = ", ".join("?" for _ in splits)
-    rows = cat.connection.execute(
-        f"SELECT label_mid, count(DISTINCT image_id) FROM {kind} "
-        f"WHERE split IN ({marks}) {positive} GROUP BY label_mid",
-        list(splits),
-    ).fetchall()
-    return {str(mid): int(n) for mid, n in rows}
+    return positive_images(cat, splits, kind)
 
 
 def _val_source(version: str, val_splits: Sequence[str]) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from oiforge.download.sniff import ImageInfo, NotAnImage, sniff_image
+from oiforge.headers import goog_hash_md5
 
 #: Flickr sends deleted photos to a "photo unavailable" image (e.g. s.yimg.com/.../
 #: photo_unavailable.png); any hop of the redirect chain naming it marks a placeholder.
@@ -81,8 +82,4 @@ def header_md5(headers: dict[str, str]) -> str | None:
     """A base64 MD5 the server vouches for (``Content-MD5`` or ``x-goog-hash: md5=``)."""
     if "content-md5" in headers:
         return headers["content-md5"].strip()
-    for part in headers.get("x-goog-hash", "").split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "md5" and value:
-            return value
-    return None
+    return goog_hash_md5([headers.get("x-goog-hash", "")])
