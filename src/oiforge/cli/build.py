@@ -177,15 +177,19 @@ def _from_lock(
 
 
 def _run_build(inputs: BuildInputs, backend: BackendOptions) -> BuildResult:
-    from oiforge.distributed import run_build_sharded
-
     with progress_bar() as bar:
         task = bar.add_task("build", total=None)
-        return run_build_sharded(
-            inputs,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-            **backend.kwargs(),
-        )
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        if backend.is_sharded:
+            from oiforge.distributed import run_build_sharded
+
+            return run_build_sharded(inputs, progress=progress, **backend.kwargs())
+        from oiforge.build import build_dataset
+
+        return build_dataset(inputs, progress)
 
 
 def _print_build(result: BuildResult) -> None:

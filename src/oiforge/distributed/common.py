@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -25,20 +24,6 @@ Backend = Literal["local", "ray"]
 BACKENDS: Final = ("local", "ray")
 MARKER: Final = "done.json"
 EventCallback = Callable[[ShardEvent], None]
-
-
-#: ``s3://b/x`` as given, or as ``Path`` leaves it (``s3:/b/x``); one-letter schemes are drives.
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
-
-
-def check_local_folder(path: str | Path, what: str) -> Path:
-    """``path`` as a folder path; an object-store URL is refused with the way that works."""
-    if _URL.match(str(path)):
-        raise InvalidInputError(
-            f"{what} must be a folder (local or a shared mount), not a URL: {path}. Download and "
-            "build into a folder, then upload the dataset with `oiforge publish DATASET s3://...`"
-        )
-    return Path(path)
 
 
 def check_backend(backend: str, address: str | None) -> Backend:

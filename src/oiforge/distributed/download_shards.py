@@ -40,7 +40,6 @@ from oiforge.distributed.common import (
     ProgressMerger,
     Stopwatch,
     check_backend,
-    check_local_folder,
     open_engine,
     read_marker,
     write_marker,
@@ -63,7 +62,7 @@ from oiforge.distributed.shards import (
     split_selection,
 )
 from oiforge.download import DownloadConfig, DownloadSummary, ProgressUpdate, download
-from oiforge.download.store import FileWriter, Writer
+from oiforge.download.store import FileWriter, Writer, check_local_folder
 from oiforge.endpoints import Endpoints
 
 log = logging.getLogger(__name__)

@@ -40,6 +40,12 @@ class BackendOptions:
 
             check_num_shards(self.num_shards)
 
+    @property
+    def is_sharded(self) -> bool:
+        """True for ``--backend ray`` or explicit ``--shards``: the stage runs over shards
+        (``run_download_sharded`` / ``run_build_sharded``); else the CLI calls it directly."""
+        return self.backend != "local" or self.num_shards is not None
+
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``run_download_sharded`` / ``run_build_sharded``."""
         return {"backend": self.backend, "address": self.address, "num_shards": self.num_shards}

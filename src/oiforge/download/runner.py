@@ -27,7 +27,7 @@ from oiforge.download.config import DownloadConfig
 from oiforge.download.fetch_one import ImageFetcher, Pools
 from oiforge.download.http import Fetcher, create_session
 from oiforge.download.outcome import DownloadSummary, ProgressUpdate, Tally, now_iso
-from oiforge.download.store import FileWriter, Store, Writer
+from oiforge.download.store import FileWriter, Store, Writer, check_local_folder
 from oiforge.endpoints import Endpoints
 from oiforge.errors import StageError
 
@@ -74,7 +74,7 @@ def download(
     config = config or DownloadConfig()
     endpoints = endpoints or Endpoints.from_env()
     sel = read_selected_images(selection)
-    the_store = Store(store)
+    the_store = Store(check_local_folder(store, "the store"))
     run_dir = the_store.open_run()
 
     def fetch_all() -> DownloadSummary:

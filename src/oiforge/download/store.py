@@ -11,12 +11,14 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import secrets
 import shutil
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
 
 from oiforge.contracts.journal import store_image_path
+from oiforge.errors import InvalidInputError
 
 TMP_DIR = ".tmp"
 #: Free space kept for the journal: a write that would leave less is refused as ENOSPC, so
@@ -72,6 +74,20 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+#: ``s3://b/x`` as given, or as ``Path`` leaves it (``s3:/b/x``); one-letter schemes are drives.
+_URL: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+
+
+def check_local_folder(path: str | Path, what: str) -> Path:
+    """``path`` as a folder path; an object-store URL is refused with the way that works."""
+    if _URL.match(str(path)):
+        raise InvalidInputError(
+            f"{what} must be a folder (local or a shared mount), not a URL: {path}. Download and "
+            "build into a folder, then upload the dataset with `oiforge publish DATASET s3://...`"
+        )
+    return Path(path)
 
 
 class Store:
