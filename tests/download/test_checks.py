@@ -15,9 +15,15 @@ from PIL import Image
 from oiforge.contracts.journal import Journal
 from oiforge.contracts.selection import read_selected_images as load_selection
 from oiforge.download import JOURNAL_SCHEMA, DownloadConfig, JournalRow, read_journal
-from oiforge.download.image import Encoded, ImageJob, encode_image
-from oiforge.download.sniff import NotAnImage, sniff_image
-from oiforge.download.verify import Rejection, check_body, header_md5, is_placeholder_url
+from oiforge.download.encode import Encoded, ImageJob, encode_image
+from oiforge.download.verify import (
+    NotAnImage,
+    Rejection,
+    check_body,
+    header_md5,
+    is_placeholder_url,
+    sniff_image,
+)
 from oiforge.errors import InvalidInputError, MalformedFileError, StageError
 
 JPEG = jpeg_bytes(80, 60)

@@ -21,8 +21,7 @@ from oiforge.contracts.journal import (
     status_counts,
 )
 from oiforge.download.config import SOURCES, DownloadConfig
-from oiforge.download.outcome import DownloadSummary, ProgressUpdate
-from oiforge.download.runner import download
+from oiforge.download.runner import DownloadSummary, ProgressUpdate, download
 
 __all__ = [
     "JOURNAL_SCHEMA",

@@ -1,30 +1,34 @@
-"""One image, start to finish: try each source, verify, encode if asked, store, journal row."""
+"""One image, start to finish: each configured source's URL in fallback order, fetch, verify,
+encode if asked, store; the journal row says how it ended."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from oiforge.contracts.journal import JournalRow, is_transient
 from oiforge.contracts.selection import ImageTask
 from oiforge.download.config import DownloadConfig, Source
+from oiforge.download.encode import Encoded, ImageJob, encode_image
 from oiforge.download.http import Fetched, Fetcher
-from oiforge.download.image import Encoded, ImageJob, encode_image
-from oiforge.download.outcome import now_iso
-from oiforge.download.sniff import ImageInfo
-from oiforge.download.sources import source_urls
 from oiforge.download.store import Store, Writer, sha256_hex
-from oiforge.download.verify import Rejection, check_body, header_md5, is_placeholder_url
+from oiforge.download.verify import ImageInfo, Rejection, check_body, header_md5, is_placeholder_url
 from oiforge.endpoints import Endpoints
 
 log = logging.getLogger(__name__)
 _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)
@@ -175,3 +179,31 @@ def _failure_row(
     error = "; ".join(f"{s}: {r.error}" for s, _, r in failures)
     return JournalRow(image_id, rejection.status, source, url, attempts=attempts,
                       error=error[:2000], started_at=started, finished_at=now_iso())  # fmt: skip
+
+
+def source_urls(
+    task: ImageTask, sources: tuple[Source, ...], endpoints: Endpoints
+) -> Iterator[tuple[Source, str]]:
+    """``(source, url)`` for every configured source this image has, in order."""
+    for source in sources:
+        url = source_url(task, source, endpoints)
+        if url is not None:
+            yield source, url
+
+
+def source_url(task: ImageTask, source: Source, endpoints: Endpoints) -> str | None:
+    """The URL of one source, or None when the metadata has no usable one."""
+    if source == "resized":
+        return endpoints.resized_image_url(task.split, task.image_id) if task.split else None
+    raw = task.original_url if source == "original" else task.thumbnail_url
+    if raw is None or not _is_web_url(raw):
+        return None
+    return endpoints.flickr_url(raw)
+
+
+def _is_web_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and " " not in url
