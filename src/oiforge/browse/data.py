@@ -7,8 +7,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from oiforge.build import ExcludeList
 from oiforge.catalog import Catalog
+from oiforge.contracts import ExcludeList
 
 _ATTRIBUTION = ("title", "author", "author_profile_url", "license", "landing_url")
 
@@ -93,7 +93,7 @@ def load_images(selection: Path | None) -> list[dict[str, Any]]:
 
 def download_status(store: Path) -> dict[str, str]:
     """ImageID -> the download journal's status (empty when the store has no journal)."""
-    from oiforge.download import read_journal
+    from oiforge.contracts import read_journal
     from oiforge.errors import OiforgeError
 
     try:

@@ -14,8 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from oiforge.atomic import write_text_atomic
-from oiforge.build import ExcludeList, read_exclude_list
-from oiforge.contracts import is_image_id
+from oiforge.contracts import ExcludeList, is_image_id, read_exclude_list
 from oiforge.errors import InvalidInputError
 
 _HEADER = "# oiforge exclude list: ImageID[,box],reason (written by oiforge browse)\n"

@@ -20,7 +20,10 @@ import secrets
 import shutil
 import socket
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import (
+    Future,
+    ThreadPoolExecutor,
+)
 from dataclasses import asdict
 from pathlib import Path
 from typing import Final

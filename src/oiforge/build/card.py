@@ -1,15 +1,31 @@
-"""DATASET.md: the dataset card (classes, counts, filters, sources, licences, limitations)."""
+"""The dataset's human-readable files: ``DATASET.md``, the contact sheet and the attribution.
+
+- ``DATASET.md``: the dataset card (classes, counts, filters, sources, licences, limitations).
+- ``contact_sheet.html`` + one PNG grid per class for human review: flagged samples
+  (grayscale, placeholder-like) come first; the HTML lists each tile's key so a reviewer can
+  copy bad ones into an ``--exclude-list`` file.
+- ``attribution.json`` (per source image) and ``ATTRIBUTION.md``.
+"""
 
 from __future__ import annotations
 
+import html
+import io
 import json
-from collections import Counter
+import os
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Final
+
+from PIL import Image
 
 from oiforge.atomic import write_text_atomic
-from oiforge.build.assemble import Assembly
+from oiforge.build.assemble import Assembly, ExportSample
 from oiforge.contracts import DATASET_SPLITS
+from oiforge.contracts.dataset import ClassInfo
 from oiforge.spec import BuildSpec
 
 LIMITATIONS = (
@@ -113,3 +129,158 @@ def write_card(root: Path, asm: Assembly, info: CardInfo, formats: list[str]) ->
         "",
     ]
     write_text_atomic(root / "DATASET.md", "\n".join(lines))
+
+
+TILE: Final = 96
+COLUMNS: Final = 8
+MAX_TILES: Final = 64
+
+
+def _grid(items: list[ExportSample], source: Callable[[str], Path]) -> Image.Image:
+    rows = (len(items) + COLUMNS - 1) // COLUMNS
+    sheet = Image.new("RGB", (COLUMNS * TILE, max(rows, 1) * TILE), (255, 255, 255))
+    for n, s in enumerate(items):
+        with Image.open(source(s.key)) as im:
+            im.draft("RGB", (TILE, TILE))
+            tile = im.convert("RGB")
+            tile.thumbnail((TILE, TILE), Image.Resampling.BILINEAR)
+        x = (n % COLUMNS) * TILE + (TILE - tile.width) // 2
+        y = (n // COLUMNS) * TILE + (TILE - tile.height) // 2
+        sheet.paste(tile, (x, y))
+    return sheet
+
+
+def _pick(items: list[ExportSample]) -> list[ExportSample]:
+    return sorted(items, key=lambda s: (not s.record.flags,))[:MAX_TILES]
+
+
+def _section(c: ClassInfo, items: list[ExportSample], total: int) -> list[str]:
+    e = html.escape
+    rows = "".join(
+        f"<li><code>{e(s.record.image_id)}</code> {e(s.key)} ({e(s.split)})"
+        f"{' <b>' + e(', '.join(s.record.flags)) + '</b>' if s.record.flags else ''}</li>"
+        for s in items
+    )
+    return [
+        f"<h2>{c.index}. {e(c.name)} <small><code>{e(c.mid)}</code>, {total} samples</small></h2>",
+        f'<img src="review/{c.index:04d}.png" alt="{e(c.name)}" width="{COLUMNS * TILE}">',
+        f"<details><summary>tiles, left to right</summary><ol>{rows}</ol></details>",
+    ]
+
+
+def _write_grid(path: Path, items: list[ExportSample], source: Callable[[str], Path]) -> None:
+    """One class's PNG. A plain write: it lands in the build's staging directory, which is
+    synced once and renamed into place whole (an fsync per class would cost more than the PNG).
+    """
+    buf = io.BytesIO()
+    _grid(items, source).save(buf, "PNG", compress_level=1)
+    path.write_bytes(buf.getvalue())
+
+
+def write_contact_sheet(
+    root: Path,
+    classes: list[ClassInfo],
+    samples: list[ExportSample],
+    source: Callable[[str], Path],
+) -> None:
+    """Write ``review/<index>.png`` per class and ``contact_sheet.html``.
+
+    Classes are drawn on threads (Pillow's decode, resize and PNG encode release the GIL).
+    """
+    by_mid: dict[str, list[ExportSample]] = defaultdict(list)
+    for s in samples:
+        by_mid[s.cls.mid].append(s)
+    (root / "review").mkdir(parents=True, exist_ok=True)
+    picked = {c.mid: _pick(by_mid[c.mid]) for c in classes}
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        jobs = [
+            pool.submit(_write_grid, root / "review" / f"{c.index:04d}.png", picked[c.mid], source)
+            for c in classes
+        ]
+        for job in jobs:
+            job.result()
+    body: list[str] = []
+    for c in classes:
+        body += _section(c, picked[c.mid], len(by_mid[c.mid]))
+    page = (
+        '<!doctype html><html><head><meta charset="utf-8"><title>Contact sheet</title>'
+        "<style>body{font-family:sans-serif;max-width:900px;margin:auto}img{display:block}"
+        "</style></head><body><h1>Contact sheet</h1><p>Flagged samples first. Add bad ones to "
+        "an exclude list (<code>ImageID[,box],reason</code>) and rebuild.</p>"
+        + "\n".join(body)
+        + "</body></html>\n"
+    )
+    write_text_atomic(root / "contact_sheet.html", page)
+
+
+def _by_image(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    images: dict[str, dict[str, Any]] = {}
+    samples: dict[str, list[str]] = defaultdict(list)
+    for r in rows:
+        samples[r["image_id"]].append(r["sample_path"])
+        images.setdefault(
+            r["image_id"],
+            {
+                "image_id": r["image_id"],
+                **{
+                    k: r[k]
+                    for k in (
+                        "title",
+                        "author",
+                        "author_profile_url",
+                        "license",
+                        "landing_url",
+                        "original_url",
+                    )
+                },
+            },
+        )
+    return [{**images[i], "samples": samples[i]} for i in sorted(images)]
+
+
+def write_attribution(root: Path, rows: list[dict[str, Any]]) -> None:
+    """``attribution.json`` (per source image) and the human-readable ``ATTRIBUTION.md``."""
+    images = _by_image(rows)
+    doc: dict[str, Any] = {
+        "annotations_license": "CC BY 4.0 (Open Images annotations, Google LLC)",
+        "images_license_note": "Images are listed by Open Images as CC BY 2.0; check each "
+        "image's own licence below before reuse.",
+        "images": images,
+    }
+    write_text_atomic(
+        root / "attribution.json", json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+    )
+    lines = [
+        "# Attribution",
+        "",
+        doc["images_license_note"],
+        "",
+        "Annotations: " + doc["annotations_license"],
+        "",
+    ]
+    by_licence: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for img in images:
+        by_licence[img["license"] or "(licence not given)"].append(img)
+    for licence in sorted(by_licence):
+        lines += [f"## {licence}", ""]
+        for img in by_licence[licence]:
+            title = _md(img["title"]) or img["image_id"]
+            author = _md(img["author"]) or "unknown author"
+            link = f" — <{img['landing_url']}>" if _is_plain_url(img["landing_url"]) else ""
+            lines.append(f"- “{title}” by {author} ({img['image_id']}){link}")
+        lines.append("")
+    write_text_atomic(root / "ATTRIBUTION.md", "\n".join(lines))
+
+
+def _is_plain_url(url: str) -> bool:
+    """An http(s) URL that cannot break out of Markdown's ``<...>`` autolink."""
+    return url.startswith(("https://", "http://")) and not any(c in url for c in " <>\n\t`")
+
+
+def _md(text: str) -> str:
+    """Text from the metadata, made inert in Markdown (no links, tags or line breaks)."""
+    out = " ".join(str(text).split())
+    out = out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for ch in "\\`*_[]#|":
+        out = out.replace(ch, "\\" + ch)
+    return out

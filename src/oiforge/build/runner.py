@@ -20,12 +20,14 @@ from typing import Any
 from oiforge.atomic import fsync_dir
 from oiforge.build.assemble import Assembly, assemble
 from oiforge.build.cache import prepare_cache, sample_path, staging_dir
-from oiforge.build.card import CardInfo, write_card
-from oiforge.build.contact import write_contact_sheet
-from oiforge.build.excludes import ExcludeList
-from oiforge.build.export_folders import write_folders
-from oiforge.build.export_parquet import write_parquet
-from oiforge.build.export_wds import write_shards
+from oiforge.build.card import CardInfo, write_attribution, write_card, write_contact_sheet
+from oiforge.build.export import (
+    write_excluded,
+    write_folders,
+    write_manifest,
+    write_parquet,
+    write_shards,
+)
 from oiforge.build.lock import (
     LOCK_NAME,
     compare,
@@ -36,11 +38,11 @@ from oiforge.build.lock import (
     top_hash,
     write_lock,
 )
-from oiforge.build.manifest import write_attribution, write_excluded, write_manifest
 from oiforge.build.plan import make_plan, read_selection
 from oiforge.build.pool import Progress, render_all
 from oiforge.build.records import RenderOptions
 from oiforge.contracts.dataset import write_classes
+from oiforge.contracts.excludes import ExcludeList
 from oiforge.contracts.selection import selection_version
 from oiforge.errors import ChecksumError, InvalidInputError
 from oiforge.spec import BuildSpec

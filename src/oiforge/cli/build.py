@@ -234,7 +234,7 @@ def publish_command(
     ),
 ) -> None:
     """Upload a verified dataset; only files missing remotely are sent."""
-    from oiforge.build.publish import publish
+    from oiforge.build import publish
 
     with progress_bar() as bar:
         task = bar.add_task("publish", total=None)
@@ -255,7 +255,7 @@ def pull_command(
     ),
 ) -> None:
     """Download a published dataset, verifying every file's sha256 against its lock."""
-    from oiforge.build.publish import pull
+    from oiforge.build import pull
 
     with progress_bar() as bar:
         task = bar.add_task("pull", total=None)

@@ -9,6 +9,7 @@ module                      file                                written by → r
 :mod:`.journal`             ``store/`` + ``store/journal.sqlite``  download → build, browse
 :mod:`.dataset`             ``manifest.parquet``, ``classes.json``  build → train, evaluate
 :mod:`.run`                 ``run/labels.json`` (+ config.yaml)  train, export → serve
+:mod:`.excludes`            an ``--exclude-list`` file           browse, people → build, book
 ==========================  ==================================  ===========================
 
 Stages meet here and nowhere else: a stage imports another stage's files through these
@@ -34,6 +35,7 @@ from oiforge.contracts.dataset import (
     write_classes,
     write_manifest,
 )
+from oiforge.contracts.excludes import ExcludeList, read_exclude_list
 from oiforge.contracts.journal import (
     DOWNLOAD_STATUSES,
     JOURNAL_NAME,
@@ -101,6 +103,7 @@ __all__ = [
     "TRANSIENT_STATUSES",
     "ClassInfo",
     "DatasetClasses",
+    "ExcludeList",
     "ImageTask",
     "Journal",
     "JournalRow",
@@ -120,6 +123,7 @@ __all__ = [
     "parse_labels",
     "parse_preprocessing",
     "read_classes",
+    "read_exclude_list",
     "read_journal",
     "read_labels",
     "read_manifest",

@@ -1,6 +1,9 @@
-"""The ``--exclude-list`` file: ImageIDs (optionally with a box index) to leave out, and why.
+"""The exclude list: ImageIDs (optionally with a box index) to leave out, and why.
 
-One entry a line: ``ImageID[,box_index][,reason]`` (commas or tabs); ``#`` starts a comment.
+Written by hand or by ``oiforge browse``; read by ``oiforge build`` (``--exclude-list``, and
+kept in the dataset's lock) and the picture book. One entry a line:
+``ImageID[,box_index][,reason]`` (commas or tabs); ``#`` starts a comment; a bad line is a
+named error (:class:`~oiforge.errors.InvalidInputError`) with its file and line.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from oiforge.contracts import is_image_id
+from oiforge.contracts.selection import is_image_id
 from oiforge.errors import InvalidInputError
 
 _SEP = re.compile(r"\s*[,\t]\s*")
