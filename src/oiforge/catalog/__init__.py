@@ -12,18 +12,17 @@ Public API (other stages depend on these names)::
 """
 
 from oiforge.catalog.catalog import Catalog, open_catalog
-from oiforge.catalog.classes import AmbiguousClassError, CatalogClass, ClassMatch
+from oiforge.catalog.classes import AmbiguousClassError, CatalogClass, ClassMatch, TreeNode
 from oiforge.catalog.counts import (
     positive_images,
     positives_by_split,
     sidecar_positives,
     sql_positives,
     sum_splits,
+    trainable_classes,
 )
 from oiforge.catalog.fetch import FetchProgress, FetchResult, fetch
-from oiforge.catalog.hierarchy import TreeNode
 from oiforge.catalog.select import select
-from oiforge.catalog.trainable import trainable_classes
 from oiforge.contracts.selection import Selection
 
 __all__ = [

@@ -26,13 +26,15 @@ from oiforge.catalog.classes import (
     CatalogClass,
     ClassMatch,
     ClassTable,
+    Hierarchy,
     LazyAliases,
+    TreeNode,
     build_aliases,
     parse_class_csv,
+    parse_hierarchy,
 )
 from oiforge.catalog.fetch import ProgressFn, cached_path, fetch_file
 from oiforge.catalog.files import OfficialFile, official_files
-from oiforge.catalog.hierarchy import Hierarchy, TreeNode, parse_hierarchy
 from oiforge.catalog.ingest import COLUMNS, TABLE_KINDS, Ingested, ingest
 from oiforge.contracts import SPLITS
 from oiforge.endpoints import Endpoints
