@@ -15,8 +15,14 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from oiforge.distributed.common import BACKENDS, Backend
-from oiforge.distributed.engine import BackendError, ShardEvent, ShardOutcome, ShardProgress
+from oiforge.distributed.engine import (
+    BACKENDS,
+    Backend,
+    BackendError,
+    ShardEvent,
+    ShardOutcome,
+    ShardProgress,
+)
 from oiforge.distributed.options import BackendOptions, add_backend_options
 
 if TYPE_CHECKING:

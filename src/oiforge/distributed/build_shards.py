@@ -35,16 +35,18 @@ from oiforge.build import (
     render_images,
 )
 from oiforge.contracts.selection import count_selected_images
-from oiforge.distributed.common import (
+from oiforge.distributed.engine import (
     Backend,
     EventCallback,
     ProgressMerger,
+    Reporter,
+    ShardEvent,
+    ShardProgress,
     check_backend,
     open_engine,
     read_marker,
     write_marker,
 )
-from oiforge.distributed.engine import Reporter, ShardEvent, ShardProgress
 from oiforge.distributed.shards import (
     Shard,
     auto_num_shards,

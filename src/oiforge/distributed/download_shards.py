@@ -34,17 +34,19 @@ import pyarrow.parquet as pq
 from oiforge.atomic import write_text_atomic
 from oiforge.contracts.journal import is_transient, read_journal, status_counts
 from oiforge.contracts.selection import count_selected_images, is_image_id
-from oiforge.distributed.common import (
+from oiforge.distributed.engine import (
     Backend,
     EventCallback,
     ProgressMerger,
+    Reporter,
+    ShardOutcome,
+    ShardProgress,
     Stopwatch,
     check_backend,
     open_engine,
     read_marker,
     write_marker,
 )
-from oiforge.distributed.engine import Reporter, ShardOutcome, ShardProgress
 from oiforge.distributed.merge import (
     HomeWriter,
     fresh_incoming,

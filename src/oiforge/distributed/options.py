@@ -20,7 +20,7 @@ from typing import Any, Final, TypeVar
 
 import typer
 
-from oiforge.distributed.common import check_backend
+from oiforge.distributed.engine import check_backend
 
 F = TypeVar("F", bound=Callable[..., Any])
 
