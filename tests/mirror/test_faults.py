@@ -18,7 +18,7 @@ from tests.mirror._client import Reply, fetch
 from oiforge.endpoints import Endpoints
 from oiforge.errors import InvalidInputError
 from oiforge.mirror.faults import dump_rules, load_rules, make_rule, parse_flag
-from oiforge.mirror.http import RangeNotSatisfiable, corrupt, parse_range
+from oiforge.mirror.handlers import RangeNotSatisfiable, corrupt, parse_range
 from oiforge.mirror.server import MirrorServer
 
 CSV = "/openimages/v7/oidv7-class-descriptions.csv"
