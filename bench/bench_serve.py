@@ -131,8 +131,8 @@ def photo_jpeg(width: int = PHOTO_WIDTH) -> bytes:
 
 
 def bench_end_to_end(export: Path, iters: int, threads: int) -> None:
+    from oiforge.serve.images import preprocess_bytes
     from oiforge.serve.predictor import Predictor
-    from oiforge.serve.preprocess import preprocess_bytes
 
     predictor = Predictor(export, threads=threads)
     jpeg = photo_jpeg()
@@ -162,8 +162,8 @@ def _cpu_ms(fn: Any, iters: int) -> tuple[float, float]:
 
 def _breakdown_steps(export: Path) -> dict[str, tuple[Any, int]]:
     """Each step of one request's work, as (callable, images per call)."""
+    from oiforge.serve.images import RESAMPLE, center_box, decode_image, normalise, resized_size
     from oiforge.serve.predictor import Predictor
-    from oiforge.serve.preprocess import RESAMPLE, center_box, decode_image, normalise, resized_size
 
     jpeg = photo_jpeg()
     pre = Predictor(export).labels.preprocessing

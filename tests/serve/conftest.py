@@ -34,7 +34,7 @@ def service(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     from serve_helpers import LiveServer, wait_ready
 
     from oiforge.serve.app import create_app
-    from oiforge.serve.runner import ServeConfig
+    from oiforge.serve.holder import ServeConfig
 
     config = ServeConfig(
         max_upload_bytes=2_000_000,

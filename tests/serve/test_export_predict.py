@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 from oiforge.cli import app
 from oiforge.contracts.run import read_labels
+from oiforge.serve.images import center_box, preprocess_bytes, resized_size
 from oiforge.serve.predictor import Predictor
-from oiforge.serve.preprocess import center_box, preprocess_bytes, resized_size
 
 runner = CliRunner()
 

@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
 from serve_helpers import LiveServer, wait_ready
 
 from oiforge.serve.app import create_app
-from oiforge.serve.runner import ServeConfig
+from oiforge.serve.holder import ServeConfig
 
 CHECKS: list[Any] = [
     not_a_server_error,

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from serve_helpers import PRE, huge_png, photo
 
 from oiforge.contracts.run import Preprocessing
-from oiforge.serve.preprocess import ImageRejected, decode_image, normalise, preprocess_bytes
+from oiforge.serve.images import ImageRejected, decode_image, normalise, preprocess_bytes
 
 SEEDS = [
     photo(64, 48),

@@ -6,9 +6,9 @@ from typing import Any, Final, Self
 
 from pydantic import BaseModel
 
+from oiforge.serve.holder import ItemPrediction
 from oiforge.serve.inputs import FILE_FIELD, IMAGE_TYPES, MAX_TOP_K
 from oiforge.serve.predictor import Predictor
-from oiforge.serve.runner import ItemPrediction
 
 
 class ClassScore(BaseModel):

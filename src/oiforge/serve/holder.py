@@ -1,15 +1,23 @@
-"""The service's model holder and the per-request work: fetch, decode, infer.
+"""The service's configuration (:class:`ServeConfig`), its model holder (:class:`ModelHolder`)
+and the per-request work: fetch, decode, infer.
 
 A request never holds a thread while it waits: URL fetches run in the loop's default
 executor, decoding in a pool with one thread per core (FIFO, so under load requests finish in
 arrival order instead of 40 threads time-slicing each other), and inference in the batcher's
 thread, awaited as a future.
+
+The pools are sized by the cores this process may really use (:func:`usable_cores`):
+``os.cpu_count()`` is the host's count: in a container limited to 2 CPUs on a 64-core host
+it says 64, and a service sized by it would run 64 decode and 32 inference threads on 2 CPUs.
+This reads the CPU affinity and the cgroup CPU quota (v2 ``cpu.max``, v1 ``cfs_quota_us``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,13 +30,17 @@ import numpy.typing as npt
 from oiforge.contracts.run import Preprocessing
 from oiforge.errors import OiforgeError
 from oiforge.serve.api_errors import ApiError
-from oiforge.serve.batcher import DEFAULT_MAX_BATCH, Batcher
-from oiforge.serve.cores import usable_cores
-from oiforge.serve.fetch import FetchPolicy, FetchRejected, fetch_url
+from oiforge.serve.images import (
+    DEFAULT_MAX_PIXELS,
+    FetchPolicy,
+    FetchRejected,
+    ImageRejected,
+    fetch_url,
+    preprocess_bytes,
+)
 from oiforge.serve.inputs import ImageInput
 from oiforge.serve.metrics import Metrics
-from oiforge.serve.predictor import Predictor, Score
-from oiforge.serve.preprocess import DEFAULT_MAX_PIXELS, ImageRejected, preprocess_bytes
+from oiforge.serve.predictor import DEFAULT_MAX_BATCH, Batcher, Predictor, Score
 
 log = logging.getLogger(__name__)
 
@@ -210,3 +222,39 @@ async def predict_inputs(
         ItemPrediction(item.name, w, h, scores)
         for item, (_, w, h), scores in zip(items, decoded, ranked, strict=True)
     ]
+
+
+CGROUP_ROOT: Final = Path("/sys/fs/cgroup")
+
+
+def _ratio(quota: str, period: str) -> int | None:
+    try:
+        q, p = int(quota), int(period)
+    except ValueError:
+        return None  # "max" (no limit) or an unreadable value
+    return math.ceil(q / p) if q > 0 and p > 0 else None
+
+
+def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> int | None:
+    """Whole CPUs allowed by the cgroup quota (rounded up), or None when unlimited/unknown."""
+    try:
+        fields = (root / "cpu.max").read_text().split()
+        return _ratio(fields[0], fields[1]) if len(fields) == 2 else None
+    except OSError:
+        pass
+    try:
+        quota = (root / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+        period = (root / "cpu" / "cpu.cfs_period_us").read_text().strip()
+    except OSError:
+        return None
+    return _ratio(quota, period)
+
+
+def usable_cores(root: Path = CGROUP_ROOT) -> int:
+    """CPUs this process may run on (affinity), capped by a cgroup quota; at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    limit = cgroup_cpu_limit(root)
+    return max(1, min(cores, limit) if limit else cores)
