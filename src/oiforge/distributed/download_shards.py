@@ -63,8 +63,15 @@ from oiforge.distributed.shards import (
     shard_of,
     split_selection,
 )
-from oiforge.download import DownloadConfig, DownloadSummary, ProgressUpdate, download
-from oiforge.download.store import FileWriter, Writer, check_local_folder
+from oiforge.download import (
+    DownloadConfig,
+    DownloadSummary,
+    FileWriter,
+    ProgressUpdate,
+    Writer,
+    check_local_folder,
+    download,
+)
 from oiforge.endpoints import Endpoints
 
 log = logging.getLogger(__name__)

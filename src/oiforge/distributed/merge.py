@@ -19,7 +19,7 @@ from pathlib import Path
 from oiforge.atomic import fsync_dir, write_bytes_atomic
 from oiforge.contracts.journal import Journal, journal_path, read_journal, store_image_path
 from oiforge.contracts.selection import is_image_id
-from oiforge.download.store import Writer
+from oiforge.download import Writer
 from oiforge.errors import StageError
 
 

@@ -22,14 +22,18 @@ from oiforge.contracts.journal import (
 )
 from oiforge.download.config import SOURCES, DownloadConfig
 from oiforge.download.runner import DownloadSummary, ProgressUpdate, download
+from oiforge.download.store import FileWriter, Writer, check_local_folder
 
 __all__ = [
     "JOURNAL_SCHEMA",
     "SOURCES",
     "DownloadConfig",
     "DownloadSummary",
+    "FileWriter",
     "JournalRow",
     "ProgressUpdate",
+    "Writer",
+    "check_local_folder",
     "download",
     "is_transient",
     "read_journal",

@@ -1,1 +1,59 @@
-"""The serve stage."""
+"""The serve stage: a trained run -> ``model.onnx`` + ``labels.json``, predictions, an HTTP service.
+
+Public API (each name loads its module on first use, so ``oiforge predict`` never imports
+FastAPI and nothing here imports torch until ``export_run``/``export_model`` is called)::
+
+    from oiforge.serve import Predictor, ServeConfig, create_app, export_run, predict_sources
+    result = export_run(Path("runs/cats"))              # model.onnx, labels.json, MODEL.md
+    predictor = Predictor(result.onnx_path)             # ONNX Runtime, top-k per image
+    for item in predict_sources(predictor, expand_sources(["photos/"])): ...
+    app = create_app(result.onnx_path, ServeConfig())   # the ASGI app; run_server blocks
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from oiforge.serve.app import create_app
+    from oiforge.serve.batch import ItemResult, expand_sources, predict_sources
+    from oiforge.serve.export import ExportResult, export_model, export_run
+    from oiforge.serve.holder import ServeConfig
+    from oiforge.serve.predictor import Predictor, Score
+    from oiforge.serve.server import run_server
+
+_LAZY = {
+    "ExportResult": "oiforge.serve.export",
+    "ItemResult": "oiforge.serve.batch",
+    "Predictor": "oiforge.serve.predictor",
+    "Score": "oiforge.serve.predictor",
+    "ServeConfig": "oiforge.serve.holder",
+    "create_app": "oiforge.serve.app",
+    "expand_sources": "oiforge.serve.batch",
+    "export_model": "oiforge.serve.export",
+    "export_run": "oiforge.serve.export",
+    "predict_sources": "oiforge.serve.batch",
+    "run_server": "oiforge.serve.server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "ExportResult",
+    "ItemResult",
+    "Predictor",
+    "Score",
+    "ServeConfig",
+    "create_app",
+    "expand_sources",
+    "export_model",
+    "export_run",
+    "predict_sources",
+    "run_server",
+]
