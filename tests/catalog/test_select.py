@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.helpers.catalog import image_row, write_tables
 
 from oiforge.catalog import open_catalog, select
 from oiforge.catalog.catalog import Catalog
@@ -27,8 +28,6 @@ from oiforge.contracts import (
 )
 from oiforge.errors import SpecError, UnknownClassError
 from oiforge.spec import DatasetSpec, SelectSpec, parse_spec
-
-from .minidata import image_row, write_tables
 
 CAT, DOG, PERSON, FACE, BURGER = "/m/01yrx", "/m/0bt9lr", "/m/01g317", "/m/0dzct", "/m/0cdn1"
 CARNIVORE, BEAR, PANDA = "/m/01lrl", "/m/01dws", "/m/03bj1"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from dl_helpers import jpeg_bytes, md5_b64, selection_table
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from tests.helpers.download import jpeg_bytes, md5_b64, selection_table
 
 from oiforge.contracts.journal import Journal
 from oiforge.contracts.selection import read_selected_images as load_selection

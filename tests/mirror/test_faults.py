@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.mirror._client import Reply, fetch
+from tests.helpers.mirror import Reply, fetch
 
 from oiforge.endpoints import Endpoints
 from oiforge.errors import InvalidInputError

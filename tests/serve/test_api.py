@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
-from serve_helpers import CLASSES, LiveServer, StaticFiles, huge_png, photo, wait_ready
+from tests.helpers.serve import CLASSES, LiveServer, StaticFiles, huge_png, photo, wait_ready
 
 from oiforge.serve.app import create_app
 from oiforge.serve.holder import ServeConfig

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from serve_helpers import PRE, photo
+from tests.helpers.serve import PRE, photo
 
 from oiforge.serve.images import preprocess_bytes
 from oiforge.serve.metrics import Metrics

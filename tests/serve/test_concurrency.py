@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from serve_helpers import LiveServer, photo, wait_ready
+from tests.helpers.serve import LiveServer, photo, wait_ready
 
 from oiforge.serve.app import create_app
 from oiforge.serve.holder import ServeConfig

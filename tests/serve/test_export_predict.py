@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from serve_helpers import ARCH, CLASSES, PRE, photo
+from tests.helpers.serve import ARCH, CLASSES, PRE, photo
 from typer.testing import CliRunner
 
 from oiforge.cli import app
