@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
 from oiforge import __version__
-from oiforge.atomic import fsync_dir, write_bytes_atomic, write_text_atomic
+from oiforge.atomic import replace_dir, write_bytes_atomic, write_text_atomic
 from oiforge.errors import (
     ChecksumError,
     DataError,
@@ -361,13 +361,4 @@ def _swap(staging: Path, dest: Path) -> None:
     report = verify_dataset(staging)
     if not report.ok:
         raise DataError(f"pulled copy in {staging} does not match its lock")
-    os.sync()
-    if dest.exists():
-        old = dest.parent / f".{dest.name}.oiforge-old"
-        shutil.rmtree(old, ignore_errors=True)
-        dest.rename(old)
-        staging.rename(dest)
-        shutil.rmtree(old)
-    else:
-        staging.rename(dest)
-    fsync_dir(dest.parent)
+    replace_dir(staging, dest)

@@ -8,7 +8,6 @@ locked dataset is renamed into place.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from collections import Counter
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from oiforge.atomic import fsync_dir
+from oiforge.atomic import replace_dir
 from oiforge.build.assemble import Assembly, assemble
 from oiforge.build.cache import prepare_cache, sample_path, staging_dir
 from oiforge.build.card import CardInfo, write_attribution, write_card, write_contact_sheet
@@ -179,16 +178,7 @@ def _check_expected(inputs: BuildInputs, lock: Mapping[str, Any], staging: Path)
 
 def _finalize(staging: Path, out: Path) -> None:
     shutil.rmtree(staging / ".cache")
-    os.sync()  # one flush for every file (cheaper than an fsync per sample)
-    if out.exists():
-        old = out.parent / f".{out.name}.oiforge-old"
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        staging.rename(out)
-        shutil.rmtree(old)
-    else:
-        staging.rename(out)
-    fsync_dir(out.parent)
+    replace_dir(staging, out)
 
 
 def build_dataset(inputs: BuildInputs, progress: Progress | None = None) -> BuildResult:

@@ -12,8 +12,7 @@ only when ``backend="ray"``; ``backend="local"`` (the default) never needs it.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from oiforge.distributed.engine import (
     BACKENDS,
@@ -24,6 +23,7 @@ from oiforge.distributed.engine import (
     ShardProgress,
 )
 from oiforge.distributed.options import BackendOptions, add_backend_options
+from oiforge.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from oiforge.distributed.build_shards import run_build_sharded
@@ -38,11 +38,7 @@ _LAZY = {
     "shard_of": "oiforge.distributed.shards",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

@@ -22,7 +22,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from oiforge.build import (
     LOCK_NAME,
@@ -40,7 +39,6 @@ from oiforge.distributed.engine import (
     EventCallback,
     ProgressMerger,
     Reporter,
-    ShardEvent,
     ShardProgress,
     check_backend,
     open_engine,
@@ -117,6 +115,12 @@ def _assigned_cpus() -> int | None:
     return max(1, int(cpus)) if cpus else None
 
 
+def _report(progress: BuildProgress | None) -> Callable[[ShardProgress, float], None] | None:
+    if progress is None:
+        return None
+    return lambda total, _: progress(total.done, total.total)
+
+
 def shards_dir(out: Path) -> Path:
     """Where a sharded build of ``out`` keeps its shard selections and markers."""
     return out.parent / f".{out.name}.oiforge-shards"
@@ -155,7 +159,7 @@ def run_build_sharded(
         outcomes = engine.run(
             render_shard,
             [(j.shard.name, j.shard.path.parent, j) for j in jobs],
-            _tick(merger, progress),
+            merger.tick(_report(progress)),
         )
     for failed in (o for o in outcomes if o.error):
         log.warning(
@@ -185,13 +189,3 @@ def _jobs(
             continue
         jobs.append(RenderJob(shard, inputs, cache, options_key, run))
     return jobs
-
-
-def _tick(merger: ProgressMerger, progress: BuildProgress | None) -> Any:
-    def tick(shard_progress: dict[str, ShardProgress], events: list[ShardEvent]) -> None:
-        merger.update(shard_progress, events)
-        if progress is not None:
-            total = merger.total()
-            progress(total.done, total.total)
-
-    return tick

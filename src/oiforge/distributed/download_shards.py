@@ -211,7 +211,7 @@ def run_download_sharded(
         outcomes = engine.run(
             download_shard,
             [(j.shard.name, j.shard.path.parent, j) for j in jobs],
-            _tick(merger, progress),
+            merger.tick(_report(progress)),
         )
         clock.lap("shards")
     clock.lap("engine_stop")
@@ -283,14 +283,12 @@ def _split_limit(limit: int | None, sizes: list[int]) -> list[int | None]:
     return out
 
 
-def _tick(merger: ProgressMerger, progress: ProgressCallback | None) -> Any:
-    def tick(shard_progress: dict[str, ShardProgress], events: list[Any]) -> None:
-        merger.update(shard_progress, events)
-        if progress is not None:
-            t = merger.total()
-            progress(ProgressUpdate(t.total, t.done, t.ok, t.bytes, merger.elapsed(), t.failures))
-
-    return tick
+def _report(progress: ProgressCallback | None) -> Callable[[ShardProgress, float], None] | None:
+    if progress is None:
+        return None
+    return lambda t, secs: progress(
+        ProgressUpdate(t.total, t.done, t.ok, t.bytes, secs, t.failures)
+    )
 
 
 def _summarize(

@@ -248,6 +248,16 @@ class ProgressMerger:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def tick(self, report: Callable[[ShardProgress, float], None] | None) -> Tick:
+        """An engine's tick: take the shards' news, then ``report(total, elapsed_s)``."""
+
+        def tick(progress: dict[str, ShardProgress], events: list[ShardEvent]) -> None:
+            self.update(progress, events)
+            if report is not None:
+                report(self.total(), self.elapsed())
+
+        return tick
+
 
 class Stopwatch:
     """Named laps of the driver's own work (engine start, split, shards, merge) for stats."""

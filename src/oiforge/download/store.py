@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Final, Protocol
 
+from oiforge.atomic import fsync_dir
 from oiforge.contracts.journal import store_image_path
 from oiforge.errors import InvalidInputError
 
@@ -57,7 +58,7 @@ class FileWriter:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 def _check_room(folder: Path, size: int) -> None:
@@ -66,14 +67,6 @@ def _check_room(folder: Path, size: int) -> None:
     if st.f_bavail * st.f_frsize - size < reserve:
         raise OSError(errno.ENOSPC, "No space left on device (keeping room for the journal)",
                       str(folder))  # fmt: skip
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 #: ``s3://b/x`` as given, or as ``Path`` leaves it (``s3:/b/x``); one-letter schemes are drives.

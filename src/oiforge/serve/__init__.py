@@ -12,8 +12,9 @@ FastAPI and nothing here imports torch until ``export_run``/``export_model`` is 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from oiforge.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from oiforge.serve.app import create_app
@@ -37,11 +38,7 @@ _LAZY = {
     "run_server": "oiforge.serve.server",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [
