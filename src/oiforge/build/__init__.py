@@ -29,7 +29,7 @@ from oiforge.build.pool import (
     render_fingerprint,
     render_images,
 )
-from oiforge.build.runner import BuildInputs, BuildResult, build_dataset
+from oiforge.build.runner import BuildInputs, BuildResult, build_dataset, check_out_dir
 from oiforge.contracts.excludes import ExcludeList, read_exclude_list
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "VerifyReport",
     "build_cache_dir",
     "build_dataset",
+    "check_out_dir",
     "prepare_build_cache",
     "publish",
     "pull",

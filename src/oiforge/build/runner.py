@@ -96,7 +96,8 @@ class _Clock:
         self._last = now
 
 
-def _check_out(out: Path) -> None:
+def check_out_dir(out: Path) -> None:
+    """Refuse an ``out`` that exists and is not an oiforge dataset (a build replaces it)."""
     if out.exists() and (
         not out.is_dir() or (any(out.iterdir()) and not (out / LOCK_NAME).exists())
     ):
@@ -184,7 +185,7 @@ def _finalize(staging: Path, out: Path) -> None:
 def build_dataset(inputs: BuildInputs, progress: Progress | None = None) -> BuildResult:
     """Build the dataset described by ``inputs`` into ``inputs.out``."""
     out, clock = inputs.out, _Clock()
-    _check_out(out)
+    check_out_dir(out)
     if inputs.version == "unknown":
         inputs = replace(inputs, version=selection_version(inputs.selection) or "unknown")
     plan = make_plan(read_selection(inputs.selection), inputs.store, inputs.exclude)

@@ -24,11 +24,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from oiforge.build import (
-    LOCK_NAME,
     BuildInputs,
     BuildResult,
     build_cache_dir,
     build_dataset,
+    check_out_dir,
     prepare_build_cache,
     render_fingerprint,
     render_images,
@@ -52,7 +52,6 @@ from oiforge.distributed.shards import (
     remove_other_layouts,
     split_selection,
 )
-from oiforge.errors import InvalidInputError
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +140,7 @@ def run_build_sharded(
         check_num_shards(num_shards)
     if chosen == "local" and num_shards is None:
         return build_dataset(inputs, progress)
-    _check_out(inputs.out)
+    check_out_dir(inputs.out)
     cache = build_cache_dir(inputs.out)
     prepare_build_cache(cache, inputs.spec)  # once, here: shard jobs never reset a shared cache
     work = shards_dir(inputs.out)
@@ -168,15 +167,6 @@ def run_build_sharded(
     result = build_dataset(replace(inputs, trusted_run=run), progress)
     shutil.rmtree(work, ignore_errors=True)
     return result
-
-
-def _check_out(out: Path) -> None:
-    if out.exists() and (
-        not out.is_dir() or (any(out.iterdir()) and not (out / LOCK_NAME).exists())
-    ):
-        raise InvalidInputError(
-            f"{out} exists and is not an oiforge dataset; choose an empty or new --out directory"
-        )
 
 
 def _jobs(
