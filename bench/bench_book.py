@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 from reportlab import rl_config
 
 from oiforge.book import BookPlan, LayoutOptions, LetterPlan, Photo, read_plan, render_book
-from oiforge.book.images import load_photo
+from oiforge.book.photos import load_photo
 
 OUT = Path(__file__).parent / "out" / "book"
 CC_BY = "https://creativecommons.org/licenses/by/2.0/"
