@@ -127,7 +127,7 @@ def test_rebuild_is_byte_identical(book: tuple[Path, BookPlan, Path], tmp_path: 
 def test_kdp_preset_bleeds_on_the_outside_edge(
     book: tuple[Path, BookPlan, Path], tmp_path: Path
 ) -> None:
-    out, plan, store = book
+    _, plan, store = book
     kdp = plan.model_copy(update={"layout": plan.layout.model_copy(update={"preset": "kdp"})})
     render_book(kdp, tmp_path, store)
     report = check_pdf(tmp_path / "interior.pdf", PRESETS["kdp"], min_dpi=100)
