@@ -17,6 +17,16 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 SCRIPTS = sorted(BENCH.glob("bench_*.py"))
 MAX_RESULTS_LINES = 150
+#: Scripts whose owners are adding ``write_results`` in their own branches (issue #23). Strict:
+#: once a script writes its JSON this xfail fails, so whoever lands it removes its name here.
+PENDING = {"bench_train.py", "bench_book.py"}
+
+
+def _case(script: Path) -> object:
+    if script.name not in PENDING:
+        return script
+    pending = pytest.mark.xfail(strict=True, reason="write_results lands with its owner's branch")
+    return pytest.param(script, marks=pending)
 
 
 def _writer_use(script: Path) -> tuple[bool, bool]:
@@ -41,7 +51,7 @@ def test_there_are_bench_scripts() -> None:
     assert len(SCRIPTS) >= 10
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("script", [_case(s) for s in SCRIPTS], ids=lambda p: p.stem)
 def test_bench_script_writes_its_results_json(script: Path) -> None:
     imports, calls = _writer_use(script)
     assert imports, f"{script.name}: add `from record import Row, write_results`"
