@@ -7,11 +7,11 @@ tests/contracts/test_golden.py  (then review the diff of tests/golden/contracts_
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from pathlib import Path
 
 import pyarrow as pa
+from tests.helpers.golden import check_text
 
 from oiforge.contracts import (
     JOURNAL_SCHEMA,
@@ -27,21 +27,11 @@ from oiforge.contracts import (
     write_labels,
 )
 
-GOLDEN = Path(__file__).parent.parent / "golden"
-REGEN = os.environ.get("REGEN_GOLDEN") == "1"
-
 CLASSES = (
     ClassInfo(0, "Café/Bar", "Café_Bar", "/m/x"),
     ClassInfo(1, "Cat", "Cat", "/m/01yrx"),
 )
 PRE = Preprocessing(160, "shorter-then-center-crop", 0.875, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-
-
-def _check_text(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if REGEN:
-        path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8"), f"{name} changed (REGEN_GOLDEN=1 to accept)"
 
 
 def _columns(schema: pa.Schema) -> list[str]:
@@ -59,13 +49,13 @@ def test_schemas_match_golden(tmp_path: Path) -> None:
         "manifest.parquet single_label": _columns(manifest_schema("single_label")),
         "manifest.parquet multi_label": _columns(manifest_schema("multi_label")),
     }
-    _check_text("contracts_schemas.json", json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    check_text("contracts_schemas.json", json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     assert [r.split(":")[0] for r in table] == JOURNAL_SCHEMA.names
 
 
 def test_classes_json_bytes(tmp_path: Path) -> None:
     write_classes(tmp_path, CLASSES)
-    _check_text("contracts_classes.json", (tmp_path / "classes.json").read_text(encoding="utf-8"))
+    check_text("contracts_classes.json", (tmp_path / "classes.json").read_text(encoding="utf-8"))
 
 
 def test_labels_json_bytes_before_and_after_export(tmp_path: Path) -> None:
@@ -73,5 +63,5 @@ def test_labels_json_bytes_before_and_after_export(tmp_path: Path) -> None:
     write_labels(tmp_path / "train.json", Labels(CLASSES, PRE))
     model = ModelInfo("cats", "0123456789ab", "efficientnet_lite0")
     write_labels(tmp_path / "export.json", Labels(CLASSES, PRE, model))
-    _check_text("contracts_labels_train.json", (tmp_path / "train.json").read_text("utf-8"))
-    _check_text("contracts_labels_export.json", (tmp_path / "export.json").read_text("utf-8"))
+    check_text("contracts_labels_train.json", (tmp_path / "train.json").read_text("utf-8"))
+    check_text("contracts_labels_export.json", (tmp_path / "export.json").read_text("utf-8"))

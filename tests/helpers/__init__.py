@@ -5,6 +5,7 @@
 - :mod:`.distributed`: a store's lasting content, to compare two stores
 - :mod:`.mirror`: a tiny real HTTP client (aiohttp, one request per call)
 - :mod:`.serve`: a small training run dir, photo-like images, a live server
+- :mod:`.golden`: compare with (or regenerate) the golden files in ``tests/golden/``
 
 Fixtures stay in each folder's ``conftest.py``; these are plain functions and constants.
 """

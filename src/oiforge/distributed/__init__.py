@@ -31,14 +31,14 @@ if TYPE_CHECKING:
     from oiforge.distributed.shards import DEFAULT_SHARD_IMAGES, shard_of
 
 # the stages (and pyarrow) load on first use, so `oiforge --help` stays fast
-_LAZY = {
-    "run_build_sharded": "oiforge.distributed.build_shards",
-    "run_download_sharded": "oiforge.distributed.download_shards",
-    "DEFAULT_SHARD_IMAGES": "oiforge.distributed.shards",
-    "shard_of": "oiforge.distributed.shards",
-}
-
-__getattr__ = lazy_attributes(__name__, _LAZY)
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "oiforge.distributed.build_shards": ("run_build_sharded",),
+        "oiforge.distributed.download_shards": ("run_download_sharded",),
+        "oiforge.distributed.shards": ("DEFAULT_SHARD_IMAGES", "shard_of"),
+    },
+)
 
 
 __all__ = [

@@ -24,21 +24,17 @@ if TYPE_CHECKING:
     from oiforge.serve.predictor import Predictor, Score
     from oiforge.serve.server import run_server
 
-_LAZY = {
-    "ExportResult": "oiforge.serve.export",
-    "ItemResult": "oiforge.serve.batch",
-    "Predictor": "oiforge.serve.predictor",
-    "Score": "oiforge.serve.predictor",
-    "ServeConfig": "oiforge.serve.holder",
-    "create_app": "oiforge.serve.app",
-    "expand_sources": "oiforge.serve.batch",
-    "export_model": "oiforge.serve.export",
-    "export_run": "oiforge.serve.export",
-    "predict_sources": "oiforge.serve.batch",
-    "run_server": "oiforge.serve.server",
-}
-
-__getattr__ = lazy_attributes(__name__, _LAZY)
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "oiforge.serve.app": ("create_app",),
+        "oiforge.serve.batch": ("ItemResult", "expand_sources", "predict_sources"),
+        "oiforge.serve.export": ("ExportResult", "export_model", "export_run"),
+        "oiforge.serve.holder": ("ServeConfig",),
+        "oiforge.serve.predictor": ("Predictor", "Score"),
+        "oiforge.serve.server": ("run_server",),
+    },
+)
 
 
 __all__ = [
