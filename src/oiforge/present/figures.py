@@ -42,7 +42,7 @@ def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float] | No
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))  # p in it, exactly
 
 
 def headline(metrics: Mapping[str, Any]) -> Headline:

@@ -348,6 +348,7 @@ def losses_slide(inputs: Inputs) -> Slide:
         columns(left, right),
         notes,
         tuple(sources),
+        "wide-left",
     )
 
 
@@ -386,10 +387,10 @@ def _funnel(inputs: Inputs, dataset: DatasetFacts) -> tuple[str, list[str]]:
     images = len({s.image_id for s in dataset.samples})
     rows.append(
         [
-            "**in the dataset**",
-            f"**{fact('manifest.images', images, num(images))}** photos, "
-            f"{fact('manifest.samples', len(dataset.samples), num(len(dataset.samples)))} samples",
-            "",
+            "**photos in the dataset**",
+            f"**{fact('manifest.images', images, num(images))}**",
+            f"{fact('manifest.samples', len(dataset.samples), num(len(dataset.samples)))} samples "
+            "(a photo gives one per box in box mode)",
         ]
     )
     body = table(
@@ -410,7 +411,7 @@ def _funnel(inputs: Inputs, dataset: DatasetFacts) -> tuple[str, list[str]]:
     return body, sources
 
 
-def _short(text: str, limit: int = 110) -> str:
+def _short(text: str, limit: int = 90) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

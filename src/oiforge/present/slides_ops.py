@@ -34,6 +34,7 @@ from oiforge.present.slides_data import reason_text, status_text
 MAX_EXTRAPOLATION = 100.0
 DEFAULT_SCALE = 10
 SMALL_TEST = 20
+OVERFIT_GAP = 0.1  # train accuracy this far above validation's
 CURVE_SOURCE = "present/learning_curve.json"
 ESTIMATE_SOURCE = "present/estimate.json"
 
@@ -188,8 +189,10 @@ def _training_problems(inputs: Inputs) -> list[str]:
     row = next((r for r in epochs if r.get("epoch") == best), None)
     if row and "train_acc" in row and "val_acc" in row:
         last = epochs[-1]
+        gap = last["train_acc"] - last["val_acc"]
+        what = "Overfitting" if gap >= OVERFIT_GAP else "Train and validation stayed close"
         out.append(
-            f"Overfitting: at the best epoch train accuracy {pct(row['train_acc'])}, validation "
+            f"{what}: at the best epoch train accuracy {pct(row['train_acc'])}, validation "
             f"{pct(row['val_acc'])}; by epoch {int(last['epoch'])} train reached "
             f"{pct(last['train_acc'])} while validation was {pct(last['val_acc'])}."
         )
