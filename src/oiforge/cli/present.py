@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from oiforge.cli._common import console, err_console
 
@@ -87,16 +88,17 @@ def present_command(
                 progress=lambda text: status.update(text),
             )
     for item in result.missing:
+        text = escape(f"{item.what} ({item.why}); make it with: {item.command}")
         err_console.print(
-            f"[yellow]missing:[/] {item.what} ({item.why}); make it with: {item.command}",
+            f"[yellow]missing:[/] {text}",
             highlight=False,
             soft_wrap=True,
         )
     for name, seconds in result.measured.items():
         if seconds:
-            console.print(
-                f"measured {name.replace('_', ' ')}: {seconds:.1f} s (cached in RUN/present/)"
-            )
-    console.print(f"{result.slides} slides → {result.html}  (source: {result.markdown})")
+            what = name.replace("_", " ")
+            console.print(f"measured {what}: {seconds:.1f} s (cached in RUN/present/)")
+    where = f"{result.slides} slides → {result.html}  (source: {result.markdown})"
+    console.print(where, soft_wrap=True, highlight=False)
     if result.pdf:
-        console.print(f"PDF → {result.pdf}")
+        console.print(f"PDF → {result.pdf}", soft_wrap=True, highlight=False)
