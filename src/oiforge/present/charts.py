@@ -92,7 +92,7 @@ def render_chart(chart: Chart) -> str:
 def _svg(width: int, height: int, inner: str) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="{FONT}" font-size="20" fill="{INK}">'
+        f'viewBox="0 0 {width} {height}" font-family="{FONT}" font-size="22" fill="{INK}">'
         f'<rect width="{width}" height="{height}" fill="#fff"/>{inner}</svg>\n'
     )
 

@@ -262,11 +262,14 @@ def dataset_of(run: RunFacts, given: Path | None) -> Path | Missing:
     return Missing("dataset folder", why, f"oiforge present {run.path} --dataset DATASET_DIR")
 
 
-def read_dataset(root: Path) -> DatasetFacts:
+def read_dataset(root: Path) -> DatasetFacts | Missing:
+    """The dataset's manifest, classes, exclusions and lock; a folder that `oiforge build`
+    did not make (no manifest.parquet) is missing them."""
     if not (root / "manifest.parquet").is_file():
-        raise StageError(
-            f"{root} has no manifest.parquet: not an oiforge dataset (build one with "
-            "`oiforge build`), or pass the right --dataset"
+        return Missing(
+            "manifest.parquet",
+            f"{root} has no manifest.parquet (it was not made by `oiforge build`)",
+            f"oiforge build --selection SELECTION.parquet --store STORE --out {root}",
         )
     samples = read_manifest(root / "manifest.parquet")
     counts = Counter((s.split, s.class_name) for s in samples)
@@ -349,18 +352,22 @@ def _shard_member(shard: Path, key: str) -> bytes | None:
 # --- selection, spec, download --------------------------------------------------------
 
 
-def find_selection(dataset: DatasetFacts, given: Path | None) -> Path | Missing:
-    """``--selection``, else the Parquet file beside the dataset whose SHA-256 the lock names."""
+def find_selection(dataset: DatasetFacts, given: Path | None, run: Path) -> Path | Missing:
+    """``--selection``, else the Parquet file beside the dataset whose SHA-256 the lock names
+    (``selection.parquet`` first: the others are hashed only while it is not found)."""
     if given is not None:
         return given
     wanted = str((dataset.lock.get("inputs") or {}).get("selection_sha256") or "")
-    for candidate in sorted(dataset.path.parent.glob("*.parquet")):
-        if wanted and sha256_of(candidate) == wanted:
+    found = sorted(
+        dataset.path.parent.glob("*.parquet"), key=lambda p: p.name != "selection.parquet"
+    )
+    for candidate in found if wanted else []:
+        if sha256_of(candidate) == wanted:
             return candidate
     return Missing(
         "selection.parquet",
-        "no Parquet file beside the dataset has the SHA-256 oiforge.lock names",
-        f"oiforge present {dataset.path.parent}/RUN --selection SELECTION.parquet",
+        "no Parquet file beside the dataset has the SHA-256 its oiforge.lock names",
+        f"oiforge present {run} --selection SELECTION.parquet",
     )
 
 

@@ -95,7 +95,7 @@ def gather(
     run = facts.read_run(run_dir)
     evaluation = facts.read_evaluation(run.path)
     dataset = _then(facts.dataset_of(run, options.dataset), facts.read_dataset)
-    selection = _selection(dataset, options)
+    selection = _selection(run.path, dataset, options)
     download = _download(dataset, selection, options)
     prices = facts.read_prices(options.prices)
     say("timing the predictor")
@@ -124,10 +124,12 @@ def gather(
     return inputs
 
 
-def _selection(dataset: DatasetFacts | Missing, options: Options) -> SelectionFacts | Missing:
+def _selection(
+    run: Path, dataset: DatasetFacts | Missing, options: Options
+) -> SelectionFacts | Missing:
     if isinstance(dataset, Missing):
         return Missing("selection.parquet", "the dataset folder is missing", dataset.command)
-    found = facts.find_selection(dataset, options.selection)
+    found = facts.find_selection(dataset, options.selection, run)
     if isinstance(found, Missing):
         return found
     if not found.is_file():

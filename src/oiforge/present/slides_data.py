@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from html import escape
 
@@ -451,7 +452,7 @@ def method_slide(inputs: Inputs) -> Slide:
         inputs.src(inputs.run.path, "summary.json"),
         *chart_sources,
     )
-    return Slide("method", "The method", columns(left, right), notes, sources, "wide-left")
+    return Slide("method", "The method", columns(left, right), notes, sources, "columns")
 
 
 def _augment_text(cfg: dict[str, object]) -> str:
@@ -493,8 +494,17 @@ def _candidates(summary: dict[str, object]) -> str:
     if not isinstance(found, list) or not found or not all(isinstance(c, dict) for c in found):
         return ""
     keys = list(dict.fromkeys(k for c in found for k in c))[:5]
-    rows = [[cell(c.get(k, "")) for k in keys] for c in found[:6]]
+    rows = [[cell(_value(c.get(k, ""))) for k in keys] for c in found[:6]]
     return "\n\n### Candidates tried (summary.json)\n\n" + table(keys, rows, ())
+
+
+def _value(value: object) -> str:
+    """A value of a JSON file as a person reads it (never a Python repr)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
 
 
 def _curves(inputs: Inputs) -> tuple[str, tuple[str, ...]]:
@@ -514,7 +524,8 @@ def _curves(inputs: Inputs) -> tuple[str, tuple[str, ...]]:
         "epoch",
         "accuracy",
         vlines=vlines,
-        height=400,
+        width=820,
+        height=390,
     )
     loss_hi = max(max(r["train_loss"], r["val_loss"]) for r in epochs) * 1.1
     loss = Chart(
@@ -526,7 +537,8 @@ def _curves(inputs: Inputs) -> tuple[str, tuple[str, ...]]:
         "loss",
         y_range=(0.0, loss_hi),
         vlines=vlines,
-        height=400,
+        width=820,
+        height=390,
         y_percent=False,
     )
     assets = inputs.assets

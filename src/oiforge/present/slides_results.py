@@ -79,10 +79,9 @@ def results_slide(inputs: Inputs) -> Slide:
     return Slide(
         "results",
         "The results",
-        columns(text, right),
+        f"{text}\n\n{right}",
         notes,
         (inputs.src(inputs.run.path, "metrics.json"),),
-        "wide-right",
     )
 
 
