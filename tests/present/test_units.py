@@ -13,9 +13,8 @@ from oiforge.errors import InvalidInputError, MalformedFileError
 from oiforge.present.curve import pick_subset
 from oiforge.present.facts import SampleRow
 from oiforge.present.figures import power_fit, wilson
-from oiforge.present.html import inline_assets
-from oiforge.present.markdown import parse_markdown, render_markdown
 from oiforge.present.model import COLUMN_BREAK, LAYOUTS, Deck, Slide, fact
+from oiforge.present.render import inline_assets, parse_markdown, render_markdown
 
 _line = (
     st.text(

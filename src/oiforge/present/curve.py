@@ -32,7 +32,7 @@ from oiforge.present.facts import (
     read_mapping,
     sha256_of,
 )
-from oiforge.present.figures import class_scores, headline
+from oiforge.present.figures import PowerFit, class_scores, headline, power_fit
 
 log = logging.getLogger(__name__)
 
@@ -195,3 +195,10 @@ def _write_subset(dataset: DatasetFacts, rows: Sequence[SampleRow], root: Path) 
         write_bytes_atomic(target, data)
     if (dataset.path / "classes.json").is_file():
         shutil.copyfile(dataset.path / "classes.json", root / "classes.json")
+
+
+def overall_fit(curve: LearningCurve) -> PowerFit | None:
+    """The power law through the headline metric's points (errors floored at half a test
+    mistake)."""
+    floor = 0.5 / max(1, max(p.test_samples for p in curve.points))
+    return power_fit([(p.train_images, 1 - p.score) for p in curve.points], floor)

@@ -17,15 +17,16 @@ from pathlib import Path
 from oiforge import __version__
 from oiforge.atomic import write_bytes_atomic, write_text_atomic
 from oiforge.errors import StageError
+from oiforge.present import slides_cost as cost
 from oiforge.present import slides_data as data
-from oiforge.present import slides_ops as ops
+from oiforge.present import slides_intro as intro
+from oiforge.present import slides_next as nxt
 from oiforge.present import slides_results as results
 from oiforge.present.curve import LearningCurve
 from oiforge.present.facts import Missing
 from oiforge.present.gather import Inputs, Options, gather
-from oiforge.present.html import render_html
-from oiforge.present.markdown import read_markdown, render_markdown
 from oiforge.present.model import Deck
+from oiforge.present.render import read_markdown, render_html, render_markdown
 from oiforge.present.sizing import EstimateFacts
 
 HTML_FILE = "index.html"
@@ -59,24 +60,24 @@ class DeckResult:
 def build_deck(inputs: Inputs) -> Deck:
     run = inputs.run
     slides = (
-        data.title_slide(inputs),
-        data.problem_slide(inputs),
+        intro.title_slide(inputs),
+        intro.problem_slide(inputs),
         data.selection_slide(inputs),
         data.losses_slide(inputs),
-        data.method_slide(inputs),
+        intro.method_slide(inputs),
         results.results_slide(inputs),
         results.confusion_slide(inputs),
         results.mistakes_slide(inputs),
-        ops.cost_slide(inputs),
-        ops.problems_slide(inputs),
-        ops.curve_slide(inputs),
-        ops.actions_slide(inputs),
-        ops.architecture_slide(inputs),
-        ops.sizing_slide(inputs),
+        cost.cost_slide(inputs),
+        cost.problems_slide(inputs),
+        nxt.curve_slide(inputs),
+        nxt.actions_slide(inputs),
+        nxt.architecture_slide(inputs),
+        nxt.sizing_slide(inputs),
     )
     dataset = "" if isinstance(inputs.dataset, Missing) else str(inputs.dataset.path)
     return Deck(
-        title=data.deck_title(inputs),
+        title=intro.deck_title(inputs),
         slides=slides,
         meta={
             "run": str(run.path),

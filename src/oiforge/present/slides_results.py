@@ -21,7 +21,8 @@ from oiforge.present.model import (
     table,
 )
 from oiforge.present.photos import figure_html, photos_html, save_photo
-from oiforge.present.slides_data import MAX_ROWS, kpis
+from oiforge.present.slides_data import MAX_ROWS
+from oiforge.present.slides_intro import kpis
 
 MATRIX_MAX = 10
 MISTAKES = 6

@@ -1,14 +1,12 @@
-"""Slides 5-8: cost, problems met, next steps (learning curve, labels to review), and the
-operational architecture with its sizing and the managed-service break-even."""
+"""Slides 9-13: where more photos help (the learning curve), next steps, the operational
+architecture with its sizing, and when a managed service pays for itself."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from oiforge.present.charts import Chart, Series, render_chart
-from oiforge.present.curve import LearningCurve
-from oiforge.present.diagram import Plan, render_diagram
+from oiforge.present.curve import LearningCurve, overall_fit
 from oiforge.present.facts import DatasetFacts, EvalFacts, Missing
 from oiforge.present.figures import PowerFit, class_scores, confusions, headline, power_fit
 from oiforge.present.gather import Inputs
@@ -18,59 +16,26 @@ from oiforge.present.model import (
     cell,
     code,
     columns,
-    duration,
     fact,
     missing_block,
     num,
     pct,
-    plural,
     table,
     usd,
 )
 from oiforge.present.sizing import LOADS_RPS, Capacity, break_even, replicas_for
-from oiforge.present.slides_data import reason_text, status_text
+from oiforge.present.svg import Chart, Plan, Series, render_chart, render_diagram
 
-#: Beyond this factor of today's data an extrapolated learning curve is not evidence.
 MAX_EXTRAPOLATION = 100.0
+
+
 DEFAULT_SCALE = 10
+
+
 SMALL_TEST = 20
-OVERFIT_GAP = 0.1  # train accuracy this far above validation's
+
+
 CURVE_SOURCE = "present/learning_curve.json"
-ESTIMATE_SOURCE = "present/estimate.json"
-
-
-def _missing(value: object) -> str:
-    assert isinstance(value, Missing)
-    return missing_block(value.what, value.why, value.command)
-
-
-# --- cost ------------------------------------------------------------------------------
-
-
-def measured_times(inputs: Inputs) -> list[tuple[str, float, str, str]]:
-    """(step, seconds, fact name, source) of every time this run's artefacts record."""
-    out: list[tuple[str, float, str, str]] = []
-    dl, run, curve, est = inputs.download, inputs.run, inputs.curve, inputs.estimate
-    if not isinstance(dl, Missing) and isinstance(dl.stats.get("duration_s"), int | float):
-        took = float(dl.stats["duration_s"])
-        out.append(("download", took, "stats.duration_s", inputs.src(dl.store, "stats.json")))
-    seconds = run.summary.get("train_seconds")
-    if isinstance(seconds, int | float):
-        what = (
-            "training (the head; features not timed)"
-            if run.config.get("mode") == "probe"
-            else "training"
-        )
-        out.append(
-            (what, float(seconds), "summary.train_seconds", inputs.src(run.path, "summary.json"))
-        )
-    if isinstance(curve, LearningCurve) and curve.cost_s:
-        out.append(("learning curve (25%, 50%)", curve.cost_s, "curve.cost_s", CURVE_SOURCE))
-    if not isinstance(est, Missing) and est.measured_s:
-        out.append(
-            ("estimate (throughput here)", est.measured_s, "estimate.measured_s", ESTIMATE_SOURCE)
-        )
-    return out
 
 
 def next_images(inputs: Inputs) -> tuple[int, str]:
@@ -80,7 +45,7 @@ def next_images(inputs: Inputs) -> tuple[int, str]:
     curve, target = inputs.curve, pct(inputs.options.target, 0)
     fallback = f"{DEFAULT_SCALE}x today's training photos"
     if isinstance(curve, LearningCurve) and now:
-        fit = _overall_fit(curve)
+        fit = overall_fit(curve)
         need = fit.images_for(1 - inputs.options.target) if fit else math.inf
         if need <= now:
             return now, f"the learning curve puts today's photos at {target} already"
@@ -90,147 +55,6 @@ def next_images(inputs: Inputs) -> tuple[int, str]:
     return max(now, 1) * DEFAULT_SCALE, fallback
 
 
-def cost_slide(inputs: Inputs) -> Slide:
-    times = measured_times(inputs)
-    rate, rate_source = inputs.price
-    rows = [[s, fact(name, sec, duration(sec)), src] for s, sec, name, src in times]
-    total = sum(t[1] for t in times)
-    rows.append(["**total**", f"**{duration(total)}**", ""])
-    left = "### This run, measured\n\n" + table(["step", "time", "source"], rows, (1,))
-    left += (
-        f"\n\nAt {fact('derived.usd_per_hour', rate, usd(rate))}/hour ({cell(rate_source)}): "
-        f"**{fact('derived.run_usd', total / 3600 * rate, usd(total / 3600 * rate))}**. "
-        "Build and evaluation times are not recorded in their files."
-    )
-    right, sources = _next_scale(inputs)
-    notes = (
-        "The next run's cost scales the throughput `oiforge estimate` measured here by the GPU "
-        "table's relative speeds; a GPU faster than its CPUs can decode is marked data-bound."
-    )
-    found = tuple(dict.fromkeys([*(t[3] for t in times), *sources]))
-    return Slide("cost", "Cost: this run, and the next scale", columns(left, right), notes, found)
-
-
-def _next_scale(inputs: Inputs) -> tuple[str, tuple[str, ...]]:
-    est = inputs.estimate
-    if isinstance(est, Missing):
-        return "### The next scale\n\n" + _missing(est), ()
-    images, why = next_images(inputs)
-    now = inputs.dataset.count("train") if isinstance(inputs.dataset, DatasetFacts) else est.images
-    factor = images / max(now, 1)
-    rate = inputs.price[0]
-    rows = []
-    for r in est.rows:
-        hours = float(r["hours"]) * factor
-        cost = float(r["usd"]) * factor if r.get("note") != "measured" else hours * rate
-        img_s = fact("estimate.img_s", r["img_s"], f"{float(r['img_s']):,.0f}", key=str(r["name"]))
-        rows.append(
-            [cell(r["name"]), img_s, duration(hours * 3600), usd(cost), cell(r.get("note", ""))]
-        )
-    date = inputs.gpu_table.get("table_date", "undated")
-    shown = fact("derived.next_train_images", images, num(images))
-    text = (
-        f"### The next scale: {shown} training photos\n\n"
-        f"({cell(why)}; today {num(now)}; {plural(est.passes, 'pass')} over the data)\n\n"
-        + table(["where", "img/s", "time", "USD", "note"], rows, (1, 2, 3))
-        + f"\n\nGPU prices: table of {fact('gpu.table_date', date)}; measured here: "
-        f"{est.here_img_s:.1f} img/s ({cell(est.here_what)})."
-    )
-    return text, (ESTIMATE_SOURCE, "oiforge/data/train/gpu_instances.yaml")
-
-
-# --- problems met ------------------------------------------------------------------------
-
-
-def problems_slide(inputs: Inputs) -> Slide:
-    items, sources = [], []
-    dl = inputs.download
-    if not isinstance(dl, Missing):
-        lost = {s: n for s, n in dl.statuses.items() if s != "ok"}
-        if lost:
-            parts = ", ".join(
-                f"{cell(status_text(s))} {fact('journal.status', n, num(n), key=s)}"
-                for s, n in sorted(lost.items())
-            )
-            lost_n = plural(sum(lost.values()), "photo")
-            items.append(f"Download: {lost_n} lost ({parts}); retried, recorded, not fatal.")
-            sources.append(inputs.src(dl.store, "journal.sqlite"))
-    ds = inputs.dataset
-    if isinstance(ds, DatasetFacts) and ds.excluded:
-        parts = ", ".join(
-            f"{cell(reason_text(r))} {fact('excluded.reason', n, num(n), key=r)}"
-            for r, n in ds.excluded.most_common()
-        )
-        items.append(f"Build: {plural(sum(ds.excluded.values()), 'sample')} excluded ({parts}).")
-        sources.append(inputs.src(ds.path, "excluded.parquet"))
-    items += _training_problems(inputs)
-    items += _evaluation_problems(inputs)
-    if isinstance(ds, DatasetFacts):
-        flagged = sum(1 for s in ds.samples if s.flags)
-        if flagged:
-            shown = fact("manifest.flagged", flagged, num(flagged))
-            items.append(f"Review flags on {shown} exported samples (contact_sheet.html).")
-    items += [f"Not available: {cell(m.what)} ({cell(m.why)})." for m in inputs.missing]
-    body = bullets(items or ["No problem recorded in the artefacts."])
-    notes = "Each line is counted from a file; none of these stopped the pipeline."
-    sources += [
-        inputs.src(inputs.run.path, "summary.json"),
-        inputs.src(inputs.run.path, "metrics.csv"),
-    ]
-    return Slide("problems", "Problems met", body, notes, tuple(dict.fromkeys(sources)))
-
-
-def _training_problems(inputs: Inputs) -> list[str]:
-    summary, epochs, out = inputs.run.summary, inputs.run.epochs, []
-    stopped = summary.get("stopped")
-    if isinstance(stopped, str) and stopped != "completed":
-        out.append(f"Training stopped early: {fact('summary.stopped', stopped)}.")
-    best = summary.get("best_epoch")
-    row = next((r for r in epochs if r.get("epoch") == best), None)
-    if row and "train_acc" in row and "val_acc" in row:
-        last = epochs[-1]
-        gap = last["train_acc"] - last["val_acc"]
-        what = "Overfitting" if gap >= OVERFIT_GAP else "Train and validation stayed close"
-        out.append(
-            f"{what}: at the best epoch train accuracy {pct(row['train_acc'])}, validation "
-            f"{pct(row['val_acc'])}; by epoch {int(last['epoch'])} train reached "
-            f"{pct(last['train_acc'])} while validation was {pct(last['val_acc'])}."
-        )
-    bad = summary.get("undecodable_train_images")
-    if isinstance(bad, int) and bad:
-        out.append(
-            f"{fact('summary.undecodable_train_images', bad)} training photos could not be decoded."
-        )
-    return out
-
-
-def _evaluation_problems(inputs: Inputs) -> list[str]:
-    ev = inputs.evaluation
-    if not isinstance(ev, EvalFacts):
-        return []
-    out, metrics = [], ev.metrics
-    if metrics.get("split") == "val":
-        out.append("No test split: evaluated on val, which also chose the best epoch (optimistic).")
-    head = headline(metrics)
-    if head.interval and head.samples < 100:
-        width = head.interval[1] - head.interval[0]
-        out.append(
-            f"Small test set: {num(head.samples)} photos; the 95% interval is {pct(width, 0)} wide."
-        )
-    if metrics.get("undecodable"):
-        bad = fact("metrics.undecodable", metrics["undecodable"])
-        out.append(f"{bad} test photos could not be decoded.")
-    return out
-
-
-# --- next steps --------------------------------------------------------------------------
-
-
-def _overall_fit(curve: LearningCurve) -> PowerFit | None:
-    floor = 0.5 / max(1, max(p.test_samples for p in curve.points))
-    return power_fit([(p.train_images, 1 - p.score) for p in curve.points], floor)
-
-
 def curve_slide(inputs: Inputs) -> Slide:
     curve = inputs.curve
     title = "Next steps: where more photos help"
@@ -238,7 +62,7 @@ def curve_slide(inputs: Inputs) -> Slide:
         return Slide(
             "next-data",
             title,
-            _missing(curve),
+            missing_block(curve.what, curve.why, curve.command),
             "The learning curve is measured by present itself.",
             (),
         )
@@ -271,7 +95,7 @@ def curve_slide(inputs: Inputs) -> Slide:
 
 
 def _curve_chart(curve: LearningCurve, target: float) -> str:
-    fit = _overall_fit(curve)
+    fit = overall_fit(curve)
     pts = [(float(p.train_images), p.score) for p in curve.points]
     series = [Series(f"measured {curve.metric}", pts, "#2563eb")]
     if fit is not None:
@@ -386,9 +210,6 @@ def actions_slide(inputs: Inputs) -> Slide:
     )
 
 
-# --- architecture ------------------------------------------------------------------------
-
-
 def architecture_slide(inputs: Inputs) -> Slide:
     cap = inputs.capacity
     title = "The operational architecture (open source first)"
@@ -420,7 +241,7 @@ def sizing_slide(inputs: Inputs) -> Slide:
     cap, prices = inputs.capacity, inputs.prices
     title = "Sizing, and when a managed service pays for itself"
     if isinstance(cap, Missing):
-        return Slide("sizing", title, _missing(cap), "", ())
+        return Slide("sizing", title, missing_block(cap.what, cap.why, cap.command), "", ())
     replica = prices["replica"]
     ms = fact("measured.ms_per_request", cap.ms_per_request, f"{cap.ms_per_request:.1f} ms")
     rps = fact("measured.rps_per_replica", cap.rps_per_replica, f"{cap.rps_per_replica:,.0f}")
