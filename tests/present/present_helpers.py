@@ -173,6 +173,14 @@ class Artefacts:
             return t.schema.metadata[b"oiforge.open_images_version"].decode()
         return {"images": len(set(ids)), "rows": t.num_rows}[field]
 
+    def _predictions(self, field: str, key: str | None) -> Any:
+        with (self.run / "predictions.csv").open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        wrong = [r for r in rows if r["true"] != r["predicted"]]
+        if field == "wrong":
+            return len(wrong)
+        return sum(1 for r in wrong if float(r["confidence"]) >= 0.5)
+
     def _journal(self, field: str, key: str | None) -> Any:
         return self.journal[str(key)]
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from oiforge.present.facts import Prediction
+
 Z95 = 1.959964
 
 
@@ -90,6 +92,20 @@ def confusions(metrics: Mapping[str, Any], names: Sequence[str]) -> list[tuple[s
         if t != p and n
     ]
     return sorted(cells, key=lambda c: (-c[2], c[0], c[1]))
+
+
+CONFIDENT = 0.5
+
+
+def confident_mistakes(predictions: Sequence[Prediction], at: float = CONFIDENT) -> list[str]:
+    """Keys of wrong predictions made with confidence >= ``at``, most confident first."""
+    wrong = [p for p in predictions if p.true != p.predicted and p.confidence >= at]
+    return [p.key for p in sorted(wrong, key=lambda p: (-p.confidence, p.key))]
+
+
+def source_id(key: str) -> str:
+    """The photo a sample key comes from: ``test-0.tar/<id>`` or ``test/Cat/<id>_2.jpg``."""
+    return key.rsplit("/", 1)[-1].split(".", 1)[0].split("_", 1)[0]
 
 
 @dataclass(frozen=True)

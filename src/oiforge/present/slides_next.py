@@ -8,7 +8,16 @@ from typing import Any
 
 from oiforge.present.curve import LearningCurve, overall_fit
 from oiforge.present.facts import DatasetFacts, EvalFacts, Missing
-from oiforge.present.figures import PowerFit, class_scores, confusions, headline, power_fit
+from oiforge.present.figures import (
+    CONFIDENT,
+    PowerFit,
+    class_scores,
+    confident_mistakes,
+    confusions,
+    headline,
+    power_fit,
+    source_id,
+)
 from oiforge.present.gather import Inputs
 from oiforge.present.model import (
     Slide,
@@ -20,6 +29,7 @@ from oiforge.present.model import (
     missing_block,
     num,
     pct,
+    plural,
     table,
     usd,
 )
@@ -154,6 +164,23 @@ def _need_text(fit: PowerFit | None, now: int, target: float, score: float) -> s
     return f"~{num(max(0, math.ceil(need) - now))}"
 
 
+def _labels_to_review(ev: EvalFacts) -> list[str]:
+    """The photos predicted wrongly with confidence (predictions.csv), else the worst
+    mistakes metrics.json lists."""
+    keys = confident_mistakes(ev.predictions)
+    if not keys:
+        worst = [m for m in ev.metrics.get("worst_mistakes") or [] if isinstance(m, dict)]
+        keys = [str(m.get("key") or "") for m in worst]
+    ids = list(dict.fromkeys(source_id(k) for k in keys if k))
+    if not ids:
+        return []
+    shown = ", ".join(code(i) for i in ids[:8]) + (
+        f" and {len(ids) - 8} more" if len(ids) > 8 else ""
+    )
+    what = f"{plural(len(ids), 'photo')} wrong with {pct(CONFIDENT, 0)}+ confidence"
+    return [f"Labels to review ({what}): {shown}."]
+
+
 def actions_slide(inputs: Inputs) -> Slide:
     items = []
     ev = inputs.evaluation
@@ -166,17 +193,7 @@ def actions_slide(inputs: Inputs) -> Slide:
                 + "; ".join(f"{cell(t)} taken for {cell(p)} ({n}x)" for t, p, n in pairs)
                 + "."
             )
-        ids = []
-        for m in ev.metrics.get("worst_mistakes") or []:
-            att = m.get("attribution") if isinstance(m, dict) else None
-            if isinstance(att, dict) and att.get("image_id"):
-                ids.append(str(att["image_id"]))
-        if ids:
-            items.append(
-                "Labels to review (confident mistakes): "
-                + ", ".join(code(i) for i in ids[:8])
-                + "."
-            )
+        items += _labels_to_review(ev)
     sel, dl = inputs.selection, inputs.download
     if not isinstance(sel, Missing) and not isinstance(dl, Missing):
         browse = code(f"oiforge browse {sel.path} --store {dl.store}")

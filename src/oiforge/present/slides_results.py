@@ -7,7 +7,14 @@ import shutil
 from pathlib import Path
 
 from oiforge.present.facts import DatasetFacts, EvalFacts, Missing, SampleRow
-from oiforge.present.figures import ClassScore, class_scores, confusions, headline
+from oiforge.present.figures import (
+    CONFIDENT,
+    ClassScore,
+    class_scores,
+    confident_mistakes,
+    confusions,
+    headline,
+)
 from oiforge.present.gather import Inputs
 from oiforge.present.model import (
     Slide,
@@ -223,15 +230,32 @@ def mistakes_slide(inputs: Inputs) -> Slide:
     body = photos_html(figures) if figures else ""
     if listed:
         body += ("\n\n" if body else "") + bullets(listed)
+    body += _error_counts(inputs.evaluation)
     notes = (
         "The photos the model got wrong with the highest confidence: often a label to check, "
         "a photo showing two classes, or a class the data does not cover well."
     )
     sources = [inputs.src(inputs.run.path, "metrics.json")]
+    if inputs.evaluation.predictions:
+        sources.append(inputs.src(inputs.run.path, "predictions.csv"))
     if figures and isinstance(dataset, DatasetFacts):
         sources.append(inputs.src(dataset.path, "manifest.parquet"))
     return Slide(
         "mistakes", "The worst mistakes (most confident, wrong)", body, notes, tuple(sources)
+    )
+
+
+def _error_counts(evaluation: EvalFacts) -> str:
+    """How many test photos are wrong, and how many confidently (from predictions.csv)."""
+    preds = evaluation.predictions
+    if not preds:
+        return ""
+    wrong = sum(1 for p in preds if p.true != p.predicted)
+    sure = len(confident_mistakes(preds))
+    return (
+        f"\n\n{fact('predictions.wrong', wrong, num(wrong))} of {num(len(preds))} test photos "
+        f"wrong; {fact('predictions.confident_mistakes', sure, num(sure))} of them with "
+        f"{pct(CONFIDENT, 0)} confidence or more (predictions.csv)."
     )
 
 
