@@ -46,7 +46,7 @@ from oiforge.present import facts
 run = facts.read_run(Path(sys.argv[1]))
 facts.read_evaluation(run.path)
 dataset = facts.read_dataset(facts.dataset_of(run, None))
-selection = facts.read_selection(facts.find_selection(dataset, None))
+selection = facts.read_selection(facts.find_selection(dataset, None, run.path))
 facts.read_download(facts.find_store(selection.path, dataset.path, None), selection.image_ids)
 """
 
