@@ -29,6 +29,7 @@ import yaml
 from oiforge.errors import MalformedFileError, OiforgeError, StageError
 
 RUN_REQUIRED = ("config.yaml", "labels.json")
+EPOCH_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 MANIFEST_COLUMNS = (
     "sample_path",
     "key",
@@ -161,10 +162,20 @@ def read_mapping(path: Path) -> dict[str, Any]:
 
 
 def _floats(row: Mapping[str, str], path: Path, line: int) -> dict[str, float]:
-    try:
-        return {k: float(v) for k, v in row.items() if k and v not in (None, "")}
-    except (TypeError, ValueError) as exc:
-        raise MalformedFileError(str(path), f"not a number ({exc})", line) from exc
+    """The numbers of a metrics.csv row; a column the deck draws must hold one, others
+    that are not numbers (a later version's text column) are left out."""
+    out = {}
+    for key, value in row.items():
+        if not key or value in (None, ""):
+            continue
+        try:
+            out[key] = float(value)
+        except (TypeError, ValueError):
+            if key in EPOCH_COLUMNS:
+                raise MalformedFileError(
+                    str(path), f"{key} is not a number: {value}", line
+                ) from None
+    return out
 
 
 def read_csv_rows(path: Path) -> list[dict[str, str]]:
@@ -252,10 +263,11 @@ def read_predictions(path: Path) -> list[Prediction]:
 
 def dataset_of(run: RunFacts, given: Path | None) -> Path | Missing:
     """The dataset folder: ``--dataset``, else the one config.yaml names."""
-    path = given or Path(str(run.config.get("dataset") or ""))
-    if str(path) and path.is_dir():
+    named = str(run.config.get("dataset") or "")
+    path = given or (Path(named) if named else None)
+    if path is not None and path.is_dir():
         return path
-    why = f"no dataset folder at {path}" if str(path) else "config.yaml names no dataset"
+    why = f"no dataset folder at {path}" if path is not None else "config.yaml names no dataset"
     return Missing("dataset folder", why, f"oiforge present {run.path} --dataset DATASET_DIR")
 
 
