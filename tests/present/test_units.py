@@ -122,3 +122,23 @@ def test_assets_outside_the_assets_folder_are_refused(tmp_path: Path) -> None:
 def test_a_fact_keeps_the_exact_value() -> None:
     html = fact("metrics.accuracy", 0.1 + 0.2, "30%")
     assert 'data-value="0.30000000000000004"' in html and ">30%<" in html
+
+
+def test_serve_capacity_comes_from_bench_serve_json_when_there(tmp_path: Path) -> None:
+    import json
+
+    from oiforge.present.facts import read_serve_bench
+
+    path = tmp_path / "bench_serve.json"
+    assert read_serve_bench(path) is None
+    cpu = [{"metric": f"HTTP {r} rps: server CPU per request", "value": v, "unit": "ms"}
+           for r, v in ((10, 41.0), (50, 33.5))]  # fmt: skip
+    served = {"metric": "HTTP 50 rps: p99 latency", "value": 900.0, "unit": "ms",
+              "extra": {"ok_rps": 46.0}}  # fmt: skip
+    record = {"date": "2026-12-06T00:00:00Z", "machine": {"cores": 2}, "rows": [served, *cpu]}
+    path.write_text(json.dumps(record))
+    ms, what = read_serve_bench(path) or (0.0, "")
+    assert ms == 41.0 and "HTTP 10 rps: server CPU per request" in what
+    path.write_text(json.dumps({**record, "rows": [served]}))
+    ms, what = read_serve_bench(path) or (0.0, "")
+    assert ms == 1000.0 * 2 / 46.0 and "46.0 requests/s served on 2 cores" in what

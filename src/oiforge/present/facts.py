@@ -499,15 +499,27 @@ def read_prices(path: Path | None) -> dict[str, Any]:
 
 
 def read_serve_bench(path: Path) -> tuple[float, str] | None:
-    """(requests/s one replica served, what) from a bench_serve.json, if it has such a row."""
+    """(server CPU milliseconds per request, what) from ``bench_serve.json``: its highest
+    "server CPU per request" row (the conservative one), else its best served requests/s on
+    the bench machine's cores; None when the file is absent or has neither."""
     if not path.is_file():
         return None
     data = read_mapping(path)
-    best: tuple[float, str] | None = None
-    for row in data.get("rows") or []:
-        if not isinstance(row, dict) or str(row.get("unit")) not in ("rps", "req/s", "ok/s"):
-            continue
-        value = row.get("value")
-        if isinstance(value, int | float) and value > 0 and (best is None or value > best[0]):
-            best = float(value), f"{row.get('metric')} ({path}, {data.get('date', 'undated')})"
-    return best
+    rows = [r for r in data.get("rows") or [] if isinstance(r, dict)]
+    cores = int((data.get("machine") or {}).get("cores") or 1)
+    when = f"{path.name} of {data.get('date', 'undated')}"
+    cpu = [r for r in rows if str(r.get("metric", "")).endswith("server CPU per request")]
+    cpu = [r for r in cpu if isinstance(r.get("value"), int | float) and r["value"] > 0]
+    if cpu:
+        worst = max(cpu, key=lambda r: float(r["value"]))
+        return float(worst["value"]), f"{when}: {worst['metric']}"
+    served = [
+        (float(r["extra"]["ok_rps"]), str(r.get("metric")))
+        for r in rows
+        if isinstance(r.get("extra"), dict) and isinstance(r["extra"].get("ok_rps"), int | float)
+    ]
+    served = [(rps, metric) for rps, metric in served if rps > 0]
+    if not served:
+        return None
+    rps, metric = max(served)
+    return 1000.0 * cores / rps, f"{when}: {metric}, {rps:.1f} requests/s served on {cores} cores"

@@ -77,8 +77,8 @@ def serve_capacity(
 ) -> Capacity | Missing:
     found = read_serve_bench(bench)
     if found is not None:
-        rps, what = found
-        return Capacity(1000.0 * cores / rps, rps, cores, f"bench_serve: {what}", False)
+        ms, what = found
+        return Capacity(ms, cores * 1000.0 / ms, cores, f"measured by {what}", False)
     if run.onnx is None:
         return Missing(
             "model.onnx",
