@@ -223,7 +223,10 @@ def actions_slide(inputs: Inputs) -> Slide:
         "Next steps",
         bullets(items),
         notes,
-        (inputs.src(inputs.run.path, "metrics.json"),),
+        (
+            inputs.src(inputs.run.path, "metrics.json"),
+            inputs.src(inputs.run.path, "predictions.csv"),
+        ),
     )
 
 
