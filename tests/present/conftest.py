@@ -1,8 +1,9 @@
 """The demo's pipeline, run once per session against the mirror sample, and its deck.
 
 ``demo_root`` holds what `make demo` makes (spec.yaml, selection.parquet, store/, dataset/,
-run/ trained, evaluated and exported), through the real CLI in-process; ``deck`` is
-``oiforge present`` of that run with the learning curve, the estimate and the PDF.
+run/ trained, evaluated and exported), through the real CLI in-process, smaller (96 px, batch
+8: the estimate present measures runs a few batches of it); ``deck`` is ``oiforge present`` of
+that run with the learning curve, the estimate and the PDF.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def demo_root(mirror: object, tmp_path_factory: pytest.TempPathFactory) -> Itera
         cli("build", "--selection", sel, "--store", store, "--out", dataset,
             "--format", "folders", "--format", "webdataset", "--size", "96")  # fmt: skip
         cli("train", dataset, "--out", run, "--mode", "probe", "--image-size", "96",
-            "--epochs", "8", "--workers", "0")  # fmt: skip
+            "--epochs", "8", "--batch-size", "8", "--workers", "0")  # fmt: skip
         cli("evaluate", run, "--workers", "0")
         cli("export", run)
         yield root
