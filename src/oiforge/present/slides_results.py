@@ -35,10 +35,11 @@ MATRIX_MAX = 10
 MISTAKES = 6
 
 
-def missing_results(inputs: Inputs, slide_id: str, title: str) -> Slide | None:
+def evaluated(inputs: Inputs, slide_id: str, title: str) -> EvalFacts | Slide:
+    """The run's evaluation, or the slide that says it is missing and how to make it."""
     ev = inputs.evaluation
-    if not isinstance(ev, Missing):
-        return None
+    if isinstance(ev, EvalFacts):
+        return ev
     body = missing_block(ev.what, ev.why, ev.command)
     return Slide(slide_id, title, body, "Evaluate the run, then run present again.", ())
 
@@ -52,11 +53,10 @@ def interval(ci: tuple[float, float] | None, name: str, key: str | None = None) 
 
 
 def results_slide(inputs: Inputs) -> Slide:
-    missing = missing_results(inputs, "results", "The results")
-    if missing:
-        return missing
-    assert isinstance(inputs.evaluation, EvalFacts)
-    metrics = inputs.evaluation.metrics
+    ev = evaluated(inputs, "results", "The results")
+    if isinstance(ev, Slide):
+        return ev
+    metrics = ev.metrics
     head = headline(metrics)
     items = [
         (
@@ -121,11 +121,10 @@ def _per_class_table(scores: list[ClassScore], task: str) -> str:
 
 
 def confusion_slide(inputs: Inputs) -> Slide:
-    missing = missing_results(inputs, "confusion", "Confusions and calibration")
-    if missing:
-        return missing
-    assert isinstance(inputs.evaluation, EvalFacts)
-    metrics = inputs.evaluation.metrics
+    ev = evaluated(inputs, "confusion", "Confusions and calibration")
+    if isinstance(ev, Slide):
+        return ev
+    metrics = ev.metrics
     names = [n for n, _ in inputs.run.classes]
     left = _matrix(metrics, names) if len(names) <= MATRIX_MAX else _top_confusions(metrics, names)
     right, sources = _calibration(inputs, metrics)
@@ -195,13 +194,10 @@ def _calibration(inputs: Inputs, metrics: dict[str, object]) -> tuple[str, tuple
 
 
 def mistakes_slide(inputs: Inputs) -> Slide:
-    missing = missing_results(inputs, "mistakes", "The worst mistakes")
-    if missing:
-        return missing
-    assert isinstance(inputs.evaluation, EvalFacts)
-    worst = [
-        m for m in inputs.evaluation.metrics.get("worst_mistakes") or [] if isinstance(m, dict)
-    ]
+    ev = evaluated(inputs, "mistakes", "The worst mistakes")
+    if isinstance(ev, Slide):
+        return ev
+    worst = [m for m in ev.metrics.get("worst_mistakes") or [] if isinstance(m, dict)]
     if not worst:
         body = "No mistakes on the test photos (or metrics.json lists none)."
         return Slide(
@@ -230,13 +226,13 @@ def mistakes_slide(inputs: Inputs) -> Slide:
     body = photos_html(figures) if figures else ""
     if listed:
         body += ("\n\n" if body else "") + bullets(listed)
-    body += _error_counts(inputs.evaluation)
+    body += _error_counts(ev)
     notes = (
         "The photos the model got wrong with the highest confidence: often a label to check, "
         "a photo showing two classes, or a class the data does not cover well."
     )
     sources = [inputs.src(inputs.run.path, "metrics.json")]
-    if inputs.evaluation.predictions:
+    if ev.predictions:
         sources.append(inputs.src(inputs.run.path, "predictions.csv"))
     if figures and isinstance(dataset, DatasetFacts):
         sources.append(inputs.src(dataset.path, "manifest.parquet"))
