@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 
 from oiforge.book.fonts import BOLD, REGULAR, clean_text, printable, wrap
 from oiforge.book.geometry import PageGeometry
 from oiforge.book.model import Photo
+from oiforge.licences import cc_parts
+from oiforge.licences import licence_name as readable_licence
 
 INTRO = (
     "The photographs in this book come from Open Images (https://storage.googleapis.com/"
@@ -16,7 +17,6 @@ INTRO = (
     "Google, CC BY 4.0. Photos were cropped and resized to fit the page."
 )
 HEAD_SIZE, BODY_SIZE = 8.0, 7.0
-_CC_RE = re.compile(r"creativecommons\.org/(licenses|publicdomain)/([a-z-]+)/(\d\.\d)", re.I)
 
 #: (font, size, text) lines of one credits page
 CreditPage = list[tuple[str, float, str]]
@@ -41,18 +41,15 @@ class CreditLine:
 
 def licence_name(url: str) -> str:
     """``https://creativecommons.org/licenses/by/2.0/`` -> ``CC BY 2.0``; else the text."""
-    match = _CC_RE.search(url or "")
-    if not match:
+    if cc_parts(url) is None:
         return clean_text(url, 120) or "licence unknown"
-    if match[1].lower() == "publicdomain":
-        return f"CC0 {match[3]}" if match[2].lower() == "zero" else f"Public domain {match[3]}"
-    return f"CC {match[2].upper()} {match[3]}"
+    return readable_licence(url)
 
 
 def is_cc_by(url: str) -> bool:
     """True for a plain CC BY licence (not BY-SA, BY-NC, ...)."""
-    match = _CC_RE.search(url or "")
-    return bool(match and match[1].lower() == "licenses" and match[2].lower() == "by")
+    parts = cc_parts(url)
+    return parts is not None and parts[:2] == ("licenses", "by")
 
 
 def credit_text(line: CreditLine) -> tuple[str, str]:
