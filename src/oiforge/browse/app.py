@@ -211,10 +211,12 @@ def _read_api(app: FastAPI, cat: Catalog, browser: Browser) -> None:
             ex = {"excluded": "yes", "included": "no"}.get(status, ex)
             dl = dl if status in ("excluded", "included") else status
         f = _filters(split, dl, ex, flags, src, cmin, cmax, rv, q)
-        out = browser.page(f, _class_codes(cat, browser, cls), page, size)
+        codes = _class_codes(cat, browser, cls)
+        out = browser.page(f, codes, page, size)
         if cls:
             mid = cls if cls.startswith("/") else cat.resolve(cls).mid
             out["class"] = {"mid": mid, "name": cat.name(mid)}
+            out["class_mids"] = [browser.index.mids[c] for c in codes.tolist()]
         return out
 
     @app.get("/api/image/{image_id}")
