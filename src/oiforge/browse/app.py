@@ -270,8 +270,7 @@ def _write_api(app: FastAPI, browser: Browser) -> None:
         items = [_review_item(browser, v) for v in body.items]
         browser.reviews.set_many(items)
         previous = [
-            {"image_id": i, "mid": m, "verdict": before.get((i, m), ("",))[0]}
-            for i, m, *_ in items
+            {"image_id": i, "mid": m, "verdict": before.get((i, m), ("",))[0]} for i, m, *_ in items
         ]
         return {"ok": True, "previous": previous}
 

@@ -127,7 +127,7 @@ class Browser:
         hits = np.flatnonzero(mask)
         shown = hits[page * size : (page + 1) * size]
         return {
-            "total": int(len(hits)),
+            "total": len(hits),
             "all": len(self.index),
             "page": page,
             "size": size,
