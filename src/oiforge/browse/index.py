@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from oiforge.catalog.arrays import to_numpy
 from oiforge.contracts import BOX_FLAGS, SELECTION_SCHEMA
 from oiforge.errors import InvalidInputError
+from oiforge.errtext import exception_text
 from oiforge.reviews import REVIEWED_SOURCE
 
 Vector = np.ndarray[Any, Any]
@@ -114,7 +115,8 @@ class ImageIndex:
         try:
             table = pq.read_table(selection, columns=list(_COLUMNS))
         except (OSError, ValueError, KeyError) as exc:
-            raise InvalidInputError(f"cannot read selection {selection}: {exc}") from exc
+            why = exception_text(exc)
+            raise InvalidInputError(f"cannot read selection {selection}: {why}") from exc
         return cls(table.cast(SELECTION_SCHEMA.empty_table().select(list(_COLUMNS)).schema))
 
     def __len__(self) -> int:
