@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
 
 from oiforge.build import read_exclude_list
+from oiforge.cli import app
 from oiforge.reviews import read_reviews
 
 from .conftest import BEAR, CARNIVORE, Browse
@@ -110,3 +115,24 @@ def test_machine_label_filters_and_reviews(make_browse: Callable[[str], Browse])
     assert _grid(b, src="machine", rv="unreviewed")["total"] == 2
     bad = httpx.post(f"{b.url}/api/review", json={"items": [{**item, "verdict": "maybe"}]})
     assert bad.status_code == 400 and "object at 0x" not in bad.text
+
+
+@pytest.mark.slow
+def test_build_review_leaves_out_the_boxes_of_rejected_labels(
+    browse: Browse, tmp_path: Path
+) -> None:
+    first = _grid(browse)["images"][0]
+    label = first["labels"][0]
+    item = {"image_id": first["image_id"], "mid": label["mid"], "verdict": "rejected"}
+    assert httpx.post(f"{browse.url}/api/review", json={"items": [item]}).status_code == 200
+    out = tmp_path / "ds"
+    where = ["--selection", str(browse.selection), "--store", str(browse.store), "--out", str(out)]
+    res = CliRunner().invoke(
+        app, ["build", *where, "--no-dedupe", "--review", str(browse.review_file)]
+    )
+    assert res.exit_code == 0, res.output
+    kept = pq.read_table(out / "manifest.parquet").column("image_id").to_pylist()
+    assert first["image_id"] not in kept and len(set(kept)) == len(browse.image_ids) - 2
+    dropped = pq.read_table(out / "excluded.parquet").to_pylist()
+    boxes = {r["box_index"] for r in dropped if r["image_id"] == first["image_id"]}
+    assert boxes == {b["index"] for b in first["boxes"]}
