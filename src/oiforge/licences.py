@@ -31,7 +31,7 @@ def licence_name(url: str | None, limit: int = 60) -> str:
         return UNKNOWN
     parts = cc_parts(text)
     if parts is None:
-        short = re.sub(r"^[a-z]+://(www\.)?", "", text, flags=re.I).rstrip("/")
+        short = re.sub(r"^[a-z]+://(www\.)?", "", text, flags=re.I).rstrip("/") or UNKNOWN
         return short if len(short) <= limit else short[: limit - 1] + "…"
     kind, terms, version = parts
     if kind == "publicdomain":
