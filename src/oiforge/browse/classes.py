@@ -65,12 +65,7 @@ def class_mids(cat: Catalog, mid: str) -> set[str]:
 
 def selection_counts(cat: Catalog, index: ImageIndex, mids: list[str]) -> dict[str, int]:
     """Per MID: the selection's images labelled with it or with a class below it."""
-    out = {}
-    for mid in mids:
-        codes = index.label_codes(class_mids(cat, mid))
-        rows = np.isin(index.label, codes) if len(codes) else None
-        out[mid] = 0 if rows is None else int(np.count_nonzero(index.per_image(rows)))
-    return out
+    return {mid: index.count_images(index.label_codes(class_mids(cat, mid))) for mid in mids}
 
 
 def tree_node(cat: Catalog, index: ImageIndex, mid: str) -> dict[str, Any]:

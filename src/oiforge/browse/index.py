@@ -88,6 +88,7 @@ class ImageIndex:
         self.split = split_rows[self.starts[:-1]] if n else np.zeros(0, np.int32)
         self._rows_arrays()
         self.review = np.zeros(n, np.int8)
+        self._label_images: list[Vector] | None = None
 
     def _rows_arrays(self) -> None:
         src = self.rows.column("source").combine_chunks()
@@ -145,6 +146,19 @@ class ImageIndex:
         if f.review is not None:
             both((self.machine | self.reviewed) & (self.review == f.review))
         return mask
+
+    def count_images(self, codes: Vector) -> int:
+        """How many images have a row with one of the label ``codes`` (a union of the
+        per-label image lists, so a tree of 90 classes costs one pass over the rows)."""
+        if self._label_images is None:
+            image_of_row = np.repeat(np.arange(len(self.ids)), np.diff(self.starts))
+            order = np.argsort(self.label, kind="stable")
+            cuts = np.searchsorted(self.label[order], np.arange(1, len(self.mids)))
+            self._label_images = [np.unique(a) for a in np.split(image_of_row[order], cuts)]
+        parts = [self._label_images[int(c)] for c in codes]
+        if len(parts) <= 1:
+            return len(parts[0]) if parts else 0
+        return len(np.unique(np.concatenate(parts)))
 
     def per_image(self, rows: Vector) -> Vector:
         """An image mask: images with at least one row in ``rows``."""
