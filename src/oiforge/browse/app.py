@@ -206,7 +206,7 @@ def _read_api(app: FastAPI, cat: Catalog, browser: Browser) -> None:
         status: str = "",
         page: int = Query(0, ge=0),
         size: int = Query(100, ge=1, le=500),
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         if status:  # the first version's one filter: included/excluded or a download status
             ex = {"excluded": "yes", "included": "no"}.get(status, ex)
             dl = dl if status in ("excluded", "included") else status
@@ -217,7 +217,7 @@ def _read_api(app: FastAPI, cat: Catalog, browser: Browser) -> None:
             mid = cls if cls.startswith("/") else cat.resolve(cls).mid
             out["class"] = {"mid": mid, "name": cat.name(mid)}
             out["class_mids"] = [browser.index.mids[c] for c in codes.tolist()]
-        return out
+        return JSONResponse(out)  # plain json.dumps: FastAPI's encoder walk costs ~18 ms a page
 
     @app.get("/api/image/{image_id}")
     def one(image_id: str) -> Any:

@@ -96,11 +96,8 @@ def selection_classes(index: ImageIndex) -> list[dict[str, Any]]:
     """The selection's own classes with their image counts (most images first)."""
     if not len(index):
         return []
-    image_of_row = np.repeat(np.arange(len(index), dtype=np.int64), np.diff(index.starts))
-    key = np.unique(image_of_row * len(index.mids) + index.label)
-    n = np.bincount(key % len(index.mids), minlength=len(index.mids))
     out = [
-        {"mid": m, "name": index.names.get(m, m), "images": int(n[i])}
+        {"mid": m, "name": index.names.get(m, m), "images": index.count_images(np.array([i]))}
         for i, m in enumerate(index.mids)
     ]
     return sorted(out, key=lambda c: (-c["images"], c["name"].lower()))

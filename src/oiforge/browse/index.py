@@ -86,6 +86,9 @@ class ImageIndex:
         self.names = {self.mids[c]: names[r] for r, c in enumerate(self.label)} if n else {}
         self.splits, split_rows = _codes(self.rows.column("split"))
         self.split = split_rows[self.starts[:-1]] if n else np.zeros(0, np.int32)
+        self.image_of_row = np.repeat(
+            np.arange(len(self.ids), dtype=np.int32), np.diff(self.starts)
+        )
         self._rows_arrays()
         self.review = np.zeros(n, np.int8)
         self._label_images: list[Vector] | None = None
@@ -151,20 +154,26 @@ class ImageIndex:
         """How many images have a row with one of the label ``codes`` (a union of the
         per-label image lists, so a tree of 90 classes costs one pass over the rows)."""
         if self._label_images is None:
-            image_of_row = np.repeat(np.arange(len(self.ids)), np.diff(self.starts))
             order = np.argsort(self.label, kind="stable")
             cuts = np.searchsorted(self.label[order], np.arange(1, len(self.mids)))
-            self._label_images = [np.unique(a) for a in np.split(image_of_row[order], cuts)]
+            split = np.split(self.image_of_row[order], cuts)
+            self._label_images = [np.unique(a) for a in split]
         parts = [self._label_images[int(c)] for c in codes]
         if len(parts) <= 1:
             return len(parts[0]) if parts else 0
         return len(np.unique(np.concatenate(parts)))
 
     def per_image(self, rows: Vector) -> Vector:
-        """An image mask: images with at least one row in ``rows``."""
-        if not len(self.ids):
-            return np.zeros(0, bool)
-        return np.logical_or.reduceat(rows, self.starts[:-1])
+        """An image mask: images with at least one row in ``rows`` (a scatter: ~10x faster
+        than ``logical_or.reduceat`` over 100,000 short runs)."""
+        out = np.zeros(len(self.ids), bool)
+        out[self.image_of_row[np.flatnonzero(rows)]] = True
+        return out
+
+    def images_with(self, rows: Vector) -> int:
+        """How many images have a row in ``rows`` (rows are in image order: count the runs)."""
+        hit = self.image_of_row[np.flatnonzero(rows)]  # 5x faster than a boolean index here
+        return int(len(hit) and 1 + np.count_nonzero(hit[1:] != hit[:-1]))
 
     def matching_text(self, query: str) -> Vector:
         """Images whose ImageID starts with ``query`` or whose title/author holds every word."""

@@ -74,7 +74,6 @@ class Browser:
         self._ex_version: object = ()
         self._rv_version: object = ()
         self.excluded = np.zeros(len(index), np.int8)  # 1 image excluded, 2 boxes of it
-        self.image_of_row = np.repeat(np.arange(len(index)), np.diff(index.starts))
 
     def sync(self) -> tuple[ExcludeList, Verdicts]:
         """Bring the exclusion and review marks up to date with their files."""
@@ -138,11 +137,11 @@ class Browser:
     def facets(self, mask: Vector) -> dict[str, dict[str, int]]:
         """Counts over the matching images, per value of each sidebar filter."""
         dl = self.downloads.state()
-        rows = mask[self.image_of_row]
-        per = self.index.per_image
+        rows = mask[self.index.image_of_row]
+        count = self.index.images_with
         sources = {
-            "human": int(np.count_nonzero(per(rows & ~self.index.machine))),
-            "machine": int(np.count_nonzero(per(rows & self.index.machine))),
+            "human": count(rows & ~self.index.machine),
+            "machine": count(rows & self.index.machine),
         }
         return {
             "split": _counts(self.index.splits, self.index.split[mask]),
@@ -152,7 +151,7 @@ class Browser:
                 "no": int(np.count_nonzero(self.excluded[mask] == 0)),
             },
             "src": sources,
-            "flags": {f: int(np.count_nonzero(per(rows & self.index.flags[f]))) for f in BOX_FLAGS},
+            "flags": {f: count(rows & self.index.flags[f]) for f in BOX_FLAGS},
         }
 
     def images_json(self, positions: Vector, ex: ExcludeList) -> list[dict[str, Any]]:
