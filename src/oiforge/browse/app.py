@@ -9,6 +9,7 @@ exclude-list or the review file (see ``excludes.py``).
 from __future__ import annotations
 
 import html
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
@@ -180,12 +181,16 @@ def _read_api(app: FastAPI, cat: Catalog, browser: Browser) -> None:
         zero = {"positives": 0, "boxes": 0}
         return [{**h, **totals.get(h["mid"], zero)} for h in hits]
 
+    @lru_cache(maxsize=1024)  # the hierarchy and the selection never change under the app
+    def node(mid: str) -> dict[str, Any]:
+        return tree_node(cat, browser.index, mid)
+
     @app.get("/api/tree")
     def tree(mid: str = "") -> Any:
         mid = mid or cat.hierarchy.root
         if not _known(cat, mid):
             return JSONResponse({"error": f"unknown class {mid[:80]!r}"}, status_code=404)
-        return tree_node(cat, browser.index, mid)
+        return node(mid)
 
     @app.get("/api/selection")
     def selection() -> dict[str, Any]:

@@ -91,7 +91,7 @@ class ImageIndex:
         )
         self._rows_arrays()
         self.review = np.zeros(n, np.int8)
-        self._label_images: list[Vector] | None = None
+        self.label_images = self._images_per_label()
 
     def _rows_arrays(self) -> None:
         src = self.rows.column("source").combine_chunks()
@@ -150,15 +150,16 @@ class ImageIndex:
             both((self.machine | self.reviewed) & (self.review == f.review))
         return mask
 
+    def _images_per_label(self) -> list[Vector]:
+        """For each label code, the sorted positions of the images that have it."""
+        order = np.argsort(self.label, kind="stable")
+        cuts = np.searchsorted(self.label[order], np.arange(1, len(self.mids)))
+        return [np.unique(a) for a in np.split(self.image_of_row[order], cuts)]
+
     def count_images(self, codes: Vector) -> int:
         """How many images have a row with one of the label ``codes`` (a union of the
         per-label image lists, so a tree of 90 classes costs one pass over the rows)."""
-        if self._label_images is None:
-            order = np.argsort(self.label, kind="stable")
-            cuts = np.searchsorted(self.label[order], np.arange(1, len(self.mids)))
-            split = np.split(self.image_of_row[order], cuts)
-            self._label_images = [np.unique(a) for a in split]
-        parts = [self._label_images[int(c)] for c in codes]
+        parts = [self.label_images[int(c)] for c in codes]
         if len(parts) <= 1:
             return len(parts[0]) if parts else 0
         return len(np.unique(np.concatenate(parts)))

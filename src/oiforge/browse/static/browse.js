@@ -10,7 +10,7 @@ const KEYS = [...GRID_KEYS, "img", "mode", "find", "boxes"];
 const DEFAULTS = {cmin: "0", cmax: "1", page: "0"};
 const FLAG_NAMES = {is_occluded: "occluded", is_truncated: "truncated", is_group_of: "group of",
                     is_depiction: "depiction", is_inside: "inside"};
-let view = {}, shown = {}, data = null, current = 0, anchor = null;
+let view = {}, shown = {}, data = null, current = 0, anchor = null, ownLoaded = false;
 const picked = new Set();
 const known = {split: new Set(), dl: new Set()};
 const undoStack = JSON.parse(sessionStorage.getItem("oiforge-undo") || "[]");
@@ -73,12 +73,13 @@ async function render(v) {
   document.body.classList.toggle("hide-boxes", v.boxes === "0");
   document.body.classList.toggle("reviewing", v.mode === "review");
   try {
+    // the grid first: the sidebar's requests wait for it, so they never slow its paint
+    if (gridKey(v) !== gridKey(before) || !data) await loadGrid();
     const work = [];
-    if (gridKey(v) !== gridKey(before) || !data) work.push(loadGrid());
     if ((v.cls || "") !== (before.cls || "") || !$("tree").childElementCount) work.push(loadTree(v.cls || ""));
     if ((v.find || "") !== (before.find || "")) work.push(findClasses(v.find || ""));
-    await Promise.all(work);
-    await showDetail(v.img);
+    if (!ownLoaded) { ownLoaded = true; work.push(loadOwn()); }
+    await Promise.all([showDetail(v.img), ...work]);
   } catch (e) { say(e.message, true); }
 }
 function syncControls() {
@@ -502,5 +503,4 @@ function wire() {
   $("menu").onclick = () => { const open = document.body.classList.toggle("menu-open"); $("menu").setAttribute("aria-expanded", String(open)); };
 }
 wire();
-loadOwn().catch((e) => say(e.message, true));
 render(readUrl());
