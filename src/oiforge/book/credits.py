@@ -9,11 +9,12 @@ Title and author get lines of their own so a right-to-left name reads as one par
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 
 from oiforge.book.model import Photo
 from oiforge.book.text import Style, clean, wrap
+from oiforge.licences import cc_parts
+from oiforge.licences import licence_name as readable_licence
 
 INTRO = (
     "The photographs in this book come from Open Images (https://storage.googleapis.com/"
@@ -22,7 +23,6 @@ INTRO = (
     "ImageID; the photo's title; its author; the licence, what was changed, and the source."
 )
 HEAD_SIZE, BODY_SIZE = 7.5, 7.5
-_CC_RE = re.compile(r"creativecommons\.org/(licenses|publicdomain)/([a-z-]+)/(\d\.\d)", re.I)
 
 #: (style, size, text, grey) lines of one credits page
 Line = tuple[Style, float, str, bool]
@@ -62,18 +62,15 @@ class CreditEntry:
 
 def licence_name(url: str) -> str:
     """``https://creativecommons.org/licenses/by/2.0/`` -> ``CC BY 2.0``; else the text."""
-    match = _CC_RE.search(url or "")
-    if not match:
+    if cc_parts(url) is None:
         return clean(url, 120) or "licence unknown"
-    if match[1].lower() == "publicdomain":
-        return f"CC0 {match[3]}" if match[2].lower() == "zero" else f"Public domain {match[3]}"
-    return f"CC {match[2].upper()} {match[3]}"
+    return readable_licence(url)
 
 
 def is_cc_by(url: str) -> bool:
     """True for a plain CC BY licence (not BY-SA, BY-NC, ...)."""
-    match = _CC_RE.search(url or "")
-    return bool(match and match[1].lower() == "licenses" and match[2].lower() == "by")
+    parts = cc_parts(url)
+    return parts is not None and parts[:2] == ("licenses", "by")
 
 
 def heading(entry: CreditEntry) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from oiforge.errors import InvalidInputError
+from oiforge.errtext import exception_text
 from oiforge.serve.images import (
     DEFAULT_MAX_PIXELS,
     FetchPolicy,
@@ -79,7 +80,7 @@ def read_source(source: str, policy: FetchPolicy) -> bytes:
     except FileNotFoundError as exc:
         raise FetchRejected("not_found", f"no such file: {source}") from exc
     except OSError as exc:
-        raise FetchRejected("unreadable", f"cannot read {source}: {exc}") from exc
+        raise FetchRejected("unreadable", f"cannot read {source}: {exception_text(exc)}") from exc
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from oiforge.contracts.run import Preprocessing
+from oiforge.errtext import exception_text
 from oiforge.orientation import upright
 
 #: Default decoded-pixel limit (width × height): a 48-megapixel phone photo passes.
@@ -70,9 +71,10 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
     except Image.DecompressionBombError as exc:
-        raise ImageRejected("image_too_large", str(exc)) from exc
+        raise ImageRejected("image_too_large", exception_text(exc)) from exc
     except Exception as exc:  # untrusted bytes: Pillow's plugins raise many types
-        raise ImageRejected("invalid_image", f"not a decodable image ({exc})") from exc
+        why = exception_text(exc)
+        raise ImageRejected("invalid_image", f"not a decodable image ({why})") from exc
     width, height = img.size
     if width * height > max_pixels:
         raise ImageRejected(
@@ -96,7 +98,8 @@ def decode_image(
         img.load()
         rgb, turned = upright(img if img.mode == "RGB" else img.convert("RGB"), img)
     except Exception as exc:  # untrusted bytes: Pillow's plugins raise many types
-        raise ImageRejected("invalid_image", f"image data is broken ({exc})") from exc
+        why = exception_text(exc)
+        raise ImageRejected("invalid_image", f"image data is broken ({why})") from exc
     return Decoded(rgb, height, width) if turned else Decoded(rgb, width, height)
 
 
@@ -246,4 +249,5 @@ def fetch_url(url: str, policy: FetchPolicy) -> bytes:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         if isinstance(exc, FetchRejected):
             raise
-        raise FetchRejected("url_unreachable", f"cannot fetch {url}: {exc}") from exc
+        why = exception_text(exc)
+        raise FetchRejected("url_unreachable", f"cannot fetch {url}: {why}") from exc

@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from oiforge.contracts.run import LABELS_FILE, Labels, read_labels
 from oiforge.errors import InvalidInputError, StageError
+from oiforge.errtext import exception_text
 from oiforge.serve.metrics import Metrics
 
 MODEL_FILE: Final = "model.onnx"
@@ -105,7 +106,8 @@ class Predictor:
                 str(onnx_path), opts, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise StageError(f"ONNX Runtime cannot load {onnx_path}: {exc}") from exc
+            why = exception_text(exc)
+            raise StageError(f"ONNX Runtime cannot load {onnx_path}: {why}") from exc
         self._input = self._session.get_inputs()[0].name
         self._check_outputs()
 
