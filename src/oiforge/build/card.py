@@ -31,6 +31,7 @@ from oiforge.atomic import write_text_atomic
 from oiforge.build.assemble import Assembly, ExportSample
 from oiforge.contracts import DATASET_SPLITS
 from oiforge.contracts.dataset import ClassInfo
+from oiforge.contracts.selection import ATTRIBUTION_COLUMNS
 from oiforge.paths import package_data
 from oiforge.spec import BuildSpec
 
@@ -286,17 +287,7 @@ def _by_image(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             r["image_id"],
             {
                 "image_id": r["image_id"],
-                **{
-                    k: r[k]
-                    for k in (
-                        "title",
-                        "author",
-                        "author_profile_url",
-                        "license",
-                        "landing_url",
-                        "original_url",
-                    )
-                },
+                **{k: r[k] for k in ATTRIBUTION_COLUMNS},
             },
         )
     return [{**images[i], "samples": samples[i]} for i in sorted(images)]

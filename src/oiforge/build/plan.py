@@ -23,19 +23,11 @@ from oiforge.build.records import Box, RenderTask, SampleTask
 from oiforge.contracts.dataset import DATASET_SPLIT_OF, ClassInfo
 from oiforge.contracts.excludes import ExcludeList
 from oiforge.contracts.journal import rotated_images, store_image_path
-from oiforge.contracts.selection import is_image_id, read_selection_table
+from oiforge.contracts.selection import ATTRIBUTION_COLUMNS, is_image_id, read_selection_table
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS: Final = ("image_id", "split", "label_mid", "label_name")
-ATTRIBUTION_FIELDS: Final = (
-    "license",
-    "author",
-    "author_profile_url",
-    "title",
-    "landing_url",
-    "original_url",
-)
 
 
 @dataclass(frozen=True)
@@ -122,7 +114,7 @@ def _group_rows(
 
 def _meta(image_id: str, row: dict[str, Any]) -> ImageMeta | None:
     split = DATASET_SPLIT_OF.get(str(row.get("split")), "")
-    attribution = {k: str(row.get(k) or "") for k in ATTRIBUTION_FIELDS}
+    attribution = {k: str(row.get(k) or "") for k in ATTRIBUTION_COLUMNS}
     return ImageMeta(image_id, split, attribution)
 
 

@@ -64,6 +64,7 @@ from oiforge.contracts.run import (
     write_labels,
 )
 from oiforge.contracts.selection import (
+    ATTRIBUTION_COLUMNS,
     BOX_FLAGS,
     IMAGE_ID_RE,
     SELECTION_SCHEMA,
@@ -83,6 +84,7 @@ from oiforge.contracts.selection import (
 )
 
 __all__ = [
+    "ATTRIBUTION_COLUMNS",
     "BOX_FLAGS",
     "CLASSES_NAME",
     "CONFIG_FILE",

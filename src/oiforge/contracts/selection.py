@@ -33,6 +33,15 @@ SPLITS: Final = ("train", "validation", "test")
 #: Schema metadata key of ``selection.parquet``: the Open Images version it was selected from.
 SELECTION_VERSION_KEY: Final = b"oiforge.open_images_version"
 
+#: A photo's attribution columns, in the order they are shown and written (attribution.json).
+ATTRIBUTION_COLUMNS: Final = (
+    "title",
+    "author",
+    "author_profile_url",
+    "license",
+    "landing_url",
+    "original_url",
+)
 IMAGE_ID_RE: Final = re.compile(r"^[0-9a-f]{16}$")
 BOX_FLAGS: Final = ("is_occluded", "is_truncated", "is_group_of", "is_depiction", "is_inside")
 
