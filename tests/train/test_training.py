@@ -58,8 +58,9 @@ def test_scratch_loss_decreases(tiny_dataset: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_probe_learns_the_classes(probe_run: Path) -> None:
-    rows = read_metrics(probe_run)
-    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    rows = read_metrics(probe_run)  # one row per round of L-BFGS, fitted to convergence
+    assert float(rows[-1]["train_loss"]) <= float(rows[0]["train_loss"])
+    assert float(rows[-1]["train_loss"]) < 0.5  # far below log(3): trained, not stopped early
     assert max(float(r["val_acc"]) for r in rows) >= 0.8
 
 
@@ -93,7 +94,10 @@ def test_time_limit_stops_gracefully_and_keeps_a_model(tiny_dataset: Path, tmp_p
 
 @pytest.mark.slow
 def test_early_stopping(tiny_dataset: Path, tmp_path: Path) -> None:
-    config = _config(tiny_dataset, tmp_path / "r", epochs=40, patience=1, lr=1e-6)
+    config = _config(
+        tiny_dataset, tmp_path / "r", mode="scratch", monitor="val_acc", epochs=40, patience=1,
+        lr=1e-6,
+    )  # fmt: skip
     summary = train(config)
     assert str(summary["stopped"]).startswith("early stopping")
     assert int(str(summary["epochs_run"])) < 40

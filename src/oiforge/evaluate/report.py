@@ -92,12 +92,30 @@ def _gallery(mistakes: Sequence[Mistake]) -> str:
     return f'<div class="gallery">{"".join(figures)}</div>'
 
 
+def _candidates(rows: Sequence[Mapping[str, Any]]) -> str:
+    """``--mode auto``: every candidate's validation score and time, the chosen one marked."""
+    if not rows:
+        return ""
+    cols = ("name", "val_acc", "val_loss", "seconds", "epochs", "status")
+    body = [[r.get(c, "") if r.get(c) is not None else "" for c in cols] for r in rows]
+    for row, r in zip(body, rows, strict=True):
+        row[0] = f"{row[0]} (chosen)" if r.get("chosen") else row[0]
+    note = (
+        "<p>Scores on the validation split; a costlier candidate is chosen only when it gets "
+        "more validation images right than the simpler one by more than one standard error "
+        "of the paired difference.</p>"
+    )
+    heads = ["candidate", "val accuracy", "val log-loss", "seconds", "epochs", "status"]
+    return f"<h2>Candidates (--mode auto)</h2>{note}{_table(heads, body)}"
+
+
 def render_report(
     title: str,
     facts: Mapping[str, Any],
     metrics: Mapping[str, Any],
     plots: Mapping[str, bytes],
     mistakes: Sequence[Mistake],
+    candidates: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The whole HTML page."""
     facts_html = _table(["", ""], [[k, v] for k, v in facts.items()])
@@ -107,6 +125,7 @@ def render_report(
     return (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
         f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>{facts_html}"
-        f"<h2>Summary</h2>{_summary(metrics)}<h2>Per class</h2>{_per_class(metrics)}{plots_html}"
+        f"<h2>Summary</h2>{_summary(metrics)}{_candidates(candidates)}"
+        f"<h2>Per class</h2>{_per_class(metrics)}{plots_html}"
         f"<h2>Worst mistakes</h2>{_gallery(mistakes)}</body></html>\n"
     )

@@ -89,6 +89,12 @@ def render_card(labels: Labels, facts: RunFacts, parity: float) -> str:
         f"{pre.size}, {pre.size}), output `logits` (N, {len(labels.classes)}); dynamic N.",
         "- `labels.json`: classes (index, name, Open Images MID) and preprocessing.",
         f"- ONNX Runtime vs torch parity on random inputs: max |logit diff| = {parity:.2e}.",
+        f"- Test-time augmentation inside the graph: {labels.model.tta}"
+        + (
+            " (output: log of the views' mean probabilities)."
+            if labels.model.tta != "none"
+            else "."
+        ),
         "",
         "## Preprocessing",
         f"RGB (EXIF orientation applied), shorter side resized to {pre.scale_size} (bilinear), "

@@ -124,14 +124,20 @@ def _labels_from_trained(trained: Any, run_dir: Path) -> Labels:
     return Labels(classes, pre, ModelInfo(name=run_dir.resolve().name, architecture=arch))
 
 
-def export_run(run_dir: Path, out_dir: Path | None = None) -> ExportResult:
-    """Export a training run dir (loaded with ``oiforge.train.load_trained``)."""
+def export_run(run_dir: Path, out_dir: Path | None = None, tta: str = "none") -> ExportResult:
+    """Export a training run dir (loaded with ``oiforge.train.load_trained``). ``tta``
+    (``flip``, ``multi-crop``) puts test-time augmentation inside the graph: the views and
+    their average are computed by ONNX Runtime, so ``serve`` and ``predict`` get it as is."""
     if not (run_dir / "config.yaml").is_file():
         raise StageError(f"{run_dir} is not a training run (no config.yaml); train first")
     try:
         from oiforge.train import load_trained  # type: ignore[attr-defined,unused-ignore]
     except ImportError as exc:
         raise StageError(f"the train stage is not installed: {exc}") from exc
+    from oiforge.train.models import with_tta
+
     trained = load_trained(run_dir)
     labels = _labels_from_trained(trained, run_dir)
-    return export_model(trained.model, labels, out_dir or run_dir, run_facts(run_dir))
+    labels = replace(labels, model=replace(labels.model, tta=tta))
+    model = with_tta(trained.model, tta)
+    return export_model(model, labels, out_dir or run_dir, run_facts(run_dir))

@@ -1,12 +1,13 @@
 """Image bytes → model input, in Pillow + numpy only (no torch on the serving path).
 
 Identical to training's eval path (``oiforge.train.images``): JPEGs are decoded with Pillow's
-``draft`` (DCT scaling, never below ``size`` on either side), converted to RGB (alpha dropped,
-CMYK converted), turned upright by its EXIF orientation (as a phone photo is shown; build's
-samples carry none), the shorter side resized bilinearly
-(antialiased) to ``max(size, int(size / crop_pct))`` with the longer side truncated as
-torchvision does, a centre ``size``×``size`` crop (torchvision's rounding), scaled to 0..1,
-normalised with mean/std, channels first.
+``draft`` (DCT scaling, never below ``size`` on either side), converted to 8-bit RGB by
+:func:`oiforge.pixels.to_rgb` (16-bit scaled, transparency on white, CMYK converted), turned
+upright by its EXIF orientation (as a phone photo is shown; build's samples carry none), the
+shorter side resized bilinearly (antialiased) to ``max(size, int(size / crop_pct))`` with the
+longer side truncated as torchvision does, a centre ``size``×``size`` crop (torchvision's
+rounding), scaled to 0..1, normalised with mean/std, channels first. Tiny images (8×8) are
+upsampled the same way; very elongated ones (20:1) keep their centre.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from oiforge.orientation import upright
+from oiforge.pixels import to_rgb
 from oiforge.serve.labels import Preprocessing
 
 #: Default decoded-pixel limit (width × height): a 48-megapixel phone photo passes.
@@ -81,7 +83,7 @@ def decode_image(
         if min_side is not None and img.format == "JPEG":
             img.draft("RGB", (min_side, min_side))
         img.load()
-        rgb, turned = upright(img if img.mode == "RGB" else img.convert("RGB"), img)
+        rgb, turned = upright(to_rgb(img), img)
     except Exception as exc:  # untrusted bytes: Pillow's plugins raise many types
         raise ImageRejected("invalid_image", f"image data is broken ({exc})") from exc
     return Decoded(rgb, height, width) if turned else Decoded(rgb, width, height)

@@ -4,12 +4,19 @@ Public API::
 
     from oiforge.train import TrainConfig, build_config, run_training, train, load_trained
     trained = load_trained("runs/cats")       # .model .classes .mids .preprocessing .config
+
+Modules: ``config`` (the options and why their defaults), ``dataset`` (finding samples),
+``images`` (decoding, augmentation, batches), ``models`` (networks, weights, the partial cut,
+test-time augmentation), ``cache`` (features and activations computed once), ``heads`` (the
+linear probe by L-BFGS and cross-validation), ``loop`` (``run_training``: the loop, top to
+bottom), ``auto`` (``--mode auto``: candidates and the pick), ``rundir`` (the run directory's
+files, checkpoints, curves), ``ddp`` (several processes), ``events``, ``estimate``.
 """
 
 from __future__ import annotations
 
 from oiforge.train.config import TrainConfig, build_config
+from oiforge.train.loop import run_training, train
 from oiforge.train.rundir import TrainedModel, load_trained
-from oiforge.train.trainer import run_training, train
 
 __all__ = ["TrainConfig", "TrainedModel", "build_config", "load_trained", "run_training", "train"]

@@ -43,6 +43,16 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class CandidateEnd:
+    """``--mode auto``: candidate ``number`` of ``total`` is done (or skipped); ``row`` is its
+    line of the candidates table (name, val_acc, val_loss, seconds, status)."""
+
+    number: int
+    total: int
+    row: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Finished:
     """The run is over; ``summary`` is also written as ``summary.json``."""
 
@@ -50,4 +60,4 @@ class Finished:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-Event = PhaseStart | Step | EpochEnd | Notice | Finished
+Event = PhaseStart | Step | EpochEnd | Notice | CandidateEnd | Finished

@@ -1,24 +1,101 @@
-"""The training loop: one epoch of steps, validation, learning-rate schedules.
+"""``run_training``: the training loop, read top to bottom.
 
-Works the same on images (finetune, scratch: the module is the full model) and on cached
-features (probe: the module is the head alone).
+1. Setup: the dataset's index, the resolved config, the run directory, the device.
+2. The model, and what it trains on per mode:
+   - ``probe``: pooled features computed once (cached); a linear head fitted to convergence
+     by L-BFGS with its L2 strength chosen by grouped cross-validation (``heads.py``), or an
+     MLP head (``--head mlp``) trained by the epoch loop below;
+   - ``partial``: the activations before the last ``--train-blocks`` blocks, cached for
+     ``--views`` augmented views of every training image; the head starts from the linear
+     probe on those features (LP-FT), then the last blocks + head train in the epoch loop;
+   - ``finetune``: images; the head first (``--head-epochs``), then everything, the backbone
+     at ``--backbone-lr-mult`` times the head's learning rate;
+   - ``scratch``: images, a small CNN from random weights;
+   - ``auto``: the candidates of ``auto.py``, each one of the above.
+3. The optimizer (AdamW, backbone and head groups), the loss (cross-entropy with label
+   smoothing and optional class weights), the learning-rate schedule.
+4. The epoch loop: train, validate, keep the best (``--monitor``, never before
+   ``--min-epochs`` unless nothing better exists), checkpoint, stop early or on a budget.
+
+A resumed run reproduces an uninterrupted one (same seed, CPU). Under torchrun every rank
+runs this; rank 0 alone writes the run directory (see ``ddp.py``).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
-from oiforge.errors import StageError, UserError
-from oiforge.train.events import Step
+from oiforge.errors import InvalidInputError, StageError, UserError
+from oiforge.train import ddp
+from oiforge.train.cache import (
+    FeatureSet,
+    Views,
+    activation_extraction,
+    activation_feeder,
+    compute_features_sharded,
+    feature_extraction,
+    run_frozen,
+    tail_features,
+)
+from oiforge.train.config import DEFAULT_MODEL, SCRATCH_MODEL, TrainConfig
+from oiforge.train.dataset import DatasetIndex, open_dataset, source_of
+from oiforge.train.ddp import Dist, all_reduce_sums, any_rank, gather_lists, wrap
+from oiforge.train.events import EpochEnd, Event, Finished, Notice, PhaseStart, Step
+from oiforge.train.heads import ROUND_ITERS, fit_probe
+from oiforge.train.images import (
+    Feeder,
+    FeedOptions,
+    Inputs,
+    class_weights,
+    describe_survey,
+    epoch_generator,
+    epoch_order,
+    image_feeder,
+    survey_inputs,
+)
+from oiforge.train.models import (
+    Tail,
+    backbone_parameters,
+    check_train_blocks,
+    get_head,
+    preprocessing_for,
+    split_blocks,
+)
+from oiforge.train.rundir import (
+    BEST_FILE,
+    CHECKPOINT_FILE,
+    CURVES_FILE,
+    SUMMARY_FILE,
+    LoopState,
+    build_model,
+    load_checkpoint,
+    plot_curves,
+    prepare_run_dir,
+    save_checkpoint,
+    write_config,
+    write_json,
+    write_labels,
+    write_metrics,
+    write_weights,
+)
 
-Inputs = tuple[torch.Tensor, torch.Tensor, list[int]]  # x, y, bad sample indexes
+log = logging.getLogger(__name__)
+
+#: Peak learning rates per mode (AdamW). probe: the MLP head's (a linear probe uses L-BFGS);
+#: partial: blocks and head alike, 10x below finetune's head, because its head starts from the
+#: fitted probe (LP-FT) and a large first step would undo it.
+DEFAULT_LR = {"probe": 1e-3, "partial": 1e-4, "finetune": 1e-3, "scratch": 3e-3}
 #: Steps between host syncs (progress event, finite-loss check, stop check).
 SYNC_EVERY = 8
 
@@ -29,6 +106,432 @@ class NonFiniteLossError(StageError):
 
 class OutOfMemoryError(UserError):
     """The accelerator ran out of memory; a smaller batch is the usual fix."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one training run ends with: its summary and the best model's validation
+    probabilities (rows in the order of the decodable validation samples)."""
+
+    summary: dict[str, Any]
+    val_probs: torch.Tensor
+    val_labels: torch.Tensor
+
+
+# --- 1. setup ----------------------------------------------------------------------------
+
+
+def resolve_config(config: TrainConfig, index: DatasetIndex) -> TrainConfig:
+    """Fill in what the dataset and the mode decide."""
+    changes: dict[str, object] = {"num_classes": len(index.classes)}
+    if config.lr is None and config.mode != "auto":  # auto: per candidate (auto.py)
+        changes["lr"] = DEFAULT_LR[config.mode]
+    if config.mode == "scratch":
+        changes["pretrained"] = False
+        if config.model == DEFAULT_MODEL:
+            changes["model"] = SCRATCH_MODEL
+    elif config.model == SCRATCH_MODEL:
+        raise InvalidInputError(f"{SCRATCH_MODEL} has no pretrained weights: use --mode scratch")
+    if config.mode == "auto" and config.max_minutes is None:
+        from oiforge.train.auto import default_minutes
+
+        changes["max_minutes"] = default_minutes()
+    return config.replace(**changes)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise InvalidInputError(f"unknown device {name!r}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError("--device cuda asked for, but no CUDA device is available")
+    return device
+
+
+def resolve_run(config: TrainConfig) -> tuple[TrainConfig, DatasetIndex]:
+    """The dataset's index and the config with everything it decides filled in."""
+    index = open_dataset(config.dataset, config.val_fraction, config.seed)
+    return resolve_config(config, index), index
+
+
+def preflight(config: TrainConfig, resume: bool) -> None:
+    """The checks every rank would make, made once before starting processes (clear errors,
+    exit 2, instead of N ranks failing alike)."""
+    resolved, _ = resolve_run(config)
+    if resolved.mode == "auto":
+        raise InvalidInputError(
+            "--mode auto trains its candidates in one process: drop --procs/--gpus, or name "
+            "a mode (probe, partial, finetune, scratch)"
+        )
+    prepare_run_dir(resolved, resume)
+
+
+def run_training(config: TrainConfig, resume: bool = False) -> Iterator[Event]:
+    """Train as ``config`` says; yields progress; writes the run directory."""
+    d = _check_world(config)
+    config, index = resolve_run(config)
+    if config.mode == "auto":
+        if d.active:
+            preflight(config, resume)  # raises the message above
+        from oiforge.train.auto import run_auto
+
+        yield from run_auto(config, index, resume)
+        return
+    has_checkpoint = prepare_run_dir(config, resume)
+    ddp.barrier(d)  # every rank has checked the run dir before rank 0 writes into it
+    yield from dataset_notices(index)
+    outcome = yield from train_one(config, index, has_checkpoint, d)
+    if outcome is not None:
+        yield Finished(config.out, outcome.summary)
+
+
+def dataset_notices(index: DatasetIndex) -> Iterator[Notice]:
+    """The dataset's own notes, and a count of the unusual inputs that get converted."""
+    for note in index.notes:
+        yield Notice("warning", note)
+    samples = index.splits["train"] + index.splits["val"]
+    line = describe_survey(survey_inputs(samples), len(samples))
+    if line:
+        yield Notice("info", f"inputs: {line}")
+
+
+def _check_world(config: TrainConfig) -> Dist:
+    d = ddp.current()
+    if config.world_size != d.world:
+        raise InvalidInputError(
+            f"the config says world_size {config.world_size}, but {d.world} process(es) run: "
+            "start several with `oiforge train --procs N` or `--gpus N`"
+        )
+    return d
+
+
+# --- 2. the model and what it trains on ----------------------------------------------------
+
+
+def train_one(
+    config: TrainConfig,
+    index: DatasetIndex,
+    has_checkpoint: bool,
+    d: Dist,
+    val_probs: bool = False,
+) -> Generator[Event, None, Outcome | None]:
+    """One run of a concrete mode into ``config.out``; None on ranks other than 0 when rank 0
+    trains alone (probe, partial: the costly part, the forward passes, was sharded).
+    ``val_probs``: also return the best model's validation probabilities (auto compares them)."""
+    torch.manual_seed(config.seed)
+    device = pick_device(config.device)
+    preprocessing = preprocessing_for(config.model, config.image_size, config.crop_pct)
+    run = Path(config.out)
+    if d.is_main:
+        write_config(run, config)
+        write_labels(run, index.classes, preprocessing)
+    model = build_model(config, pretrained=config.pretrained).to(device)
+    on = (index, model, preprocessing, device)
+    if config.mode == "probe":
+        return (yield from _train_probe(config, *on, has_checkpoint, val_probs))
+    if config.mode == "partial":
+        return (yield from _train_partial(config, *on, has_checkpoint, val_probs))
+    if device.type == "cuda" and config.amp:
+        model = model.to(memory_format=torch.channels_last)
+    train, val = index.splits["train"], index.splits["val"]
+    feeder = image_feeder(
+        _feed_options(config), train, val, preprocessing, device.type == "cuda", d
+    )
+    optimizer = create_optimizer(list(backbone_parameters(model)), get_head(model), config)
+    state = load_checkpoint(run / CHECKPOINT_FILE, model, optimizer) if has_checkpoint else None
+    loss_fn = create_loss(config, [s.label for s in train])
+    parts = Parts(config, model, feeder, optimizer, device, loss_fn, d)
+    return (yield from fit(parts, state or LoopState(), val_probs))
+
+
+def _feed_options(config: TrainConfig) -> FeedOptions:
+    return FeedOptions(
+        config.image_size, config.crop_pct, config.augment, config.balance,
+        config.num_classes, config.batch_size, config.workers, config.seed,
+    )  # fmt: skip
+
+
+def _model_id(config: TrainConfig) -> str:
+    return f"{config.model}|pretrained={config.pretrained}"
+
+
+def _cached(
+    config: TrainConfig,
+    index: DatasetIndex,
+    extraction: Any,
+    preprocessing: dict[str, Any],
+    device: torch.device,
+    views: Views = Views(),
+) -> Generator[Event, None, dict[str, FeatureSet] | None]:
+    """Cached outputs of train (with ``views``) and val, sharded over the ranks; None on
+    ranks other than 0."""
+    d, sets = ddp.current(), {}
+    for split in ("train", "val"):
+        fs = yield from compute_features_sharded(
+            d, extraction, index.splits[split], dict(preprocessing),
+            batch_size=max(config.batch_size, 64), workers=config.workers, device=device,
+            phase=f"{extraction.what} {split}", views=views if split == "train" else Views(),
+        )  # fmt: skip
+        if fs is None:
+            continue
+        sets[split] = fs
+        if fs.bad:
+            yield Notice("warning", f"{len(fs.bad)} {split} images could not be decoded: skipped")
+    if not d.is_main:
+        return None
+    if len(sets["train"].y) == 0:
+        raise InvalidInputError(f"no decodable training images in {index.root}")
+    return sets
+
+
+def _groups(index: DatasetIndex, fs: FeatureSet) -> list[str]:
+    """The source photo of every cached training row (cross-validation keeps them together)."""
+    samples = index.splits["train"]
+    return [source_of(samples[int(i)]) for i in fs.index.tolist()]
+
+
+def _train_probe(
+    config: TrainConfig,
+    index: DatasetIndex,
+    model: nn.Module,
+    preprocessing: dict[str, Any],
+    device: torch.device,
+    has_checkpoint: bool,
+    val_probs: bool,
+) -> Generator[Event, None, Outcome | None]:
+    model.eval()
+    extraction = feature_extraction(model, _model_id(config) + "|head-input")
+    sets = yield from _cached(config, index, extraction, preprocessing, device)
+    if sets is None:
+        return None
+    train, val = sets["train"], sets["val"]
+    if config.augment != "none":
+        log.info(
+            "probe mode trains on cached features: augmentation %r not applied", config.augment
+        )
+    head = get_head(model)
+    if config.head == "linear":
+        return (yield from _fit_linear(config, index, model, head, train, val))
+    feeder = _tensor_feeder(config, train, val)
+    optimizer = create_optimizer([], head, config)
+    checkpoint = Path(config.out) / CHECKPOINT_FILE
+    state = load_checkpoint(checkpoint, model, optimizer) if has_checkpoint else None
+    loss_fn = create_loss(config, train.y.tolist())
+    parts = Parts(config, model, feeder, optimizer, device, loss_fn, Dist(), module=head)
+    return (yield from fit(parts, state or LoopState(), val_probs))
+
+
+def _fit_linear(
+    config: TrainConfig,
+    index: DatasetIndex,
+    model: nn.Module,
+    head: nn.Module,
+    train: FeatureSet,
+    val: FeatureSet,
+) -> Generator[Event, None, Outcome]:
+    """The linear probe (``heads.py``): each L-BFGS round is a row of metrics.csv."""
+    started, run, history = time.monotonic(), Path(config.out), []
+    weights = _class_weight_vector(config, train.y.tolist())
+    fitting = fit_probe(
+        train.x, train.y, _groups(index, train), val.x, val.y,
+        class_weight=weights, seed=config.seed, max_rounds=config.epochs,
+    )  # fmt: skip
+    while True:
+        try:
+            event = next(fitting)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        if isinstance(event, EpochEnd):
+            history.append({**event.row, "seconds": round(time.monotonic() - started, 3)})
+            write_metrics(run, history)
+        yield event
+    if result.note:
+        yield Notice("info", result.note)
+    with torch.no_grad():
+        assert isinstance(head, nn.Linear)
+        head.weight.copy_(result.weight)
+        head.bias.copy_(result.bias)
+    write_weights(run / BEST_FILE, model)
+    state = LoopState(epoch=len(history), best_epoch=len(history), history=history)
+    state.elapsed_s = time.monotonic() - started
+    extra = {"probe_C": result.c, "probe_cv_folds": result.folds, "probe_cv": result.cv}
+    probs = run_frozen(head, val.x).softmax(1)
+    converged = bool(history) and history[-1]["lbfgs_iters"] < ROUND_ITERS
+    stopped = "converged" if converged else f"not converged in {config.epochs} L-BFGS rounds"
+    return _finish(config, Path(config.out), state, stopped, probs, val.y, extra)
+
+
+def _class_weight_vector(config: TrainConfig, labels: Sequence[int]) -> torch.Tensor:
+    if config.balance == "none":
+        return torch.ones(config.num_classes)
+    return class_weights(labels, config.num_classes)
+
+
+def _tensor_feeder(config: TrainConfig, train: FeatureSet, val: FeatureSet) -> Feeder:
+    """Batches of cached features (the MLP head)."""
+    labels = train.y.tolist()
+    bs = config.batch_size
+
+    def train_batches(epoch: int) -> Iterable[Inputs]:
+        gen = epoch_generator(config.seed, epoch)
+        order = torch.tensor(epoch_order(labels, config.num_classes, config.balance, gen))
+        for i in range(0, len(order), bs):
+            idx = order[i : i + bs]
+            yield train.x[idx], train.y[idx], []
+
+    def val_batches() -> Iterable[Inputs]:
+        for i in range(0, len(val.y), bs * 8):
+            yield val.x[i : i + bs * 8], val.y[i : i + bs * 8], []
+
+    steps = max(1, -(-len(labels) // bs))
+    return Feeder(train_batches, val_batches, steps, tuple(train.x.shape[1:]))
+
+
+def _train_partial(
+    config: TrainConfig,
+    index: DatasetIndex,
+    model: nn.Module,
+    preprocessing: dict[str, Any],
+    device: torch.device,
+    has_checkpoint: bool,
+    val_probs: bool,
+) -> Generator[Event, None, Outcome | None]:
+    model.eval()
+    split = split_blocks(model, config.model)
+    cut = check_train_blocks(split, config.train_blocks, config.model)
+    extraction = activation_extraction(model, _model_id(config), split.units[cut], cut)
+    views = Views(config.views, config.augment, config.seed)
+    sets = yield from _cached(config, index, extraction, preprocessing, device, views)
+    if sets is None:
+        return None
+    train, val = sets["train"], sets["val"]
+    tail = Tail(model, split, cut)
+    yield from _start_from_probe(config, index, tail, train, val)
+    feeder = activation_feeder(
+        train, val, config.views, batch_size=config.batch_size,
+        num_classes=config.num_classes, balance=config.balance, seed=config.seed,
+    )  # fmt: skip
+    head = get_head(model)
+    head_ids = {id(p) for p in head.parameters()}
+    blocks = [p for p in tail.trainable() if id(p) not in head_ids]
+    optimizer = create_optimizer(blocks, head, config)
+    checkpoint = Path(config.out) / CHECKPOINT_FILE
+    state = load_checkpoint(checkpoint, model, optimizer) if has_checkpoint else None
+    loss_fn = create_loss(config, train.y.tolist())
+    parts = Parts(config, model, feeder, optimizer, device, loss_fn, Dist(), module=tail)
+    return (yield from fit(parts, state or LoopState(), val_probs))
+
+
+def _start_from_probe(
+    config: TrainConfig, index: DatasetIndex, tail: Tail, train: FeatureSet, val: FeatureSet
+) -> Generator[Event, None, None]:
+    """LP-FT: the head starts as the linear probe on the frozen tail's features (of the plain
+    view), so fine-tuning the blocks starts from a good head instead of a random one."""
+    head = get_head(tail.model)
+    if not isinstance(head, nn.Linear):
+        return
+    plain = train.x[:, 0] if config.views > 1 else train.x
+    feats, val_feats = tail_features(tail, plain), tail_features(tail, val.x)
+    fitting = fit_probe(
+        feats, train.y, _groups(index, train), val_feats, val.y,
+        class_weight=_class_weight_vector(config, train.y.tolist()), seed=config.seed,
+        max_rounds=config.epochs,
+    )  # fmt: skip
+    result = yield from _quiet(fitting)
+    with torch.no_grad():
+        head.weight.copy_(result.weight)
+        head.bias.copy_(result.bias)
+
+
+def _quiet(gen: Generator[Event, None, Any]) -> Generator[Event, None, Any]:
+    """Forward a sub-step's progress bars but not its epoch rows (they are not this run's)."""
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if not isinstance(event, EpochEnd):
+            yield event
+
+
+# --- 3. optimizer, loss, learning-rate schedule -----------------------------------------
+
+
+def create_optimizer(
+    backbone: Sequence[nn.Parameter], head: nn.Module, config: TrainConfig
+) -> torch.optim.AdamW:
+    """AdamW with two groups: backbone (index 0; empty for a head alone) and head (index 1)."""
+    lr = float(config.lr or 0.0)
+    groups: list[dict[str, Any]] = [
+        {"params": list(backbone), "lr": 0.0},
+        {"params": list(head.parameters()), "lr": lr},
+    ]
+    return torch.optim.AdamW(groups, lr=lr, weight_decay=config.weight_decay)
+
+
+def create_loss(config: TrainConfig, labels: Sequence[int]) -> nn.Module:
+    weight = class_weights(labels, config.num_classes) if config.balance == "weights" else None
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
+
+
+def lr_factor(step: int, total: int, warmup: int, kind: str) -> float:
+    """Cosine with linear warm-up, or one-cycle (30% warm-up, cosine down to 0)."""
+    if kind == "onecycle":
+        warmup = max(1, int(0.3 * total))
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def lr_setter(
+    config: TrainConfig, optimizer: torch.optim.Optimizer, spe: int
+) -> Callable[[int], None]:
+    """Per-step learning rates for the (backbone, head) groups; finetune has a head phase and
+    runs its backbone at ``backbone_lr_mult`` times the head's rate."""
+    lr = float(config.lr or 0)
+    head_steps = config.head_epochs * spe if config.mode == "finetune" else 0
+    total = max(config.epochs * spe, head_steps + 1)
+    warmup = int(config.warmup_epochs * spe)
+    mult = config.backbone_lr_mult if config.mode == "finetune" else 1.0
+
+    def set_lr(step: int) -> None:
+        if step < head_steps:
+            lrs = (0.0, lr * lr_factor(step, head_steps, warmup, config.schedule))
+        else:
+            f = lr_factor(step - head_steps, total - head_steps, warmup, config.schedule)
+            lrs = (lr * mult * f, lr * f)
+        for group, value in zip(optimizer.param_groups, lrs, strict=True):
+            group["lr"] = value
+
+    return set_lr
+
+
+# --- 4. the epoch loop -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What the epoch loop works on. ``module``: what trains and validates when it is not
+    the whole model (a head on features, partial's tail on activations)."""
+
+    config: TrainConfig
+    model: nn.Module
+    feeder: Feeder
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    loss_fn: nn.Module
+    d: Dist = field(default_factory=Dist)
+    module: nn.Module | None = None
+    wrapped: dict[bool, nn.Module] = field(default_factory=dict)  # DDP wrapper per phase
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.config.out)
 
 
 @dataclass
@@ -47,6 +550,116 @@ class EpochStats:
     @property
     def acc(self) -> float:
         return self.correct / self.seen if self.seen else float("nan")
+
+
+@dataclass
+class Deadline:
+    """Stops a run after ``max_minutes`` or once ``budget_usd`` is spent at ``usd_per_hour``."""
+
+    started: float = field(default_factory=time.monotonic)
+    already_s: float = 0.0
+    max_minutes: float | None = None
+    budget_usd: float | None = None
+    usd_per_hour: float | None = None
+
+    def elapsed_s(self) -> float:
+        return self.already_s + time.monotonic() - self.started
+
+    def reason(self) -> str:
+        elapsed = self.elapsed_s()
+        if self.max_minutes is not None and elapsed >= self.max_minutes * 60:
+            return f"time limit of {self.max_minutes:g} min reached"
+        if self.budget_usd is not None and self.usd_per_hour:
+            spent = elapsed / 3600 * self.usd_per_hour
+            if spent >= self.budget_usd:
+                return f"budget of ${self.budget_usd:g} reached (${spent:.2f} spent)"
+        return ""
+
+
+def fit(parts: Parts, state: LoopState, val_probs: bool = False) -> Generator[Event, None, Outcome]:
+    """Epochs from ``state.epoch + 1``; yields progress; finishes with the best model restored
+    (and, with ``val_probs``, its validation probabilities). Every rank runs this; only rank 0
+    writes files."""
+    config, feeder = parts.config, parts.feeder
+    deadline = Deadline(
+        already_s=state.elapsed_s, max_minutes=config.max_minutes,
+        budget_usd=config.budget_usd, usd_per_hour=config.usd_per_hour,
+    )  # fmt: skip
+    val_ctx = _context(parts, parts.module or parts.model, nn.CrossEntropyLoss(), deadline)
+    stopped = ""
+    for epoch in range(state.epoch + 1, config.epochs + 1):
+        yield PhaseStart("epoch", feeder.steps_per_epoch, epoch, config.epochs)
+        train = yield from _train_epoch(parts, state, epoch, deadline)
+        state.step += train.steps
+        train = _reduce(parts, train)
+        val = _reduce(parts, evaluate_batches(val_ctx, feeder.val()))
+        state.epoch, state.elapsed_s = epoch, deadline.elapsed_s()
+        new_bad = sorted(set(train.bad) - set(state.bad_samples))
+        state.bad_samples = sorted(set(state.bad_samples) | set(new_bad))
+        end = _record(parts, state, epoch, train, val)
+        if parts.d.is_main:
+            save_checkpoint(parts.run_dir / CHECKPOINT_FILE, parts.model, parts.optimizer, state)
+        yield end
+        if new_bad:
+            yield Notice("warning", f"{len(new_bad)} training images could not be decoded: skipped")
+        stopped = train.stopped or _early_stop(config, state)
+        if stopped:
+            yield Notice("info", f"stopped after epoch {epoch}: {stopped}")
+            break
+    if parts.d.is_main and (parts.run_dir / BEST_FILE).is_file():
+        best = load_file(str(parts.run_dir / BEST_FILE), device=str(parts.device))
+        parts.model.load_state_dict(best)
+    probs, labels = _val_probabilities(val_ctx, feeder.val() if val_probs else [])
+    return _finish(config, parts.run_dir, state, stopped or "completed", probs, labels, {}, parts.d)
+
+
+def _train_epoch(
+    parts: Parts, state: LoopState, epoch: int, deadline: Deadline
+) -> Generator[Event, None, EpochStats]:
+    """One epoch's steps, seeded by (seed, epoch) so a resumed run repeats it exactly."""
+    config = parts.config
+    torch.manual_seed(config.seed * 100_003 + epoch)
+    ctx = _context(parts, _set_trainable(parts, epoch), parts.loss_fn, deadline)
+    try:
+        return (yield from train_epoch(ctx, parts.feeder.train(epoch), state.step))
+    except NonFiniteLossError as exc:
+        kept = "the best model so far is kept" if state.best_epoch else "no model was saved"
+        raise NonFiniteLossError(
+            f"{exc} in epoch {epoch}: training stopped ({kept}); "
+            f"lower --lr (now {config.lr:g}) or check the data"
+        ) from exc
+
+
+def _set_trainable(parts: Parts, epoch: int) -> nn.Module:
+    """The module to train this epoch; finetune freezes the backbone for ``head_epochs``.
+    Several ranks: wrapped in DDP, a new wrapper when the trainable parameters change."""
+    config, model = parts.config, parts.model
+    if parts.module is not None:
+        return parts.module
+    frozen = config.mode == "finetune" and epoch <= config.head_epochs
+    for p in backbone_parameters(model):
+        p.requires_grad_(not frozen)
+    if frozen not in parts.wrapped:
+        parts.wrapped.clear()
+        module = _HeadOnlyTrain(model) if frozen else model
+        parts.wrapped[frozen] = wrap(parts.d, module, parts.device)
+    return parts.wrapped[frozen]
+
+
+class _HeadOnlyTrain(nn.Module):
+    """Runs the full model, but ``train()`` leaves the frozen backbone (BatchNorm) in eval."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.inner = model
+
+    def train(self, mode: bool = True) -> _HeadOnlyTrain:
+        self.inner.eval()
+        get_head(self.inner).train(mode)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -68,14 +681,44 @@ class StepContext:
     sample_shape: tuple[int, ...] = ()  # one input's shape, for the idle step's blank input
 
 
-def lr_factor(step: int, total: int, warmup: int, kind: str) -> float:
-    """Cosine with linear warm-up, or one-cycle (30% warm-up, cosine down to 0)."""
-    if kind == "onecycle":
-        warmup = max(1, int(0.3 * total))
-    if warmup and step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+def _context(
+    parts: Parts, module: nn.Module, loss_fn: nn.Module, deadline: Deadline
+) -> StepContext:
+    on_images = parts.module is None
+    cuda = parts.device.type == "cuda" and parts.config.amp and on_images
+    dtype = None
+    if cuda:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return StepContext(
+        module=module,
+        optimizer=parts.optimizer,
+        loss_fn=loss_fn.to(parts.device),
+        device=parts.device,
+        set_lr=lr_setter(parts.config, parts.optimizer, parts.feeder.steps_per_epoch),
+        should_stop=_stop_check(parts, deadline),
+        amp_dtype=dtype,
+        channels_last=cuda,
+        scaler=scaler,
+        distributed=parts.d.active,
+        sample_shape=parts.feeder.sample_shape,
+    )
+
+
+def _stop_check(parts: Parts, deadline: Deadline) -> Callable[[], str]:
+    """The deadline's check; with several ranks, one rank's "stop" stops them all (a rank
+    leaving alone would leave the others waiting in an all-reduce)."""
+    config, d = parts.config, parts.d
+    if not d.active or (config.max_minutes is None and config.budget_usd is None):
+        return deadline.reason
+
+    def agreed() -> str:
+        reason = deadline.reason()
+        if any_rank(d, bool(reason), parts.device):
+            return reason or "another rank reached the time or budget limit"
+        return ""
+
+    return agreed
 
 
 def _autocast(ctx: StepContext) -> AbstractContextManager[object]:
@@ -217,25 +860,119 @@ def evaluate_batches(ctx: StepContext, batches: Iterable[Inputs]) -> EpochStats:
     return stats
 
 
-@dataclass
-class Deadline:
-    """Stops a run after ``max_minutes`` or once ``budget_usd`` is spent at ``usd_per_hour``."""
+@torch.no_grad()
+def _val_probabilities(
+    ctx: StepContext, batches: Iterable[Inputs]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (restored best) model's class probabilities on this rank's validation samples."""
+    ctx.module.eval()
+    probs, labels = [], []
+    for x, y, _bad in batches:
+        if len(y):
+            xd, _ = _to_device(ctx, x, y)
+            with _autocast(ctx):
+                probs.append(ctx.module(xd).float().softmax(1).cpu())
+            labels.append(y)
+    if not probs:
+        return torch.empty(0, 0), torch.empty(0, dtype=torch.long)
+    return torch.cat(probs), torch.cat(labels)
 
-    started: float = field(default_factory=time.monotonic)
-    already_s: float = 0.0
-    max_minutes: float | None = None
-    budget_usd: float | None = None
-    usd_per_hour: float | None = None
 
-    def elapsed_s(self) -> float:
-        return self.already_s + time.monotonic() - self.started
+def _reduce(parts: Parts, stats: EpochStats) -> EpochStats:
+    """The epoch's sums over all ranks (each saw its own share of the images)."""
+    if not parts.d.active:
+        return stats
+    loss, correct, seen = all_reduce_sums(
+        parts.d, [stats.loss, stats.correct, stats.seen], parts.device
+    )
+    bad = gather_lists(parts.d, stats.bad)
+    return EpochStats(loss, int(correct), int(seen), stats.steps, bad, stats.stopped)
 
-    def reason(self) -> str:
-        elapsed = self.elapsed_s()
-        if self.max_minutes is not None and elapsed >= self.max_minutes * 60:
-            return f"time limit of {self.max_minutes:g} min reached"
-        if self.budget_usd is not None and self.usd_per_hour:
-            spent = elapsed / 3600 * self.usd_per_hour
-            if spent >= self.budget_usd:
-                return f"budget of ${self.budget_usd:g} reached (${spent:.2f} spent)"
-        return ""
+
+def improved(config: TrainConfig, state: LoopState, epoch: int, val: EpochStats) -> bool:
+    """Whether this epoch becomes the best. Before ``min_epochs`` an epoch is only a fallback:
+    the first epoch from ``min_epochs`` on replaces it whatever its score, so a lucky early
+    epoch (a barely trained model that happens to score well on a small split) never wins."""
+    metric = val.acc if config.monitor == "val_acc" else val.mean_loss
+    if math.isnan(metric):
+        return False
+    best = state.best_metric
+    if best is None or (epoch >= config.min_epochs > state.best_epoch):
+        return True
+    if config.monitor == "val_acc":
+        return metric > best + config.min_delta
+    return metric < best - config.min_delta
+
+
+def _record(
+    parts: Parts, state: LoopState, epoch: int, train: EpochStats, val: EpochStats
+) -> EpochEnd:
+    is_best = improved(parts.config, state, epoch, val)
+    if is_best:
+        state.best_metric = val.acc if parts.config.monitor == "val_acc" else val.mean_loss
+        state.best_epoch, state.stale_epochs = epoch, 0
+        if parts.d.is_main:
+            write_weights(parts.run_dir / BEST_FILE, parts.model)
+    else:
+        state.stale_epochs += 1
+    row: dict[str, Any] = {
+        "epoch": epoch,
+        "train_loss": round(train.mean_loss, 6),
+        "train_acc": round(train.acc, 6),
+        "val_loss": round(val.mean_loss, 6),
+        "val_acc": round(val.acc, 6),
+        "lr": parts.optimizer.param_groups[-1]["lr"],
+        "seconds": round(state.elapsed_s, 3),
+        "best": int(is_best),
+    }
+    state.history.append(row)
+    if parts.d.is_main:
+        write_metrics(parts.run_dir, state.history)
+    return EpochEnd(row, is_best)
+
+
+def _early_stop(config: TrainConfig, state: LoopState) -> str:
+    if state.epoch >= config.min_epochs and state.stale_epochs >= config.patience:
+        return f"early stopping: {config.monitor} did not improve for {config.patience} epochs"
+    return ""
+
+
+def _finish(
+    config: TrainConfig,
+    run: Path,
+    state: LoopState,
+    stopped: str,
+    val_probs: torch.Tensor,
+    val_labels: torch.Tensor,
+    extra: dict[str, Any],
+    d: Dist = Dist(),
+) -> Outcome:
+    if d.is_main:
+        plot_curves(state.history, run / CURVES_FILE)
+    best = next((r for r in state.history if r["epoch"] == state.best_epoch), {})
+    summary = {
+        "run_dir": str(run),
+        "model": config.model,
+        "mode": config.mode,
+        "seed": config.seed,
+        "epochs_run": state.epoch,
+        "best_epoch": state.best_epoch,
+        "best_val_acc": best.get("val_acc"),
+        "best_val_loss": best.get("val_loss"),
+        "stopped": stopped,
+        "undecodable_train_images": len(state.bad_samples),
+        "train_seconds": round(state.elapsed_s, 3),
+        **extra,
+    }
+    if d.is_main:
+        write_json(run / SUMMARY_FILE, summary)
+    return Outcome(summary, val_probs, val_labels)
+
+
+def train(config: TrainConfig, resume: bool = False) -> dict[str, object]:
+    """Run training to the end without progress reporting; returns the summary."""
+    summary: dict[str, object] = {}
+    for event in run_training(config, resume=resume):
+        if isinstance(event, Finished):
+            summary = event.summary
+    return summary
