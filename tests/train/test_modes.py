@@ -210,7 +210,7 @@ def test_tta_in_onnx_equals_torch_and_is_recorded(
 
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        expected = with_tta(load_trained(probe_run).model, tta)(x).numpy()
+        expected = with_tta(load_trained(probe_run).model, tta, 64)(x).numpy()
     np.testing.assert_allclose(Predictor(out).logits(x.numpy()), expected, atol=1e-4)
 
 

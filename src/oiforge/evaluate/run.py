@@ -83,7 +83,7 @@ def predict(
     """Class probabilities for every decodable sample (in order); yields progress. ``tta``:
     the probabilities averaged over flips or crops (``models.TestTimeAugmented``)."""
     prep = trained.preprocessing
-    model = with_tta(trained.model, tta)
+    model = with_tta(trained.model, tta, int(prep["size"]))
     size = resize_size(int(prep["size"]), float(prep["crop_pct"]))
     loader = DataLoader(
         ImageDataset(samples, eval_transform(prep), size),
@@ -120,7 +120,7 @@ def run_evaluation(
 ) -> Iterator[Event]:
     """Evaluate a run on its dataset's held-out split; writes metrics.json and report.html.
     ``tta``: none, flip or multi-crop (test-time augmentation, recorded in metrics.json)."""
-    with_tta(torch.nn.Identity(), tta)  # an unknown kind fails before any work
+    with_tta(torch.nn.Identity(), tta, 1)  # an unknown kind fails before any work
     trained = load_trained(run_dir, device="cuda" if torch.cuda.is_available() else "cpu")
     cfg = trained.config
     index = open_dataset(dataset or cfg["dataset"], cfg["val_fraction"], cfg["seed"])

@@ -139,5 +139,5 @@ def export_run(run_dir: Path, out_dir: Path | None = None, tta: str = "none") ->
     trained = load_trained(run_dir)
     labels = _labels_from_trained(trained, run_dir)
     labels = replace(labels, model=replace(labels.model, tta=tta))
-    model = with_tta(trained.model, tta)
+    model = with_tta(trained.model, tta, labels.preprocessing.size)
     return export_model(model, labels, out_dir or run_dir, run_facts(run_dir))

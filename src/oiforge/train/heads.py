@@ -33,13 +33,13 @@ from torch.nn import functional
 from oiforge.train.events import EpochEnd, Event, PhaseStart, Step
 
 #: Inverse L2 strengths tried (log-spaced, as scikit-learn's LogisticRegressionCV does).
-C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 #: Folds of the cross-validation (fewer when a class has fewer source photos).
 FOLDS = 5
 #: L-BFGS iterations per reported round (one row of metrics.csv).
 ROUND_ITERS = 25
 #: Most L-BFGS iterations of one cross-validation fit (warm-started from the previous C).
-CV_ITERS = 100
+CV_ITERS = 50
 #: The C used when there are too few photos to cross-validate.
 FALLBACK_C = 1.0
 
@@ -64,7 +64,11 @@ class Standardiser:
 
     @staticmethod
     def fit(x: torch.Tensor) -> Standardiser:
-        return Standardiser(x.mean(0), x.std(0, unbiased=False).clamp_min(1e-6))
+        """A near-constant feature (a channel that barely fires) is scaled as if its spread
+        were 1% of the typical one: blowing its noise up to unit size would give the folded
+        weights huge values that amplify rounding (ONNX parity) and noise alike."""
+        std = x.std(0, unbiased=False)
+        return Standardiser(x.mean(0), std.clamp_min(max(1e-2 * float(std.mean()), 1e-8)))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
@@ -93,8 +97,8 @@ def _lbfgs(features: int, classes: int) -> tuple[torch.Tensor, torch.Tensor, tor
         max_iter=ROUND_ITERS,
         history_size=20,
         line_search_fn="strong_wolfe",
-        tolerance_grad=1e-7,
-        tolerance_change=1e-10,
+        tolerance_grad=1e-5,  # per-weight gradient: converged for any practical purpose
+        tolerance_change=1e-9,
     )
     return w, b, opt
 

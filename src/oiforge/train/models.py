@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -363,17 +364,18 @@ class TestTimeAugmented(nn.Module):
     torchvision's TenCrop).
     """
 
-    def __init__(self, model: nn.Module, kind: str) -> None:
+    def __init__(self, model: nn.Module, kind: str, size: int) -> None:
         super().__init__()
         if kind not in TTA_KINDS[1:]:
             raise InvalidInputError(f"unknown --tta {kind!r}: one of {', '.join(TTA_KINDS)}")
         self.model = model
         self.kind = kind
+        self.size = size  # the input side (fixed: labels.json's preprocessing.size)
 
     def views(self, x: torch.Tensor) -> list[torch.Tensor]:
         crops = [x]
         if self.kind == "multi-crop":
-            size = x.shape[-1]
+            size = self.size
             c = round(size * CORNER_SCALE)
             for top, left in ((0, 0), (0, size - c), (size - c, 0), (size - c, size - c)):
                 corner = x[:, :, top : top + c, left : left + c]
@@ -386,12 +388,13 @@ class TestTimeAugmented(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         views = self.views(x)
-        probs = torch.stack([self.model(v).float().softmax(1) for v in views]).mean(0)
-        return probs.clamp_min(1e-12).log()
+        logp = torch.stack([self.model(v).float().log_softmax(1) for v in views])
+        # log(mean(p)) in log space: exact where a probability is tiny (no underflow)
+        return torch.logsumexp(logp, 0) - math.log(len(views))
 
 
-def with_tta(model: nn.Module, kind: str) -> nn.Module:
+def with_tta(model: nn.Module, kind: str, size: int) -> nn.Module:
     """``model`` itself for ``none``, else wrapped in :class:`TestTimeAugmented` (eval mode)."""
     if kind == "none":
         return model
-    return TestTimeAugmented(model, kind).eval()
+    return TestTimeAugmented(model, kind, size).eval()
