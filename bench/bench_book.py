@@ -1,15 +1,15 @@
-"""Book render speed against the unavoidable image work and reportlab's default streams.
+"""Book render time per page against the floor: reportlab drawing the same photos, no layout.
 
-    .venv/bin/python bench/bench_book.py [--letters 26] [--photos 10] [--side 1024]
+    .venv/bin/python bench/bench_book.py [--letters 26] [--photos 30] [--side 1024]
 
-Generates photo-like JPEGs (``--side`` px longest side, q90) into bench/out/book (reused), a
-plan of ``--letters`` letters with ``--photos`` candidates each, then measures in one run:
-  1. limit: decode + square crop + resize + JPEG encode of every printed photo with Pillow
-     alone (what any renderer must do at least once),
-  2. ``render_book`` as shipped (binary image streams),
-  3. ``render_book`` with reportlab's default ASCII85 image streams (the peer configuration),
-  4. regenerating from the final book.json (must give identical bytes).
-Prints seconds, printed photos/s, the ratios render/limit and ASCII85/ours, and PDF sizes.
+Generates photo-like JPEGs (``--side`` px longest side, q90) into bench/out/book (reused) and a
+plan of ``--letters`` letters with ``--photos`` candidates each (5x5 grids), then measures in
+one run:
+  1. floor: a reportlab canvas drawing the same 25 photos per page (decode, square crop,
+     downsample to 400 dpi, JPEG encode, drawImage), no text, no layout logic, no checks;
+  2. ``render_book`` as shipped (picking, dpi-aware grid, text in every script, credits, cover);
+  3. regenerating from the final book.json (must give identical bytes).
+Writes bench/results/bench_book.json via bench/record.py.
 """
 
 from __future__ import annotations
@@ -22,10 +22,20 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-from reportlab import rl_config
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfgen.canvas import Canvas
 
-from oiforge.book import BookPlan, LayoutOptions, LetterPlan, Photo, read_plan, render_book
-from oiforge.book.images import load_photo
+from oiforge.book import (
+    BookPlan,
+    LayoutOptions,
+    LetterPlan,
+    Photo,
+    RenderResult,
+    read_plan,
+    render_book,
+)
+from oiforge.book.photos import encode_for_print, load_photo
+from record import Row, write_results
 
 OUT = Path(__file__).parent / "out" / "book"
 CC_BY = "https://creativecommons.org/licenses/by/2.0/"
@@ -61,57 +71,59 @@ def make_plan(letters: int, photos: int, side: int) -> BookPlan:
             LetterPlan(letter=letter, label=f"{letter}thing", class_name=f"{letter}thing",
                        photos=tuple(items))
         )  # fmt: skip
-    return BookPlan(letters=tuple(entries), layout=LayoutOptions(max_photos=9))
+    return BookPlan(letters=tuple(entries), layout=LayoutOptions(max_photos=25, grid=5))
 
 
-def limit_seconds(plan: BookPlan) -> float:
+def floor_seconds(plan: BookPlan, per_page: int) -> float:
+    """reportlab alone: the same photos drawn in a 5x5 grid, one page per letter."""
     start = time.perf_counter()
+    canvas = Canvas(io.BytesIO(), pagesize=(612, 612), invariant=1, pageCompression=1)
+    side = 612 * 0.8 / 5
     for entry in plan.letters:
-        for photo in entry.photos[:9]:
+        for k, photo in enumerate(entry.photos[:per_page]):
             loaded = load_photo(photo, OUT / "store")
             assert loaded.image is not None
-            img = loaded.image.resize((900, 900), Image.Resampling.LANCZOS)
-            img.save(io.BytesIO(), "JPEG", quality=90)
+            data = encode_for_print(loaded.image, side / 72, 400, 90)
+            row, col = divmod(k, 5)
+            canvas.drawImage(ImageReader(io.BytesIO(data)), 60 + col * side, 60 + row * side,
+                             side, side)  # fmt: skip
+        canvas.showPage()
+    canvas.save()
     return time.perf_counter() - start
 
 
-def timed_render(plan: BookPlan, out: Path) -> tuple[float, int]:
+def timed_render(plan: BookPlan, out: Path) -> tuple[float, RenderResult]:
     start = time.perf_counter()
     result = render_book(plan, out, OUT / "store")
-    return time.perf_counter() - start, result.printed
+    return time.perf_counter() - start, result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--letters", type=int, default=26)
-    parser.add_argument("--photos", type=int, default=10)
+    parser.add_argument("--photos", type=int, default=30)
     parser.add_argument("--side", type=int, default=1024)
     args = parser.parse_args()
     plan = make_plan(args.letters, args.photos, args.side)
-    limit = limit_seconds(plan)
-    ours, printed = timed_render(plan, OUT / "ours")
-    rl_config.useA85 = 1
-    try:
-        a85, _ = timed_render(plan, OUT / "a85")
-    finally:
-        rl_config.useA85 = 0
+    floor = floor_seconds(plan, 25)
+    ours, result = timed_render(plan, OUT / "ours")
     again, _ = timed_render(read_plan(OUT / "ours" / "book.json"), OUT / "again")
     same = all(
         (OUT / "ours" / n).read_bytes() == (OUT / "again" / n).read_bytes()
         for n in ("interior.pdf", "cover.pdf", "attribution.json", "book.json")
     )
-    size = (OUT / "ours" / "interior.pdf").stat().st_size / 1e6
-    size_a85 = (OUT / "a85" / "interior.pdf").stat().st_size / 1e6
-    print(f"{printed} photos on {args.letters} letter pages ({args.side}px sources)")
-    print(
-        f"limit (Pillow decode+crop+resize+encode): {limit:.2f} s, {printed / limit:.1f} photos/s"
-    )
-    print(f"render_book (ours):        {ours:.2f} s, {printed / ours:.1f} photos/s, {size:.1f} MB")
-    print(
-        f"render_book (ASCII85 peer): {a85:.2f} s, {printed / a85:.1f} photos/s, {size_a85:.1f} MB"
-    )
+    pages = args.letters
+    print(f"{result.printed} photos on {pages} letter pages, {result.pages} pages in all "
+          f"({args.side}px sources)")  # fmt: skip
+    print(f"floor (reportlab, same photos, no layout): {floor:.2f} s, {floor / pages:.3f} s/page")
+    print(f"render_book: {ours:.2f} s, {ours / pages:.3f} s/letter page; ratio {ours / floor:.2f}x")
     print(f"regenerate from book.json: {again:.2f} s, identical bytes: {same}")
-    print(f"ratio render/limit: {ours / limit:.2f}x; ASCII85 peer / ours: {a85 / ours:.2f}x")
+    write_results("bench_book", [
+        Row("render_book s per letter page", ours / pages, "s", peer="reportlab floor",
+            peer_value=floor / pages, ratio=ours / floor,
+            extra={"photos": result.printed, "pages": result.pages, "identical_rebuild": same,
+                   "side_px": args.side}),
+    ])  # fmt: skip
 
 
 if __name__ == "__main__":

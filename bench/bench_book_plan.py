@@ -24,6 +24,7 @@ import duckdb
 import pyarrow as pa
 
 from oiforge.book import PlanRequest, plan_book
+from record import Row, write_results
 
 OUT = Path(__file__).parent / "out" / "book_plan"
 PEOPLE = ("/m/01g317", "/m/04yx4", "/m/03bt1vf", "/m/0dzct")
@@ -116,6 +117,10 @@ def main() -> None:
         f"plan_book: {took:.2f} s, {len(plan.letters)} letters, {photos} photos, skipped {skipped}"
     )
     print(f"ratio plan/limit: {took / limit:.2f}x")
+    extra = {"label_rows": rows, "letters": len(plan.letters), "photos": photos}
+    row = Row("plan_book", took, "s", "limit: one GROUP BY pass over the labels", limit,
+              took / limit, extra=extra)  # fmt: skip
+    write_results("bench_book_plan", [row], notes=f"--images {args.images}")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from oiforge.build.synthetic import selection_row, write_selection
 from oiforge.distributed import run_build_sharded, run_download_sharded
 from oiforge.download import DownloadConfig, download
 from oiforge.endpoints import Endpoints
+from record import Row, write_results
 
 OUT = Path(__file__).resolve().parent / "out" / "distributed"
 CLASSES = (("/m/01yrx", "Cat"), ("/m/0bt9lr", "Dog"), ("/m/015p6", "Bird"))
@@ -160,7 +161,11 @@ def rounds(variants: list[str], repeats: int, run: Callable[[str], float], tag: 
     return runs
 
 
-def summarize(title: str, images: int, runs: Runs) -> None:
+#: Issue #8 (and #25 for a 5,000-photo build): the engine costs at most 15% of a local run.
+GOAL = 1.15
+
+
+def summarize(title: str, images: int, runs: Runs, judge: bool = True) -> list[Row]:
     local = statistics.median(runs["local"])
     print(f"{title}: {images} images, median of {len(runs['local'])}, "
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
@@ -168,6 +173,16 @@ def summarize(title: str, images: int, runs: Runs) -> None:
         t = statistics.median(times)
         print(f"  {v:9s} {images / t:7,.0f} img/s ({t:6.2f} s)   throughput vs local "
               f"{local / t:.2f}   time {t / local - 1:+.0%}", flush=True)  # fmt: skip
+    return [ray_row(f"{title}: {v}", runs[v], runs["local"], judge) for v in runs if v != "local"]
+
+
+def ray_row(metric: str, ray: list[float], local: list[float], judge: bool) -> Row:
+    """Median Ray time against the median local time (goal only with a cluster running)."""
+    t, peer = statistics.median(ray), statistics.median(local)
+    goal = f"<= {GOAL} (time Ray/local)" if judge else ""
+    met = t / peer <= GOAL if judge else None
+    extra = {"runs_s": ray, "peer_runs_s": local}
+    return Row(metric, t, "s", "local", peer, t / peer, goal, met, extra=extra)
 
 
 def extrapolate(notes: list[dict[str, Any]], fixed_s: float) -> None:
@@ -198,9 +213,11 @@ def main() -> None:
     write_selection_for(ids, sel)
     proc, base = start_server("mirror", root)
     try:
-        run_all(args, sel, Endpoints.for_mirror(base), len(ids))
+        rows = run_all(args, sel, Endpoints.for_mirror(base), len(ids))
     finally:
         proc.kill()
+    how = f"{args.repeats} repeats, {args.cold} cold, shards {' '.join(args.shards)}"
+    write_results("bench_distributed", rows, notes=f"{len(ids)} images, {how}")
 
 
 HEAD = """
@@ -227,26 +244,27 @@ def start_head() -> tuple[subprocess.Popen[str], str, float]:
     return proc, address, time.perf_counter() - t0
 
 
-def run_all(args: argparse.Namespace, sel: Path, ep: Endpoints, images: int) -> None:
+def run_all(args: argparse.Namespace, sel: Path, ep: Endpoints, images: int) -> list[Row]:
     import ray
 
     print(f"python {sys.version.split()[0]}, ray {ray.__version__}, cpus {os.cpu_count()}, "
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     variants = ["local"] + [f"ray:{s}" for s in args.shards]
+    rows: list[Row] = []
     if args.stage != "build" and args.cold:
         firsts = variants[:2]  # the start-up is the same whatever the shard count
         cold = rounds(firsts, args.cold, lambda v: one_download(sel, ep, v, None)[0], "cold")
-        summarize(
-            "download, Ray start-up included (each Ray run starts and stops Ray)", images, cold
-        )
+        title = "download, Ray start-up included (each Ray run starts and stops Ray)"
+        rows += summarize(title, images, cold, judge=False)
     head, address, took = start_head()
     print(f"Ray head started at {address} in {took:.1f} s (not counted below)", flush=True)
     try:
-        warm_runs(args, variants, sel, ep, images, address)
+        rows += warm_runs(args, variants, sel, ep, images, address)
     finally:
         assert head.stdin is not None
         head.stdin.close()
         head.wait(timeout=120)
+    return rows
 
 
 def warm_runs(
@@ -256,7 +274,7 @@ def warm_runs(
     ep: Endpoints,
     images: int,
     address: str,
-) -> None:
+) -> list[Row]:
     notes: list[dict[str, Any]] = []
     fixed: list[float] = []
 
@@ -270,18 +288,21 @@ def warm_runs(
 
     reps = args.repeats if args.stage != "build" else 1
     warm = rounds(variants, reps, download_noted, "warm")
+    rows: list[Row] = []
     if args.stage != "build":
-        summarize("download, Ray cluster already running (each run a new Ray job)", images, warm)
+        title = "download, Ray cluster already running (each run a new Ray job)"
+        rows += summarize(title, images, warm)
         extrapolate(notes, statistics.median(fixed))
     if args.stage == "download":
-        return
+        return rows
     store = OUT / "store-local"
     build_one = one_build_cli if args.cli else one_build
     settled_dir(BUILDS, after_deletions=True)  # the download rounds just deleted stores
     built = rounds(variants[:2], args.repeats, lambda v: build_one(sel, store, v, address), "build")
     how = " (each an `oiforge build` command)" if args.cli else ""
-    summarize(f"build, Ray cluster already running{how}", images, built)
+    rows += summarize(f"build, Ray cluster already running{how}", images, built)
     shutil.rmtree(BUILDS)
+    return rows
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from record import Row, write_results
+
 OUT = Path(__file__).resolve().parent / "out"
 VENV_BIN = Path(sys.executable).parent
 I2D_VENV = OUT / "i2d-venv"
@@ -195,16 +197,19 @@ def main() -> None:
     print(f"{len(ids)} JPEGs, mean {statistics.mean(sizes) / 1e3:.0f} KB; server: {args.server}")
     proc, base = start_server(args.server, root)
     try:
-        bench(ids, base, args.reps, args.httpx)
+        rows = bench(ids, base, args.reps, args.httpx)
     finally:
         proc.kill()
+    notes = f"{len(ids)} JPEGs, {args.reps} reps, server {args.server}"
+    write_results("bench_download", rows, notes=notes)
 
 
-def bench(ids: list[str], base: str, reps: int, httpx: bool) -> None:
+def bench(ids: list[str], base: str, reps: int, httpx: bool) -> list[Row]:
     url_file, sel = OUT / "urls.txt", OUT / "selection.parquet"
     url_file.write_text("".join(f"{base}/open-images-dataset/train/{i}.jpg\n" for i in ids))
     pq.write_table(pa.table({"image_id": ids, "split": ["train"] * len(ids)}), sel)
     n = len(ids)
+    rows: list[Row] = []
     if httpx:
         wall, cpu = min(run_ceiling(url_file, CEILING_HTTPX) for _ in range(reps))
         print(f"httpx GET loop (64 in flight): {n / wall:,.0f} img/s  cpu {cpu:.2f} s")
@@ -218,21 +223,33 @@ def bench(ids: list[str], base: str, reps: int, httpx: bool) -> None:
             runs["ceiling"].append(run_ceiling(url_file))
             runs["img2dataset"].append(run_img2dataset(url_file, resize))
             runs["oiforge"].append(run_oiforge(sel, base, resize))
-        report(n, "resize 256" if resize else "as served", runs)
+        rows += report(n, "resize 256" if resize else "as served", runs)
+    return rows
 
 
-def report(n: int, setting: str, runs: dict[str, list[tuple[float, float]]]) -> None:
-    rates = {}
+#: Issue #3 asked >= 1.0x as served and >= 1.5x with resize; #25 asks >= 2x for both.
+GOAL = 2.0
+
+
+def report(n: int, setting: str, runs: dict[str, list[tuple[float, float]]]) -> list[Row]:
+    rates, cpus = {}, {}
     for name, results in runs.items():
         wall = statistics.median(w for w, _ in results)
         cpu = statistics.median(c for _, c in results)
-        rates[name] = n / wall
+        rates[name], cpus[name] = n / wall, cpu
         print(
             f"{setting:11s} {name:12s} {n / wall:8,.0f} img/s  wall {wall:6.2f} s  cpu {cpu:6.2f} s"
         )
-    print(
-        f"{setting:11s} ratio oiforge/img2dataset: {rates['oiforge'] / rates['img2dataset']:.2f}x"
-    )
+    ratio = rates["oiforge"] / rates["img2dataset"]
+    print(f"{setting:11s} ratio oiforge/img2dataset: {ratio:.2f}x")
+    cpu = {"cpu_s": cpus["oiforge"], "peer_cpu_s": cpus["img2dataset"], "images": n}
+    return [
+        Row(f"{setting}: oiforge download", rates["oiforge"], "img/s", "img2dataset 1.47",
+            rates["img2dataset"], ratio, f">= {GOAL:.0f}x (#25)", ratio >= GOAL, extra=cpu),
+        Row(f"{setting}: oiforge download vs the loopback ceiling", rates["oiforge"], "img/s",
+            "aiohttp GET loop, bodies discarded", rates["ceiling"],
+            rates["oiforge"] / rates["ceiling"]),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":

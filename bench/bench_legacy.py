@@ -32,6 +32,7 @@ import duckdb
 from oiforge.catalog import open_catalog, trainable_classes
 from oiforge.catalog.files import official_files
 from oiforge.catalog.legacy import extract_members
+from record import Row, write_results
 
 MEMBERS = {s: f"2017_11/{s}/annotations-human.csv" for s in ("train", "validation")}
 
@@ -113,12 +114,21 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)  # the offline class-list fallback is expected here
     work = Path(tempfile.mkdtemp(prefix="bench-legacy-"))
     try:
-        run(work, args.rows, args.repeats)
+        med = run(work, args.rows, args.repeats)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    pandas = "pandas read_csv + filter + groupby().nunique()"
+    write_results("bench_legacy", [
+        Row("extract both members (atomic, MD5)", med["ours_x"], "s", "tar -xzf", med["tar_x"],
+            med["ours_x"] / med["tar_x"], extra={"ratio": "ours/tar"}),
+        Row("trainable classes, warm", med["warm"], "s", pandas, med["pd"],
+            med["pd"] / med["warm"], extra={"ratio": "pandas/ours"}),
+        Row("trainable classes, cold (ingest included)", med["cold"], "s", pandas, med["pd"],
+            med["pd"] / med["cold"], extra={"ratio": "pandas/ours"}),
+    ], notes=f"--rows {args.rows} --repeats {args.repeats}")  # fmt: skip
 
 
-def run(work: Path, rows: int, repeats: int) -> None:
+def run(work: Path, rows: int, repeats: int) -> dict[str, float]:
     tar = make_tarball(work, rows)
     print(f"tarball {tar.stat().st_size / 1e6:.1f} MB ({rows:,} + {rows // 20:,} rows), "
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
@@ -144,6 +154,7 @@ def run(work: Path, rows: int, repeats: int) -> None:
           f"pandas/warm {med['pd'] / med['warm']:.2f}x)")  # fmt: skip
     print(f"runs: {({k: [round(x, 2) for x in v] for k, v in times.items()})}, "
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    return med
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from bench_select import boxable_mids, generate  # noqa: E402
 from oiforge.catalog import open_catalog, select  # noqa: E402
 from oiforge.postgres import load_catalog, select_pg  # noqa: E402
 from oiforge.spec import SelectSpec  # noqa: E402
+from record import Row, write_results  # noqa: E402
 
 
 @contextmanager
@@ -91,6 +92,10 @@ def main() -> None:
         print(f"load_catalog: {rows:,} rows in {t_load:.2f} s = {rows / t_load:,.0f} rows/s")
         t_again, _ = timed(lambda: load_catalog(cat, dsn), 1)
         print(f"reload (idempotent): {t_again:.2f} s")
+        results = [
+            Row("load_catalog (COPY)", rows / t_load, "rows/s", extra={"rows": rows, "s": t_load}),
+            Row("reload (idempotent)", t_again, "s"),
+        ]
         for name, q in {"2 classes": mids[100:102], "50 classes": mids[:50]}.items():
             spec = SelectSpec(
                 classes=tuple(q), label_mode="box", multi_label="multi", splits=("train",)
@@ -102,8 +107,12 @@ def main() -> None:
                 f"select {name}: {d.table.num_rows:,} rows; DuckDB {t_duck:.3f} s, "
                 f"PostgreSQL {t_pg:.3f} s, ratio pg/duckdb {t_pg / t_duck:.2f}x, same={same}"
             )
+            extra = {"rows": d.table.num_rows, "same_rows": same}
+            results.append(Row(f"select {name}: select_pg", t_pg, "s", "DuckDB select", t_duck,
+                               t_pg / t_duck, extra=extra))  # fmt: skip
     cat.close()
     shutil.rmtree(work, ignore_errors=True)
+    write_results("bench_postgres", results, notes=f"scale {args.scale}, best of {args.repeat}")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from record import Row, write_results
+
 OUT = Path(__file__).resolve().parent / "out" / "serve"
 NUM_CLASSES = 10
 SIZE = 224
@@ -147,6 +149,27 @@ def bench_end_to_end(export: Path, iters: int, threads: int) -> None:
     print(
         f"  predictor end to end ({PHOTO_WIDTH}px JPEG decode+preprocess+infer): {med:.2f} ms/image"
     )
+
+
+def in_process_cpu_ms(export: Path, iters: int) -> float:
+    """CPU ms of one photo through the predictor in this process, set up as the server sets
+    it up (its inference threads, no spinning): the peer of the server's CPU per request."""
+    from oiforge.serve.predictor import Predictor
+    from oiforge.serve.preprocess import preprocess_bytes
+    from oiforge.serve.runner import ServeConfig
+
+    threads = ServeConfig().inference_threads
+    predictor = Predictor(export, threads=threads, spin=False)
+    jpeg, pre = photo_jpeg(), predictor.labels.preprocessing
+
+    def once() -> None:
+        arr, _ = preprocess_bytes(jpeg, pre)
+        predictor.top_k(predictor.probabilities([arr]), 5)
+
+    cpu, _ = _cpu_ms(once, max(10, iters))
+    print(f"  predictor in process, as the server runs it ({threads} thread, no spin): "
+          f"{cpu:.2f} ms CPU/image")  # fmt: skip
+    return cpu
 
 
 def _cpu_ms(fn: Any, iters: int) -> tuple[float, float]:
@@ -365,8 +388,13 @@ def bench_http(
     return rows
 
 
-def print_medians(rows: list[tuple[str, dict[str, Any]]]) -> None:
+def print_medians(
+    rows: list[tuple[str, dict[str, Any]]], in_process_cpu: float | None
+) -> list[Row]:
+    """Prints the medians over rounds; returns p99 against 100 ms and server CPU per request
+    against the in-process predictor's CPU for the same photo, for each variant and rate."""
     print("medians over rounds:")
+    results = []
     keys = sorted({(name, row["rate"]) for name, row in rows}, key=lambda k: (k[1], k[0]))
     for name, rate in keys:
         runs = [row for n, row in rows if (n, row["rate"]) == (name, rate)]
@@ -381,6 +409,32 @@ def print_medians(rows: list[tuple[str, dict[str, Any]]]) -> None:
             f"CPU-bound capacity {(os.cpu_count() or 1) * 1000 / per_req:.0f} rps, "
             f"load {med['load']:.1f} ({len(runs)} runs)"
         )
+        results += http_rows(f"{name} {rate:.0f} rps", med, errors, in_process_cpu)
+    return results
+
+
+#: Issue #6: p99 < 100 ms at 50 rps; #25: server CPU per request <= 1.25x the in-process one.
+P99_LIMIT_MS, CPU_GOAL = 100.0, 1.25
+
+
+def http_rows(
+    what: str, med: dict[str, float], errors: int, in_process_cpu: float | None
+) -> list[Row]:
+    at_50 = what.endswith(" 50 rps")
+    p99 = med["p99"] / P99_LIMIT_MS
+    extra = {"ok_rps": med["ok_rps"], "p50_ms": med["p50"], "errors": errors, "load": med["load"]}
+    rows = [
+        Row(f"{what}: p99 latency", med["p99"], "ms", "limit", P99_LIMIT_MS, p99,
+            "< 100 ms at 50 rps (#6)" if at_50 else "", p99 < 1 if at_50 else None, extra=extra)
+    ]  # fmt: skip
+    if in_process_cpu:
+        cpu = med["server_ms_per_req"] / in_process_cpu
+        rows.append(
+            Row(f"{what}: server CPU per request", med["server_ms_per_req"], "ms",
+                "in-process predictor CPU, same photo", in_process_cpu, cpu,
+                f"<= {CPU_GOAL} (#25)", cpu <= CPU_GOAL)
+        )  # fmt: skip
+    return rows
 
 
 def parse_args() -> argparse.Namespace:
@@ -411,11 +465,14 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     export = build_export()
+    results: list[Row] = []
+    in_process_cpu = None
     if not args.http_only:
         print("per-image latency (same model, same input):")
         for threads in sorted({1, args.threads}):
-            bench_latency(export, args.iters, threads)
+            results.append(latency_row(threads, *bench_latency(export, args.iters, threads)))
         bench_end_to_end(export, args.iters, args.threads)
+        in_process_cpu = in_process_cpu_ms(export, args.iters)
         bench_breakdown(export, args.iters)
     print(
         f"HTTP: oiforge serve on loopback, open-loop client process, {args.seconds:.0f} s per rate:"
@@ -425,7 +482,18 @@ def main() -> None:
         variants["compare"] = args.compare_src.resolve()
     rates = [float(r) for r in args.rates.split(",") if r]  # --rates "": no HTTP part
     if rates:
-        print_medians(bench_http(export, rates, args.seconds, args.rounds, variants))
+        rows = bench_http(export, rates, args.seconds, args.rounds, variants)
+        results += print_medians(rows, in_process_cpu)
+    how = f"--iters {args.iters} --seconds {args.seconds} --rates {args.rates}"
+    write_results("bench_serve", results, notes=f"{how}, {args.rounds} rounds")
+
+
+def latency_row(threads: int, eager_ms: float, ort_ms: float) -> Row:
+    """ONNX Runtime against torch eager at batch 1 (issue #6: >= 2x on one thread)."""
+    ratio = eager_ms / ort_ms
+    goal = ">= 2x (torch/ORT)" if threads == 1 else ""
+    return Row(f"batch 1, {threads} thread(s): ONNX Runtime", ort_ms, "ms", "torch eager",
+               eager_ms, ratio, goal, ratio >= 2 if threads == 1 else None)  # fmt: skip
 
 
 if __name__ == "__main__":

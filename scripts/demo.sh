@@ -44,9 +44,12 @@ oiforge classes Airplane --limit 3
 oiforge tree Sandwich
 
 step "4/11 select: 6 classes, human-verified labels, no people (Person, Human face)"
-oiforge select Apple Cat Dog Zebra Strawberry Penguin \
-  --exclude-images-with Person --exclude-images-with "Human face" \
-  --out "$OUT/selection.parquet"
+cat >"$OUT/spec.yaml" <<'SPEC'
+# The demo's selection: six classes, human-verified labels, no photo that shows a person.
+classes: [Apple, Cat, Dog, Zebra, Strawberry, Penguin]
+exclude_images_with: [Person, Human face]
+SPEC
+oiforge select --spec "$OUT/spec.yaml" --out "$OUT/selection.parquet"
 
 step "5/11 download: resized bucket, then Flickr original, then thumbnail; verified"
 oiforge download "$OUT/selection.parquet" --out "$OUT/store" --max-side 512
@@ -73,7 +76,10 @@ oiforge predict "$OUT/run/model.onnx" "${SOME[@]}" --top-k 3
 step "10/11 book: an A-to-Z picture book with no people in it, every photo credited"
 oiforge book --out "$OUT/book" --mirror "$OIFORGE_MIRROR"
 
-step "11/11 done: where everything is"
+step "11/11 present: the project deck from the run's files (learning curve and estimate measured)"
+oiforge present "$OUT/run" --out "$OUT/deck" --pdf
+
+step "done: where everything is"
 cat <<MSG
   mirror sample      $OUT/sample              (served at $OIFORGE_MIRROR during the demo)
   catalog cache      $OUT/home/metadata
@@ -83,6 +89,7 @@ cat <<MSG
   training run       $OUT/run                 (metrics.csv, best.safetensors, report.html)
   model              $OUT/run/model.onnx      (labels.json, MODEL.md)
   picture book       $OUT/book                (interior.pdf, cover.pdf, attribution.json)
+  presentation       $OUT/deck                (index.html: open it offline; slides.md, deck.pdf)
 Total: $((SECONDS - T0)) s.
 Serve the model:     oiforge serve $OUT/run/model.onnx --port 8000   (then open http://127.0.0.1:8000/)
 MSG

@@ -50,6 +50,13 @@ def test_book_end_to_end_and_byte_identical_regeneration(
     person_mids = {c["mid"] for c in facts["classes"] if c["is_person"]}
     people = {i["image_id"] for i in facts["images"] if set(i["classes"]) & person_mids}
     assert not printed & people
+    text = subprocess.run(["pdftotext", str(out / "interior.pdf"), "-"], capture_output=True,
+                          text=True, check=True).stdout  # fmt: skip
+    credits = "".join(text.split("Photo credits", 1)[1].split())
+    for e in attribution["photos"]:  # real Flickr names and titles, read back as printed
+        assert "".join(e["printed_title"].split()) in credits, e["printed_title"]
+        assert "".join(e["printed_author"].split()) in credits, e["printed_author"]
+    assert "\ufffd" not in text
 
     again = tmp_path / "again"
     result = _run("book", "render", str(out), "--out", str(again), "--store", str(out / "store"))
@@ -73,5 +80,7 @@ def test_bad_input_exits_2_with_one_clear_line(mirror: Any, tmp_path: Path) -> N
     assert result.exit_code == 2 and "LETTER=Class" in result.output
     result = _run("book", "plan", "--out", out, "--trim", "huge", "--mirror", mirror.url)
     assert result.exit_code == 2 and "trim size" in result.output
+    result = _run("book", "check", str(tmp_path / "none.pdf"))
+    assert result.exit_code == 2 and "no such file" in result.output
     result = _run("book", "render", str(tmp_path / "nothing"))
     assert result.exit_code == 1 and "book plan" in result.output

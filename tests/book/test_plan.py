@@ -12,7 +12,7 @@ import pytest
 
 from oiforge.book import PlanRequest, SelectOptions, plan_book, write_selection
 from oiforge.book.credits import is_cc_by
-from oiforge.book.custom import Overrides
+from oiforge.book.model import Overrides
 from oiforge.contracts import SELECTION_SCHEMA
 from oiforge.errors import InvalidInputError, UnknownClassError
 

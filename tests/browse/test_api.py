@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
 
 from oiforge.build import read_exclude_list
+from oiforge.cli import app
+from oiforge.reviews import read_reviews
 
-from .conftest import Browse
+from .conftest import BEAR, CARNIVORE, Browse
 
 
 def test_search_and_tree(browse: Browse) -> None:
@@ -47,3 +54,85 @@ def test_concurrent_exclusions_are_all_saved_and_undo_works(browse: Browse) -> N
     assert {g["image_id"] for g in grid["images"]} == set(ids) - {ids[1]}
     bad = httpx.post(f"{browse.url}/api/exclude", json={"image_id": "../x"})
     assert bad.status_code == 400
+
+
+KINDS = ["exact", "prefix", "word", "contains", "fuzzy"]
+
+
+def test_search_ranks_exact_prefix_word_then_close_fuzzy(browse: Browse) -> None:
+    def hits(q: str) -> list[dict[str, object]]:
+        return httpx.get(f"{browse.url}/api/classes", params={"q": q}).json()  # type: ignore[no-any-return]
+
+    zebra = hits("zebra")
+    assert zebra[0]["name"] == "Zebra" and zebra[0]["match"] == "exact"
+    assert not {"Bran", "Sazerac"} & {h["name"] for h in zebra}
+    for q in ("cat", "bear", "zebra"):
+        ranks = [KINDS.index(str(h["match"])) for h in hits(q)]
+        assert ranks == sorted(ranks), q
+    typo = hits("zebar")
+    assert typo[0]["name"] == "Zebra" and typo[0]["match"] == "fuzzy"
+    cat = next(h for h in hits("cat") if h["name"] == "Cat")
+    assert cat["images"] == _grid(browse, cls="/m/01yrx")["total"] == 2  # in the selection
+
+
+def _grid(browse: Browse, **params: object) -> dict[str, object]:
+    return httpx.get(f"{browse.url}/api/images", params=params).json()  # type: ignore[no-any-return]
+
+
+def test_filters_class_with_descendants_flags_download_pages(browse: Browse) -> None:
+    everything = _grid(browse)
+    assert everything["total"] == everything["all"] == len(browse.image_ids)
+    carnivore = _grid(browse, cls=CARNIVORE)  # Cat, Dog and Bear are all below Carnivore
+    assert carnivore["total"] == len(browse.image_ids) and carnivore["class"]["name"] == "Carnivore"
+    bear = _grid(browse, cls=BEAR)
+    assert [g["labels"][0]["name"] for g in bear["images"]] == ["Bear"]
+    occluded = _grid(browse, flags="is_occluded")
+    assert [b["flags"] for g in occluded["images"] for b in g["boxes"]] == [["is_occluded"]]
+    failed = _grid(browse, dl="failed")
+    assert [g["image_id"] for g in failed["images"]] == [browse.failed]
+    assert failed["images"][0]["download"] == "http_404" and failed["images"][0]["error"]
+    assert everything["facets"]["dl"] == {"ok": len(browse.image_ids) - 1, "http_404": 1}
+    pages = [_grid(browse, size=2, page=p)["images"] for p in range(3)]
+    assert [g["image_id"] for page in pages for g in page] == browse.image_ids
+    wide = everything["images"][0]
+    assert (wide["width"], wide["height"]) == (512, 288) and wide["license_name"] == "CC BY 2.0"
+    bad = httpx.get(f"{browse.url}/api/images", params={"flags": "is_purple"})
+    assert bad.status_code == 400 and "is_purple" in bad.json()["error"]
+
+
+def test_machine_label_filters_and_reviews(make_browse: Callable[[str], Browse]) -> None:
+    b = make_browse("image")
+    machine = _grid(b, src="machine")
+    confs = sorted(g["labels"][0]["confidence"] for g in machine["images"])
+    assert confs == [0.4, 0.8, 0.9]
+    assert _grid(b, src="machine", cmin=0.5, cmax=0.85)["total"] == 1
+    first = machine["images"][0]
+    item = {"image_id": first["image_id"], "mid": first["labels"][0]["mid"], "verdict": "rejected"}
+    res = httpx.post(f"{b.url}/api/review", json={"items": [item]}).json()
+    assert res["previous"][0]["verdict"] == ""
+    assert read_reviews(b.review_file)[(item["image_id"], item["mid"])][0] == "rejected"
+    assert _grid(b, src="machine", rv="rejected")["images"][0]["image_id"] == item["image_id"]
+    assert _grid(b, src="machine", rv="unreviewed")["total"] == 2
+    bad = httpx.post(f"{b.url}/api/review", json={"items": [{**item, "verdict": "maybe"}]})
+    assert bad.status_code == 400 and "object at 0x" not in bad.text
+
+
+@pytest.mark.slow
+def test_build_review_leaves_out_the_boxes_of_rejected_labels(
+    browse: Browse, tmp_path: Path
+) -> None:
+    first = _grid(browse)["images"][0]
+    label = first["labels"][0]
+    item = {"image_id": first["image_id"], "mid": label["mid"], "verdict": "rejected"}
+    assert httpx.post(f"{browse.url}/api/review", json={"items": [item]}).status_code == 200
+    out = tmp_path / "ds"
+    where = ["--selection", str(browse.selection), "--store", str(browse.store), "--out", str(out)]
+    res = CliRunner().invoke(
+        app, ["build", *where, "--no-dedupe", "--review", str(browse.review_file)]
+    )
+    assert res.exit_code == 0, res.output
+    kept = pq.read_table(out / "manifest.parquet").column("image_id").to_pylist()
+    assert first["image_id"] not in kept and len(set(kept)) == len(browse.image_ids) - 2
+    dropped = pq.read_table(out / "excluded.parquet").to_pylist()
+    boxes = {r["box_index"] for r in dropped if r["image_id"] == first["image_id"]}
+    assert boxes == {b["index"] for b in first["boxes"]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from oiforge.serve.app import create_app
 from oiforge.serve.runner import ServeConfig
 
 JPEG = ("a.jpg", photo(200, 150), "image/jpeg")
+OBJECT_REPR = re.compile(r"object at 0x|<[\w.]+[ >]")
 
 
 def _post(url: str, **kwargs: Any) -> httpx.Response:
@@ -28,6 +30,7 @@ def _assert_error(resp: httpx.Response, status: int, code: str | None = None) ->
     assert resp.status_code == status, resp.text
     body = resp.json()["error"]
     assert body["message"]
+    assert not OBJECT_REPR.search(body["message"]), body["message"]  # no Python reprs
     if code:
         assert body["code"] == code, body
 
@@ -202,3 +205,16 @@ def test_api_key_and_private_urls_refused_by_default(exported: Path) -> None:
         resp = _post(server.url, json=local, headers={"x-api-key": "s3cret"})
         _assert_error(resp, 422, "url_forbidden")
         assert httpx.get(f"{server.url}/healthz").status_code == 200
+
+
+def test_exception_text_drops_object_reprs() -> None:
+    from PIL import UnidentifiedImageError
+
+    from oiforge.errtext import exception_text
+
+    pil = UnidentifiedImageError("cannot identify image file <_io.BytesIO object at 0x7f3a2b>")
+    assert exception_text(pil) == "not an image format this service reads"
+    wrapped = OSError("<urlopen error [Errno 111] Connection refused>")
+    assert exception_text(wrapped) == "[Errno 111] Connection refused"
+    other = ValueError("bad <PIL.Image.Image image mode=RGB size=1x1 at 0x7F00> here")
+    assert not OBJECT_REPR.search(exception_text(other))

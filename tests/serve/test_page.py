@@ -44,3 +44,40 @@ def test_drop_a_photo_and_see_top_k_bars(
     page.wait_for_selector("#status.error")
     assert "not a decodable image" in page.locator("#status").inner_text()
     assert (artifacts / "serve-page.png").stat().st_size > 1000
+
+
+def _watch(page: Any) -> tuple[list[str], list[str]]:
+    errors: list[str] = []
+    outside: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    local = ("http://127.0.0.1", "data:", "blob:")
+    page.on("request", lambda r: None if r.url.startswith(local) else outside.append(r.url))
+    return errors, outside
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_docs_render_offline_from_the_apps_own_assets(
+    service: str, chromium: Any, artifacts: Path
+) -> None:
+    page = chromium.new_page(viewport={"width": 1100, "height": 900})
+    errors, outside = _watch(page)
+    page.goto(service + "/docs")
+    page.wait_for_selector(".swagger-ui .opblock-summary-path")
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert "/v1/predict" in paths and "/v1/model" in paths
+    page.screenshot(path=str(artifacts / "serve-docs.png"))
+    assert errors == [] and outside == []
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_page_fits_a_phone_and_names_the_model(service: str, chromium: Any) -> None:
+    page = chromium.new_page(viewport={"width": 375, "height": 740})
+    errors, outside = _watch(page)
+    page.goto(service + "/")
+    page.wait_for_function("document.getElementById('model').textContent.includes('classes')")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert not page.locator("#model").inner_text().startswith("run ")
+    assert errors == [] and outside == []

@@ -1,4 +1,9 @@
-"""Plan a book from the catalog: letters, classes and candidate photos -> ``book.json``.
+"""Plan a book from the catalog: a class per letter, its candidate photos -> ``book.json``.
+
+Class choice: for each letter, classes whose printed label starts with it, unless they show
+people, are on the blocked list, or have too few human-verified positives. Score: log10 of the
+positives, plus ``KID_BONUS`` decades for a kid-friendly concrete noun, so a kid-friendly class
+with 100 positives beats an abstract one with 90,000.
 
 The plan is a draft: each letter carries up to ``candidates_per_letter`` people-free photos,
 best first, so the render can still fill its grid when some downloads fail. The plan also
@@ -7,28 +12,34 @@ becomes ``selection.parquet`` (the download stage's input).
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from oiforge.book.choose import ClassCandidate, rank_classes
-from oiforge.book.custom import CustomClass, Overrides, custom_letter
+from oiforge.atomic import write_bytes_atomic
 from oiforge.book.model import (
     LETTERS,
     BookPlan,
     Box,
-    LayoutOptions,
+    CustomClass,
     LetterPlan,
+    Overrides,
     Photo,
+    PlanRequest,
     SelectOptions,
 )
-from oiforge.book.people import depiction_mids, person_mids
-from oiforge.book.query import PhotoQuery, query_photos
-from oiforge.book.words import label_of, letter_of
+from oiforge.book.query import PhotoQuery, depiction_mids, person_mids, query_photos
+from oiforge.book.words import BLOCKED_NAMES, KID_FRIENDLY, label_of, letter_of
+from oiforge.contracts import SELECTION_SCHEMA, is_image_id
 from oiforge.errors import InvalidInputError, StageError
 
 log = logging.getLogger(__name__)
@@ -46,14 +57,42 @@ class CatalogLike(Protocol):
     def class_counts(self) -> pa.Table: ...
 
 
-@dataclass(frozen=True)
-class PlanRequest:
-    """Everything ``plan_book`` needs besides the catalog."""
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+MAX_LOCAL_PHOTOS = 16
+MAX_LOCAL_BYTES = 64 * 1024 * 1024
+LOCAL_LICENCE = "private photo, used with permission"
 
-    layout: LayoutOptions = field(default_factory=LayoutOptions)
-    select: SelectOptions = field(default_factory=SelectOptions)
-    custom: tuple[CustomClass, ...] = ()
-    overrides: Overrides = field(default_factory=Overrides)
+
+def _local_photo(path: Path) -> Photo | None:
+    try:
+        if path.stat().st_size > MAX_LOCAL_BYTES:
+            return None
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+    return Photo(
+        image_id=f"local-{digest[:16]}",
+        source="local",
+        path=str(path),
+        sha256=digest,
+        title=path.stem,
+        license=LOCAL_LICENCE,
+    )
+
+
+def custom_letter(custom: CustomClass) -> LetterPlan:
+    """The letter page of a custom class: its folder's photos, sorted by file name."""
+    files = sorted(
+        p for p in custom.folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES
+    )
+    photos = [p for p in (_local_photo(f) for f in files[: 2 * MAX_LOCAL_PHOTOS]) if p]
+    unique = list({p.image_id: p for p in reversed(photos)}.values())[::-1]
+    return LetterPlan(
+        letter=custom.letter,
+        label=label_of(custom.name),
+        class_name=custom.name,
+        photos=tuple(unique[:MAX_LOCAL_PHOTOS]),
+    )
 
 
 def positives_from_counts(table: pa.Table) -> dict[str, int]:
@@ -168,6 +207,8 @@ def plan_book(cat: CatalogLike, req: PlanRequest) -> BookPlan:
         label_mode=sel.label_mode,
         exclude_depictions=sel.exclude_depictions,
         cc_by_only=sel.cc_by_only,
+        commercial=sel.commercial,
+        omit_no_derivatives=sel.no_derivatives == "omit",
         seed=sel.seed,
         per_class=2 * sel.candidates_per_letter + len(forced),
         force=forced,
@@ -199,3 +240,115 @@ def _force_notes(overrides: Overrides, letters: list[LetterPlan]) -> tuple[str, 
         for i in ids
         if i not in planned.get(letter, set())
     )
+
+
+# -- class choice ---------------------------------------------------------------------------
+KID_BONUS = 3.0
+
+
+@dataclass(frozen=True)
+class ClassCandidate:
+    """A class that could be a letter's page."""
+
+    mid: str
+    name: str
+    positives: int
+
+    @property
+    def label(self) -> str:
+        return label_of(self.name)
+
+    @property
+    def letter(self) -> str | None:
+        return letter_of(self.name)
+
+    @property
+    def is_kid_friendly(self) -> bool:
+        return self.name.lower() in KID_FRIENDLY
+
+    @property
+    def score(self) -> float:
+        return math.log10(1 + self.positives) + (KID_BONUS if self.is_kid_friendly else 0.0)
+
+
+def _sort_key(c: ClassCandidate) -> tuple[float, str, str]:
+    return (-c.score, c.label.lower(), c.mid)
+
+
+def rank_classes(
+    classes: Iterable[tuple[str, str]],
+    positives: Mapping[str, int],
+    excluded: set[str],
+    min_positives: int = 1,
+) -> dict[str, list[ClassCandidate]]:
+    """Per letter, its candidate classes, best first; one class per printed label."""
+    by_label: dict[str, ClassCandidate] = {}
+    for mid, name in classes:
+        cand = ClassCandidate(mid, name, int(positives.get(mid, 0)))
+        if mid in excluded or name.lower() in BLOCKED_NAMES or cand.letter is None:
+            continue
+        if cand.positives < min_positives:
+            continue
+        key = cand.label.lower()
+        if key not in by_label or _sort_key(cand) < _sort_key(by_label[key]):
+            by_label[key] = cand
+    ranked: dict[str, list[ClassCandidate]] = {}
+    for cand in sorted(by_label.values(), key=_sort_key):
+        assert cand.letter is not None
+        ranked.setdefault(cand.letter, []).append(cand)
+    return ranked
+
+
+# -- selection.parquet --------------------------------------------------------------------
+def plan_hash(plan: BookPlan) -> str:
+    """SHA-256 (first 16 hex) of the plan's selection options: the ``spec_hash`` column."""
+    return hashlib.sha256(plan.select.model_dump_json().encode()).hexdigest()[:16]
+
+
+def _row(entry: LetterPlan, photo: Photo, index: int, spec_hash: str) -> dict[str, Any]:
+    box = photo.box
+    return {
+        "image_id": photo.image_id,
+        "split": photo.split or "train",
+        "label_mid": entry.mid,
+        "label_name": entry.class_name,
+        "source": "book",
+        "confidence": 1.0,
+        "box_index": index if box else None,
+        "x_min": box.x_min if box else None,
+        "x_max": box.x_max if box else None,
+        "y_min": box.y_min if box else None,
+        "y_max": box.y_max if box else None,
+        "original_url": photo.original_url,
+        "landing_url": photo.landing_url,
+        "thumbnail_url": photo.thumbnail_url,
+        "license": photo.license,
+        "author": photo.author,
+        "author_profile_url": photo.author_profile_url,
+        "title": photo.title,
+        "original_size": photo.original_size,
+        "original_md5": photo.original_md5,
+        "rotation": photo.rotation,
+        "spec_hash": spec_hash,
+    }
+
+
+def plan_to_selection(plan: BookPlan) -> pa.Table:
+    """One row per Open Images photo of the plan (local photos need no download)."""
+    h = plan_hash(plan)
+    rows = [
+        _row(entry, photo, 0, h)
+        for entry in plan.letters
+        for photo in entry.photos
+        if photo.source == "openimages" and is_image_id(photo.image_id)
+    ]
+    return pa.Table.from_pylist(rows, schema=SELECTION_SCHEMA)
+
+
+def write_selection(plan: BookPlan, path: str | Path) -> int:
+    """Write ``selection.parquet`` atomically; returns the row count."""
+    table = plan_to_selection(plan)
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    write_bytes_atomic(path, buf.getvalue())
+    return int(table.num_rows)

@@ -1,14 +1,22 @@
-"""SQL over the catalog views: positives per class and people-free photos of many classes.
+"""SQL over the catalog views: people-free photos of many classes, and which classes mean people.
 
 One query serves every candidate class of the book at once (the label and box copies are
 sorted by class, so it reads only their row groups plus the people/depiction classes once).
+
+Every class below Person and Human body (Subcategory *and* Part links: Man, Woman, Boy, Girl,
+Human face, Human hand, Beard, ...) and every class named in ``words.PERSON_NAMES`` or
+starting with ``Human `` counts as a person. An image with any of them, as a human-verified
+label, a box, or a confident machine label, is never printed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 import duckdb
+
+from oiforge.book.words import DEPICTION_NAMES, PERSON_NAMES
 
 POSITIVE = 0.5  # human-verified labels are 0 (verified absent) or 1 (verified present)
 MACHINE_PERSON = 0.5  # a machine label this sure of a person also excludes the image
@@ -32,6 +40,8 @@ class PhotoQuery:
     label_mode: str = "image"
     exclude_depictions: bool = True
     cc_by_only: bool = False
+    commercial: bool = False  # leave out non-commercial (NC) licences
+    omit_no_derivatives: bool = False  # leave out no-derivatives (ND) licences
     seed: int = 0
     per_class: int = 48
     force: tuple[str, ...] = ()  # ImageIDs ranked first wherever they qualify
@@ -94,13 +104,21 @@ def _excluded_sql(q: PhotoQuery) -> str:
     return "\nUNION\n".join(parts)
 
 
+def _licence_sql(q: PhotoQuery) -> str:
+    """Licence filters on ``i.license`` (Creative Commons URLs, any version)."""
+    parts = []
+    if q.cc_by_only:
+        parts.append("regexp_matches(i.license, 'creativecommons\\.org/licenses/by/[0-9]')")
+    if q.commercial:
+        parts.append("NOT regexp_matches(lower(i.license), 'licenses/[a-z-]*nc[a-z-]*/')")
+    if q.omit_no_derivatives:
+        parts.append("NOT regexp_matches(lower(i.license), 'licenses/[a-z-]*nd[a-z-]*/')")
+    return "".join(f" AND {p}" for p in parts)
+
+
 def photos_sql(q: PhotoQuery) -> str:
     """Up to ``per_class`` people-free photos per class, best first."""
-    licence = (
-        "AND regexp_matches(i.license, 'creativecommons\\.org/licenses/by/[0-9]')"
-        if q.cc_by_only
-        else ""
-    )
+    licence = _licence_sql(q)
     return f"""
     WITH cand AS MATERIALIZED (
         SELECT *, list_contains($force::VARCHAR[], image_id) AS forced,
@@ -156,3 +174,51 @@ def query_photos(
             seen.add(key)
             out.setdefault(key[0], []).append(rec)
     return out
+
+
+# -- who counts as a person ----------------------------------------------------------------
+PERSON_ROOTS: Final = ("/m/01g317", "/m/02p0tk3")  # Person, Human body (stable MIDs)
+_NOT_PEOPLE: Final = frozenset(
+    {"human settlement", "human torpedo", "human body louse", "human torch", "human height"}
+)
+
+
+def _descendants(con: duckdb.DuckDBPyConnection, roots: list[str]) -> set[str]:
+    rows = con.execute(
+        """
+        WITH RECURSIVE below(mid) AS (
+            SELECT unnest(?::VARCHAR[])
+            UNION
+            SELECT h.child_mid FROM hierarchy h JOIN below b ON h.parent_mid = b.mid
+        )
+        SELECT mid FROM below
+        """,
+        [roots],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _mids_named(con: duckdb.DuckDBPyConnection, names: frozenset[str]) -> set[str]:
+    rows = con.execute(
+        "SELECT label_mid FROM classes WHERE lower(label_name) IN (SELECT unnest(?::VARCHAR[]))",
+        [sorted(names)],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def person_mids(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """MIDs of every class that shows a person or a part of one."""
+    roots = list(PERSON_ROOTS) + sorted(
+        _mids_named(con, frozenset({"person", "human body", "human"}))
+    )
+    mids = _descendants(con, roots) | _mids_named(con, PERSON_NAMES)
+    human = con.execute(
+        "SELECT label_mid, lower(label_name) FROM classes WHERE lower(label_name) LIKE 'human %'"
+    ).fetchall()
+    mids |= {mid for mid, name in human if name not in _NOT_PEOPLE}
+    return mids
+
+
+def depiction_mids(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """MIDs of classes that mean the image is a drawing, cartoon or artwork."""
+    return _mids_named(con, DEPICTION_NAMES)

@@ -12,12 +12,23 @@ import os
 import typer
 
 from oiforge import __version__
-from oiforge.cli import book, browse, build, catalog, download, mirror, serve, stats, train
+from oiforge.cli import (
+    book,
+    browse,
+    build,
+    catalog,
+    download,
+    mirror,
+    present,
+    serve,
+    stats,
+    train,
+)
 from oiforge.cli._common import create_app, err_console
 
 app = create_app("Open Images into catalogs, datasets, classifiers, services and picture books.")
 
-for _module in (mirror, catalog, download, build, train, serve, book, browse, stats):
+for _module in (mirror, catalog, download, build, train, serve, book, browse, stats, present):
     _module.register(app)
 
 

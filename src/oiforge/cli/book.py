@@ -30,8 +30,14 @@ _TRIM = typer.Option(None, "--trim", help="Trim size: 8.5x8.5 (default), 8x10, A
 _BLEED = typer.Option(None, "--bleed/--no-bleed", help="Add 0.125 in bleed on every side.")
 _SPINE = typer.Option(None, "--spine", help="Spine width in inches: cover.pdf as one wrap.")
 _SPREAD = typer.Option(None, "--spread/--one-page", help="Two facing pages per letter.")
-_MAXP = typer.Option(None, "--max-photos", help="Most photos per letter: 1, 4, 9 or 16.")
-_FONT = typer.Option(None, "--font", help="DejaVuSans (default when installed) or Vera.")
+_MAXP = typer.Option(None, "--max-photos", help="Most photos per letter: 1, 4, 9, 16 or 25.")
+_GRID = typer.Option(None, "--grid", help="Fix every letter's grid: 3 (3x3), 4 or 5 (0: auto).")
+_MINDPI = typer.Option(None, "--min-dpi", help="Warn below this resolution (default 300).")
+_PRESET = typer.Option(None, "--preset", help="Print service rules: lulu or kdp.")
+_PAPER = typer.Option(None, "--paper", help="The preset's paper (spine width), e.g. cream.")
+_COMMERCIAL = typer.Option(None, "--commercial", help="Leave out non-commercial licences.")
+_ND = typer.Option(None, "--no-derivatives", help="ND photos: fit (whole, default) or omit.")
+_DEDICATION = typer.Option(None, "--dedication", help="A line on the title page.")
 _MIRROR = typer.Option(None, "--mirror", help="Use an `oiforge mirror` for metadata and images.")
 _SOURCES = typer.Option("original,resized,thumbnail", "--sources", help="Download sources.")
 
@@ -49,6 +55,7 @@ def register(app: typer.Typer) -> None:
     book_app.callback()(book_all)
     book_app.command("plan")(plan_command)
     book_app.command("render")(render_command)
+    book_app.command("check")(check_command)
     app.add_typer(book_app, name="book")
 
 
@@ -123,16 +130,23 @@ def _print_render(result: RenderResult) -> None:
         )
     if len(dropped) > 20:
         err_console.print(f"[yellow]... and {len(dropped) - 20} more dropped photos[/]")
-    if result.low_dpi:
-        worst = min(p.dpi for p in result.low_dpi)
+    for p in result.low_dpi[:20]:
+        where = "front cover" if p.page == 0 else f"page {p.page}"
         err_console.print(
-            f"[yellow]warning:[/] {len(result.low_dpi)} photos print below the minimum dpi "
-            f"(lowest {worst:.0f}); download originals or use fewer, smaller photos per page"
+            f"[yellow]low resolution:[/] {p.image_id} on {where} prints at {p.dpi:.0f} dpi "
+            f"(< {result.min_dpi}); download the original or use a denser grid",
+            highlight=False,
         )
+    if len(result.low_dpi) > 20:
+        err_console.print(f"[yellow]... and {len(result.low_dpi) - 20} more below min dpi[/]")
+    for note in result.text_notes[:20]:
+        err_console.print(f"[yellow]text:[/] {note}", highlight=False)
+    extra = f", {result.blank_pages} blank" if result.blank_pages else ""
+    spine = f", spine {result.spine_in:.3f} in" if result.spine_in is not None else ""
     console.print(
-        f"{result.pages} pages, {result.printed} photos, letters {''.join(result.letters)} → "
-        f"{result.path('interior.pdf')}, {result.path('cover.pdf')}, "
-        f"{result.path('attribution.json')}",
+        f"{result.pages} pages{extra}{spine}, {result.printed} photos, letters "
+        f"{''.join(result.letters)} → {result.path('interior.pdf')}, "
+        f"{result.path('cover.pdf')}, {result.path('attribution.json')}",
         highlight=False,
     )
 
@@ -163,8 +177,10 @@ def book_all(
     allow_depictions: bool | None = _DEPICT, cc_by_only: bool | None = _CCBY,
     seed: int | None = _SEED, title: str | None = _TITLE, subtitle: str | None = _SUBTITLE,
     author: str | None = _AUTHOR, trim: str | None = _TRIM, bleed: bool | None = _BLEED,
-    spine: float | None = _SPINE, max_photos: int | None = _MAXP, font: str | None = _FONT,
-    spread: bool | None = _SPREAD,
+    spine: float | None = _SPINE, max_photos: int | None = _MAXP, grid: int | None = _GRID,
+    min_dpi: int | None = _MINDPI, preset: str | None = _PRESET, paper: str | None = _PAPER,
+    commercial: bool | None = _COMMERCIAL, no_derivatives: str | None = _ND,
+    dedication: str | None = _DEDICATION, spread: bool | None = _SPREAD,
     mirror: str | None = _MIRROR, sources: str = _SOURCES,
 ) -> None:  # fmt: skip
     """Plan, download and render the whole book into OUT (or run one step: plan, render)."""
@@ -175,7 +191,9 @@ def book_all(
         overrides=str(overrides) if overrides else None, label_mode=label_mode,
         allow_depictions=allow_depictions, cc_by_only=cc_by_only, seed=seed, title=title,
         subtitle=subtitle, author=author, trim=trim, bleed=bleed, spine=spine,
-        max_photos=max_photos, font=font, spread=spread,
+        max_photos=max_photos, grid=grid, min_dpi=min_dpi, preset=preset, paper=paper,
+        commercial=commercial, no_derivatives=no_derivatives, dedication=dedication,
+        spread=spread,
     )  # fmt: skip
     plan = _plan(request, mirror, out)
     _download(out, mirror, sources)
@@ -189,8 +207,10 @@ def plan_command(
     allow_depictions: bool | None = _DEPICT, cc_by_only: bool | None = _CCBY,
     seed: int | None = _SEED, title: str | None = _TITLE, subtitle: str | None = _SUBTITLE,
     author: str | None = _AUTHOR, trim: str | None = _TRIM, bleed: bool | None = _BLEED,
-    spine: float | None = _SPINE, max_photos: int | None = _MAXP, font: str | None = _FONT,
-    spread: bool | None = _SPREAD,
+    spine: float | None = _SPINE, max_photos: int | None = _MAXP, grid: int | None = _GRID,
+    min_dpi: int | None = _MINDPI, preset: str | None = _PRESET, paper: str | None = _PAPER,
+    commercial: bool | None = _COMMERCIAL, no_derivatives: str | None = _ND,
+    dedication: str | None = _DEDICATION, spread: bool | None = _SPREAD,
     mirror: str | None = _MIRROR,
 ) -> None:  # fmt: skip
     """Choose classes and photos: OUT/book.json and OUT/selection.parquet (for download)."""
@@ -199,7 +219,9 @@ def plan_command(
         overrides=str(overrides) if overrides else None, label_mode=label_mode,
         allow_depictions=allow_depictions, cc_by_only=cc_by_only, seed=seed, title=title,
         subtitle=subtitle, author=author, trim=trim, bleed=bleed, spine=spine,
-        max_photos=max_photos, font=font, spread=spread,
+        max_photos=max_photos, grid=grid, min_dpi=min_dpi, preset=preset, paper=paper,
+        commercial=commercial, no_derivatives=no_derivatives, dedication=dedication,
+        spread=spread,
     )  # fmt: skip
     _plan(request, mirror, out)
 
@@ -215,3 +237,39 @@ def render_command(
 
     plan = read_plan(plan_file or folder / "book.json")
     _render(plan, out or folder, store or folder / "store")
+
+
+def check_command(
+    pdf: Path = typer.Argument(..., help="interior.pdf (or any PDF) to check."),
+    preset: str | None = typer.Option(None, "--preset", help="Check a service's rules: lulu, kdp."),
+    min_dpi: int | None = typer.Option(None, "--min-dpi", help="Lowest image dpi (default 300)."),
+) -> None:
+    """Report page boxes, fonts and image resolutions; exit 1 when a rule is broken."""
+    from rich.table import Table
+
+    from oiforge.book import check_pdf
+    from oiforge.book.layout import resolve_preset
+
+    report = check_pdf(pdf, resolve_preset(preset) if preset else None, min_dpi)
+    first = report.pages[0] if report.pages else None
+    if first is not None:
+        console.print(
+            f"{len(report.pages)} pages; page 1 MediaBox {_box(first.media)}, BleedBox "
+            f"{_box(first.bleed)}, TrimBox {_box(first.trim)}",
+            highlight=False,
+        )
+    fonts = ", ".join(f"{f.name} ({'embedded' if f.embedded else 'NOT embedded'})"
+                      for f in report.fonts)  # fmt: skip
+    console.print(f"fonts: {fonts or 'none'}", highlight=False)
+    table = Table(show_edge=False)
+    for col in ("rule", "ok", "detail"):
+        table.add_column(col)
+    for rule in report.rules:
+        table.add_row(rule.name, "[green]yes[/]" if rule.ok else "[red]NO[/]", rule.detail)
+    console.print(table)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _box(box: tuple[float, float, float, float]) -> str:
+    return "[" + " ".join(f"{v:.1f}" for v in box) + "]"

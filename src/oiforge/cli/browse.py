@@ -29,11 +29,16 @@ def browse(
     exclude_list: Path = typer.Option(
         Path("exclude.txt"), "--exclude-list", help="The exclude-list build and book read."
     ),
+    review: Path | None = typer.Option(
+        None,
+        "--review",
+        help="Label review file select/build read (default: review.csv beside the exclude-list).",
+    ),
     version: str = _VERSION,
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8765, "--port"),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8765, "--port", help="Port to listen on."),
 ) -> None:
-    """Browse classes, the hierarchy and a selection's images; curate the exclude-list."""
+    """Curate a selection in the browser: grid, filters, detail view, exclusions, label review."""
     import uvicorn
 
     from oiforge.browse import create_app as browse_app
@@ -42,8 +47,11 @@ def browse(
     if selection is not None and not selection.is_file():
         raise InvalidInputError(f"no selection file {selection}")
     with open_catalog(version, fetch_missing=False) as cat:
-        app = browse_app(cat, store, exclude_list, selection)
-        err_console.print(f"browse on http://{host}:{port}/  (exclusions → {exclude_list})")
+        app = browse_app(cat, store, exclude_list, selection, review)
+        reviews = review or exclude_list.with_name("review.csv")
+        err_console.print(
+            f"browse on http://{host}:{port}/  (exclusions → {exclude_list}, reviews → {reviews})"
+        )
         uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

@@ -51,6 +51,9 @@ def build_command(
     exclude_list: Path | None = typer.Option(
         None, "--exclude-list", help="ImageID[,box][,reason] lines."
     ),
+    review: Path | None = typer.Option(
+        None, "--review", help="Label review file (oiforge browse): leave rejected labels out."
+    ),
     lock: Path | None = typer.Option(None, "--lock", help="Rebuild byte-identical from a lock."),
     catalog: Path | None = typer.Option(
         None, "--catalog", help="Catalog folder: record file MD5s."
@@ -71,6 +74,7 @@ def build_command(
         inputs = _from_spec(
             spec_file, overrides, selection, store, out, exclude_list, catalog, workers
         )
+        inputs = _with_review(inputs, review)
     result = _run_build(inputs, backend)
     _print_build(result)
 
@@ -144,6 +148,33 @@ def _from_spec(
         catalog_md5s=_catalog_md5s(catalog),
         workers=workers,
     )
+
+
+def _with_review(inputs: BuildInputs, review: Path | None) -> BuildInputs:
+    """``inputs`` whose exclude list also holds the labels a review file rejected."""
+    if review is None:
+        return inputs
+    import dataclasses
+
+    import pyarrow.parquet as pq
+
+    from oiforge.build import ExcludeList
+    from oiforge.errors import InvalidInputError
+    from oiforge.reviews import read_reviews, rejected_rows
+
+    if not review.is_file():
+        raise InvalidInputError(f"no review file {review}")
+    try:
+        table = pq.read_table(inputs.selection, columns=["image_id", "label_mid", "box_index"])
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"cannot read selection {inputs.selection}: {exc}") from exc
+    exclude = ExcludeList(dict(inputs.exclude.images), dict(inputs.exclude.boxes))
+    for image_id, box, reason in rejected_rows(table, read_reviews(review)):
+        if box is None:
+            exclude.images.setdefault(image_id, reason)
+        else:
+            exclude.boxes.setdefault((image_id, box), reason)
+    return dataclasses.replace(inputs, exclude=exclude)
 
 
 def _from_lock(

@@ -220,6 +220,9 @@ def select_command(
     catalog_url: str | None = typer.Option(
         None, "--catalog", help="Select from a PostgreSQL catalog (postgresql://...) instead."
     ),
+    review: Path | None = typer.Option(
+        None, "--review", help="Label review file (oiforge browse): drop rejected labels."
+    ),
 ) -> None:
     """Select images/boxes of some classes into selection.parquet and print the counts."""
     from oiforge.catalog import open_catalog, select
@@ -242,23 +245,38 @@ def select_command(
         expand,
     )
     if catalog_url is not None:
-        _select_postgres(spec, catalog_url, out)
+        _select_postgres(spec, catalog_url, out, review)
         return
     cat = open_catalog(spec.select.version, _endpoints(metadata_base), fetch_missing=not no_fetch)
     with cat, console.status("selecting..."):
-        result = select(spec, catalog=cat)
+        result = _reviewed(select(spec, catalog=cat), review)
         result.write(out)
     _print_counts(result, out)
 
 
-def _select_postgres(spec: Any, dsn: str, out: Path) -> None:
+def _reviewed(result: Selection, review: Path | None) -> Selection:
+    """``result`` with a browse review file applied (rejected labels dropped)."""
+    if review is None:
+        return result
+    import dataclasses
+
+    from oiforge.reviews import apply_reviews, read_reviews
+
+    if not review.is_file():
+        raise InvalidInputError(f"no review file {review}")
+    table = apply_reviews(result.table, read_reviews(review))
+    console.print(f"review {review}: {result.table.num_rows - table.num_rows:,} rows rejected")
+    return dataclasses.replace(result, table=table)
+
+
+def _select_postgres(spec: Any, dsn: str, out: Path, review: Path | None = None) -> None:
     """``select --catalog postgresql://...``: the same selection, from `oiforge pg load`."""
     if not dsn.startswith(("postgresql://", "postgres://")):
         raise InvalidInputError(f"--catalog takes a postgresql:// URL, not {dsn.split('@')[-1]!r}")
     from oiforge.postgres import select_pg
 
     with console.status("selecting from PostgreSQL..."):
-        result = select_pg(spec, dsn)
+        result = _reviewed(select_pg(spec, dsn), review)
         result.write(out)
     _print_counts(result, out)
 

@@ -276,7 +276,9 @@ def meaning(summary: dict[str, Any]) -> str:
 def estimate_command(
     dataset: Path = typer.Argument(..., help="The dataset to train on."),
     model: str = typer.Option("efficientnet_lite0", "--model", help="timm model name."),
-    mode: str = typer.Option("finetune", "--mode", help="probe | finetune | scratch."),
+    mode: str = typer.Option(
+        "finetune", "--mode", help="auto | probe | partial | finetune | scratch."
+    ),
     epochs: int = typer.Option(20, "--epochs", help="Epochs planned."),
     image_size: int = typer.Option(224, "--image-size", help="Input side in pixels."),
     batch_size: int = typer.Option(32, "--batch-size", "-b", help="Images per step."),

@@ -1,22 +1,33 @@
-"""``report.html``: one self-contained page (plots and thumbnails inlined as base64)."""
+"""``report.html``: one self-contained page (plots and thumbnails inlined as base64), in the
+shared oiforge style (``data/web/oiforge.css``, inlined)."""
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
+from functools import cache
 from html import escape
 from typing import Any
 
 from oiforge.evaluate.gallery import Mistake
+from oiforge.licences import licence_name
+from oiforge.paths import package_data
 
 STYLE = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px}
-th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
-img.plot{max-width:100%;border:1px solid #ddd}.gallery{display:flex;flex-wrap:wrap;gap:12px}
-figure{width:180px;margin:0;font-size:12px}figure img{max-width:170px;max-height:170px}
-.bad{color:#b00}
+img.plot{max-width:100%;height:auto;border:1px solid var(--line);background:#fff}
+.facts th{background:#eef1f5;width:1%;white-space:nowrap}
+.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(180px,1fr));gap:12px}
+figure{margin:0;font-size:12px;background:var(--panel);border:1px solid var(--line);
+border-radius:var(--radius);padding:8px;min-width:0}
+figure img{display:block;max-width:100%;max-height:170px;margin:0 auto 6px}
+figcaption{overflow-wrap:anywhere}
 """
+
+
+@cache
+def page_style() -> str:
+    """The shared stylesheet and this page's rules, for an inline ``<style>``."""
+    return package_data("web", "oiforge.css").read_text(encoding="utf-8") + STYLE
 
 
 def png_tag(png: bytes, alt: str) -> str:
@@ -43,7 +54,14 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         + "</tr>"
         for row in rows
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f'<div class="table-wrap"><table><tr>{head}</tr>{body}</table></div>'
+
+
+def _facts(facts: Mapping[str, Any]) -> str:
+    """Key-value facts as a table of row headers (no empty header row)."""
+    cells = [(escape(str(k)), _num(v)) for k, v in facts.items()]
+    rows = "".join(f'<tr><th scope="row">{k}</th><td>{v}</td></tr>' for k, v in cells)
+    return f'<div class="table-wrap"><table class="facts">{rows}</table></div>'
 
 
 def _summary(metrics: Mapping[str, Any]) -> str:
@@ -70,7 +88,9 @@ def _attribution(info: Mapping[str, str]) -> str:
     title = escape(info.get("title") or info.get("image_id") or "photo")
     title_html = f'<a href="{escape(link)}">{title}</a>' if link.startswith("http") else title
     author = escape(info.get("author") or "unknown author")
-    licence = escape(info.get("license") or "licence unknown")
+    url = info.get("license") or ""
+    name = escape(licence_name(url))
+    licence = f'<a href="{escape(url)}">{name}</a>' if url.startswith("http") else name
     return f"<br>{title_html} by {author}, {licence}"
 
 
@@ -118,14 +138,16 @@ def render_report(
     candidates: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The whole HTML page."""
-    facts_html = _table(["", ""], [[k, v] for k, v in facts.items()])
+    facts_html = _facts(facts)
     plots_html = "".join(
         f"<h2>{escape(name)}</h2>{png_tag(png, name)}" for name, png in plots.items()
     )
     return (
-        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
-        f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>{facts_html}"
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{escape(title)}</title><style>{page_style()}</style></head>"
+        f"<body><main class='page'><h1>{escape(title)}</h1>{facts_html}"
         f"<h2>Summary</h2>{_summary(metrics)}{_candidates(candidates)}"
         f"<h2>Per class</h2>{_per_class(metrics)}{plots_html}"
-        f"<h2>Worst mistakes</h2>{_gallery(mistakes)}</body></html>\n"
+        f"<h2>Worst mistakes</h2>{_gallery(mistakes)}</main></body></html>\n"
     )

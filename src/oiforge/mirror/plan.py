@@ -7,7 +7,10 @@ URLs, licence/author/title and the planted fault. Everything is drawn from one
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -20,6 +23,7 @@ from oiforge.mirror.classes import (
     WOMAN,
     SampleClass,
 )
+from oiforge.paths import package_data
 
 IMAGES_PER_OBJECT_CLASS = 15
 #: The classes `make demo` trains on get more images: with 15 (about 2 test photos a class
@@ -35,30 +39,33 @@ LICENSES = (
     ("https://creativecommons.org/licenses/by-nd/2.0/", 0.05),
 )
 ASPECTS = (4 / 3, 3 / 2, 1.0, 16 / 9, 3 / 4, 2 / 3)
-AUTHORS = (
-    "David",
-    "Karen",
-    "Michael Beat",
-    "José Ramírez",
-    "Zoë O'Neill",
-    "山田 太郎",
-    'Anna "Annie" K.',
-    "Łukasz, the photographer",
-    "Ørjan Ås",
-    "Smith, John",
-)
-TITLES = (
-    "28 Nov 2010 Our new house.",
-    "...die FNF-Kerze",
-    "Three boys on a hill",
-    'The "best" day, ever',
-    "Café au lait, Montréal",
-    "東京の夜",
-    "IMG_0042",
-    "",
-    "Zoo trip — day 2",
-    "a, b, and c",
-)
+#: Authors and titles: the 565 real rows of ``real_attribution_rows.json`` (Flickr metadata as
+#: Open Images ships it: Japanese, Korean, diacritics, HTML entities, full-width punctuation)
+#: plus constructed rows in the scripts they lack (``constructed_attribution_rows.json``).
+REAL_ROWS = "real_attribution_rows.json"
+CONSTRUCTED_ROWS = "constructed_attribution_rows.json"
+_LEGACY_CHOICES = 10  # the draws that once chose from 10 names stay, so later draws are unchanged
+
+
+@lru_cache(maxsize=1)
+def attribution_pool() -> tuple[tuple[str, str], ...]:
+    """(author, title) pairs, real rows first, in a fixed order."""
+    real = json.loads(package_data("openimages", REAL_ROWS).read_text("utf-8"))
+    made = json.loads(package_data("openimages", CONSTRUCTED_ROWS).read_text("utf-8"))
+    rows = [(str(v[2]), str(v[3])) for _, v in sorted(real.items())]
+    return (*rows, *((str(a), str(t)) for a, t in made["rows"]))
+
+
+def _drawn(rng: np.random.Generator, image_id: str, field_index: int) -> str:
+    """Author (0) or title (1); draws what the old 10-name choice drew, in the same place."""
+    rng.integers(_LEGACY_CHOICES)
+    return attribution_for(image_id)[field_index]
+
+
+def attribution_for(image_id: str) -> tuple[str, str]:
+    """The (author, title) of a sample image: a pure function of its ImageID."""
+    pool = attribution_pool()
+    return pool[int(hashlib.sha256(image_id.encode()).hexdigest()[:12], 16) % len(pool)]
 
 
 @dataclass(frozen=True)
@@ -229,8 +236,7 @@ def _plan_one(
         flickr_host=host, original_path=path, thumbnail_url=thumb,
         landing_url=f"https://www.flickr.com/photos/{user}/{photo_id}",
         author_profile_url=f"https://www.flickr.com/people/{user}/",
-        author=AUTHORS[int(rng.integers(len(AUTHORS)))],
-        title=TITLES[int(rng.integers(len(TITLES)))],
+        author=_drawn(rng, image_id, 0), title=_drawn(rng, image_id, 1),
         license=_pick(rng, LICENSES), rotation=rotation, negatives=chosen_neg,
     )  # fmt: skip
 

@@ -20,7 +20,9 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, Response
 
 from oiforge import __version__
+from oiforge.paths import package_data
 from oiforge.serve.api_errors import ApiError, install_error_handlers
+from oiforge.serve.docs import add_offline_docs
 from oiforge.serve.inputs import MAX_TOP_K, BodyLimitMiddleware, parse_request
 from oiforge.serve.metrics import Metrics, MetricsMiddleware
 from oiforge.serve.models import ERROR_RESPONSES, PREDICT_BODY, ModelResponse, PredictResponse
@@ -68,9 +70,12 @@ def create_app(
         version=__version__,
         description="Top-k classes for photos, from an ONNX model exported by oiforge.",
         lifespan=_lifespan(holder),
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.holder = holder
     install_error_handlers(app, metrics)
+    add_offline_docs(app, app.title)
     _add_ops_routes(app, holder, metrics)
     _add_v1_routes(app, holder, api_key)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_upload_bytes)
@@ -100,6 +105,10 @@ def _add_ops_routes(app: FastAPI, holder: ModelHolder, metrics: Metrics) -> None
     @app.get("/static/app.js", include_in_schema=False)
     async def script() -> FileResponse:
         return FileResponse(STATIC / "app.js", media_type="text/javascript")
+
+    @app.get("/static/oiforge.css", include_in_schema=False)
+    async def style() -> FileResponse:
+        return FileResponse(package_data("web", "oiforge.css"), media_type="text/css")
 
 
 def _add_v1_routes(app: FastAPI, holder: ModelHolder, api_key: str | None) -> None:

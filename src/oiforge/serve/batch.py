@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from oiforge.errors import InvalidInputError
+from oiforge.errtext import exception_text
 from oiforge.serve.fetch import FetchPolicy, FetchRejected, fetch_url
 from oiforge.serve.predictor import Predictor, Score
 from oiforge.serve.preprocess import DEFAULT_MAX_PIXELS, ImageRejected, preprocess_bytes
@@ -73,7 +74,7 @@ def read_source(source: str, policy: FetchPolicy) -> bytes:
     except FileNotFoundError as exc:
         raise FetchRejected("not_found", f"no such file: {source}") from exc
     except OSError as exc:
-        raise FetchRejected("unreadable", f"cannot read {source}: {exc}") from exc
+        raise FetchRejected("unreadable", f"cannot read {source}: {exception_text(exc)}") from exc
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -121,7 +122,45 @@ def _labels_from_trained(trained: Any, run_dir: Path) -> Labels:
     )
     config = trained.config if isinstance(trained.config, dict) else {}
     arch = str(config.get("model") or config.get("architecture") or "unknown")
-    return Labels(classes, pre, ModelInfo(name=run_dir.resolve().name, architecture=arch))
+    name = model_name(run_dir, config, list(trained.classes))
+    return Labels(classes, pre, ModelInfo(name=name, architecture=arch))
+
+
+#: folder names that say nothing about a model (the CLI's defaults)
+GENERIC_NAMES: Final = frozenset({"", ".", "dataset", "data", "run", "runs", "out", "export"})
+
+
+def model_name(run_dir: Path, config: dict[str, Any], classes: Sequence[str] = ()) -> str:
+    """The model's name, from what was trained: the ``name`` in the dataset's ``oiforge.lock``
+    (the spec's), else the dataset's or the run's folder unless generic ("dataset", "run"),
+    else its classes ("Cat, Dog and Bird classifier")."""
+    dataset = config.get("dataset")
+    folders = [run_dir.resolve().name]
+    if isinstance(dataset, str) and dataset:
+        for root in (Path(dataset), run_dir / dataset):
+            name = _lock_name(root / "oiforge.lock")
+            if name:
+                return name
+        folders.insert(0, Path(dataset).resolve().name)
+    named = [f for f in folders if f.lower() not in GENERIC_NAMES]
+    if named:
+        return named[0]
+    shown = [str(c) for c in classes[:3]]
+    if len(classes) > 3:
+        return f"{', '.join(shown)} +{len(classes) - 3} classifier"
+    if len(shown) > 1:
+        return f"{', '.join(shown[:-1])} and {shown[-1]} classifier"
+    return f"{shown[0]} classifier" if shown else "classifier"
+
+
+def _lock_name(path: Path) -> str:
+    import json
+
+    try:
+        name = json.loads(path.read_text(encoding="utf-8")).get("name")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return name if isinstance(name, str) and name.lower() not in GENERIC_NAMES else ""
 
 
 def export_run(run_dir: Path, out_dir: Path | None = None, tta: str = "none") -> ExportResult:

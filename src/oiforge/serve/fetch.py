@@ -17,6 +17,8 @@ from http.client import HTTPMessage
 from typing import IO, Final
 from urllib.parse import urlsplit
 
+from oiforge.errtext import exception_text
+
 DEFAULT_MAX_BYTES: Final = 20 * 1024 * 1024
 DEFAULT_TIMEOUT_S: Final = 10.0
 MAX_REDIRECTS: Final = 3
@@ -111,4 +113,5 @@ def fetch_url(url: str, policy: FetchPolicy) -> bytes:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         if isinstance(exc, FetchRejected):
             raise
-        raise FetchRejected("url_unreachable", f"cannot fetch {url}: {exc}") from exc
+        why = exception_text(exc)
+        raise FetchRejected("url_unreachable", f"cannot fetch {url}: {why}") from exc

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from oiforge.errors import InvalidInputError, StageError
+from oiforge.errtext import exception_text
 from oiforge.serve.labels import Labels, read_labels
 
 MODEL_FILE: Final = "model.onnx"
@@ -92,7 +93,8 @@ class Predictor:
                 str(onnx_path), opts, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise StageError(f"ONNX Runtime cannot load {onnx_path}: {exc}") from exc
+            why = exception_text(exc)
+            raise StageError(f"ONNX Runtime cannot load {onnx_path}: {why}") from exc
         self._input = self._session.get_inputs()[0].name
         self._check_outputs()
 

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from oiforge.errtext import exception_text
 from oiforge.orientation import upright
 from oiforge.pixels import to_rgb
 from oiforge.serve.labels import Preprocessing
@@ -59,9 +60,10 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
     except Image.DecompressionBombError as exc:
-        raise ImageRejected("image_too_large", str(exc)) from exc
+        raise ImageRejected("image_too_large", exception_text(exc)) from exc
     except Exception as exc:  # untrusted bytes: Pillow's plugins raise many types
-        raise ImageRejected("invalid_image", f"not a decodable image ({exc})") from exc
+        why = exception_text(exc)
+        raise ImageRejected("invalid_image", f"not a decodable image ({why})") from exc
     width, height = img.size
     if width * height > max_pixels:
         raise ImageRejected(
@@ -85,7 +87,8 @@ def decode_image(
         img.load()
         rgb, turned = upright(to_rgb(img), img)
     except Exception as exc:  # untrusted bytes: Pillow's plugins raise many types
-        raise ImageRejected("invalid_image", f"image data is broken ({exc})") from exc
+        why = exception_text(exc)
+        raise ImageRejected("invalid_image", f"image data is broken ({why})") from exc
     return Decoded(rgb, height, width) if turned else Decoded(rgb, width, height)
 
 

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from oiforge.errors import OiforgeError, StageError
+from oiforge.errors import InvalidInputError, OiforgeError, StageError
 from oiforge.train.config import TrainConfig
 from oiforge.train.dataset import DatasetIndex, source_of
 from oiforge.train.ddp import Dist
@@ -88,6 +88,17 @@ CANDIDATES = (
     Candidate("partial-2", {"mode": "partial", "head": "linear", "train_blocks": 2}),
     Candidate("finetune", {"mode": "finetune", "head": "linear"}),
 )
+
+
+def candidate_config(config: TrainConfig) -> TrainConfig:
+    """The config that trains ``config.chosen`` alone (a finished auto run's ``config.yaml``
+    trained again reproduces its pick, in the time of that one candidate)."""
+    found = [c for c in CANDIDATES if c.name == config.chosen]
+    if not found:
+        names = ", ".join(c.name for c in CANDIDATES)
+        raise InvalidInputError(f"chosen: {config.chosen!r} is not a candidate of auto ({names})")
+    changes = found[0].changes
+    return config.replace(lr=config.lr or DEFAULT_LR[changes["mode"]], **changes)
 
 
 def default_minutes() -> float:

@@ -173,6 +173,10 @@ def run_training(config: TrainConfig, resume: bool = False) -> Iterator[Event]:
     """Train as ``config`` says; yields progress; writes the run directory."""
     d = _check_world(config)
     config, index = resolve_run(config)
+    if config.mode == "auto" and config.chosen:  # a finished auto run's config.yaml: its pick
+        from oiforge.train.auto import candidate_config
+
+        config = candidate_config(config)
     if config.mode == "auto":
         if d.active:
             preflight(config, resume)  # raises the message above
