@@ -27,9 +27,10 @@ from torch import nn
 
 from oiforge.atomic import write_bytes_atomic
 from oiforge.paths import oiforge_home
-from oiforge.train.dataset import Sample
+from oiforge.train.dataset import Sample, source_of
 from oiforge.train.ddp import Dist, broadcast_flag, gather_to_main
-from oiforge.train.events import Event, PhaseStart, Step
+from oiforge.train.events import EpochEnd, Event, PhaseStart, Step
+from oiforge.train.heads import fit_probe
 from oiforge.train.images import (
     Feeder,
     Inputs,
@@ -37,6 +38,7 @@ from oiforge.train.images import (
     epoch_order,
     eval_transform,
     loader_over,
+    loss_weights,
     resize_size,
     train_transform,
 )
@@ -270,3 +272,60 @@ def activation_feeder(
     steps = max(1, -(-len(labels) // batch_size))
     shape = tuple(train.x.shape[2:] if views > 1 else train.x.shape[1:])
     return Feeder(train_batches, val_batches, steps, shape)
+
+
+def groups_of(samples: Sequence[Sample], fs: FeatureSet) -> list[str]:
+    """The source photo of every cached row (cross-validation keeps a photo's crops together)."""
+    return [source_of(samples[int(i)]) for i in fs.index.tolist()]
+
+
+def feature_feeder(
+    train: FeatureSet, val: FeatureSet, *, batch_size: int, num_classes: int, balance: str,
+    seed: int,
+) -> Feeder:  # fmt: skip
+    """Batches of cached features (the MLP head), seeded by (seed, epoch)."""
+    labels = train.y.tolist()
+    bs = batch_size
+
+    def train_batches(epoch: int) -> Iterable[Inputs]:
+        gen = epoch_generator(seed, epoch)
+        order = torch.tensor(epoch_order(labels, num_classes, balance, gen))
+        for i in range(0, len(order), bs):
+            idx = order[i : i + bs]
+            yield train.x[idx], train.y[idx], []
+
+    def val_batches() -> Iterable[Inputs]:
+        for i in range(0, len(val.y), bs * 8):
+            yield val.x[i : i + bs * 8], val.y[i : i + bs * 8], []
+
+    steps = max(1, -(-len(labels) // bs))
+    return Feeder(train_batches, val_batches, steps, tuple(train.x.shape[1:]))
+
+
+def start_from_probe(
+    tail: Tail, train: FeatureSet, val: FeatureSet, groups: Sequence[str], *, views: int,
+    balance: str, seed: int, rounds: int,
+) -> Generator[Event, None, None]:  # fmt: skip
+    """LP-FT: the head starts as the linear probe on the frozen tail's features (of the plain
+    view), so fine-tuning the blocks starts from a good head instead of a random one."""
+    head = get_head(tail.model)
+    if not isinstance(head, nn.Linear):
+        return
+    plain = train.x[:, 0] if views > 1 else train.x
+    feats, val_feats = tail_features(tail, plain), tail_features(tail, val.x)
+    weights = loss_weights(train.y.tolist(), head.out_features, balance)
+    fitting = fit_probe(
+        feats, train.y, groups, val_feats, val.y, class_weight=weights, seed=seed,
+        max_rounds=rounds,
+    )  # fmt: skip
+    while True:  # its progress bars, not its rows: they are not this run's epochs
+        try:
+            event = next(fitting)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        if not isinstance(event, EpochEnd):
+            yield event
+    with torch.no_grad():
+        head.weight.copy_(result.weight)
+        head.bias.copy_(result.bias)

@@ -193,6 +193,14 @@ def class_weights(labels: Sequence[int], num_classes: int) -> torch.Tensor:
     return weights.float()
 
 
+def loss_weights(labels: Sequence[int], num_classes: int, balance: str) -> torch.Tensor:
+    """Per-class loss weights of the linear probe: inverse frequency unless ``balance=none``
+    (the probe has no sampler: ``sampler`` weighs the loss instead, the same in expectation)."""
+    if balance == "none":
+        return torch.ones(num_classes)
+    return class_weights(labels, num_classes)
+
+
 def epoch_order(
     labels: Sequence[int], num_classes: int, balance: str, gen: torch.Generator
 ) -> list[int]:

@@ -45,11 +45,13 @@ from oiforge.train.cache import (
     activation_feeder,
     compute_features_sharded,
     feature_extraction,
+    feature_feeder,
+    groups_of,
     run_frozen,
-    tail_features,
+    start_from_probe,
 )
 from oiforge.train.config import DEFAULT_MODEL, SCRATCH_MODEL, TrainConfig
-from oiforge.train.dataset import DatasetIndex, open_dataset, source_of
+from oiforge.train.dataset import DatasetIndex, open_dataset
 from oiforge.train.ddp import Dist, all_reduce_sums, any_rank, gather_lists, wrap
 from oiforge.train.events import EpochEnd, Event, Finished, Notice, PhaseStart, Step
 from oiforge.train.heads import ROUND_ITERS, fit_probe
@@ -59,9 +61,8 @@ from oiforge.train.images import (
     Inputs,
     class_weights,
     describe_survey,
-    epoch_generator,
-    epoch_order,
     image_feeder,
+    loss_weights,
     survey_inputs,
 )
 from oiforge.train.models import (
@@ -291,12 +292,6 @@ def _cached(
     return sets
 
 
-def _groups(index: DatasetIndex, fs: FeatureSet) -> list[str]:
-    """The source photo of every cached training row (cross-validation keeps them together)."""
-    samples = index.splits["train"]
-    return [source_of(samples[int(i)]) for i in fs.index.tolist()]
-
-
 def _train_probe(
     config: TrainConfig,
     index: DatasetIndex,
@@ -319,7 +314,10 @@ def _train_probe(
     head = get_head(model)
     if config.head == "linear":
         return (yield from _fit_linear(config, index, model, head, train, val))
-    feeder = _tensor_feeder(config, train, val)
+    feeder = feature_feeder(
+        train, val, batch_size=config.batch_size, num_classes=config.num_classes,
+        balance=config.balance, seed=config.seed,
+    )  # fmt: skip
     optimizer = create_optimizer([], head, config)
     checkpoint = Path(config.out) / CHECKPOINT_FILE
     state = load_checkpoint(checkpoint, model, optimizer) if has_checkpoint else None
@@ -338,9 +336,9 @@ def _fit_linear(
 ) -> Generator[Event, None, Outcome]:
     """The linear probe (``heads.py``): each L-BFGS round is a row of metrics.csv."""
     started, run, history = time.monotonic(), Path(config.out), []
-    weights = _class_weight_vector(config, train.y.tolist())
+    weights = loss_weights(train.y.tolist(), config.num_classes, config.balance)
     fitting = fit_probe(
-        train.x, train.y, _groups(index, train), val.x, val.y,
+        train.x, train.y, groups_of(index.splits["train"], train), val.x, val.y,
         class_weight=weights, seed=config.seed, max_rounds=config.epochs,
     )  # fmt: skip
     while True:
@@ -369,32 +367,6 @@ def _fit_linear(
     return _finish(config, Path(config.out), state, stopped, probs, val.y, extra)
 
 
-def _class_weight_vector(config: TrainConfig, labels: Sequence[int]) -> torch.Tensor:
-    if config.balance == "none":
-        return torch.ones(config.num_classes)
-    return class_weights(labels, config.num_classes)
-
-
-def _tensor_feeder(config: TrainConfig, train: FeatureSet, val: FeatureSet) -> Feeder:
-    """Batches of cached features (the MLP head)."""
-    labels = train.y.tolist()
-    bs = config.batch_size
-
-    def train_batches(epoch: int) -> Iterable[Inputs]:
-        gen = epoch_generator(config.seed, epoch)
-        order = torch.tensor(epoch_order(labels, config.num_classes, config.balance, gen))
-        for i in range(0, len(order), bs):
-            idx = order[i : i + bs]
-            yield train.x[idx], train.y[idx], []
-
-    def val_batches() -> Iterable[Inputs]:
-        for i in range(0, len(val.y), bs * 8):
-            yield val.x[i : i + bs * 8], val.y[i : i + bs * 8], []
-
-    steps = max(1, -(-len(labels) // bs))
-    return Feeder(train_batches, val_batches, steps, tuple(train.x.shape[1:]))
-
-
 def _train_partial(
     config: TrainConfig,
     index: DatasetIndex,
@@ -414,7 +386,10 @@ def _train_partial(
         return None
     train, val = sets["train"], sets["val"]
     tail = Tail(model, split, cut)
-    yield from _start_from_probe(config, index, tail, train, val)
+    yield from start_from_probe(
+        tail, train, val, groups_of(index.splits["train"], train), views=config.views,
+        balance=config.balance, seed=config.seed, rounds=config.epochs,
+    )  # fmt: skip
     feeder = activation_feeder(
         train, val, config.views, batch_size=config.batch_size,
         num_classes=config.num_classes, balance=config.balance, seed=config.seed,
@@ -428,38 +403,6 @@ def _train_partial(
     loss_fn = create_loss(config, train.y.tolist())
     parts = Parts(config, model, feeder, optimizer, device, loss_fn, Dist(), module=tail)
     return (yield from fit(parts, state or LoopState(), val_probs))
-
-
-def _start_from_probe(
-    config: TrainConfig, index: DatasetIndex, tail: Tail, train: FeatureSet, val: FeatureSet
-) -> Generator[Event, None, None]:
-    """LP-FT: the head starts as the linear probe on the frozen tail's features (of the plain
-    view), so fine-tuning the blocks starts from a good head instead of a random one."""
-    head = get_head(tail.model)
-    if not isinstance(head, nn.Linear):
-        return
-    plain = train.x[:, 0] if config.views > 1 else train.x
-    feats, val_feats = tail_features(tail, plain), tail_features(tail, val.x)
-    fitting = fit_probe(
-        feats, train.y, _groups(index, train), val_feats, val.y,
-        class_weight=_class_weight_vector(config, train.y.tolist()), seed=config.seed,
-        max_rounds=config.epochs,
-    )  # fmt: skip
-    result = yield from _quiet(fitting)
-    with torch.no_grad():
-        head.weight.copy_(result.weight)
-        head.bias.copy_(result.bias)
-
-
-def _quiet(gen: Generator[Event, None, Any]) -> Generator[Event, None, Any]:
-    """Forward a sub-step's progress bars but not its epoch rows (they are not this run's)."""
-    while True:
-        try:
-            event = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if not isinstance(event, EpochEnd):
-            yield event
 
 
 # --- 3. optimizer, loss, learning-rate schedule -----------------------------------------
