@@ -234,22 +234,51 @@ def train_one(
         write_config(run, config)
         write_labels(run, index.classes, preprocessing)
     model = build_model(config, pretrained=config.pretrained).to(device)
-    on = (index, model, preprocessing, device)
+    setup = Setup(config, index, model, preprocessing, device, has_checkpoint, val_probs, d)
     if config.mode == "probe":
-        return (yield from _train_probe(config, *on, has_checkpoint, val_probs))
+        return (yield from _train_probe(setup))
     if config.mode == "partial":
-        return (yield from _train_partial(config, *on, has_checkpoint, val_probs))
+        return (yield from _train_partial(setup))
     if device.type == "cuda" and config.amp:
         model = model.to(memory_format=torch.channels_last)
     train, val = index.splits["train"], index.splits["val"]
     feeder = image_feeder(
         _feed_options(config), train, val, preprocessing, device.type == "cuda", d
     )
-    optimizer = create_optimizer(list(backbone_parameters(model)), get_head(model), config)
-    state = load_checkpoint(run / CHECKPOINT_FILE, model, optimizer) if has_checkpoint else None
-    loss_fn = create_loss(config, [s.label for s in train])
-    parts = Parts(config, model, feeder, optimizer, device, loss_fn, d)
-    return (yield from fit(parts, state or LoopState(), val_probs))
+    labels = [s.label for s in train]
+    return (yield from _fit(setup, feeder, list(backbone_parameters(model)), labels))
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One run's fixed parts, handed to the preparation of its mode."""
+
+    config: TrainConfig
+    index: DatasetIndex
+    model: nn.Module
+    preprocessing: dict[str, Any]
+    device: torch.device
+    has_checkpoint: bool
+    val_probs: bool
+    d: Dist
+
+
+def _fit(
+    s: Setup,
+    feeder: Feeder,
+    backbone: Sequence[nn.Parameter],
+    labels: Sequence[int],
+    module: nn.Module | None = None,
+) -> Generator[Event, None, Outcome]:
+    """Optimizer, loss, the checkpoint to resume from, then the epoch loop. ``module``: what
+    trains when it is not the whole model (on one rank: its inputs were sharded already)."""
+    optimizer = create_optimizer(backbone, get_head(s.model), s.config)
+    checkpoint = Path(s.config.out) / CHECKPOINT_FILE
+    state = load_checkpoint(checkpoint, s.model, optimizer) if s.has_checkpoint else None
+    loss_fn = create_loss(s.config, labels)
+    d = s.d if module is None else Dist()
+    parts = Parts(s.config, s.model, feeder, optimizer, s.device, loss_fn, d, module=module)
+    return (yield from fit(parts, state or LoopState(), s.val_probs))
 
 
 def _feed_options(config: TrainConfig) -> FeedOptions:
@@ -292,15 +321,10 @@ def _cached(
     return sets
 
 
-def _train_probe(
-    config: TrainConfig,
-    index: DatasetIndex,
-    model: nn.Module,
-    preprocessing: dict[str, Any],
-    device: torch.device,
-    has_checkpoint: bool,
-    val_probs: bool,
-) -> Generator[Event, None, Outcome | None]:
+def _train_probe(s: Setup) -> Generator[Event, None, Outcome | None]:
+    config, index, model, preprocessing, device = (
+        s.config, s.index, s.model, s.preprocessing, s.device,
+    )  # fmt: skip
     model.eval()
     extraction = feature_extraction(model, _model_id(config) + "|head-input")
     sets = yield from _cached(config, index, extraction, preprocessing, device)
@@ -318,12 +342,7 @@ def _train_probe(
         train, val, batch_size=config.batch_size, num_classes=config.num_classes,
         balance=config.balance, seed=config.seed,
     )  # fmt: skip
-    optimizer = create_optimizer([], head, config)
-    checkpoint = Path(config.out) / CHECKPOINT_FILE
-    state = load_checkpoint(checkpoint, model, optimizer) if has_checkpoint else None
-    loss_fn = create_loss(config, train.y.tolist())
-    parts = Parts(config, model, feeder, optimizer, device, loss_fn, Dist(), module=head)
-    return (yield from fit(parts, state or LoopState(), val_probs))
+    return (yield from _fit(s, feeder, [], train.y.tolist(), module=head))
 
 
 def _fit_linear(
@@ -367,21 +386,14 @@ def _fit_linear(
     return _finish(config, Path(config.out), state, stopped, probs, val.y, extra)
 
 
-def _train_partial(
-    config: TrainConfig,
-    index: DatasetIndex,
-    model: nn.Module,
-    preprocessing: dict[str, Any],
-    device: torch.device,
-    has_checkpoint: bool,
-    val_probs: bool,
-) -> Generator[Event, None, Outcome | None]:
+def _train_partial(s: Setup) -> Generator[Event, None, Outcome | None]:
+    config, index, model = s.config, s.index, s.model
     model.eval()
     split = split_blocks(model, config.model)
     cut = check_train_blocks(split, config.train_blocks, config.model)
     extraction = activation_extraction(model, _model_id(config), split.units[cut], cut)
     views = Views(config.views, config.augment, config.seed)
-    sets = yield from _cached(config, index, extraction, preprocessing, device, views)
+    sets = yield from _cached(config, index, extraction, s.preprocessing, s.device, views)
     if sets is None:
         return None
     train, val = sets["train"], sets["val"]
@@ -397,12 +409,7 @@ def _train_partial(
     head = get_head(model)
     head_ids = {id(p) for p in head.parameters()}
     blocks = [p for p in tail.trainable() if id(p) not in head_ids]
-    optimizer = create_optimizer(blocks, head, config)
-    checkpoint = Path(config.out) / CHECKPOINT_FILE
-    state = load_checkpoint(checkpoint, model, optimizer) if has_checkpoint else None
-    loss_fn = create_loss(config, train.y.tolist())
-    parts = Parts(config, model, feeder, optimizer, device, loss_fn, Dist(), module=tail)
-    return (yield from fit(parts, state or LoopState(), val_probs))
+    return (yield from _fit(s, feeder, blocks, train.y.tolist(), module=tail))
 
 
 # --- 3. optimizer, loss, learning-rate schedule -----------------------------------------
