@@ -128,6 +128,13 @@ class Views:
     seed: int = 0
 
 
+def _key(
+    extraction: Extraction, preprocessing: dict[str, Any], samples: Sequence[Sample], views: Views
+) -> str:
+    extra = [extraction.what, views.count, views.augment, views.seed] if views.count > 1 else ""
+    return cache_key(f"{extraction.model_id}|{extraction.what}", preprocessing, samples, extra)
+
+
 def compute_outputs(
     extraction: Extraction,
     samples: Sequence[Sample],
@@ -140,8 +147,7 @@ def compute_outputs(
     views: Views = Views(),
 ) -> Generator[Event, None, FeatureSet]:
     """``extraction``'s output for every sample (and view), cached; yields progress."""
-    extra = [extraction.what, views.count, views.augment, views.seed] if views.count > 1 else ""
-    key = cache_key(f"{extraction.model_id}|{extraction.what}", preprocessing, samples, extra)
+    key = _key(extraction, preprocessing, samples, views)
     cached = load_cached(key)
     if cached is not None:
         return cached
@@ -194,7 +200,7 @@ def compute_features_sharded(
     """
     if not d.active:
         return (yield from compute_outputs(extraction, samples, preprocessing, **kw))
-    key = cache_key(f"{extraction.model_id}|{extraction.what}", preprocessing, samples)
+    key = _key(extraction, preprocessing, samples, kw.get("views", Views()))
     cached = load_cached(key) if d.is_main else None
     if broadcast_flag(d, cached is not None, kw["device"]):
         return cached
