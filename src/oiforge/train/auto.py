@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from oiforge.atomic import write_bytes_atomic
 from oiforge.errors import InvalidInputError, OiforgeError, StageError
 from oiforge.train.config import TrainConfig
 from oiforge.train.dataset import DatasetIndex, source_of
@@ -179,6 +180,7 @@ def _try(
         return Result({**row, "status": "skipped: no time left"})
     lr = config.lr or DEFAULT_LR[cand.changes["mode"]]
     cfg = config.replace(out=str(out), max_minutes=left_s / 60, chosen="", lr=lr, **cand.changes)
+    started = time.monotonic()
     try:
         has_checkpoint = prepare_run_dir(cfg, resume and (out / CONFIG_FILE).is_file())
         outcome = yield from train_one(cfg, index, has_checkpoint, Dist(), val_probs=True)
@@ -188,8 +190,11 @@ def _try(
     assert outcome is not None  # one process: rank 0
     if not (out / BEST_FILE).is_file():
         return Result({**row, "status": "no model: " + str(outcome.summary["stopped"])})
-    save_file({"probs": outcome.val_probs, "labels": outcome.val_labels}, str(out / VAL_PROBS_FILE))
-    return _result(row, outcome.summary, outcome.val_probs, outcome.val_labels)
+    blob = save({"probs": outcome.val_probs.contiguous(), "labels": outcome.val_labels})
+    write_bytes_atomic(out / VAL_PROBS_FILE, blob)
+    summary = {**outcome.summary, "wall_seconds": round(time.monotonic() - started, 3)}
+    write_json(out / SUMMARY_FILE, summary)
+    return _result(row, summary, outcome.val_probs, outcome.val_labels)
 
 
 def _result(
@@ -200,7 +205,7 @@ def _result(
         **row,
         "val_acc": acc,
         "val_loss": loss,
-        "seconds": summary.get("train_seconds"),
+        "seconds": summary.get("wall_seconds", summary.get("train_seconds")),
         "epochs": summary.get("epochs_run"),
         "stopped": summary.get("stopped"),
         "status": "finished",
