@@ -12,8 +12,8 @@ the L2 strength, and that is chosen on the training images alone:
    :data:`C_GRID`, scored by stratified k-fold cross-validation where the crops of one photo
    stay in one fold (:func:`oiforge.train.dataset.source_of`);
 3. the number of held-out images classified right decides (what the user cares about; each
-   training image is held out once); a tie goes to the smaller ``C``, the simpler model
-   (the held-out log-loss is reported beside it);
+   training image is held out once); among equals the held-out log-loss (calibration), and
+   an exact tie goes to the smaller ``C``, the simpler model;
 4. the final fit on all training features; validation only confirms (it is reported).
 
 Deterministic: the folds are seeded, L-BFGS has no randomness.
@@ -193,9 +193,10 @@ def cross_validate(
 
 
 def best_c(rows: Sequence[dict[str, float]]) -> float:
-    """The C with the most held-out images right; a tie goes to the smaller C (the stronger
-    L2, the simpler model)."""
-    return min(rows, key=lambda r: (-r["cv_correct"], r["C"]))["C"]
+    """The C with the most held-out images right; among those, the lowest held-out log-loss
+    (the better calibrated: on easy data every C gets all right, and the strongest L2 would
+    answer "Apple (0.48)"); an exact tie goes to the smaller C (the simpler model)."""
+    return min(rows, key=lambda r: (-r["cv_correct"], r["cv_log_loss"], r["C"]))["C"]
 
 
 def fit_probe(
