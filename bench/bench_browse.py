@@ -104,7 +104,7 @@ def make_store(store: Path, ids: list[str], with_files: int, seed: int = 0) -> N
     """A journal for every image (95% ok) and JPEGs for the first ``with_files`` of them."""
     from PIL import Image
 
-    from oiforge.download.journal import Journal, JournalRow
+    from oiforge.contracts.journal import Journal, JournalRow
 
     rng = np.random.default_rng(seed)
     sizes = [(1024, 683), (683, 1024), (1024, 768), (1024, 576), (800, 800)]

@@ -60,14 +60,14 @@ def build_export() -> Path:
         return OUT
     import torch
 
+    from oiforge.contracts import ClassInfo, Labels, ModelInfo, parse_preprocessing
     from oiforge.serve.export import export_model
-    from oiforge.serve.labels import ClassInfo, Labels, ModelInfo, parse_preprocessing
     from oiforge.train.models import DEFAULT_MODEL, create_model, preprocessing_for
 
     torch.manual_seed(0)
     model = create_model(DEFAULT_MODEL, NUM_CLASSES, pretrained=True).eval()
     pre = parse_preprocessing("bench", preprocessing_for(DEFAULT_MODEL, SIZE, 0.875))
-    classes = tuple(ClassInfo(i, f"class {i}", f"/m/bench{i}") for i in range(NUM_CLASSES))
+    classes = tuple(ClassInfo(i, f"class {i}", mid=f"/m/bench{i}") for i in range(NUM_CLASSES))
     labels = Labels(classes, pre, ModelInfo("bench-lite0", "x", DEFAULT_MODEL))
     result = export_model(model, labels, OUT)
     print(f"exported {DEFAULT_MODEL} to {OUT} (parity max |diff| {result.max_abs_diff:.1e})")
@@ -133,8 +133,8 @@ def photo_jpeg(width: int = PHOTO_WIDTH) -> bytes:
 
 
 def bench_end_to_end(export: Path, iters: int, threads: int) -> None:
+    from oiforge.serve.images import preprocess_bytes
     from oiforge.serve.predictor import Predictor
-    from oiforge.serve.preprocess import preprocess_bytes
 
     predictor = Predictor(export, threads=threads)
     jpeg = photo_jpeg()
@@ -154,9 +154,9 @@ def bench_end_to_end(export: Path, iters: int, threads: int) -> None:
 def in_process_cpu_ms(export: Path, iters: int) -> float:
     """CPU ms of one photo through the predictor in this process, set up as the server sets
     it up (its inference threads, no spinning): the peer of the server's CPU per request."""
+    from oiforge.serve.holder import ServeConfig
+    from oiforge.serve.images import preprocess_bytes
     from oiforge.serve.predictor import Predictor
-    from oiforge.serve.preprocess import preprocess_bytes
-    from oiforge.serve.runner import ServeConfig
 
     threads = ServeConfig().inference_threads
     predictor = Predictor(export, threads=threads, spin=False)
@@ -185,8 +185,8 @@ def _cpu_ms(fn: Any, iters: int) -> tuple[float, float]:
 
 def _breakdown_steps(export: Path) -> dict[str, tuple[Any, int]]:
     """Each step of one request's work, as (callable, images per call)."""
+    from oiforge.serve.images import RESAMPLE, center_box, decode_image, normalise, resized_size
     from oiforge.serve.predictor import Predictor
-    from oiforge.serve.preprocess import RESAMPLE, center_box, decode_image, normalise, resized_size
 
     jpeg = photo_jpeg()
     pre = Predictor(export).labels.preprocessing

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,6 +56,21 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_open(path, "wb") as fh:
         fh.write(data)
+
+
+def replace_dir(staging: Path, dest: Path) -> None:
+    """Put the finished folder ``staging`` at ``dest``, replacing any folder there: one
+    ``os.sync`` (cheaper than an fsync per file), then renames, so ``dest`` is never partial."""
+    os.sync()
+    if dest.exists():
+        old = dest.parent / f".{dest.name}.oiforge-old"
+        shutil.rmtree(old, ignore_errors=True)
+        dest.rename(old)
+        staging.rename(dest)
+        shutil.rmtree(old)
+    else:
+        staging.rename(dest)
+    fsync_dir(dest.parent)
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:

@@ -77,7 +77,7 @@ class _Server:
 
 def fill_store(store: Path, ids: list[str], failed: str) -> None:
     """JPEGs for every image but ``failed``, and a journal that says so."""
-    from oiforge.download.journal import Journal, JournalRow
+    from oiforge.contracts.journal import Journal, JournalRow
 
     rows = []
     for n, iid in enumerate(ids):

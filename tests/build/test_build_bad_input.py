@@ -134,7 +134,7 @@ def test_exclude_list_parsing(tmp_path: Path) -> None:
 
 
 def test_attribution_markdown_is_inert(tmp_path: Path) -> None:
-    from oiforge.build.manifest import write_attribution
+    from oiforge.build.card import write_attribution
 
     row = {
         "image_id": "00000000000000aa", "sample_path": "train/x/00000000000000aa.jpg",

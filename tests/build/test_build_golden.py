@@ -9,13 +9,13 @@ not for value.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from tests.helpers.golden import check_json
 
 from oiforge.build import BuildInputs, build_dataset
 from oiforge.build.synthetic import (
@@ -27,8 +27,6 @@ from oiforge.build.synthetic import (
 )
 from oiforge.spec import BuildSpec
 
-GOLDEN = Path(__file__).parent.parent / "golden"
-REGEN = os.environ.get("REGEN_GOLDEN") == "1"
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -60,16 +58,8 @@ def tiny(tmp_path: Path) -> Path:
     return build_dataset(inputs).out
 
 
-def _check(name: str, value: Any) -> None:
-    path = GOLDEN / name
-    text = json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-    if REGEN:
-        path.write_text(text, encoding="utf-8")
-    assert json.loads(path.read_text(encoding="utf-8")) == json.loads(text), f"regenerate {path}?"
-
-
 def test_manifest_and_attribution_match_golden(tiny: Path) -> None:
     manifest = pq.read_table(tiny / "manifest.parquet").to_pylist()
-    _check("build_manifest.json", _normalise(manifest))
-    _check("build_attribution.json", json.loads((tiny / "attribution.json").read_text()))
-    _check("build_classes.json", json.loads((tiny / "classes.json").read_text()))
+    check_json("build_manifest.json", _normalise(manifest))
+    check_json("build_attribution.json", json.loads((tiny / "attribution.json").read_text()))
+    check_json("build_classes.json", json.loads((tiny / "classes.json").read_text()))

@@ -8,11 +8,10 @@ from collections import Counter, defaultdict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oiforge.build.classes import make_classes, safe_folder_name
-from oiforge.build.dedupe import duplicate_groups
-from oiforge.build.geometry import box_problem, crop_rect, output_size
+from oiforge.build.assemble import assign_splits, duplicate_groups
+from oiforge.build.plan import make_classes, safe_folder_name
 from oiforge.build.records import Box
-from oiforge.build.split import assign_splits
+from oiforge.build.render import box_problem, crop_rect, output_size
 from oiforge.contracts import DATASET_SPLITS
 
 unit = st.floats(0.0, 1.0, allow_nan=False)

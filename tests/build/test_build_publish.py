@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from oiforge.build import verify_dataset
-from oiforge.build.publish import publish, pull, resolve_url, safe_relpath
+from oiforge.build.lock import publish, pull, resolve_url, safe_relpath
 from oiforge.build.synthetic import SyntheticSet
 from oiforge.cli import app
 from oiforge.errors import ChecksumError, InvalidInputError, MalformedFileError

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oiforge.catalog.arrays import from_numpy, hex16, repeat_string, strings, to_numpy
+from oiforge.arrays import from_numpy, hex16, repeat_string, strings, to_numpy
 
 INTS = st.lists(st.integers(0, 2**63 - 1), max_size=50)
 

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from tests.helpers.catalog import image_row, write_tables
 from typer.testing import CliRunner
 
 from oiforge.cli import app
 from oiforge.contracts import SELECTION_SCHEMA, SPLITS
-
-from .minidata import image_row, write_tables
 
 runner = CliRunner()
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from oiforge.catalog import FetchProgress, fetch, open_catalog
-from oiforge.catalog.fetch import cached_path, fetch_file, server_md5
+from oiforge.catalog.fetch import cached_path, fetch_file
 from oiforge.catalog.files import official_files
 from oiforge.endpoints import Endpoints
 from oiforge.errors import ChecksumError, FetchError, StageError
+from oiforge.headers import server_md5
 from oiforge.mirror.server import MirrorServer
 
 BOXES_VAL = "v5/validation-annotations-bbox.csv"

@@ -13,22 +13,21 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.helpers.catalog import image_row, write_tables
 
-from oiforge.build.plan import selection_version
 from oiforge.catalog import open_catalog, select
 from oiforge.catalog.catalog import Catalog
-from oiforge.catalog.select import (
-    Selection,
-    resolve_targets,
-    spec_hash_of,
-    to_selection_schema,
-)
+from oiforge.catalog.select import resolve_targets, spec_hash_of
 from oiforge.catalog.selectsql import selection_sql
-from oiforge.contracts import SELECTION_SCHEMA, SPLITS
+from oiforge.contracts import (
+    SELECTION_SCHEMA,
+    SPLITS,
+    Selection,
+    conform_selection,
+    selection_version,
+)
 from oiforge.errors import SpecError, UnknownClassError
 from oiforge.spec import DatasetSpec, SelectSpec, parse_spec
-
-from .minidata import image_row, write_tables
 
 CAT, DOG, PERSON, FACE, BURGER = "/m/01yrx", "/m/0bt9lr", "/m/01g317", "/m/0dzct", "/m/0cdn1"
 CARNIVORE, BEAR, PANDA = "/m/01lrl", "/m/01dws", "/m/03bj1"
@@ -260,7 +259,7 @@ def _plain_tables_select(cat: Catalog, spec: SelectSpec) -> pa.Table:
     excluded = frozenset(_expanded(cat, spec.exclude_images_with))
     machine = cat.has_table("machine_labels", spec.splits)
     sql = selection_sql(spec, targets, excluded, machine, copies=False)
-    return to_selection_schema(
+    return conform_selection(
         cat.connection.sql(sql).to_arrow_table(), spec_hash_of(spec), spec.version
     )
 

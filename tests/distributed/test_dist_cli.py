@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from dist_helpers import store_digest
+from tests.helpers.distributed import store_digest
 from typer.testing import CliRunner
 
 from oiforge.cli import app

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from dist_helpers import store_digest
+from tests.helpers.distributed import store_digest
 
 from oiforge.distributed import ShardEvent, run_download_sharded
 from oiforge.download import DownloadConfig, download, read_journal

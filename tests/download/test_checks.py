@@ -7,17 +7,23 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from dl_helpers import jpeg_bytes, md5_b64, selection_table
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from tests.helpers.download import jpeg_bytes, md5_b64, selection_table
 
+from oiforge.contracts.journal import Journal
+from oiforge.contracts.selection import read_selected_images as load_selection
 from oiforge.download import JOURNAL_SCHEMA, DownloadConfig, JournalRow, read_journal
-from oiforge.download.image import Encoded, ImageJob, encode_image
-from oiforge.download.journal import Journal
-from oiforge.download.sniff import NotAnImage, sniff_image
-from oiforge.download.tasks import load_selection
-from oiforge.download.verify import Rejection, check_body, header_md5, is_placeholder_url
+from oiforge.download.encode import Encoded, ImageJob, encode_image
+from oiforge.download.verify import (
+    NotAnImage,
+    Rejection,
+    check_body,
+    header_md5,
+    is_placeholder_url,
+    sniff_image,
+)
 from oiforge.errors import InvalidInputError, MalformedFileError, StageError
 
 JPEG = jpeg_bytes(80, 60)

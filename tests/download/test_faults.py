@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dl_helpers import sample_images, sample_selection, selection_table, store_files
+from tests.helpers.download import sample_images, sample_selection, selection_table, store_files
 from typer.testing import CliRunner
 
 from oiforge.cli import app

@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from dl_helpers import sample_images, sample_selection, store_files
+from tests.helpers.download import sample_images, sample_selection, store_files
 
 from oiforge.download import read_journal
 from oiforge.mirror.faults import load_rules

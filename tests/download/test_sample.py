@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dl_helpers import sample_images, sample_selection, store_files
+from tests.helpers.download import sample_images, sample_selection, store_files
 
 from oiforge.download import DownloadConfig, ProgressUpdate, download, read_journal
 from oiforge.endpoints import Endpoints

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.mirror._client import fetch
+from tests.helpers.mirror import fetch
 from typer.testing import CliRunner
 
 from oiforge.cli import app

@@ -13,12 +13,12 @@ import aiohttp
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.mirror._client import Reply, fetch
+from tests.helpers.mirror import Reply, fetch
 
 from oiforge.endpoints import Endpoints
 from oiforge.errors import InvalidInputError
 from oiforge.mirror.faults import dump_rules, load_rules, make_rule, parse_flag
-from oiforge.mirror.http import RangeNotSatisfiable, corrupt, parse_range
+from oiforge.mirror.handlers import RangeNotSatisfiable, corrupt, parse_range
 from oiforge.mirror.server import MirrorServer
 
 CSV = "/openimages/v7/oidv7-class-descriptions.csv"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from oiforge.mirror.classes import SAMPLE_CLASSES
 from oiforge.mirror.images import RESIZED_SIDE, THUMB_SIDE, class_style
+from oiforge.mirror.plan import SAMPLE_CLASSES
 
 FILLED = {"ellipse", "square", "triangle", "diamond", "hexagon", "star"}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from oiforge.catalog.files import FILES
-from oiforge.mirror.classes import CONTEXT_MIDS, SAMPLE_CLASSES
+from oiforge.mirror.plan import CONTEXT_MIDS, SAMPLE_CLASSES
 from oiforge.paths import package_data
 
 IMAGE_HEADER = (

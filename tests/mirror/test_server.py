@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.mirror._client import fetch, fetch_all
+from tests.helpers.mirror import fetch, fetch_all
 
 from oiforge.endpoints import Endpoints
 from oiforge.mirror.server import MirrorServer

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serve_helpers import make_run_dir
+from tests.helpers.serve import make_run_dir
 
 
 @pytest.fixture(scope="session")
@@ -31,10 +31,10 @@ def exported(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def service(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A live `oiforge serve` app (real uvicorn on 127.0.0.1) with small test limits."""
-    from serve_helpers import LiveServer, wait_ready
+    from tests.helpers.serve import LiveServer, wait_ready
 
     from oiforge.serve.app import create_app
-    from oiforge.serve.runner import ServeConfig
+    from oiforge.serve.holder import ServeConfig
 
     config = ServeConfig(
         max_upload_bytes=2_000_000,

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
-from serve_helpers import CLASSES, LiveServer, StaticFiles, huge_png, photo, wait_ready
+from tests.helpers.serve import CLASSES, LiveServer, StaticFiles, huge_png, photo, wait_ready
 
 from oiforge.serve.app import create_app
-from oiforge.serve.runner import ServeConfig
+from oiforge.serve.holder import ServeConfig
 
 JPEG = ("a.jpg", photo(200, 150), "image/jpeg")
 OBJECT_REPR = re.compile(r"object at 0x|<[\w.]+[ >]")

@@ -6,12 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from serve_helpers import PRE, photo
+from tests.helpers.serve import PRE, photo
 
-from oiforge.serve.batcher import Batcher
+from oiforge.serve.images import preprocess_bytes
 from oiforge.serve.metrics import Metrics
-from oiforge.serve.predictor import Predictor
-from oiforge.serve.preprocess import preprocess_bytes
+from oiforge.serve.predictor import Batcher, Predictor
 
 
 def test_concurrent_callers_get_their_own_probabilities(exported: Path) -> None:

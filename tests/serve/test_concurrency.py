@@ -8,12 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from serve_helpers import LiveServer, photo, wait_ready
+from tests.helpers.serve import LiveServer, photo, wait_ready
 
 from oiforge.serve.app import create_app
+from oiforge.serve.holder import ServeConfig
+from oiforge.serve.images import preprocess_bytes
 from oiforge.serve.predictor import Predictor, session_options
-from oiforge.serve.preprocess import preprocess_bytes
-from oiforge.serve.runner import ServeConfig
 
 SIZES = [(40 + 7 * i, 30 + 11 * (i % 5)) for i in range(12)]
 

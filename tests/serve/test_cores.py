@@ -10,8 +10,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oiforge.serve.cores import cgroup_cpu_limit, usable_cores
-from oiforge.serve.runner import ServeConfig
+from oiforge.serve.holder import ServeConfig, cgroup_cpu_limit, usable_cores
 
 
 @given(st.integers(1, 10**7), st.integers(1, 10**6))

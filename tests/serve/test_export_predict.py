@@ -14,13 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from serve_helpers import ARCH, CLASSES, PRE, photo
+from tests.helpers.serve import ARCH, CLASSES, PRE, photo
 from typer.testing import CliRunner
 
 from oiforge.cli import app
-from oiforge.serve.labels import read_labels
+from oiforge.contracts.run import read_labels
+from oiforge.serve.images import center_box, preprocess_bytes, resized_size
 from oiforge.serve.predictor import Predictor
-from oiforge.serve.preprocess import center_box, preprocess_bytes, resized_size
 
 runner = CliRunner()
 

@@ -17,10 +17,10 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from serve_helpers import LiveServer, wait_ready
+from tests.helpers.serve import LiveServer, wait_ready
 
 from oiforge.serve.app import create_app
-from oiforge.serve.runner import ServeConfig
+from oiforge.serve.holder import ServeConfig
 
 CHECKS: list[Any] = [
     not_a_server_error,

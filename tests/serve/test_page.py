@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serve_helpers import CLASSES, photo
+from tests.helpers.serve import CLASSES, photo
 
 DROP_JS = """async ([b64, name]) => {
   const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serve_helpers import PRE, huge_png, photo
+from tests.helpers.serve import PRE, huge_png, photo
 
-from oiforge.serve.labels import Preprocessing
-from oiforge.serve.preprocess import ImageRejected, decode_image, normalise, preprocess_bytes
+from oiforge.contracts.run import Preprocessing
+from oiforge.serve.images import ImageRejected, decode_image, normalise, preprocess_bytes
 
 SEEDS = [
     photo(64, 48),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serve_helpers import photo, wait_ready
+from tests.helpers.serve import photo, wait_ready
 
 
 def _free_port() -> int:

@@ -88,8 +88,8 @@ def test_training_and_evaluation_take_them_and_say_so(unusual: Path, tmp_path: P
 def test_serve_preprocesses_them_as_training_does(name: str) -> None:
     import torch
 
-    from oiforge.serve.labels import Preprocessing
-    from oiforge.serve.preprocess import preprocess_bytes
+    from oiforge.contracts.run import Preprocessing
+    from oiforge.serve.images import preprocess_bytes
     from oiforge.train.images import decode_image, eval_transform
 
     data = _files(1, 3)[name]

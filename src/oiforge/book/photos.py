@@ -372,8 +372,7 @@ def pick_printed(
 
 def journal_statuses(store: Path | None) -> dict[str, str]:
     """ImageID -> download status from the store's journal (empty without a journal)."""
-    from oiforge.download import read_journal
-    from oiforge.download.journal import journal_path
+    from oiforge.contracts.journal import journal_path, read_journal
 
     if store is None or not journal_path(store).is_file():
         return {}

@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from oiforge.arrays import to_numpy
 from oiforge.browse.index import ImageIndex
-from oiforge.catalog.arrays import to_numpy
 from oiforge.errors import OiforgeError
 
 NOT_DOWNLOADED: Final = "not downloaded"
@@ -101,7 +101,7 @@ class Downloads:
 
 
 def _read(store: Path) -> pa.Table:
-    from oiforge.download import JOURNAL_SCHEMA, read_journal
+    from oiforge.contracts import JOURNAL_SCHEMA, read_journal
 
     try:
         return read_journal(store)

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from oiforge.atomic import write_text_atomic
-from oiforge.build import ExcludeList, read_exclude_list
-from oiforge.contracts import is_image_id
+from oiforge.contracts import ExcludeList, is_image_id, read_exclude_list
 from oiforge.errors import InvalidInputError
 from oiforge.reviews import VERDICTS, Verdicts, read_reviews, write_reviews
 

@@ -18,21 +18,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from oiforge.catalog.arrays import to_numpy
-from oiforge.contracts import BOX_FLAGS, SELECTION_SCHEMA
+from oiforge.arrays import to_numpy
+from oiforge.contracts import ATTRIBUTION_COLUMNS, BOX_FLAGS, SELECTION_SCHEMA
 from oiforge.errors import InvalidInputError
 from oiforge.errtext import exception_text
 from oiforge.reviews import REVIEWED_SOURCE
 
 Vector = np.ndarray[Any, Any]
-ATTRIBUTION: Final = (
-    "title",
-    "author",
-    "author_profile_url",
-    "license",
-    "landing_url",
-    "original_url",
-)
+ATTRIBUTION: Final = ATTRIBUTION_COLUMNS
 _BOX: Final = ("x_min", "x_max", "y_min", "y_max")
 _COLUMNS: Final = (
     "image_id",

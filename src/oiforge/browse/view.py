@@ -17,8 +17,7 @@ import numpy as np
 from oiforge.browse.downloads import NOT_DOWNLOADED, Downloads
 from oiforge.browse.excludes import ExcludeStore, ReviewStore
 from oiforge.browse.index import ATTRIBUTION, CONFIRMED, REJECTED, ImageIndex, RowFilter
-from oiforge.build import ExcludeList
-from oiforge.contracts import BOX_FLAGS
+from oiforge.contracts import BOX_FLAGS, ExcludeList
 from oiforge.errors import InvalidInputError
 from oiforge.licences import licence_name
 from oiforge.reviews import Verdicts

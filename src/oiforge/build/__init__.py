@@ -13,16 +13,24 @@ Public API::
 
 from __future__ import annotations
 
-from oiforge.build.excludes import ExcludeList, read_exclude_list
-from oiforge.build.images import (
+from oiforge.build.lock import (
+    LOCK_NAME,
+    TransferResult,
+    VerifyReport,
+    publish,
+    pull,
+    read_lock,
+    verify_dataset,
+)
+from oiforge.build.pool import (
     RenderedImages,
     build_cache_dir,
     prepare_build_cache,
     render_fingerprint,
     render_images,
 )
-from oiforge.build.lock import LOCK_NAME, VerifyReport, read_lock, verify_dataset
-from oiforge.build.runner import BuildInputs, BuildResult, build_dataset
+from oiforge.build.runner import BuildInputs, BuildResult, build_dataset, check_out_dir
+from oiforge.contracts.excludes import ExcludeList, read_exclude_list
 
 __all__ = [
     "LOCK_NAME",
@@ -30,10 +38,14 @@ __all__ = [
     "BuildResult",
     "ExcludeList",
     "RenderedImages",
+    "TransferResult",
     "VerifyReport",
     "build_cache_dir",
     "build_dataset",
+    "check_out_dir",
     "prepare_build_cache",
+    "publish",
+    "pull",
     "read_exclude_list",
     "read_lock",
     "render_fingerprint",

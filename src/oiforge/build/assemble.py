@@ -1,17 +1,28 @@
-"""From per-image records to the dataset's samples: failures, duplicates, splits, classes."""
+"""From per-image records to the dataset's samples: failures, duplicates, splits, classes.
+
+Duplicates: exact (same bytes) and near (perceptual hashes within a distance), found with
+multi-index hashing: split the 64-bit hash into ``d + 1`` bands; two hashes within Hamming
+distance ``d`` agree on at least one band (pigeonhole), so only hashes sharing a band value are
+compared. Identical hashes are merged first, so a thousand copies of one placeholder cost one
+comparison, not a million.
+
+Re-splitting is deterministic: stratified by class, grouped by source image (and duplicates).
+Every group (a source image with all its crops, merged with its duplicates) goes to exactly
+one split, so no photo and no near-copy of it sits in two splits. Groups of each class are
+ordered by a seeded hash, then each goes where its class is furthest below the target.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from oiforge.build.classes import ClassInfo, reindex
-from oiforge.build.dedupe import duplicate_groups
-from oiforge.build.plan import Exclusion, ImageMeta, Plan
+from oiforge.build.plan import Exclusion, ImageMeta, Plan, reindex
 from oiforge.build.records import OK, Box, ImageRecord, SampleTask
-from oiforge.build.split import SPLIT_PRIORITY, assign_splits, official_keep
 from oiforge.contracts import DATASET_SPLITS
+from oiforge.contracts.dataset import ClassInfo
 from oiforge.spec import BuildSpec
 
 
@@ -155,3 +166,133 @@ def assemble(plan: Plan, records: dict[str, ImageRecord], spec: BuildSpec) -> As
     order = {name: i for i, name in enumerate(DATASET_SPLITS)}
     samples.sort(key=lambda x: (order[x.split], x.cls.folder, x.key))
     return Assembly(samples, classes, sorted(excluded, key=lambda e: (e.image_id, e.key)))
+
+
+#: When duplicates in official splits disagree, keep the copy in the first of these.
+SPLIT_PRIORITY = ("test", "val", "train")
+
+
+def _order_key(seed: int, group: str) -> str:
+    return hashlib.sha256(f"{seed}:{group}".encode()).hexdigest()
+
+
+def primary_class(labels: Sequence[str]) -> str:
+    """The most frequent label of a group (ties: the smallest MID)."""
+    counts = Counter(labels)
+    return min(counts, key=lambda mid: (-counts[mid], mid))
+
+
+def _choose(counts: Counter[str], size: int, fractions: Sequence[float]) -> str:
+    total = sum(counts.values()) + size
+    best = max(
+        range(len(DATASET_SPLITS)),
+        key=lambda i: (fractions[i] * total - counts[DATASET_SPLITS[i]], fractions[i], -i),
+    )
+    return DATASET_SPLITS[best]
+
+
+def assign_splits(
+    groups: Mapping[str, Sequence[str]], fractions: Sequence[float], seed: int
+) -> dict[str, str]:
+    """Group id → split, for groups given as the class MIDs of their samples."""
+    if len(fractions) != len(DATASET_SPLITS):
+        raise ValueError("three split fractions: train, val, test")
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for gid, labels in groups.items():
+        if labels:
+            by_class[primary_class(labels)].append(gid)
+    out: dict[str, str] = {}
+    for mid in sorted(by_class):
+        counts: Counter[str] = Counter()
+        for gid in sorted(by_class[mid], key=lambda g: _order_key(seed, g)):
+            split = _choose(counts, len(groups[gid]), fractions)
+            counts[split] += len(groups[gid])
+            out[gid] = split
+    return out
+
+
+def official_keep(splits_of: Mapping[str, str], groups: Mapping[str, str]) -> dict[str, str]:
+    """For official splits: image id → the split its duplicate group keeps (by priority)."""
+    members: dict[str, set[str]] = defaultdict(set)
+    for iid, gid in groups.items():
+        members[gid].add(splits_of[iid])
+    keep = {gid: next(s for s in SPLIT_PRIORITY if s in found) for gid, found in members.items()}
+    return {iid: keep[gid] for iid, gid in groups.items()}
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
+        root = x
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[x] != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            lo, hi = sorted((ra, rb))
+            self.parent[hi] = lo  # the smallest id is the root: deterministic
+
+
+def _bands(distance: int) -> list[tuple[int, int]]:
+    """(shift, mask) of ``distance + 1`` bands covering 64 bits."""
+    n = distance + 1
+    widths = [64 // n + (1 if i < 64 % n else 0) for i in range(n)]
+    out, shift = [], 0
+    for w in widths:
+        out.append((shift, (1 << w) - 1))
+        shift += w
+    return out
+
+
+def _near_pairs(hashes: list[int], distance: int) -> Iterable[tuple[int, int]]:
+    """Index pairs of distinct ``hashes`` within ``distance`` bits."""
+    if distance <= 0 or len(hashes) < 2:
+        return
+    seen: set[tuple[int, int]] = set()
+    for shift, mask in _bands(min(distance, 63)):
+        buckets: dict[int, list[int]] = defaultdict(list)
+        for i, h in enumerate(hashes):
+            buckets[(h >> shift) & mask].append(i)
+        for members in buckets.values():
+            for a_pos, a in enumerate(members):
+                for b in members[a_pos + 1 :]:
+                    if (a, b) not in seen and (hashes[a] ^ hashes[b]).bit_count() <= distance:
+                        seen.add((a, b))
+                        yield a, b
+
+
+def duplicate_groups(
+    sha256_of: Mapping[str, str], phash_of: Mapping[str, str], distance: int | None
+) -> dict[str, str]:
+    """Image id → group id (the smallest id of its duplicate cluster; itself if alone).
+
+    Exact duplicates share ``sha256_of``; near duplicates have perceptual hashes within
+    ``distance`` bits (``None`` turns near-duplicate search off).
+    """
+    uf = _UnionFind()
+    for iid in sorted(sha256_of):
+        uf.find(iid)
+    by_value: dict[str, list[str]] = defaultdict(list)
+    for iid, digest in sha256_of.items():
+        by_value["s:" + digest].append(iid)
+    if distance is not None:
+        for iid, ph in phash_of.items():
+            if ph:
+                by_value["p:" + ph].append(iid)
+    for ids in by_value.values():
+        for other in ids[1:]:
+            uf.union(ids[0], other)
+    if distance:
+        unique = sorted({ph for ph in phash_of.values() if ph})
+        owner = {ph: next(i for i in by_value["p:" + ph]) for ph in unique}
+        ints = [int(ph, 16) for ph in unique]
+        for a, b in _near_pairs(ints, distance):
+            uf.union(owner[unique[a]], owner[unique[b]])
+    return {iid: uf.find(iid) for iid in sha256_of}

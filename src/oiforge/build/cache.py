@@ -20,7 +20,10 @@ import secrets
 import shutil
 import socket
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import (
+    Future,
+    ThreadPoolExecutor,
+)
 from dataclasses import asdict
 from pathlib import Path
 from typing import Final
@@ -150,7 +153,7 @@ def append_records(cache: Path, records: Iterable[ImageRecord]) -> None:
         os.close(fd)
 
 
-def read_journal(cache: Path) -> dict[str, ImageRecord]:
+def read_records(cache: Path) -> dict[str, ImageRecord]:
     """Image id → its latest readable record (older journals first; torn lines skipped)."""
     folder = cache / "journal"
     try:

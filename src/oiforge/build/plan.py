@@ -1,40 +1,33 @@
-"""From selection.parquet (+ store, + exclude list) to the work: image tasks and class table."""
+"""From selection.parquet (+ store, + exclude list) to the work: image tasks and class table.
+
+- :func:`make_plan` groups the selection's rows by image, gives every sample a key and leaves
+  out what the exclude list names (:class:`Exclusion` values, never errors).
+- Classes: display names become safe, unique folder names (:func:`make_classes`), indexed in
+  sorted folder order like torchvision; the MID of each is kept (classes.json).
+- The ``--exclude-list`` file (:func:`read_exclude_list`): one entry a line,
+  ``ImageID[,box_index][,reason]`` (commas or tabs); ``#`` starts a comment.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
-import sqlite3
+import re
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import pyarrow.parquet as pq
-
-from oiforge.build.classes import ClassInfo, make_classes
-from oiforge.build.excludes import ExcludeList
-from oiforge.build.records import Box, ImageTask, SampleTask
-from oiforge.contracts import (
-    DATASET_SPLIT_OF,
-    SELECTION_SCHEMA,
-    SELECTION_VERSION_KEY,
-    is_image_id,
-    store_path_parts,
-)
-from oiforge.errors import InvalidInputError, MalformedFileError
+from oiforge.build.records import Box, RenderTask, SampleTask
+from oiforge.contracts.dataset import DATASET_SPLIT_OF, ClassInfo
+from oiforge.contracts.excludes import ExcludeList
+from oiforge.contracts.journal import rotated_images, store_image_path
+from oiforge.contracts.selection import ATTRIBUTION_COLUMNS, is_image_id, read_selection_table
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS: Final = ("image_id", "split", "label_mid", "label_name")
-ATTRIBUTION_FIELDS: Final = (
-    "license",
-    "author",
-    "author_profile_url",
-    "title",
-    "landing_url",
-    "original_url",
-)
 
 
 @dataclass(frozen=True)
@@ -61,7 +54,7 @@ class ImageMeta:
 class Plan:
     """Everything the build needs to know before decoding anything."""
 
-    tasks: list[ImageTask]
+    tasks: list[RenderTask]
     images: dict[str, ImageMeta]
     classes: list[ClassInfo]
     excluded: list[Exclusion] = field(default_factory=list)
@@ -69,29 +62,8 @@ class Plan:
 
 def read_selection(path: Path) -> list[dict[str, Any]]:
     """The selection rows (only the contract's columns that are present)."""
-    if not path.is_file():
-        raise InvalidInputError(f"selection file not found: {path} (run `oiforge select` first)")
-    try:
-        schema = pq.read_schema(path)
-        cols = [c for c in SELECTION_SCHEMA.names if c in schema.names]
-        table = pq.ParquetFile(path).read(columns=cols)
-    except Exception as exc:
-        raise MalformedFileError(str(path), f"not a readable Parquet file ({exc})") from exc
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
-    if missing:
-        raise MalformedFileError(str(path), f"missing columns {missing} (see SELECTION_SCHEMA)")
-    rows: list[dict[str, Any]] = table.to_pylist()
+    rows: list[dict[str, Any]] = read_selection_table(path, required=REQUIRED_COLUMNS).to_pylist()
     return rows
-
-
-def selection_version(path: Path) -> str | None:
-    """The Open Images version ``oiforge select`` stamped on a selection file, if any."""
-    try:
-        meta = pq.read_schema(path).metadata or {}
-    except Exception:  # read_selection names the problem
-        return None
-    value = meta.get(SELECTION_VERSION_KEY)
-    return value.decode() if value else None
 
 
 def _box_of(row: dict[str, Any]) -> Box | None:
@@ -142,7 +114,7 @@ def _group_rows(
 
 def _meta(image_id: str, row: dict[str, Any]) -> ImageMeta | None:
     split = DATASET_SPLIT_OF.get(str(row.get("split")), "")
-    attribution = {k: str(row.get(k) or "") for k in ATTRIBUTION_FIELDS}
+    attribution = {k: str(row.get(k) or "") for k in ATTRIBUTION_COLUMNS}
     return ImageMeta(image_id, split, attribution)
 
 
@@ -162,35 +134,11 @@ def _samples(
     return samples
 
 
-def rotated_on_download(store: Path) -> frozenset[str]:
-    """ImageIDs whose stored pixels the downloader already turned upright (journal ``rotated``).
-
-    Their Open Images ``Rotation`` must not be applied a second time. Read from the journal
-    file (the data contract), not through the download package.
-    """
-    path = store / "journal.sqlite"
-    if not path.is_file():
-        return frozenset()
-    try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            cols = {row[1] for row in con.execute("PRAGMA table_info(journal)")}
-            if "rotated" not in cols:
-                return frozenset()
-            rows = con.execute("SELECT image_id FROM journal WHERE status = 'ok' AND rotated <> 0")
-            return frozenset(str(r[0]) for r in rows)
-        finally:
-            con.close()
-    except sqlite3.Error:
-        log.warning("could not read %s; applying Rotation from the selection", path)
-        return frozenset()
-
-
 def make_plan(rows: list[dict[str, Any]], store: Path, excludes: ExcludeList) -> Plan:
     """Group rows by image, give every sample a key, name the classes, apply the exclude list."""
     excluded: list[Exclusion] = []
     grouped = _group_rows(rows, excluded)
-    upright = rotated_on_download(store)
+    upright = rotated_images(store)
     tasks, images = [], {}
     for iid, rs in grouped.items():
         meta = _meta(iid, rs[0])
@@ -199,8 +147,55 @@ def make_plan(rows: list[dict[str, Any]], store: Path, excludes: ExcludeList) ->
         if not samples:
             continue
         images[iid] = meta
-        folder, name = store_path_parts(iid)
         rotation = None if iid in upright else rs[0].get("rotation")
-        tasks.append(ImageTask(iid, str(store / folder / name), rotation, tuple(samples)))
+        tasks.append(RenderTask(iid, str(store_image_path(store, iid)), rotation, tuple(samples)))
     names = {str(r["label_mid"]): str(r["label_name"]) for rs in grouped.values() for r in rs}
     return Plan(tasks, images, make_classes(names), excluded)
+
+
+_UNSAFE: Final = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f]')
+_SPACE: Final = re.compile(r"\s+")
+_RESERVED: Final = frozenset(
+    {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
+)
+MAX_FOLDER_LEN: Final = 100
+
+
+def safe_folder_name(name: str) -> str:
+    """A folder name that works on every OS and loader: no separators, no spaces, not hidden."""
+    text = unicodedata.normalize("NFC", name).strip()
+    text = _UNSAFE.sub("_", _SPACE.sub("_", text)).strip("._ ")
+    if not text or text.lower() in _RESERVED:
+        text = f"class_{text}".rstrip("_")
+    return text[:MAX_FOLDER_LEN]
+
+
+def _mid_suffix(mid: str) -> str:
+    return safe_folder_name(mid.replace("/", "_")) or "x"
+
+
+def make_classes(names_by_mid: dict[str, str]) -> list[ClassInfo]:
+    """Classes with unique folders (case-insensitively), indexed in sorted folder order."""
+    folders = {mid: safe_folder_name(name) for mid, name in names_by_mid.items()}
+    clashes: dict[str, list[str]] = defaultdict(list)
+    for mid, folder in folders.items():
+        clashes[folder.casefold()].append(mid)
+    for mids in clashes.values():
+        if len(mids) > 1:
+            for mid in mids:
+                folders[mid] = f"{folders[mid][: MAX_FOLDER_LEN - 20]}__{_mid_suffix(mid)}"
+    seen: set[str] = set()
+    for mid in sorted(folders):  # MIDs that still clash after the suffix get a number
+        base, n = folders[mid], 1
+        while folders[mid].casefold() in seen:
+            n += 1
+            folders[mid] = f"{base}_{n}"
+        seen.add(folders[mid].casefold())
+    ordered = sorted(folders.items(), key=lambda kv: (kv[1], kv[0]))
+    return [ClassInfo(i, names_by_mid[mid], folder, mid) for i, (mid, folder) in enumerate(ordered)]
+
+
+def reindex(classes: list[ClassInfo], keep: set[str]) -> list[ClassInfo]:
+    """Only the classes whose MID is in ``keep``, indexed again from 0 in folder order."""
+    kept = [c for c in classes if c.mid in keep]
+    return [ClassInfo(i, c.name, c.folder, c.mid) for i, c in enumerate(kept)]

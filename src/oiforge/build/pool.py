@@ -1,7 +1,16 @@
-"""Render every image task: reuse what the cache already holds, the rest in a process pool."""
+"""Render every image task into the build cache: reuse what it already holds, the rest in a
+process pool (:func:`render_all`).
+
+:func:`render_images` is the build's per-image half as one public call: it plans a selection
+(any subset of one: a shard, a retry list) and renders every image into a build cache folder,
+reusing what the folder already holds. ``build_dataset`` finds these renders when pointed at
+the same cache (``build_cache_dir(out)``), so a distributed build only has to call this per
+shard and then ``build_dataset`` once.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
@@ -12,12 +21,23 @@ from concurrent.futures import (
     ThreadPoolExecutor,
     wait,
 )
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from oiforge.build.cache import read_journal, sample_path
+from oiforge.build.cache import (
+    cache_params,
+    check_cache,
+    prepare_cache,
+    read_records,
+    sample_path,
+    staging_dir,
+)
 from oiforge.build.lock import file_sha256
-from oiforge.build.records import OK, ImageRecord, ImageTask, RenderOptions, task_hash
+from oiforge.build.plan import make_plan, read_selection
+from oiforge.build.records import OK, ImageRecord, RenderOptions, RenderTask, task_hash
 from oiforge.build.render import run_batch
+from oiforge.contracts.excludes import ExcludeList
+from oiforge.spec import BuildSpec
 
 Progress = Callable[[int, int], None]
 BATCH = 16
@@ -25,7 +45,7 @@ BATCH = 16
 _PRELOAD = ["oiforge.build.render"]
 
 
-def is_reusable(rec: ImageRecord, task: ImageTask, cache: Path, *, trusted: bool = False) -> bool:
+def is_reusable(rec: ImageRecord, task: RenderTask, cache: Path, *, trusted: bool = False) -> bool:
     """Whether a journal record answers ``task`` and its source and samples still hash right.
 
     ``trusted``: the record was written during this build (by one of its shard jobs), so its
@@ -45,15 +65,17 @@ def is_reusable(rec: ImageRecord, task: ImageTask, cache: Path, *, trusted: bool
         return False
 
 
-def _reusable(tasks: list[ImageTask], cache: Path, trust_run: str | None) -> dict[str, ImageRecord]:
+def _reusable(
+    tasks: list[RenderTask], cache: Path, trust_run: str | None
+) -> dict[str, ImageRecord]:
     """The journal's records that still answer their task, checked on a few threads (file
     reads and hashing release the GIL)."""
-    journal = read_journal(cache)
+    journal = read_records(cache)
     found = [(t, journal[t.image_id]) for t in tasks if t.image_id in journal]
     if not found:
         return {}
 
-    def check(pairs: list[tuple[ImageTask, ImageRecord]]) -> list[ImageRecord]:
+    def check(pairs: list[tuple[RenderTask, ImageRecord]]) -> list[ImageRecord]:
         return [
             rec
             for task, rec in pairs
@@ -67,13 +89,13 @@ def _reusable(tasks: list[ImageTask], cache: Path, trust_run: str | None) -> dic
         return {rec.image_id: rec for good in pool.map(check, chunks) for rec in good}
 
 
-def _batches(tasks: list[ImageTask]) -> Iterator[list[ImageTask]]:
+def _batches(tasks: list[RenderTask]) -> Iterator[list[RenderTask]]:
     for start in range(0, len(tasks), BATCH):
         yield tasks[start : start + BATCH]
 
 
 def _run_pool(
-    todo: list[ImageTask],
+    todo: list[RenderTask],
     opts: RenderOptions,
     cache: Path,
     workers: int,
@@ -95,7 +117,7 @@ def _run_pool(
 
 
 def render_all(
-    tasks: list[ImageTask],
+    tasks: list[RenderTask],
     opts: RenderOptions,
     cache: Path,
     workers: int | None = None,
@@ -126,3 +148,57 @@ def render_all(
     else:
         _run_pool(todo, opts, cache, n, done, run)
     return records, reused
+
+
+@dataclass(frozen=True)
+class RenderedImages:
+    """What ``render_images`` produced: a record per image (failures are statuses)."""
+
+    records: dict[str, ImageRecord] = field(default_factory=dict)
+    reused: int = 0  # records found valid in the cache, not rendered again
+
+    @property
+    def ok(self) -> int:
+        """Images that decoded and passed the checks."""
+        return sum(1 for r in self.records.values() if r.status == OK)
+
+
+def build_cache_dir(out: Path) -> Path:
+    """The render cache ``build_dataset(out=out)`` reads (inside its staging directory)."""
+    return staging_dir(out) / ".cache"
+
+
+def render_fingerprint(spec: BuildSpec) -> str:
+    """A short digest of everything rendered bytes depend on (options, renderer version)."""
+    return hashlib.sha256(cache_params(RenderOptions.from_spec(spec)).encode()).hexdigest()[:16]
+
+
+def prepare_build_cache(cache: Path, spec: BuildSpec) -> None:
+    """Make ``cache`` ready for ``spec``: kept if made with the same options, else emptied.
+
+    Call it once before shard jobs start; ``render_images`` never empties a cache.
+    """
+    prepare_cache(cache, RenderOptions.from_spec(spec))
+
+
+def render_images(
+    selection: Path,
+    store: Path,
+    cache: Path,
+    spec: BuildSpec,
+    *,
+    exclude: ExcludeList | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    run: str = "",
+) -> RenderedImages:
+    """Render the images of ``selection`` (from ``store``) into ``cache``; return their records.
+
+    Raises ``InvalidInputError`` when ``cache`` was made with other options (it is never reset
+    here, since other jobs may be writing into it).
+    """
+    opts = RenderOptions.from_spec(spec)
+    check_cache(cache, opts)
+    plan = make_plan(read_selection(selection), store, exclude or ExcludeList())
+    records, reused = render_all(plan.tasks, opts, cache, workers, progress, run=run)
+    return RenderedImages(records, reused)

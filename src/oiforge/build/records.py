@@ -1,6 +1,6 @@
 """The typed values that flow through the build: tasks in, records out.
 
-A worker gets one ``ImageTask`` (an image and the samples to cut from it) and returns one
+A worker gets one ``RenderTask`` (an image and the samples to cut from it) and returns one
 ``ImageRecord``; failures are statuses on the record or its samples, never exceptions.
 """
 
@@ -37,7 +37,7 @@ class SampleTask:
 
 
 @dataclass(frozen=True)
-class ImageTask:
+class RenderTask:
     """One source image and every sample to cut from it."""
 
     image_id: str
@@ -46,7 +46,7 @@ class ImageTask:
     samples: tuple[SampleTask, ...]
 
 
-def task_hash(task: ImageTask) -> str:
+def task_hash(task: RenderTask) -> str:
     """A fingerprint of a task (its samples, boxes, rotation and store path)."""
     return hashlib.sha256(repr(task).encode()).hexdigest()[:32]
 

@@ -2,30 +2,119 @@
 
 Runs in a process pool. Sample JPEGs go to the build cache and each batch's records to the
 process's journal (see ``cache``), so the parent only receives the small ``ImageRecord``s; a
-rerun reuses records whose files still hash right.
+rerun reuses records whose files still hash right. Box checks and crop rectangles are pure
+functions of numbers (property-tested).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 
 from oiforge.build.cache import append_records, sample_path, sample_writer, write_cache_file
-from oiforge.build.decode import Decoded, DecodeFailure, decode, image_flags, perceptual_hash
-from oiforge.build.geometry import Rect, box_problem, crop_rect, output_size, scale_rect
-from oiforge.build.pixels import Array, encode_jpeg, resize, thumbnail
+from oiforge.build.decode import (
+    Array,
+    Decoded,
+    DecodeFailure,
+    decode,
+    encode_jpeg,
+    image_flags,
+    perceptual_hash,
+    resize,
+    thumbnail,
+)
 from oiforge.build.records import (
     OK,
     Box,
     ImageRecord,
-    ImageTask,
     RenderOptions,
+    RenderTask,
     SampleResult,
     task_hash,
 )
+
+#: Boxes may overshoot [0, 1] by this much (annotation rounding); more is an error.
+BOX_TOLERANCE: Final = 1e-3
+ASPECTS: Final = ("keep", "square-pad", "square-crop")
+
+Rect = tuple[int, int, int, int]  # left, top, right, bottom in pixels (right/bottom exclusive)
+
+
+def box_problem(box: Box) -> str | None:
+    """Why a box cannot be used (``None`` when it can)."""
+    values = (box.x_min, box.x_max, box.y_min, box.y_max)
+    if not all(isinstance(v, float | int) and math.isfinite(v) for v in values):
+        return "box_not_finite"
+    if box.x_min > box.x_max or box.y_min > box.y_max:
+        return "box_inverted"
+    if min(values) < -BOX_TOLERANCE or max(values) > 1 + BOX_TOLERANCE:
+        return "box_out_of_range"
+    if box.x_max - box.x_min <= 0 or box.y_max - box.y_min <= 0:
+        return "box_empty"
+    return None
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return max(low, min(high, value))
+
+
+def padded_rect(box: Box, width: int, height: int, padding: float) -> tuple[float, ...]:
+    """The box in pixels, grown by ``padding`` × its own side on every side, clamped."""
+    bw = (box.x_max - box.x_min) * width
+    bh = (box.y_max - box.y_min) * height
+    left = _clamp(box.x_min * width - padding * bw, 0, width)
+    right = _clamp(box.x_max * width + padding * bw, 0, width)
+    top = _clamp(box.y_min * height - padding * bh, 0, height)
+    bottom = _clamp(box.y_max * height + padding * bh, 0, height)
+    return left, top, right, bottom
+
+
+def _square_around(rect: tuple[float, ...], width: int, height: int) -> tuple[float, ...]:
+    """The square centred on ``rect`` with its longer side, shrunk and shifted into the image."""
+    left, top, right, bottom = rect
+    side = min(max(right - left, bottom - top), width, height)
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    x0 = _clamp(cx - side / 2, 0, width - side)
+    y0 = _clamp(cy - side / 2, 0, height - side)
+    return x0, y0, x0 + side, y0 + side
+
+
+def _to_pixels(rect: tuple[float, ...], width: int, height: int) -> Rect:
+    left, top, right, bottom = rect
+    x0 = min(math.floor(left), width - 1)
+    y0 = min(math.floor(top), height - 1)
+    x1 = max(math.ceil(right), x0 + 1)
+    y1 = max(math.ceil(bottom), y0 + 1)
+    return max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+
+
+def crop_rect(box: Box, width: int, height: int, padding: float, aspect: str) -> Rect:
+    """The pixel rectangle to cut for ``box`` from a ``width`` × ``height`` image."""
+    rect = padded_rect(box, width, height, padding)
+    if aspect == "square-crop":
+        rect = _square_around(rect, width, height)
+    return _to_pixels(rect, width, height)
+
+
+def scale_rect(rect: Rect, sx: float, sy: float, width: int, height: int) -> Rect:
+    """``rect`` in an image scaled by (sx, sy) (e.g. a JPEG decoded in draft mode)."""
+    left, top, right, bottom = rect
+    return _to_pixels((left * sx, top * sy, right * sx, bottom * sy), width, height)
+
+
+def output_size(width: int, height: int, size: int, aspect: str) -> tuple[int, int]:
+    """The exported size: ``size`` square, or the longer side ``size`` with the aspect kept."""
+    if aspect != "keep":
+        return size, size
+    if width >= height:
+        return size, max(1, round(height * size / width))
+    return max(1, round(width * size / height)), size
+
 
 #: Letterbox colour for ``square-pad`` (the ImageNet mean, so padding looks neutral).
 PAD_COLOUR = (124, 116, 104)
@@ -41,7 +130,7 @@ def _full_rect(task_box: Box | None, w: int, h: int, opts: RenderOptions) -> Rec
     return crop_rect(task_box, w, h, opts.padding, opts.aspect)
 
 
-def _needed_scale(task: ImageTask, opts: RenderOptions, w: int, h: int) -> float:
+def _needed_scale(task: RenderTask, opts: RenderOptions, w: int, h: int) -> float:
     """The smallest decode scale that still gives every crop its full output size."""
     need = 0.0
     for s in task.samples:
@@ -92,7 +181,7 @@ def _render_sample(
 
 
 def _render_all(
-    task: ImageTask, dec: Decoded, opts: RenderOptions, cache: Path, write: Writer
+    task: RenderTask, dec: Decoded, opts: RenderOptions, cache: Path, write: Writer
 ) -> list[SampleResult]:
     results: list[SampleResult] = []
     for s in task.samples:
@@ -112,14 +201,14 @@ def _render_all(
     return results
 
 
-def _failed(task: ImageTask, status: str, record: ImageRecord) -> ImageRecord:
+def _failed(task: RenderTask, status: str, record: ImageRecord) -> ImageRecord:
     record.status = status
     record.samples = [SampleResult(s.key, s.label_mid, s.box_index, status) for s in task.samples]
     return record
 
 
 def process_image(
-    task: ImageTask, opts: RenderOptions, cache: Path, write: Writer = write_cache_file
+    task: RenderTask, opts: RenderOptions, cache: Path, write: Writer = write_cache_file
 ) -> ImageRecord:
     """Turn one store image into its samples; every failure is a status on the record.
 
@@ -150,7 +239,7 @@ def process_image(
 
 
 def run_batch(
-    tasks: list[ImageTask], opts: RenderOptions, cache: str, run: str = ""
+    tasks: list[RenderTask], opts: RenderOptions, cache: str, run: str = ""
 ) -> list[ImageRecord]:
     """Pool entry point: a batch of images (fewer round trips, one journal append); ``run``
     tags the records with the render run that wrote them."""

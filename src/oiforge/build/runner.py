@@ -8,7 +8,6 @@ locked dataset is renamed into place.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from collections import Counter
@@ -17,15 +16,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from oiforge.atomic import fsync_dir
+from oiforge.atomic import replace_dir
 from oiforge.build.assemble import Assembly, assemble
 from oiforge.build.cache import prepare_cache, sample_path, staging_dir
-from oiforge.build.card import CardInfo, write_card
-from oiforge.build.contact import write_contact_sheet
-from oiforge.build.excludes import ExcludeList
-from oiforge.build.export_folders import write_folders
-from oiforge.build.export_parquet import write_parquet
-from oiforge.build.export_wds import write_shards
+from oiforge.build.card import CardInfo, write_attribution, write_card, write_contact_sheet
+from oiforge.build.export import (
+    write_excluded,
+    write_folders,
+    write_manifest,
+    write_parquet,
+    write_shards,
+)
 from oiforge.build.lock import (
     LOCK_NAME,
     compare,
@@ -36,10 +37,12 @@ from oiforge.build.lock import (
     top_hash,
     write_lock,
 )
-from oiforge.build.manifest import write_attribution, write_classes, write_excluded, write_manifest
-from oiforge.build.plan import make_plan, read_selection, selection_version
+from oiforge.build.plan import make_plan, read_selection
 from oiforge.build.pool import Progress, render_all
 from oiforge.build.records import RenderOptions
+from oiforge.contracts.dataset import write_classes
+from oiforge.contracts.excludes import ExcludeList
+from oiforge.contracts.selection import selection_version
 from oiforge.errors import ChecksumError, InvalidInputError
 from oiforge.spec import BuildSpec
 
@@ -93,7 +96,8 @@ class _Clock:
         self._last = now
 
 
-def _check_out(out: Path) -> None:
+def check_out_dir(out: Path) -> None:
+    """Refuse an ``out`` that exists and is not an oiforge dataset (a build replaces it)."""
     if out.exists() and (
         not out.is_dir() or (any(out.iterdir()) and not (out / LOCK_NAME).exists())
     ):
@@ -175,22 +179,13 @@ def _check_expected(inputs: BuildInputs, lock: Mapping[str, Any], staging: Path)
 
 def _finalize(staging: Path, out: Path) -> None:
     shutil.rmtree(staging / ".cache")
-    os.sync()  # one flush for every file (cheaper than an fsync per sample)
-    if out.exists():
-        old = out.parent / f".{out.name}.oiforge-old"
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        staging.rename(out)
-        shutil.rmtree(old)
-    else:
-        staging.rename(out)
-    fsync_dir(out.parent)
+    replace_dir(staging, out)
 
 
 def build_dataset(inputs: BuildInputs, progress: Progress | None = None) -> BuildResult:
     """Build the dataset described by ``inputs`` into ``inputs.out``."""
     out, clock = inputs.out, _Clock()
-    _check_out(out)
+    check_out_dir(out)
     if inputs.version == "unknown":
         inputs = replace(inputs, version=selection_version(inputs.selection) or "unknown")
     plan = make_plan(read_selection(inputs.selection), inputs.store, inputs.exclude)

@@ -5,23 +5,30 @@ Public API (other stages depend on these names)::
     from oiforge.catalog import open_catalog, select, fetch
 
     cat = open_catalog("v7")                  # classes + hierarchy work offline
-    cat.resolve("Airplane")                   # ClassInfo('/m/0cmf2', 'Fixed-wing aircraft', True)
+    cat.resolve("Airplane")                 # CatalogClass('/m/0cmf2', 'Fixed-wing aircraft', True)
     sel = select(SelectSpec(classes=("Cat",)), catalog=cat)
     sel.write("selection.parquet")
     trainable_classes(cat).to_pandas()       # labels with >= 50 val and >= 20 train images
 """
 
 from oiforge.catalog.catalog import Catalog, open_catalog
-from oiforge.catalog.classes import AmbiguousClassError, ClassInfo, ClassMatch
+from oiforge.catalog.classes import AmbiguousClassError, CatalogClass, ClassMatch, TreeNode
+from oiforge.catalog.counts import (
+    positive_images,
+    positives_by_split,
+    sidecar_positives,
+    sql_positives,
+    sum_splits,
+    trainable_classes,
+)
 from oiforge.catalog.fetch import FetchProgress, FetchResult, fetch
-from oiforge.catalog.hierarchy import TreeNode
-from oiforge.catalog.select import Selection, select
-from oiforge.catalog.trainable import trainable_classes
+from oiforge.catalog.select import select
+from oiforge.contracts.selection import Selection
 
 __all__ = [
     "AmbiguousClassError",
     "Catalog",
-    "ClassInfo",
+    "CatalogClass",
     "ClassMatch",
     "FetchProgress",
     "FetchResult",
@@ -29,6 +36,11 @@ __all__ = [
     "TreeNode",
     "fetch",
     "open_catalog",
+    "positive_images",
+    "positives_by_split",
     "select",
+    "sidecar_positives",
+    "sql_positives",
+    "sum_splits",
     "trainable_classes",
 ]

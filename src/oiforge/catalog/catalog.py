@@ -23,16 +23,18 @@ import pyarrow as pa
 
 from oiforge.atomic import write_text_atomic
 from oiforge.catalog.classes import (
-    ClassInfo,
+    CatalogClass,
     ClassMatch,
     ClassTable,
+    Hierarchy,
     LazyAliases,
+    TreeNode,
     build_aliases,
     parse_class_csv,
+    parse_hierarchy,
 )
 from oiforge.catalog.fetch import ProgressFn, cached_path, fetch_file
 from oiforge.catalog.files import OfficialFile, official_files
-from oiforge.catalog.hierarchy import Hierarchy, TreeNode, parse_hierarchy
 from oiforge.catalog.ingest import COLUMNS, TABLE_KINDS, Ingested, ingest
 from oiforge.contracts import SPLITS
 from oiforge.endpoints import Endpoints
@@ -107,7 +109,7 @@ class Catalog:
         self.close()
 
     # -- classes and hierarchy ------------------------------------------------------------
-    def resolve(self, name_or_mid: str) -> ClassInfo:
+    def resolve(self, name_or_mid: str) -> CatalogClass:
         """A class by MID, display name (case-insensitive) or a name from another version."""
         return self.classes.resolve(name_or_mid)
 

@@ -1,9 +1,15 @@
-"""Class lists: parsing, name/MID resolution across versions, and search.
+"""Class lists and the class hierarchy: parsing, name/MID resolution across versions, search.
 
 A class list is ``MID,DisplayName`` rows, with or without a header line (v5 has none, v7 has
 ``LabelName,DisplayName``), CRLF or LF, standard CSV quoting. Display names change between
 versions (``Airplane`` → ``Fixed-wing aircraft``); :class:`ClassTable` resolves an old name
 through the alias table built from every shipped list (same MID, different name).
+
+The hierarchy (``bbox_labels_600_hierarchy.json``) is a DAG of links. Each node is
+``{"LabelName": mid, "Subcategory": [...], "Part": [...]}``. A class with several parents
+appears once under each; its children may be listed under only one occurrence, so the links
+of every occurrence are merged. ``Subcategory`` links make sub-classes (used by ``expand``);
+``Part`` links say "is a part of" (``Human face`` is part of ``Person``).
 """
 
 from __future__ import annotations
@@ -11,10 +17,12 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from rapidfuzz import fuzz, process
 
@@ -33,7 +41,7 @@ log = logging.getLogger(__name__)
 class AmbiguousClassError(UserError):
     """A name that several classes share (case-insensitively); the message lists their MIDs."""
 
-    def __init__(self, name: str, candidates: Iterable[ClassInfo]) -> None:
+    def __init__(self, name: str, candidates: Iterable[CatalogClass]) -> None:
         self.name = name
         self.candidates = list(candidates)
         listed = ", ".join(
@@ -43,8 +51,9 @@ class AmbiguousClassError(UserError):
 
 
 @dataclass(frozen=True)
-class ClassInfo:
-    """One class: its MID, display name in the catalog's version, and whether it has boxes."""
+class CatalogClass:
+    """An Open Images class as the catalog knows it: MID, display name in the catalog's version,
+    and whether it has boxes (a dataset's classes are :class:`oiforge.contracts.ClassInfo`)."""
 
     mid: str
     name: str
@@ -124,15 +133,15 @@ class ClassTable:
                 by_base.setdefault(base, []).append(mid)
         return by_base
 
-    def info(self, mid: str) -> ClassInfo:
+    def info(self, mid: str) -> CatalogClass:
         if mid == ROOT_MID and mid not in self.names:
-            return ClassInfo(mid, ROOT_NAME, False)
-        return ClassInfo(mid, self.names[mid], mid in self.boxable)
+            return CatalogClass(mid, ROOT_NAME, False)
+        return CatalogClass(mid, self.names[mid], mid in self.boxable)
 
     def __contains__(self, mid: object) -> bool:
         return mid in self.names or mid == ROOT_MID
 
-    def resolve(self, name_or_mid: str) -> ClassInfo:
+    def resolve(self, name_or_mid: str) -> CatalogClass:
         """A class by MID, display name (any case) or an older/newer display name."""
         text = name_or_mid.strip()
         if is_mid(text):
@@ -150,7 +159,7 @@ class ClassTable:
             raise AmbiguousClassError(text, [self.info(m) for m in sorted(mids)])
         return self.info(boxable[0] if boxable else mids[0])
 
-    def _prefer_boxable_alias(self, text: str, mid: str) -> ClassInfo:
+    def _prefer_boxable_alias(self, text: str, mid: str) -> CatalogClass:
         """``Airplane`` names a non-boxable class in v7 and, in v5/v6, the boxable
         ``/m/0cmf2`` (now ``Fixed-wing aircraft``): the boxable class is the one meant."""
         if mid in self.boxable:
@@ -251,3 +260,107 @@ def build_aliases(
             if now is not None and now.lower() != name.lower():
                 table.setdefault(name.lower(), set()).add(mid)
     return {k: frozenset(v) for k, v in table.items()}
+
+
+LinkKind = Literal["subcategory", "part"]
+_KEYS: dict[str, LinkKind] = {"Subcategory": "subcategory", "Part": "part"}
+
+
+@dataclass(frozen=True)
+class TreeNode:
+    """One node of a rendered subtree; ``kind`` is how it hangs under its parent."""
+
+    mid: str
+    kind: LinkKind | None
+    children: tuple[TreeNode, ...] = ()
+
+
+@dataclass
+class Hierarchy:
+    """Parent → child links of both kinds, and the root MID."""
+
+    root: str
+    links: list[tuple[str, str, LinkKind]]
+    _children: dict[str, list[tuple[str, LinkKind]]] = field(init=False, repr=False)
+    _parents: dict[str, list[str]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._children, self._parents = {}, {}
+        for parent, child, kind in self.links:
+            self._children.setdefault(parent, []).append((child, kind))
+            if kind == "subcategory":
+                self._parents.setdefault(child, []).append(parent)
+
+    @property
+    def mids(self) -> set[str]:
+        return {self.root} | {c for _, c, _ in self.links}
+
+    def children(self, mid: str, parts: bool = False) -> list[tuple[str, LinkKind]]:
+        return [(c, k) for c, k in self._children.get(mid, []) if parts or k == "subcategory"]
+
+    def parents(self, mid: str) -> list[str]:
+        """Direct Subcategory parents (several for the multi-parent classes)."""
+        return list(self._parents.get(mid, []))
+
+    def descendants(self, mid: str) -> set[str]:
+        """Every class below ``mid`` through Subcategory links (``mid`` itself excluded)."""
+        seen: set[str] = set()
+        stack = [mid]
+        while stack:
+            for child, _ in self.children(stack.pop()):
+                if child not in seen:
+                    seen.add(child)
+                    stack.append(child)
+        seen.discard(mid)
+        return seen
+
+    def subtree(self, mid: str, parts: bool = False, depth: int | None = None) -> TreeNode:
+        """``mid`` and what hangs below it; a shared class appears under each parent."""
+        return self._node(mid, None, parts, depth, frozenset())
+
+    def _node(
+        self, mid: str, kind: LinkKind | None, parts: bool, depth: int | None, path: frozenset[str]
+    ) -> TreeNode:
+        if depth is not None and depth <= 0:
+            return TreeNode(mid, kind)
+        below = path | {mid}
+        nxt = None if depth is None else depth - 1
+        kids = tuple(
+            self._node(c, k, parts, nxt, below)
+            for c, k in self.children(mid, parts)
+            if c not in below  # a cycle in a hostile file must not recurse forever
+        )
+        return TreeNode(mid, kind, kids)
+
+
+def parse_hierarchy(text: str, source: str) -> Hierarchy:
+    """Parse the hierarchy JSON; a structural problem names the file."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MalformedFileError(source, exc.msg, exc.lineno) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("LabelName"), str):
+        raise MalformedFileError(source, "the root must be an object with a LabelName")
+    links: list[tuple[str, str, LinkKind]] = []
+    seen: set[tuple[str, str, LinkKind]] = set()
+    for link in _walk(data, source):
+        if link not in seen:
+            seen.add(link)
+            links.append(link)
+    return Hierarchy(data["LabelName"], links)
+
+
+def _walk(node: dict[str, Any], source: str) -> Iterator[tuple[str, str, LinkKind]]:
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        parent = cur["LabelName"]
+        for key, kind in _KEYS.items():
+            kids = cur.get(key, [])
+            if not isinstance(kids, list):
+                raise MalformedFileError(source, f"{key} of {parent} is not a list")
+            for kid in kids:
+                if not isinstance(kid, dict) or not isinstance(kid.get("LabelName"), str):
+                    raise MalformedFileError(source, f"a child of {parent} has no LabelName")
+                yield (parent, kid["LabelName"], kind)
+                stack.append(kid)

@@ -9,7 +9,6 @@ more from scratch, then raises :class:`ChecksumError`; a partial file is never i
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import os
@@ -23,6 +22,7 @@ from oiforge.atomic import fsync_dir, write_text_atomic
 from oiforge.catalog.files import OfficialFile, official_files
 from oiforge.endpoints import DEFAULT_METADATA_BASE, Endpoints
 from oiforge.errors import ChecksumError, FetchError, OiforgeError
+from oiforge.headers import md5_b64_to_hex, retry_after_s, server_md5
 from oiforge.paths import oiforge_home
 
 if TYPE_CHECKING:
@@ -64,10 +64,8 @@ class _TransientError(Exception):
 
 
 def _retry_after(value: str | None) -> float:
-    try:
-        return min(max(float(value or 0.5), 0.0), MAX_RETRY_AFTER_S)
-    except ValueError:
-        return 0.5
+    wait = retry_after_s(value)
+    return 0.5 if wait is None else min(wait, MAX_RETRY_AFTER_S)
 
 
 @dataclass
@@ -249,7 +247,7 @@ def _learn_expectations(resp: http.client.HTTPResponse, expect: _Expect, offset:
     if expect.md5_hex is None:
         expect.md5_hex = server_md5(resp.headers.get_all("x-goog-hash") or [])
         if expect.md5_hex is None and resp.status == 200:
-            expect.md5_hex = _b64_to_hex(resp.headers.get("Content-MD5"))
+            expect.md5_hex = md5_b64_to_hex(resp.headers.get("Content-MD5"))
 
 
 def _total_size(resp: http.client.HTTPResponse, offset: int) -> int | None:
@@ -261,26 +259,6 @@ def _total_size(resp: http.client.HTTPResponse, offset: int) -> int | None:
             return None
     length = resp.headers.get("Content-Length")
     return offset + int(length) if length and length.isdigit() else None
-
-
-def server_md5(values: Iterable[str]) -> str | None:
-    """The hex MD5 in ``x-goog-hash`` headers (``crc32c=...,md5=<base64>``), if sent."""
-    for value in values:
-        for item in value.split(","):
-            key, _, b64 = item.strip().partition("=")
-            if key.lower() == "md5":
-                return _b64_to_hex(b64)
-    return None
-
-
-def _b64_to_hex(b64: str | None) -> str | None:
-    if not b64:
-        return None
-    try:
-        raw = base64.b64decode(b64, validate=True)
-    except ValueError:
-        return None
-    return raw.hex() if len(raw) == 16 else None
 
 
 def _stream(

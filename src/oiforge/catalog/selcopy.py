@@ -41,8 +41,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from oiforge.arrays import from_numpy, hex16, run_starts, to_numpy
 from oiforge.atomic import atomic_open
-from oiforge.catalog.arrays import from_numpy, hex16, run_starts, to_numpy
 from oiforge.catalog.ingest import COLUMNS, files_change
 from oiforge.catalog.rowrules import (
     BOX_COLS,
@@ -53,7 +53,7 @@ from oiforge.catalog.rowrules import (
     valid_box,
     valid_id,
 )
-from oiforge.contracts import BOX_FLAGS, SPLITS
+from oiforge.contracts.selection import BOX_FLAGS, FEW_VALUES, SPLITS
 
 if TYPE_CHECKING:
     from oiforge.catalog.catalog import Catalog
@@ -73,7 +73,6 @@ _BATCH_ROWS: Final = 1 << 17
 #: columns with few distinct values by nature get dictionary pages (the rest decode faster
 #: plain); statistics only for what a query prunes row groups by (every select parses the
 #: footer: 3.0 MB at full size with all statistics and 20,480-row groups, 1.2 MB now).
-FEW_VALUES: Final = ("label_mid", "source", "confidence", *BOX_FLAGS, "license", "rotation")
 _PRUNED_BY: Final = ("label_mid", "image_key", *BOX_FLAGS)
 _ARROW: Final = {
     "VARCHAR": pa.string(),

@@ -15,111 +15,22 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from oiforge.atomic import atomic_open
-from oiforge.catalog.arrays import from_numpy, repeat_string, run_starts, strings, to_numpy
+from oiforge.arrays import from_numpy, run_starts, strings, to_numpy
 from oiforge.catalog.catalog import Catalog, open_catalog
 from oiforge.catalog.fetch import ProgressFn
 from oiforge.catalog.files import official_files
-from oiforge.catalog.selcopy import FEW_VALUES, attach, ensure_copies, register_views
+from oiforge.catalog.selcopy import attach, ensure_copies, register_views
 from oiforge.catalog.selectsql import Target, selection_sql
-from oiforge.contracts import SELECTION_SCHEMA, SELECTION_VERSION_KEY, SPLITS
+from oiforge.contracts.selection import SPLITS, Selection, conform_selection
 from oiforge.errors import SpecError
 from oiforge.spec import DatasetSpec, SelectSpec
 
 log = logging.getLogger(__name__)
-
-#: selection.parquet: dictionary pages for columns with few distinct values, the rest (URLs,
-#: titles, ...) plain: a 625,000-row selection writes in 0.44 s instead of 0.55 s
-_DICTIONARY = [*FEW_VALUES, "split", "label_name", "spec_hash"]
-#: min/max statistics only for what a reader filters by (on URLs and titles they cost 0.04 s
-#: of the 0.41 s write and prune nothing)
-_STATISTICS = ["label_mid", "label_name", "split", "image_id"]
-
-
-@dataclass
-class Selection:
-    """The selected rows (``table`` in ``SELECTION_SCHEMA``) and per-class/per-split counts."""
-
-    table: pa.Table
-    spec_hash: str
-    classes: list[str] = field(default_factory=list)  # output class names, in spec order
-
-    @property
-    def counts(self) -> dict[str, dict[str, int]]:
-        """``{class name: {split: rows}}`` for every selected class (zeros included)."""
-        return self._per_class_split(distinct_images=False)
-
-    @property
-    def image_counts(self) -> dict[str, dict[str, int]]:
-        """``{class name: {split: distinct images}}``."""
-        return self._per_class_split(distinct_images=True)
-
-    def _per_class_split(self, distinct_images: bool) -> dict[str, dict[str, int]]:
-        """Rows (or distinct ``image_id``) per (class, split), with hash kernels and NumPy:
-        ``Table.group_by`` runs on Acero, whose import pulls in pyarrow.dataset and pandas
-        (~0.25 s of a CLI select that needs neither)."""
-        out = {c: dict.fromkeys(SPLITS, 0) for c in self.classes}
-        if not self.table.num_rows:
-            return out
-        names, name_idx = _codes(self.table.column("label_name"))
-        splits, split_idx = _codes(self.table.column("split"))
-        group = name_idx * len(splits) + split_idx
-        if distinct_images:
-            group = _first_of_each_image(group, self.table.column("image_id"))
-        n = np.bincount(group, minlength=len(names) * len(splits))
-        for g in np.flatnonzero(n).tolist():
-            name, split = names[g // len(splits)], splits[g % len(splits)]
-            out.setdefault(name, dict.fromkeys(SPLITS, 0))[split] = int(n[g])
-        return out
-
-    def write(self, path: str | Path) -> Path:
-        """Write ``selection.parquet`` atomically; returns the path."""
-        target = Path(path)
-        with atomic_open(target, "wb") as fh:
-            pq.write_table(
-                self.table,
-                fh,
-                compression="zstd",
-                use_dictionary=_DICTIONARY,
-                write_statistics=_STATISTICS,
-            )
-        return target
-
-
-def _codes(column: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
-    """A string column's distinct values and each row's index into them (int64)."""
-    encoded = pc.dictionary_encode(column.combine_chunks())
-    return encoded.dictionary.to_pylist(), to_numpy(encoded.indices).astype(np.int64)
-
-
-def _first_of_each_image(group: np.ndarray, image_id: pa.ChunkedArray) -> np.ndarray:
-    """``group`` at one row per distinct (group, image).
-
-    A selection comes in output order (each group one run, images ascending within it): then
-    a row starts an image where the group or the ImageID changes (no hashing of 16-byte
-    strings: 0.2 s for 625,000 rows). Any other order falls back to hashing.
-    """
-    ids = image_id.combine_chunks()
-    n = len(ids)
-    same_group = group[1:] == group[:-1]
-    earlier, later = ids.slice(0, n - 1), ids.slice(1)
-    runs = 1 + int(np.count_nonzero(~same_group))
-    if runs == np.count_nonzero(np.bincount(group)) and not np.any(
-        same_group & to_numpy(pc.less(later, earlier))
-    ):
-        starts = np.r_[True, ~same_group | to_numpy(pc.not_equal(later, earlier))]
-        return group[starts]
-    _, image_idx = _codes(image_id)
-    width = int(image_idx.max()) + 1
-    return to_numpy(pc.unique(from_numpy(group * width + image_idx))) // width
 
 
 def spec_hash_of(spec: SelectSpec | DatasetSpec) -> str:
@@ -149,7 +60,7 @@ def _select(
     if cat.version != sel.version:
         raise SpecError(f"the spec asks for {sel.version} but the catalog is {cat.version}")
     targets = resolve_targets(cat, sel)
-    excluded = _expand_all(cat, sel.exclude_images_with)
+    excluded = expand_classes(cat, sel.exclude_images_with)
     kinds = _needed_kinds(sel, bool(excluded))
     _check_available(sel, kinds)
     cat.ensure(kinds, sel.splits, progress)
@@ -160,7 +71,7 @@ def _select(
     digest = spec_hash_of(spec)
     box_mode = sel.label_mode == "box"
     rows = order_rows(cat.connection.sql(sql).to_arrow_table(), targets, box_mode)
-    table = to_selection_schema(attach(rows, copies, box_mode), digest, sel.version)
+    table = conform_selection(attach(rows, copies, box_mode), digest, sel.version)
     log.info("selected %d rows for %d classes", table.num_rows, len(targets))
     return Selection(table, digest, [t.name for t in targets])
 
@@ -222,7 +133,7 @@ def resolve_targets(cat: Catalog, sel: SelectSpec) -> list[Target]:
     return targets
 
 
-def _expand_all(cat: Catalog, names: Iterable[str]) -> frozenset[str]:
+def expand_classes(cat: Catalog, names: Iterable[str]) -> frozenset[str]:
     out: set[str] = set()
     for name in names:
         mid = cat.resolve(name).mid
@@ -268,10 +179,3 @@ def _check_available(sel: SelectSpec, kinds: list[str]) -> None:
             why,
             ", ".join(s for s in with_images if s not in machine_only),
         )
-
-
-def to_selection_schema(table: pa.Table, digest: str, version: str) -> pa.Table:
-    """The contract's columns and types, stamped with the Open Images version (for the lock)."""
-    table = table.append_column("spec_hash", repeat_string(digest, table.num_rows))
-    table = table.select(SELECTION_SCHEMA.names).cast(SELECTION_SCHEMA)
-    return table.replace_schema_metadata({SELECTION_VERSION_KEY: version.encode()})

@@ -208,15 +208,19 @@ def _from_lock(
 
 
 def _run_build(inputs: BuildInputs, backend: BackendOptions) -> BuildResult:
-    from oiforge.distributed import run_build_sharded
-
     with progress_bar() as bar:
         task = bar.add_task("build", total=None)
-        return run_build_sharded(
-            inputs,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-            **backend.kwargs(),
-        )
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        if backend.is_sharded:
+            from oiforge.distributed import run_build_sharded
+
+            return run_build_sharded(inputs, progress=progress, **backend.kwargs())
+        from oiforge.build import build_dataset
+
+        return build_dataset(inputs, progress)
 
 
 def _print_build(result: BuildResult) -> None:
@@ -261,7 +265,7 @@ def publish_command(
     ),
 ) -> None:
     """Upload a verified dataset; only files missing remotely are sent."""
-    from oiforge.build.publish import publish
+    from oiforge.build import publish
 
     with progress_bar() as bar:
         task = bar.add_task("publish", total=None)
@@ -282,7 +286,7 @@ def pull_command(
     ),
 ) -> None:
     """Download a published dataset, verifying every file's sha256 against its lock."""
-    from oiforge.build.publish import pull
+    from oiforge.build import pull
 
     with progress_bar() as bar:
         task = bar.add_task("pull", total=None)

@@ -139,7 +139,7 @@ def _trainable(
     from rich.table import Table
 
     from oiforge.catalog import open_catalog, trainable_classes
-    from oiforge.catalog.trainable import write_table
+    from oiforge.catalog.counts import write_table
 
     min_val, min_train, splits = rule
     with open_catalog(version, fetch_missing=False) as cat, console.status("counting..."):

@@ -90,15 +90,21 @@ def _run(
     from rich.progress import TextColumn
 
     from oiforge.cli._common import progress_bar
-    from oiforge.distributed import run_download_sharded
 
     with progress_bar(
         TextColumn("{task.fields[rates]}"), TextColumn("{task.fields[fails]}")
     ) as bar:
         task = bar.add_task("download", total=None, rates="", fails="")
-        return run_download_sharded(
-            selection, out, config, endpoints, progress=_Updater(bar, task), **backend.kwargs()
-        )
+        updater = _Updater(bar, task)
+        if backend.is_sharded:
+            from oiforge.distributed import run_download_sharded
+
+            return run_download_sharded(
+                selection, out, config, endpoints, progress=updater, **backend.kwargs()
+            )
+        from oiforge.download import download
+
+        return download(selection, out, config, endpoints, progress=updater)
 
 
 class _Updater:

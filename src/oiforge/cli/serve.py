@@ -158,7 +158,7 @@ def serve(
     ),
 ) -> None:
     """Serve the model over HTTP (FastAPI + uvicorn + ONNX Runtime); API key: $OIFORGE_API_KEY."""
-    from oiforge.serve.runner import ServeConfig
+    from oiforge.serve.holder import ServeConfig
     from oiforge.serve.server import run_server
 
     config = ServeConfig(

@@ -12,12 +12,18 @@ only when ``backend="ray"``; ``backend="local"`` (the default) never needs it.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from oiforge.distributed.common import BACKENDS, Backend
-from oiforge.distributed.engine import BackendError, ShardEvent, ShardOutcome, ShardProgress
+from oiforge.distributed.engine import (
+    BACKENDS,
+    Backend,
+    BackendError,
+    ShardEvent,
+    ShardOutcome,
+    ShardProgress,
+)
 from oiforge.distributed.options import BackendOptions, add_backend_options
+from oiforge.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from oiforge.distributed.build_shards import run_build_sharded
@@ -25,18 +31,14 @@ if TYPE_CHECKING:
     from oiforge.distributed.shards import DEFAULT_SHARD_IMAGES, shard_of
 
 # the stages (and pyarrow) load on first use, so `oiforge --help` stays fast
-_LAZY = {
-    "run_build_sharded": "oiforge.distributed.build_shards",
-    "run_download_sharded": "oiforge.distributed.download_shards",
-    "DEFAULT_SHARD_IMAGES": "oiforge.distributed.shards",
-    "shard_of": "oiforge.distributed.shards",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "oiforge.distributed.build_shards": ("run_build_sharded",),
+        "oiforge.distributed.download_shards": ("run_download_sharded",),
+        "oiforge.distributed.shards": ("DEFAULT_SHARD_IMAGES", "shard_of"),
+    },
+)
 
 
 __all__ = [

@@ -22,37 +22,36 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from oiforge.build import (
-    LOCK_NAME,
     BuildInputs,
     BuildResult,
     build_cache_dir,
     build_dataset,
+    check_out_dir,
     prepare_build_cache,
     render_fingerprint,
     render_images,
 )
-from oiforge.distributed.common import (
+from oiforge.contracts.selection import count_selected_images
+from oiforge.distributed.engine import (
     Backend,
     EventCallback,
     ProgressMerger,
+    Reporter,
+    ShardProgress,
     check_backend,
     open_engine,
     read_marker,
     write_marker,
 )
-from oiforge.distributed.engine import Reporter, ShardEvent, ShardProgress
 from oiforge.distributed.shards import (
     Shard,
     auto_num_shards,
     check_num_shards,
-    count_images,
     remove_other_layouts,
     split_selection,
 )
-from oiforge.errors import InvalidInputError
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +114,12 @@ def _assigned_cpus() -> int | None:
     return max(1, int(cpus)) if cpus else None
 
 
+def _report(progress: BuildProgress | None) -> Callable[[ShardProgress, float], None] | None:
+    if progress is None:
+        return None
+    return lambda total, _: progress(total.done, total.total)
+
+
 def shards_dir(out: Path) -> Path:
     """Where a sharded build of ``out`` keeps its shard selections and markers."""
     return out.parent / f".{out.name}.oiforge-shards"
@@ -135,7 +140,7 @@ def run_build_sharded(
         check_num_shards(num_shards)
     if chosen == "local" and num_shards is None:
         return build_dataset(inputs, progress)
-    _check_out(inputs.out)
+    check_out_dir(inputs.out)
     cache = build_cache_dir(inputs.out)
     prepare_build_cache(cache, inputs.spec)  # once, here: shard jobs never reset a shared cache
     work = shards_dir(inputs.out)
@@ -145,7 +150,7 @@ def run_build_sharded(
         n = (
             num_shards
             if num_shards is not None
-            else auto_num_shards(count_images(inputs.selection), engine.cpus())
+            else auto_num_shards(count_selected_images(inputs.selection), engine.cpus())
         )
         remove_other_layouts(work, n)
         jobs = _jobs(split_selection(inputs.selection, work, n), inputs, cache, options_key, run)
@@ -153,7 +158,7 @@ def run_build_sharded(
         outcomes = engine.run(
             render_shard,
             [(j.shard.name, j.shard.path.parent, j) for j in jobs],
-            _tick(merger, progress),
+            merger.tick(_report(progress)),
         )
     for failed in (o for o in outcomes if o.error):
         log.warning(
@@ -162,15 +167,6 @@ def run_build_sharded(
     result = build_dataset(replace(inputs, trusted_run=run), progress)
     shutil.rmtree(work, ignore_errors=True)
     return result
-
-
-def _check_out(out: Path) -> None:
-    if out.exists() and (
-        not out.is_dir() or (any(out.iterdir()) and not (out / LOCK_NAME).exists())
-    ):
-        raise InvalidInputError(
-            f"{out} exists and is not an oiforge dataset; choose an empty or new --out directory"
-        )
 
 
 def _jobs(
@@ -183,13 +179,3 @@ def _jobs(
             continue
         jobs.append(RenderJob(shard, inputs, cache, options_key, run))
     return jobs
-
-
-def _tick(merger: ProgressMerger, progress: BuildProgress | None) -> Any:
-    def tick(shard_progress: dict[str, ShardProgress], events: list[ShardEvent]) -> None:
-        merger.update(shard_progress, events)
-        if progress is not None:
-            total = merger.total()
-            progress(total.done, total.total)
-
-    return tick

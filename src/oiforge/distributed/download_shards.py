@@ -32,19 +32,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from oiforge.atomic import write_text_atomic
-from oiforge.contracts import is_image_id
-from oiforge.distributed.common import (
+from oiforge.contracts.journal import is_transient, read_journal, status_counts
+from oiforge.contracts.selection import count_selected_images, is_image_id
+from oiforge.distributed.engine import (
     Backend,
     EventCallback,
     ProgressMerger,
+    Reporter,
+    ShardOutcome,
+    ShardProgress,
     Stopwatch,
     check_backend,
-    check_local_folder,
     open_engine,
     read_marker,
     write_marker,
 )
-from oiforge.distributed.engine import Reporter, ShardOutcome, ShardProgress
 from oiforge.distributed.merge import (
     HomeWriter,
     fresh_incoming,
@@ -57,7 +59,6 @@ from oiforge.distributed.shards import (
     Shard,
     auto_num_shards,
     check_num_shards,
-    count_images,
     remove_other_layouts,
     shard_of,
     split_selection,
@@ -65,13 +66,12 @@ from oiforge.distributed.shards import (
 from oiforge.download import (
     DownloadConfig,
     DownloadSummary,
+    FileWriter,
     ProgressUpdate,
+    Writer,
+    check_local_folder,
     download,
-    is_transient,
-    read_journal,
-    status_counts,
 )
-from oiforge.download.store import FileWriter, Writer
 from oiforge.endpoints import Endpoints
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ def run_download_sharded(
         n = (
             num_shards
             if num_shards is not None
-            else auto_num_shards(count_images(sel_path), engine.cpus())
+            else auto_num_shards(count_selected_images(sel_path), engine.cpus())
         )
         remove_other_layouts(work, n)
         shards = split_selection(sel_path, work, n)
@@ -211,7 +211,7 @@ def run_download_sharded(
         outcomes = engine.run(
             download_shard,
             [(j.shard.name, j.shard.path.parent, j) for j in jobs],
-            _tick(merger, progress),
+            merger.tick(_report(progress)),
         )
         clock.lap("shards")
     clock.lap("engine_stop")
@@ -283,14 +283,12 @@ def _split_limit(limit: int | None, sizes: list[int]) -> list[int | None]:
     return out
 
 
-def _tick(merger: ProgressMerger, progress: ProgressCallback | None) -> Any:
-    def tick(shard_progress: dict[str, ShardProgress], events: list[Any]) -> None:
-        merger.update(shard_progress, events)
-        if progress is not None:
-            t = merger.total()
-            progress(ProgressUpdate(t.total, t.done, t.ok, t.bytes, merger.elapsed(), t.failures))
-
-    return tick
+def _report(progress: ProgressCallback | None) -> Callable[[ShardProgress, float], None] | None:
+    if progress is None:
+        return None
+    return lambda t, secs: progress(
+        ProgressUpdate(t.total, t.done, t.ok, t.bytes, secs, t.failures)
+    )
 
 
 def _summarize(

@@ -7,23 +7,30 @@ unfinished part. A shard that still fails is a value (:class:`ShardOutcome` with
 never an exception that stops the other shards.
 
 Progress flows through a board: a plain :class:`Board` in this process; on a cluster small
-files in each shard's folder (:mod:`oiforge.distributed.fileboard`), because a Ray actor costs
+files in each shard's folder (:mod:`oiforge.distributed.ray_engine`), because a Ray actor costs
 seconds to start on every run. Each shard reports ``started`` (host, pid, attempt, niceness) and
 throttled counters; the driver drains the board a few times a second into one progress bar.
+
+Also what the sharded download and build share: the backend names, ``done.json`` shard
+markers, the merged progress of all shards, a stopwatch of the driver's own work.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Literal, Protocol, TypeVar
 
-from oiforge.errors import StageError, UserError
+from oiforge.atomic import write_text_atomic
+from oiforge.errors import InvalidInputError, StageError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -169,3 +176,100 @@ class LocalEngine:
             tick(progress, events)
             outcomes.append(ShardOutcome(name, result, error, attempts.get(name, 0)))
         return outcomes
+
+
+Backend = Literal["local", "ray"]
+BACKENDS: Final = ("local", "ray")
+MARKER: Final = "done.json"
+EventCallback = Callable[[ShardEvent], None]
+
+
+def check_backend(backend: str, address: str | None) -> Backend:
+    if backend not in BACKENDS:
+        raise InvalidInputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if address and backend != "ray":
+        raise InvalidInputError("--ray-address needs --backend ray")
+    return "ray" if backend == "ray" else "local"
+
+
+@contextlib.contextmanager
+def open_engine(
+    backend: Backend, address: str | None, cpus_per_shard: float = 1.0
+) -> Iterator[Engine]:
+    """The engine for ``backend``; a Ray instance this call started is shut down after."""
+    if backend == "local":
+        yield LocalEngine()
+        return
+    from oiforge.distributed.ray_engine import RayEngine
+
+    with RayEngine(address, cpus_per_shard, DEFAULT_MAX_RETRIES) as engine:
+        yield engine
+
+
+def read_marker(folder: Path) -> dict[str, Any] | None:
+    """A shard's ``done.json``, or None when absent or unreadable (the shard reruns)."""
+    try:
+        data = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_marker(folder: Path, data: dict[str, Any]) -> None:
+    write_text_atomic(folder / MARKER, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+class ProgressMerger:
+    """Adds up the shards' counters; shards not yet reporting count with their expected size."""
+
+    def __init__(self, expected: dict[str, int], on_event: EventCallback | None) -> None:
+        self.expected = expected
+        self.latest: dict[str, ShardProgress] = {}
+        self.on_event = on_event
+        self.started = time.monotonic()
+
+    def update(self, progress: dict[str, ShardProgress], events: list[ShardEvent]) -> None:
+        self.latest.update(progress)
+        if self.on_event is not None:
+            for event in events:
+                self.on_event(event)
+
+    def total(self) -> ShardProgress:
+        failures: Counter[str] = Counter()
+        done = total = ok = size = 0
+        for name, expected in self.expected.items():
+            p = self.latest.get(name)
+            total += p.total if p is not None else expected
+            if p is not None:
+                done, ok, size = done + p.done, ok + p.ok, size + p.bytes
+                failures.update(p.failures)
+        return ShardProgress(done, total, ok, size, dict(failures))
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def tick(self, report: Callable[[ShardProgress, float], None] | None) -> Tick:
+        """An engine's tick: take the shards' news, then ``report(total, elapsed_s)``."""
+
+        def tick(progress: dict[str, ShardProgress], events: list[ShardEvent]) -> None:
+            self.update(progress, events)
+            if report is not None:
+                report(self.total(), self.elapsed())
+
+        return tick
+
+
+class Stopwatch:
+    """Named laps of the driver's own work (engine start, split, shards, merge) for stats."""
+
+    def __init__(self) -> None:
+        self.started = self._last = time.monotonic()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self._last
+        self._last = now
+
+    def total(self) -> float:
+        return time.monotonic() - self.started

@@ -17,15 +17,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from oiforge.atomic import fsync_dir, write_bytes_atomic
-from oiforge.contracts import is_image_id, store_path_parts
-from oiforge.download.journal import Journal, journal_path, read_journal
-from oiforge.download.store import Writer
+from oiforge.contracts.journal import Journal, journal_path, read_journal, store_image_path
+from oiforge.contracts.selection import is_image_id
+from oiforge.download import Writer
 from oiforge.errors import StageError
-
-
-def image_path(store: Path, image_id: str) -> Path:
-    folder, name = store_path_parts(image_id)
-    return store / folder / name
 
 
 def move_image(src: Path, dst: Path) -> None:
@@ -81,9 +76,9 @@ def publish_images(shard_store: Path, store: Path) -> int:
     ):
         if status != "ok" or not is_image_id(image_id):
             continue
-        src = image_path(shard_store, image_id)
+        src = store_image_path(shard_store, image_id)
         if src.is_file():
-            move_image(src, image_path(store, image_id))
+            move_image(src, store_image_path(store, image_id))
             moved += 1
     return moved
 
@@ -100,7 +95,7 @@ def ok_images(store: Path, home: Path | None = None) -> set[str]:
     return {
         i
         for i, s in zip(ids, statuses, strict=True)
-        if s == "ok" and is_image_id(i) and image_path(where, i).is_file()
+        if s == "ok" and is_image_id(i) and store_image_path(where, i).is_file()
     }
 
 

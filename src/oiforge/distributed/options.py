@@ -20,7 +20,7 @@ from typing import Any, Final, TypeVar
 
 import typer
 
-from oiforge.distributed.common import check_backend
+from oiforge.distributed.engine import check_backend
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,6 +39,12 @@ class BackendOptions:
             from oiforge.distributed.shards import check_num_shards
 
             check_num_shards(self.num_shards)
+
+    @property
+    def is_sharded(self) -> bool:
+        """True for ``--backend ray`` or explicit ``--shards``: the stage runs over shards
+        (``run_download_sharded`` / ``run_build_sharded``); else the CLI calls it directly."""
+        return self.backend != "local" or self.num_shards is not None
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``run_download_sharded`` / ``run_build_sharded``."""

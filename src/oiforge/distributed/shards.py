@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from oiforge.atomic import fsync_dir
+from oiforge.contracts.selection import count_selected_images, image_ids_as_text, open_selection
 from oiforge.errors import InvalidInputError, MalformedFileError
 
 #: Distinct images per shard when the caller does not say (img2dataset uses 10,000 too).
@@ -69,35 +70,6 @@ def shard_name(index: int, count: int) -> str:
     return f"{index:0{width}d}-of-{count}"
 
 
-def open_selection(path: Path) -> pq.ParquetFile:
-    """The selection as a Parquet file, with a named error for a missing or broken one."""
-    if not path.is_file():
-        raise InvalidInputError(f"selection file not found: {path} (run `oiforge select` first)")
-    try:
-        pf = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise MalformedFileError(str(path), f"not a readable Parquet file ({exc})") from exc
-    if "image_id" not in pf.schema_arrow.names:
-        raise MalformedFileError(str(path), "no `image_id` column")
-    return pf
-
-
-def count_images(path: Path) -> int:
-    """Distinct ImageIDs in a selection (reads that one column)."""
-    pf = open_selection(path)
-    column = _as_text(pf.read(columns=["image_id"]).column("image_id"))
-    return int(pc.count_distinct(column).as_py())
-
-
-def _as_text(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    if values.type == pa.string():
-        return values
-    try:
-        return values.cast(pa.string())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise MalformedFileError("selection", f"`image_id` is not text ({values.type})") from exc
-
-
 def auto_num_shards(images: int, min_shards: int = 1) -> int:
     """Enough shards for :data:`DEFAULT_SHARD_IMAGES` images each, at least ``min_shards``."""
     wanted = math.ceil(images / DEFAULT_SHARD_IMAGES) if images else 1
@@ -106,7 +78,7 @@ def auto_num_shards(images: int, min_shards: int = 1) -> int:
 
 def _shard_ids(ids: pa.Array, num_shards: int) -> pa.Array:
     """Shard index per row; each distinct value is hashed once per batch."""
-    as_text = _as_text(ids)
+    as_text = image_ids_as_text(ids)
     unique = pc.unique(as_text)
     of_unique = pa.array([shard_of(v, num_shards) for v in unique.to_pylist()], pa.int32())
     return pc.take(of_unique, pc.index_in(as_text, value_set=unique))
@@ -172,7 +144,7 @@ def _describe(work: Path, index: int, num_shards: int) -> Shard:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     rows = pq.ParquetFile(path).metadata.num_rows
-    return Shard(index, num_shards, path, digest.hexdigest(), count_images(path), rows)
+    return Shard(index, num_shards, path, digest.hexdigest(), count_selected_images(path), rows)
 
 
 def remove_other_layouts(work: Path, num_shards: int) -> None:

@@ -13,18 +13,27 @@ a request, transient failures are tried again, permanent ones only with ``retry_
 
 from __future__ import annotations
 
-from oiforge.download.config import SOURCES, DownloadConfig, is_transient
-from oiforge.download.journal import JOURNAL_SCHEMA, JournalRow, read_journal, status_counts
-from oiforge.download.outcome import DownloadSummary, ProgressUpdate
-from oiforge.download.runner import download
+from oiforge.contracts.journal import (
+    JOURNAL_SCHEMA,
+    JournalRow,
+    is_transient,
+    read_journal,
+    status_counts,
+)
+from oiforge.download.config import SOURCES, DownloadConfig
+from oiforge.download.runner import DownloadSummary, ProgressUpdate, download
+from oiforge.download.store import FileWriter, Writer, check_local_folder
 
 __all__ = [
     "JOURNAL_SCHEMA",
     "SOURCES",
     "DownloadConfig",
     "DownloadSummary",
+    "FileWriter",
     "JournalRow",
     "ProgressUpdate",
+    "Writer",
+    "check_local_folder",
     "download",
     "is_transient",
     "read_journal",

@@ -26,14 +26,6 @@ DEFAULT_BACKOFF_S: Final = 0.5
 DEFAULT_BACKOFF_MAX_S: Final = 30.0
 USER_AGENT: Final = f"oiforge/{__version__} (+https://github.com/oiforge/oiforge)"
 
-#: Statuses worth another try on a plain rerun; the rest need ``retry_failed``.
-TRANSIENT_STATUSES: Final = frozenset({"timeout", "error", "http_429"})
-
-
-def is_transient(status: str) -> bool:
-    """True for failures a plain rerun tries again (timeouts, 5xx, 429, connection errors)."""
-    return status in TRANSIENT_STATUSES or (status.startswith("http_5") and len(status) == 8)
-
 
 @dataclass(frozen=True)
 class DownloadConfig:

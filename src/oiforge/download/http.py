@@ -7,16 +7,17 @@ timeouts and connection errors; never on other 4xx. Bodies are read with a size 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from oiforge.download.config import DownloadConfig
+from oiforge.headers import retry_after_s
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +122,9 @@ class Fetcher:
 
     async def _read(self, resp: aiohttp.ClientResponse, url: str, attempts: int) -> Fetched:
         chain = (*(str(r.url) for r in resp.history), str(resp.url))
-        headers = {k.lower(): v for k, v in resp.headers.items()}
+        headers = _lowercase(resp.headers)
         if resp.status >= 500 or resp.status == 429:
-            wait = _retry_after(headers.get("retry-after"))
+            wait = retry_after_s(headers.get("retry-after"))
             raise _Retry(f"http_{resp.status}", f"HTTP {resp.status} {resp.reason}", wait)
         if resp.status != 200:
             err = f"HTTP {resp.status} {resp.reason}"
@@ -158,15 +159,11 @@ async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | None
     return b"".join(parts)
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+def _lowercase(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers by lower-case name; a repeated one (GCS sends ``x-goog-hash`` twice, crc32c
+    and md5) keeps every value, comma-joined as HTTP allows."""
+    out: dict[str, str] = {}
+    for key, value in headers.items():
+        name = key.lower()
+        out[name] = f"{out[name]}, {value}" if name in out else value
+    return out

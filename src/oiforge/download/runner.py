@@ -1,4 +1,5 @@
-"""The fetch loop: plan what to fetch, fetch with fallback, verify, encode, store, journal.
+"""The fetch loop: plan what to fetch, fetch with fallback, verify, encode, store, journal;
+progress snapshots and the run's summary (also written as ``stats.json``).
 
 One event loop keeps the sockets busy; JPEG work runs in a process pool and file writes in a
 thread pool. Every image ends as one journal row; nothing here raises for a single image.
@@ -13,32 +14,117 @@ import logging
 import multiprocessing
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
 from oiforge.atomic import write_text_atomic
-from oiforge.download.config import DownloadConfig, is_transient
-from oiforge.download.fetch_one import ImageFetcher, Pools
+from oiforge.contracts.journal import Journal, JournalRow, is_transient
+from oiforge.contracts.selection import ImageTask, read_selected_images
+from oiforge.download.config import DownloadConfig
+from oiforge.download.fetch_image import ImageFetcher, Pools, now_iso
 from oiforge.download.http import Fetcher, create_session
-from oiforge.download.journal import Journal, JournalRow
-from oiforge.download.outcome import DownloadSummary, ProgressUpdate, Tally, now_iso
-from oiforge.download.store import FileWriter, Store, Writer
-from oiforge.download.tasks import ImageTask, load_selection
+from oiforge.download.store import FileWriter, Store, Writer, check_local_folder
 from oiforge.endpoints import Endpoints
 from oiforge.errors import StageError
 
 log = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[ProgressUpdate], None]
 _WRITE_THREADS = 8
 
 
 @dataclass(frozen=True)
-class Plan:
+class ProgressUpdate:
+    """A snapshot for progress bars: images done of ``total`` this run, bytes, failures."""
+
+    total: int
+    done: int
+    ok: int
+    bytes: int
+    elapsed_s: float
+    failures: dict[str, int]
+
+
+@dataclass(frozen=True)
+class DownloadSummary:
+    """What one run did. ``statuses`` counts this run's outcomes; ``journal`` all of them."""
+
+    selected: int  # distinct valid images in the selection
+    skipped: int  # already ok (or failed, without retry_failed): no request made
+    attempted: int
+    statuses: dict[str, int]
+    sources: dict[str, int]
+    invalid_ids: int
+    bytes: int
+    requests: int
+    duration_s: float
+    journal: dict[str, int]
+    stopped: str | None = None  # why the run stopped early (disk full), else None
+
+    @property
+    def ok(self) -> int:
+        return self.statuses.get("ok", 0)
+
+    @property
+    def failed(self) -> int:
+        return self.attempted - self.ok
+
+    def to_json(self) -> dict[str, Any]:
+        rate = self.attempted / self.duration_s if self.duration_s > 0 else 0.0
+        return {
+            "selected": self.selected,
+            "skipped": self.skipped,
+            "count": self.attempted,
+            "successes": self.ok,
+            "failed": self.failed,
+            "status_dict": self.statuses,
+            "sources": self.sources,
+            "invalid_ids": self.invalid_ids,
+            "bytes": self.bytes,
+            "requests": self.requests,
+            "duration_s": round(self.duration_s, 3),
+            "images_per_s": round(rate, 2),
+            "mb_per_s": round(self.bytes / 1e6 / self.duration_s, 3) if self.duration_s else 0.0,
+            "journal": self.journal,
+            "stopped": self.stopped,
+        }
+
+
+@dataclass
+class Tally:
+    """Mutable counters the run updates as outcomes arrive."""
+
+    total: int
+    started: float = field(default_factory=time.monotonic)
+    statuses: Counter[str] = field(default_factory=Counter)
+    sources: Counter[str] = field(default_factory=Counter)
+    bytes: int = 0
+    requests: int = 0
+
+    def add(self, row: JournalRow) -> None:
+        self.statuses[row.status] += 1
+        self.requests += row.attempts
+        if row.status == "ok":
+            self.sources[row.source or "?"] += 1
+            self.bytes += row.bytes or 0
+
+    def snapshot(self) -> ProgressUpdate:
+        failures = {k: v for k, v in self.statuses.items() if k != "ok"}
+        done = sum(self.statuses.values())
+        elapsed = time.monotonic() - self.started
+        return ProgressUpdate(self.total, done, self.statuses["ok"], self.bytes, elapsed, failures)
+
+
+ProgressCallback = Callable[[ProgressUpdate], None]
+
+
+@dataclass(frozen=True)
+class FetchPlan:
     """The images this run fetches, and how many it skips."""
 
     todo: tuple[ImageTask, ...]
@@ -47,7 +133,7 @@ class Plan:
 
 def plan(
     tasks: tuple[ImageTask, ...], done: dict[str, str], store: Store, retry_failed: bool
-) -> Plan:
+) -> FetchPlan:
     """Skip ``ok`` images whose file exists, and permanent failures unless retrying them."""
     todo = []
     for task in tasks:
@@ -59,7 +145,7 @@ def plan(
                 todo.append(task)
         elif retry_failed:
             todo.append(task)
-    return Plan(tuple(todo), len(tasks) - len(todo))
+    return FetchPlan(tuple(todo), len(tasks) - len(todo))
 
 
 def download(
@@ -73,8 +159,8 @@ def download(
     """Fetch every selected image into ``store``; see the package docstring."""
     config = config or DownloadConfig()
     endpoints = endpoints or Endpoints.from_env()
-    sel = load_selection(selection)
-    the_store = Store(store)
+    sel = read_selected_images(selection)
+    the_store = Store(check_local_folder(store, "the store"))
     run_dir = the_store.open_run()
 
     def fetch_all() -> DownloadSummary:
@@ -217,7 +303,7 @@ class _Run:
                 JournalRow(shown, "error", error="malformed ImageID (not 16 hex chars)")
             )
 
-    def _summary(self, todo: Plan, tally: Tally) -> DownloadSummary:
+    def _summary(self, todo: FetchPlan, tally: Tally) -> DownloadSummary:
         return DownloadSummary(
             selected=len(self.tasks),
             skipped=todo.skipped,

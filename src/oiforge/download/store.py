@@ -11,12 +11,15 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import secrets
 import shutil
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
 
-from oiforge.contracts import store_path_parts
+from oiforge.atomic import fsync_dir
+from oiforge.contracts.journal import store_image_path
+from oiforge.errors import InvalidInputError
 
 TMP_DIR = ".tmp"
 #: Free space kept for the journal: a write that would leave less is refused as ENOSPC, so
@@ -55,7 +58,7 @@ class FileWriter:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 def _check_room(folder: Path, size: int) -> None:
@@ -66,12 +69,18 @@ def _check_room(folder: Path, size: int) -> None:
                       str(folder))  # fmt: skip
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+#: ``s3://b/x`` as given, or as ``Path`` leaves it (``s3:/b/x``); one-letter schemes are drives.
+_URL: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+
+
+def check_local_folder(path: str | Path, what: str) -> Path:
+    """``path`` as a folder path; an object-store URL is refused with the way that works."""
+    if _URL.match(str(path)):
+        raise InvalidInputError(
+            f"{what} must be a folder (local or a shared mount), not a URL: {path}. Download and "
+            "build into a folder, then upload the dataset with `oiforge publish DATASET s3://...`"
+        )
+    return Path(path)
 
 
 class Store:
@@ -81,8 +90,7 @@ class Store:
         self.root = Path(root)
 
     def image_path(self, image_id: str) -> Path:
-        folder, name = store_path_parts(image_id)
-        return self.root / folder / name
+        return store_image_path(self.root, image_id)
 
     def has_image(self, image_id: str) -> bool:
         return self.image_path(image_id).is_file()

@@ -1,6 +1,8 @@
-"""Is a fetched body the image we asked for? Placeholder, checksum and header checks.
+"""Is a fetched body the image we asked for? Header sniff, placeholder and checksum checks.
 
-Each check returns a failure as a value (:class:`Rejection`), never raises.
+A cheap header check gives format and size without decoding pixels (a full decode happens in
+the build stage): the body *is* an image of a known format, reports a sane size and (for JPEG)
+is not cut short. Each check returns a failure as a value (:class:`Rejection`), never raises.
 """
 
 from __future__ import annotations
@@ -9,11 +11,94 @@ import base64
 import binascii
 import hashlib
 import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from oiforge.download.sniff import ImageInfo, NotAnImage, sniff_image
+from oiforge.headers import goog_hash_md5
+
+_SOF_MARKERS: Final = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_MAX_SIDE: Final = 65_535
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a header says: format (``jpeg``, ``png``, ``gif``, ``webp``) and pixel size."""
+
+    format: str
+    width: int
+    height: int
+
+
+class NotAnImage(ValueError):
+    """The body is not an image we accept; the message says why."""
+
+
+def sniff_image(body: bytes) -> ImageInfo:
+    """Format and size from the header; raises :class:`NotAnImage` with a reason."""
+    if body.startswith(b"\xff\xd8\xff"):
+        info = _jpeg(body)
+    elif body.startswith(b"\x89PNG\r\n\x1a\n"):
+        info = _png(body)
+    elif body[:6] in (b"GIF87a", b"GIF89a"):
+        info = _gif(body)
+    elif body[:4] == b"RIFF" and body[8:12] == b"WEBP":
+        info = ImageInfo("webp", 0, 0)
+    else:
+        raise NotAnImage(f"not an image (starts with {body[:16]!r})")
+    if info.format != "webp" and not (0 < info.width <= _MAX_SIDE and 0 < info.height <= _MAX_SIDE):
+        raise NotAnImage(f"{info.format} header with impossible size {info.width}x{info.height}")
+    return info
+
+
+def _jpeg(body: bytes) -> ImageInfo:
+    pos, size = 2, None
+    while pos + 4 <= len(body):
+        if body[pos] != 0xFF:
+            raise NotAnImage(f"corrupt JPEG marker at byte {pos}")
+        marker = body[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", body[pos + 2 : pos + 4])
+        if marker in _SOF_MARKERS and pos + 9 <= len(body):
+            height, width = struct.unpack(">HH", body[pos + 5 : pos + 9])
+            size = (width, height)
+        if marker == 0xDA:  # start of scan: entropy-coded data follows
+            return _jpeg_end(body, pos, size)
+        if length < 2:
+            raise NotAnImage(f"corrupt JPEG segment length at byte {pos}")
+        pos += 2 + length
+    raise NotAnImage("truncated JPEG (no image data)")
+
+
+def _jpeg_end(body: bytes, sos: int, size: tuple[int, int] | None) -> ImageInfo:
+    if size is None:
+        raise NotAnImage("JPEG without a frame header")
+    if body.rfind(b"\xff\xd9", sos) < 0:
+        raise NotAnImage("truncated JPEG (no end-of-image marker)")
+    return ImageInfo("jpeg", *size)
+
+
+def _png(body: bytes) -> ImageInfo:
+    if len(body) < 24 or body[12:16] != b"IHDR":
+        raise NotAnImage("truncated PNG header")
+    width, height = struct.unpack(">II", body[16:24])
+    if not body.rstrip(b"\x00").endswith(b"IEND\xaeB`\x82"):
+        raise NotAnImage("truncated PNG (no IEND chunk)")
+    return ImageInfo("png", width, height)
+
+
+def _gif(body: bytes) -> ImageInfo:
+    if len(body) < 10:
+        raise NotAnImage("truncated GIF header")
+    width, height = struct.unpack("<HH", body[6:10])
+    return ImageInfo("gif", width, height)
+
 
 #: Flickr sends deleted photos to a "photo unavailable" image (e.g. s.yimg.com/.../
 #: photo_unavailable.png); any hop of the redirect chain naming it marks a placeholder.
@@ -81,8 +166,4 @@ def header_md5(headers: dict[str, str]) -> str | None:
     """A base64 MD5 the server vouches for (``Content-MD5`` or ``x-goog-hash: md5=``)."""
     if "content-md5" in headers:
         return headers["content-md5"].strip()
-    for part in headers.get("x-goog-hash", "").split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "md5" and value:
-            return value
-    return None
+    return goog_hash_md5([headers.get("x-goog-hash", "")])

@@ -17,8 +17,7 @@ from typing import Final
 
 import numpy as np
 
-from oiforge.mirror.classes import CONTEXT_MIDS, SAMPLE_CLASSES
-from oiforge.mirror.plan import PlannedImage
+from oiforge.mirror.plan import CONTEXT_MIDS, SAMPLE_CLASSES, PlannedImage
 
 CONFIRM_TARGETS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 #: Classes with a fixed planted confirmation target: Dog 0.9, Cat 0.6, Banana 0.3.

@@ -22,8 +22,7 @@ from pathlib import Path
 from oiforge.atomic import write_bytes_atomic
 from oiforge.catalog.files import LEGACY_FILES, Archive, OfficialFile
 from oiforge.mirror.labels import Labels
-from oiforge.mirror.plan import PlannedImage
-from oiforge.mirror.tables import (
+from oiforge.mirror.metadata import (
     BOX_COLUMNS,
     IMAGE_COLUMNS,
     LABEL_COLUMNS,
@@ -33,6 +32,7 @@ from oiforge.mirror.tables import (
     label_rows,
     to_csv,
 )
+from oiforge.mirror.plan import PlannedImage
 from oiforge.paths import package_data
 
 LEGACY_IMAGE_COLUMNS = IMAGE_COLUMNS[:11]  # no Rotation before 2018_04

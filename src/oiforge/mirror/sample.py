@@ -20,8 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from oiforge.atomic import write_bytes_atomic, write_text_atomic
-from oiforge.mirror.classes import SAMPLE_CLASSES
-from oiforge.mirror.faults import dump_rules
+from oiforge.mirror.faults import dump_rules, plant_faults
 from oiforge.mirror.images import (
     PLACEHOLDER_RELPATH,
     DrawnBox,
@@ -31,10 +30,8 @@ from oiforge.mirror.images import (
 )
 from oiforge.mirror.labels import Labels, make_labels
 from oiforge.mirror.legacy import write_legacy
-from oiforge.mirror.metadata import write_metadata
-from oiforge.mirror.plan import PlannedImage, plan_images
-from oiforge.mirror.planting import plant_faults
-from oiforge.mirror.tables import Encoded
+from oiforge.mirror.metadata import Encoded, write_metadata
+from oiforge.mirror.plan import SAMPLE_CLASSES, PlannedImage, plan_images
 from oiforge.paths import package_data
 
 SAMPLE_FORMAT = 1

@@ -14,9 +14,10 @@ from typing import Final
 import duckdb
 import psycopg
 
-from oiforge.catalog import Selection, open_catalog
-from oiforge.catalog.select import _expand_all, resolve_targets, spec_hash_of, to_selection_schema
+from oiforge.catalog import open_catalog
+from oiforge.catalog.select import expand_classes, resolve_targets, spec_hash_of
 from oiforge.catalog.selectsql import selection_sql, target_map
+from oiforge.contracts.selection import Selection, conform_selection
 from oiforge.postgres.load import SCHEMA
 from oiforge.postgres.pgconn import PostgresError, connect, describe_dsn
 from oiforge.spec import DatasetSpec, SelectSpec
@@ -78,7 +79,7 @@ def select_pg(spec: SelectSpec | DatasetSpec, dsn: str) -> Selection:
     sel = spec.select if isinstance(spec, DatasetSpec) else spec
     with open_catalog(sel.version, fetch_missing=False) as cat:
         targets = resolve_targets(cat, sel)
-        excluded = _expand_all(cat, sel.exclude_images_with)
+        excluded = expand_classes(cat, sel.exclude_images_with)
     mids = sorted(set(target_map(targets)) | excluded)
     duck = duckdb.connect()
     try:
@@ -93,7 +94,7 @@ def select_pg(spec: SelectSpec | DatasetSpec, dsn: str) -> Selection:
     finally:
         duck.close()
     return Selection(
-        to_selection_schema(table, spec_hash_of(spec), sel.version),
+        conform_selection(table, spec_hash_of(spec), sel.version),
         spec_hash_of(spec),
         [t.name for t in targets],
     )

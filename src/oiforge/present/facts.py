@@ -456,7 +456,7 @@ def find_store(selection_path: Path | None, dataset: Path, given: Path | None) -
 
 def read_download(store: Path, image_ids: frozenset[str]) -> DownloadFacts:
     """Journal statuses of the selection's images (all rows if the selection is unknown)."""
-    from oiforge.download.journal import read_journal
+    from oiforge.contracts.journal import read_journal
 
     table = read_journal(store)
     statuses: Counter[str] = Counter()

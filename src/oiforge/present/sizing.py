@@ -93,8 +93,8 @@ def time_predictor(onnx: Path, photos: Sequence[bytes]) -> tuple[float, str]:
     """Milliseconds per request of the run's ONNX predictor on one thread, and what was timed."""
     import numpy as np
 
+    from oiforge.serve.images import preprocess_bytes
     from oiforge.serve.predictor import Predictor
-    from oiforge.serve.preprocess import preprocess_bytes
 
     predictor = Predictor(onnx, threads=1, spin=False)
     pre = predictor.labels.preprocessing

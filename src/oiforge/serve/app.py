@@ -23,11 +23,11 @@ from oiforge import __version__
 from oiforge.paths import package_data
 from oiforge.serve.api_errors import ApiError, install_error_handlers
 from oiforge.serve.docs import add_offline_docs
+from oiforge.serve.holder import ModelHolder, ServeConfig, predict_inputs
 from oiforge.serve.inputs import MAX_TOP_K, BodyLimitMiddleware, parse_request
 from oiforge.serve.metrics import Metrics, MetricsMiddleware
 from oiforge.serve.models import ERROR_RESPONSES, PREDICT_BODY, ModelResponse, PredictResponse
 from oiforge.serve.predictor import Predictor
-from oiforge.serve.runner import ModelHolder, ServeConfig, predict_inputs
 
 API_KEY_ENV = "OIFORGE_API_KEY"
 STATIC = Path(__file__).parent / "static"

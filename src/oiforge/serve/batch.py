@@ -18,9 +18,15 @@ import numpy.typing as npt
 
 from oiforge.errors import InvalidInputError
 from oiforge.errtext import exception_text
-from oiforge.serve.fetch import FetchPolicy, FetchRejected, fetch_url
+from oiforge.serve.images import (
+    DEFAULT_MAX_PIXELS,
+    FetchPolicy,
+    FetchRejected,
+    ImageRejected,
+    fetch_url,
+    preprocess_bytes,
+)
 from oiforge.serve.predictor import Predictor, Score
-from oiforge.serve.preprocess import DEFAULT_MAX_PIXELS, ImageRejected, preprocess_bytes
 
 IMAGE_SUFFIXES: Final = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}

@@ -1,4 +1,5 @@
-"""``oiforge export RUN_DIR``: a trained run → ``model.onnx`` + ``labels.json`` + ``MODEL.md``.
+"""``oiforge export RUN_DIR``: a trained run → ``model.onnx`` + ``labels.json`` + ``MODEL.md``
+(the model card).
 
 The only serve module that imports torch. The ONNX graph has a dynamic batch axis; after
 writing it, the export runs the same random inputs through torch and ONNX Runtime and records
@@ -7,25 +8,36 @@ the largest absolute logit difference (the parity the tests hold to 1e-4).
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
 import logging
 import os
 import tempfile
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
 from oiforge.atomic import fsync_dir, write_text_atomic
+from oiforge.contracts.dataset import ClassInfo
+from oiforge.contracts.run import (
+    CONFIG_FILE,
+    LABELS_FILE,
+    Labels,
+    ModelInfo,
+    Preprocessing,
+    read_run_config,
+    write_labels,
+)
 from oiforge.errors import StageError
-from oiforge.serve.card import RunFacts, render_card, run_facts
-from oiforge.serve.labels import ClassInfo, Labels, ModelInfo, Preprocessing, write_labels
-from oiforge.serve.predictor import LABELS_FILE, MODEL_FILE, Predictor, file_sha256
+from oiforge.serve.predictor import MODEL_FILE, Predictor, file_sha256
 
 if TYPE_CHECKING:
     import torch
+
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +111,7 @@ def export_model(
     onnx_path = out_dir / MODEL_FILE
     _write_onnx(model, size, onnx_path)
     version = file_sha256(onnx_path)[:12]
-    labels = replace(labels, model=replace(labels.model, version=version))
+    labels = replace(labels, model=replace(labels.model_info, version=version))
     write_labels(out_dir / LABELS_FILE, labels)
     diff = check_parity(model, out_dir, size)
     if diff > PARITY_TOLERANCE:
@@ -110,14 +122,14 @@ def export_model(
 
 
 def _labels_from_trained(trained: Any, run_dir: Path) -> Labels:
-    from oiforge.serve.labels import parse_preprocessing
+    from oiforge.contracts.run import parse_preprocessing
 
     pre = trained.preprocessing
     if not isinstance(pre, Preprocessing):
         pre = parse_preprocessing(str(run_dir / LABELS_FILE), dict(pre))
     mids = list(trained.mids) if trained.mids is not None else [""] * len(trained.classes)
     classes = tuple(
-        ClassInfo(i, str(name), str(mid))
+        ClassInfo(i, str(name), mid=str(mid))
         for i, (name, mid) in enumerate(zip(trained.classes, mids, strict=True))
     )
     config = trained.config if isinstance(trained.config, dict) else {}
@@ -167,7 +179,7 @@ def export_run(run_dir: Path, out_dir: Path | None = None, tta: str = "none") ->
     """Export a training run dir (loaded with ``oiforge.train.load_trained``). ``tta``
     (``flip``, ``multi-crop``) puts test-time augmentation inside the graph: the views and
     their average are computed by ONNX Runtime, so ``serve`` and ``predict`` get it as is."""
-    if not (run_dir / "config.yaml").is_file():
+    if not (run_dir / CONFIG_FILE).is_file():
         raise StageError(f"{run_dir} is not a training run (no config.yaml); train first")
     try:
         from oiforge.train import load_trained  # type: ignore[attr-defined,unused-ignore]
@@ -177,6 +189,125 @@ def export_run(run_dir: Path, out_dir: Path | None = None, tta: str = "none") ->
 
     trained = load_trained(run_dir)
     labels = _labels_from_trained(trained, run_dir)
-    labels = replace(labels, model=replace(labels.model, tta=tta))
+    labels = replace(labels, model=replace(labels.model_info, tta=tta))
     model = with_tta(trained.model, tta, labels.preprocessing.size)
     return export_model(model, labels, out_dir or run_dir, run_facts(run_dir))
+
+
+MAX_LISTED_CLASSES = 50
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What a run dir tells about the model: its config and its best metrics row."""
+
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)
+    source: str = "(not recorded)"
+
+
+def _best_metrics(path: Path) -> dict[str, str]:
+    """The metrics.csv row with the best validation accuracy (else the last row)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return {}
+    if not rows:
+        return {}
+    key = next((k for k in ("val_acc", "val_top1", "val_accuracy") if k in rows[0]), None)
+
+    def score(row: dict[str, str]) -> float:
+        try:
+            return float(row.get(key or "", "") or "nan")
+        except ValueError:
+            return float("-inf")
+
+    best = max(rows, key=score) if key else rows[-1]
+    return {k: v for k, v in best.items() if k and v not in (None, "")}
+
+
+def run_facts(run_dir: Path) -> RunFacts:
+    return RunFacts(
+        config=read_run_config(run_dir),
+        metrics=_best_metrics(run_dir / "metrics.csv"),
+        source=str(run_dir.resolve()),
+    )
+
+
+def _config_lines(config: dict[str, Any]) -> list[str]:
+    lines = [f"- `{k}`: {v}" for k, v in config.items() if not isinstance(v, dict | list)]
+    return lines or ["- (no config.yaml in the run dir)"]
+
+
+def _class_lines(labels: Labels) -> list[str]:
+    shown = labels.classes[:MAX_LISTED_CLASSES]
+    lines = [f"| {c.index} | {c.name} | `{c.mid}` |" for c in shown]
+    if len(labels.classes) > len(shown):
+        lines.append(f"| … | {len(labels.classes) - len(shown)} more in labels.json | |")
+    return ["| index | name | MID |", "|---|---|---|", *lines]
+
+
+def render_card(labels: Labels, facts: RunFacts, parity: float) -> str:
+    pre = labels.preprocessing
+    metrics = [f"- {k}: {v}" for k, v in facts.metrics.items()] or ["- (no metrics.csv)"]
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    parts = [
+        f"# Model card: {labels.model_info.name}",
+        "",
+        f"Version `{labels.model_info.version}` (first 12 hex of the SHA-256 of model.onnx), "
+        f"architecture `{labels.model_info.architecture}`, exported {today} from `{facts.source}`.",
+        "",
+        "## Files",
+        "- `model.onnx`: input `input` float32 (N, 3, "
+        f"{pre.size}, {pre.size}), output `logits` (N, {len(labels.classes)}); dynamic N.",
+        "- `labels.json`: classes (index, name, Open Images MID) and preprocessing.",
+        f"- ONNX Runtime vs torch parity on random inputs: max |logit diff| = {parity:.2e}.",
+        f"- Test-time augmentation inside the graph: {labels.model_info.tta}"
+        + (
+            " (output: log of the views' mean probabilities)."
+            if labels.model_info.tta != "none"
+            else "."
+        ),
+        "",
+        "## Preprocessing",
+        f"RGB (EXIF orientation applied), shorter side resized to {pre.scale_size} (bilinear), "
+        f"centre crop {pre.size}×{pre.size}, scaled to 0..1, normalised with mean "
+        f"{list(pre.mean)} and std {list(pre.std)}.",
+        "",
+        "## Training data and configuration",
+        "Images from Google's Open Images dataset, selected and split by oiforge "
+        "(see the dataset's DATASET.md and oiforge.lock for the exact samples).",
+        *_config_lines(facts.config),
+        "",
+        "## Metrics (best validation epoch)",
+        *metrics,
+        "",
+        f"## Classes ({len(labels.classes)})",
+        *_class_lines(labels),
+        "",
+        *_LIMITS,
+    ]
+    return "\n".join(parts) + "\n"
+
+
+_LIMITS = [
+    "## Intended use",
+    "Single-label classification of everyday photos into the classes above, for prototypes, "
+    "search and sorting, and teaching. Every prediction is a guess with a probability; "
+    "show the top-k, not only the top-1.",
+    "",
+    "## Limits",
+    "- It only knows the classes above; any other photo still gets one of them.",
+    "- Open Images labels are partly machine-generated and verified by people; some are "
+    "wrong or missing, and Flickr photos over-represent some places, people and objects.",
+    "- Not for decisions about people (identity, health, employment, law enforcement).",
+    "- Accuracy was measured on a held-out split of the same data; expect less on "
+    "photos unlike Flickr's.",
+    "",
+    "## Licences",
+    "- Open Images annotations: CC BY 4.0 (Google LLC). The images are Flickr photos under "
+    "CC BY 2.0 and others; attribution per image is in the dataset's attribution.json.",
+    "- Pretrained backbone weights (if used) keep their own licence (EfficientNet-Lite: "
+    "Apache-2.0). oiforge itself: Apache-2.0.",
+]

@@ -6,9 +6,9 @@ from typing import Any, Final, Self
 
 from pydantic import BaseModel
 
+from oiforge.serve.holder import ItemPrediction
 from oiforge.serve.inputs import FILE_FIELD, IMAGE_TYPES, MAX_TOP_K
 from oiforge.serve.predictor import Predictor
-from oiforge.serve.runner import ItemPrediction
 
 
 class ClassScore(BaseModel):
@@ -43,7 +43,7 @@ class PredictResponse(BaseModel):
             for item in items
         ]
         return cls(
-            model=predictor.labels.model.name,
+            model=predictor.labels.model_info.name,
             version=predictor.version,
             predictions=predictions,
             latency_ms=round(seconds * 1000, 3),
@@ -77,9 +77,9 @@ class ModelResponse(BaseModel):
     def of(cls, predictor: Predictor) -> Self:
         labels = predictor.labels
         return cls(
-            name=labels.model.name,
+            name=labels.model_info.name,
             version=predictor.version,
-            architecture=labels.model.architecture,
+            architecture=labels.model_info.architecture,
             sha256=predictor.sha256,
             classes=[ClassEntry(index=c.index, name=c.name, mid=c.mid) for c in labels.classes],
             preprocessing=PreprocessingInfo(**labels.preprocessing.to_json()),

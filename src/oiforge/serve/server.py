@@ -10,7 +10,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Final
 
-from oiforge.serve.runner import ServeConfig
+from oiforge.serve.holder import ServeConfig
 
 GRACEFUL_TIMEOUT_S: Final = 20
 

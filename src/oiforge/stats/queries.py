@@ -5,7 +5,8 @@
   confidence in percent): machine labels, confirmed (human 1), rejected (human 0) and
   conflicting (both 1 and 0 given). At most ~100 rows per label, whatever the input size.
 - :func:`positive_counts`: human-verified positive images per label, in the split and in all
-  (:func:`sidecar_positive_counts` reads them from the ingest's per-file counts instead).
+  (:func:`sidecar_positive_counts` reads them from the ingest's per-file counts instead); both
+  count with the catalog's :mod:`oiforge.catalog.counts`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from oiforge.catalog import sidecar_positives, sql_positives, sum_splits
 from oiforge.contracts import SPLITS
 from oiforge.errors import InvalidInputError
 
@@ -87,19 +88,6 @@ def cube_sql(split: str) -> str:
     """
 
 
-def positives_sql(split: str) -> str:
-    """Human-verified positive images per label (Confidence 1), in ``split`` and in all
-    (an image belongs to one split, so per-split distinct counts add up)."""
-    return f"""
-    SELECT label_mid, sum(n) FILTER (WHERE {_split_filter(split)}) AS images,
-        sum(n) AS images_all_splits
-    FROM (SELECT label_mid, split, count(DISTINCT image_id) AS n FROM human_labels
-          WHERE confidence = 1 AND label_mid IS NOT NULL GROUP BY label_mid, split)
-    GROUP BY label_mid
-    ORDER BY label_mid
-    """
-
-
 def confirmation_cube(
     con: duckdb.DuckDBPyConnection, split: str, progress: Progress | None = None
 ) -> pa.Table:
@@ -151,28 +139,22 @@ def _fetch_with_progress(con: duckdb.DuckDBPyConnection, sql: str, progress: Pro
 
 
 def positive_counts(con: duckdb.DuckDBPyConnection, split: str) -> pa.Table:
-    """Run :func:`positives_sql` on a catalog connection."""
-    table = con.sql(positives_sql(split)).to_arrow_table()
-    return table.set_column(1, "images", pc.fill_null(table["images"], 0)).cast(POSITIVES_SCHEMA)
+    """Human-verified positive images per label, in ``split`` and in all splits, counted on a
+    connection with a ``human_labels`` view."""
+    return _positives_table(sql_positives(con), split)
 
 
 def sidecar_positive_counts(cat: Catalog, split: str) -> pa.Table | None:
-    """The same counts from the per-file sidecars the catalog's ingest keeps (distinct
-    positive images per label and file), so no label row is read; None when a human-label
-    file of the catalog has no sidecar."""
-    files = [i for i in cat.ingested.values() if i.kind == "human_labels"]
-    if not files or any(i.counts is None or not i.counts.exists() for i in files):
-        return None
-    inside: dict[str, int] = {}
-    total: dict[str, int] = {}
-    for f in files:
-        data = pq.read_table(f.counts, columns=["label_mid", "images"]).to_pydict()
-        wanted = split in (ALL_SPLITS, f.split)
-        for mid, n in zip(data["label_mid"], data["images"], strict=True):
-            total[mid] = total.get(mid, 0) + int(n)
-            if wanted:
-                inside[mid] = inside.get(mid, 0) + int(n)
-    mids = sorted(m for m in total if m is not None)
+    """The same counts from the per-file sidecars the catalog's ingest keeps, so no label row
+    is read; None when a human-label file of the catalog has no sidecar."""
+    found = sidecar_positives(cat)
+    return None if found is None else _positives_table(found, split)
+
+
+def _positives_table(per_split: dict[str, dict[str, int]], split: str) -> pa.Table:
+    inside = sum_splits(per_split.get(s, {}) for s in splits_of(split))
+    total = sum_splits(per_split.values())
+    mids = sorted(total)
     columns = [mids, [inside.get(m, 0) for m in mids], [total[m] for m in mids]]
     return pa.table(columns, schema=POSITIVES_SCHEMA)
 

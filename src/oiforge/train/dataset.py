@@ -16,22 +16,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from oiforge.errors import InvalidInputError, MalformedFileError
+from oiforge.contracts.dataset import ClassInfo, read_classes
+from oiforge.errors import InvalidInputError
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
-
-
-@dataclass(frozen=True)
-class ClassInfo:
-    """One class: its index (the model output), display name, folder and Open Images MID."""
-
-    index: int
-    name: str
-    folder: str
-    mid: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,27 +80,8 @@ def open_dataset(root: str | Path, val_fraction: float = 0.1, seed: int = 0) -> 
 
 
 def _read_classes_json(base: Path) -> list[ClassInfo] | None:
-    path = base / "classes.json"
-    if not path.is_file():
-        return None
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-        classes = [
-            ClassInfo(
-                int(r["index"]),
-                str(r["name"]),
-                str(r.get("folder") or r["name"]),
-                str(r.get("mid") or ""),
-            )
-            for r in rows
-        ]
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise MalformedFileError(
-            str(path), f"expected [{{index, name, folder, mid}}]: {exc}"
-        ) from exc
-    if sorted(c.index for c in classes) != list(range(len(classes))):
-        raise MalformedFileError(str(path), "class indexes must be 0..N-1, each once")
-    return sorted(classes, key=lambda c: c.index)
+    found = read_classes(base)
+    return None if found is None else list(found.classes)
 
 
 def _index_folders(base: Path) -> DatasetIndex:

@@ -36,13 +36,14 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from oiforge.atomic import write_bytes_atomic, write_text_atomic
+from oiforge.contracts import run as run_files
+from oiforge.contracts.dataset import ClassInfo
+from oiforge.contracts.run import CONFIG_FILE as CONFIG_FILE  # train.loop and auto import it here
+from oiforge.contracts.run import LABELS_FILE, Labels, Preprocessing
 from oiforge.errors import InvalidInputError, MalformedFileError, StageError
 from oiforge.train.config import TrainConfig, config_differences, dump_config, read_config
-from oiforge.train.dataset import ClassInfo
 from oiforge.train.models import create_model
 
-CONFIG_FILE = "config.yaml"
-LABELS_FILE = "labels.json"
 BEST_FILE = "best.safetensors"
 METRICS_FILE = "metrics.csv"
 CURVES_FILE = "curves.png"
@@ -71,9 +72,21 @@ def write_config(run_dir: Path, config: TrainConfig) -> None:
 def write_labels(
     run_dir: Path, classes: Sequence[ClassInfo], preprocessing: dict[str, Any]
 ) -> None:
-    rows = [{"index": c.index, "name": c.name, "mid": c.mid} for c in classes]
-    text = json.dumps({"classes": rows, "preprocessing": preprocessing}, indent=2)
-    write_text_atomic(run_dir / LABELS_FILE, text + "\n")
+    """``labels.json`` for the run (no ``model`` block: ``oiforge export`` adds it)."""
+    pre = Preprocessing(
+        size=int(preprocessing["size"]),
+        resize=str(preprocessing["resize"]),
+        crop_pct=float(preprocessing["crop_pct"]),
+        mean=_triple(preprocessing["mean"]),
+        std=_triple(preprocessing["std"]),
+        input_range=str(preprocessing["input_range"]),
+    )
+    run_files.write_labels(run_dir / LABELS_FILE, Labels(tuple(classes), pre))
+
+
+def _triple(values: Sequence[float]) -> tuple[float, float, float]:
+    a, b, c = (float(v) for v in values)
+    return a, b, c
 
 
 def state_dict_bytes(model: nn.Module) -> bytes:
@@ -106,16 +119,11 @@ def read_metrics(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def read_labels(run_dir: Path) -> dict[str, Any]:
+def read_labels(run_dir: Path) -> Labels:
     path = run_dir / LABELS_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        data["classes"] = sorted(data["classes"], key=lambda c: int(c["index"]))
-        return data  # type: ignore[no-any-return]
-    except FileNotFoundError as exc:
-        raise StageError(f"{run_dir} is not a training run: no {LABELS_FILE}") from exc
-    except (ValueError, KeyError, TypeError) as exc:
-        raise MalformedFileError(str(path), str(exc)) from exc
+    if not path.is_file():
+        raise StageError(f"{run_dir} is not a training run: no {LABELS_FILE}")
+    return run_files.read_labels(path)
 
 
 def build_model(config: TrainConfig, *, pretrained: bool) -> nn.Module:
@@ -148,9 +156,9 @@ def load_trained(run_dir: str | Path, device: str = "cpu") -> TrainedModel:
     model.to(torch.device(device)).eval()
     return TrainedModel(
         model=model,
-        classes=[str(c["name"]) for c in labels["classes"]],
-        mids=[str(c.get("mid") or "") for c in labels["classes"]],
-        preprocessing=dict(labels["preprocessing"]),
+        classes=labels.names,
+        mids=[c.mid for c in labels.classes],
+        preprocessing=labels.preprocessing.to_json(),
         config=config.model_dump(),
         run_dir=run,
     )

@@ -1,0 +1,144 @@
+"""The files between stages: one module per file, each its only typed reader and writer.
+
+See ARCHITECTURE.md ("Data contracts") and docs/formats.md.
+
+==========================  ==================================  ===========================
+module                      file                                written by → read by
+==========================  ==================================  ===========================
+:mod:`.selection`           ``selection.parquet``               select → download, build
+:mod:`.journal`             ``store/`` + ``store/journal.sqlite``  download → build, browse
+:mod:`.dataset`             ``manifest.parquet``, ``classes.json``  build → train, evaluate
+:mod:`.run`                 ``run/labels.json`` (+ config.yaml)  train, export → serve
+:mod:`.excludes`            an ``--exclude-list`` file           browse, people → build, book
+==========================  ==================================  ===========================
+
+Stages meet here and nowhere else: a stage imports another stage's files through these
+modules, never that stage's package.
+"""
+
+from __future__ import annotations
+
+from oiforge.contracts.dataset import (
+    CLASSES_NAME,
+    DATASET_SPLIT_OF,
+    DATASET_SPLITS,
+    MANIFEST_NAME,
+    MANIFEST_SCHEMA,
+    MULTI_LABEL_COLUMNS,
+    TASKS,
+    ClassInfo,
+    DatasetClasses,
+    Task,
+    manifest_schema,
+    read_classes,
+    read_manifest,
+    write_classes,
+    write_manifest,
+)
+from oiforge.contracts.excludes import ExcludeList, read_exclude_list
+from oiforge.contracts.journal import (
+    DOWNLOAD_STATUSES,
+    JOURNAL_NAME,
+    JOURNAL_SCHEMA,
+    TRANSIENT_STATUSES,
+    Journal,
+    JournalRow,
+    is_transient,
+    journal_path,
+    read_journal,
+    rotated_images,
+    status_counts,
+    store_image_path,
+    store_path_parts,
+)
+from oiforge.contracts.run import (
+    CONFIG_FILE,
+    LABELS_FILE,
+    Labels,
+    ModelInfo,
+    Preprocessing,
+    parse_labels,
+    parse_preprocessing,
+    read_labels,
+    read_run_config,
+    write_labels,
+)
+from oiforge.contracts.selection import (
+    ATTRIBUTION_COLUMNS,
+    BOX_FLAGS,
+    IMAGE_ID_RE,
+    SELECTION_SCHEMA,
+    SELECTION_VERSION_KEY,
+    SPLITS,
+    ImageTask,
+    SelectedImages,
+    Selection,
+    conform_selection,
+    count_selected_images,
+    is_image_id,
+    open_selection,
+    read_selected_images,
+    read_selection_table,
+    selection_version,
+    write_selection,
+)
+
+__all__ = [
+    "ATTRIBUTION_COLUMNS",
+    "BOX_FLAGS",
+    "CLASSES_NAME",
+    "CONFIG_FILE",
+    "DATASET_SPLITS",
+    "DATASET_SPLIT_OF",
+    "DOWNLOAD_STATUSES",
+    "IMAGE_ID_RE",
+    "JOURNAL_NAME",
+    "JOURNAL_SCHEMA",
+    "LABELS_FILE",
+    "MANIFEST_NAME",
+    "MANIFEST_SCHEMA",
+    "MULTI_LABEL_COLUMNS",
+    "SELECTION_SCHEMA",
+    "SELECTION_VERSION_KEY",
+    "SPLITS",
+    "TASKS",
+    "TRANSIENT_STATUSES",
+    "ClassInfo",
+    "DatasetClasses",
+    "ExcludeList",
+    "ImageTask",
+    "Journal",
+    "JournalRow",
+    "Labels",
+    "ModelInfo",
+    "Preprocessing",
+    "SelectedImages",
+    "Selection",
+    "Task",
+    "conform_selection",
+    "count_selected_images",
+    "is_image_id",
+    "is_transient",
+    "journal_path",
+    "manifest_schema",
+    "open_selection",
+    "parse_labels",
+    "parse_preprocessing",
+    "read_classes",
+    "read_exclude_list",
+    "read_journal",
+    "read_labels",
+    "read_manifest",
+    "read_run_config",
+    "read_selected_images",
+    "read_selection_table",
+    "rotated_images",
+    "selection_version",
+    "status_counts",
+    "store_image_path",
+    "store_path_parts",
+    "write_classes",
+    "write_labels",
+    "write_manifest",
+    "write_selection",
+]

@@ -1,0 +1,209 @@
+"""One image, start to finish: each configured source's URL in fallback order, fetch, verify,
+encode if asked, store; the journal row says how it ended."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from oiforge.contracts.journal import JournalRow, is_transient
+from oiforge.contracts.selection import ImageTask
+from oiforge.download.config import DownloadConfig, Source
+from oiforge.download.encode import Encoded, ImageJob, encode_image
+from oiforge.download.http import Fetched, Fetcher
+from oiforge.download.store import Store, Writer, sha256_hex
+from oiforge.download.verify import ImageInfo, Rejection, check_body, header_md5, is_placeholder_url
+from oiforge.endpoints import Endpoints
+
+log = logging.getLogger(__name__)
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Pools:
+    """Thread pool for file writes; a process pool (made on first use) for pixel work."""
+
+    threads: Executor
+    processes: Callable[[], Executor]
+
+
+@dataclass(frozen=True)
+class _Stored:
+    data_len: int
+    sha256: str
+    width: int
+    height: int
+    rotated: int
+
+
+class ImageFetcher:
+    """Turns an :class:`ImageTask` into a :class:`JournalRow`, trying sources in order."""
+
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        config: DownloadConfig,
+        endpoints: Endpoints,
+        store: Store,
+        writer: Writer,
+        pools: Pools,
+    ) -> None:
+        self._fetcher, self._config, self._endpoints = fetcher, config, endpoints
+        self._store, self._writer, self._pools = store, writer, pools
+        self.disk_error: str | None = None  # set when the store cannot take more files
+
+    async def fetch(self, task: ImageTask) -> JournalRow:
+        started, attempts, failures = now_iso(), 0, []
+        for source, url in source_urls(task, self._config.sources, self._endpoints):
+            fetched = await self._fetcher.fetch(url)
+            attempts += fetched.attempts
+            result = await self._accept(task, source, fetched)
+            if isinstance(result, _Stored):
+                return JournalRow(
+                    task.image_id,
+                    "ok",
+                    source,
+                    url,
+                    result.data_len,
+                    result.sha256,
+                    result.width,
+                    result.height,
+                    attempts,
+                    None,
+                    started,
+                    now_iso(),
+                    result.rotated,
+                )
+            failures.append((source, url, result))
+            if self.disk_error:  # no use trying other sources: nowhere to put the bytes
+                break
+        return _failure_row(task.image_id, failures, attempts, started)
+
+    async def _accept(
+        self, task: ImageTask, source: Source, fetched: Fetched
+    ) -> _Stored | Rejection:
+        if is_placeholder_url(fetched.redirects[1:]):  # whatever the placeholder URL answers
+            return Rejection("placeholder", f"redirected to {fetched.redirects[-1]}")
+        if fetched.body is None:
+            return Rejection(fetched.status, fetched.error or fetched.status)
+        checked = self._check(task, source, fetched)
+        if isinstance(checked, Rejection):
+            return checked
+        return await self._store_image(task, fetched.body, checked)
+
+    def _check(self, task: ImageTask, source: Source, fetched: Fetched) -> ImageInfo | Rejection:
+        assert fetched.body is not None
+        is_original = source == "original"
+        return check_body(
+            fetched.body,
+            expected_md5_b64=task.original_md5 if is_original else header_md5(fetched.headers),
+            expected_size=task.original_size if is_original else None,
+            placeholder_sha256=self._config.placeholder_sha256,
+        )
+
+    async def _store_image(
+        self, task: ImageTask, body: bytes, info: ImageInfo
+    ) -> _Stored | Rejection:
+        loop = asyncio.get_running_loop()
+        data, width, height, rotated = body, info.width, info.height, 0
+        if self._config.max_side is not None or info.format != "jpeg":
+            job = ImageJob(body, self._config.max_side, self._config.jpeg_quality, task.rotation)
+            encoded = await self._encode(job)
+            if isinstance(encoded, Rejection):
+                return encoded
+            data, width, height, rotated = _unpack(encoded)
+        path = self._store.image_path(task.image_id)
+        try:
+            digest = await loop.run_in_executor(
+                self._pools.threads, _write, self._writer, path, data
+            )
+        except OSError as exc:
+            if exc.errno in _DISK_ERRNOS:
+                self.disk_error = self.disk_error or f"{exc.strerror} ({exc.filename})"
+            return Rejection("error", f"store write failed: {exc}")
+        return _Stored(len(data), digest, width, height, rotated)
+
+    async def _encode(self, job: ImageJob) -> Encoded | Rejection:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pools.processes(), encode_image, job)
+        except BrokenProcessPool:
+            # e.g. a caller's script without a ``__main__`` guard: spawn cannot start workers.
+            log.warning("process pool unavailable; encoding images in threads")
+            self._pools = Pools(self._pools.threads, lambda: self._pools.threads)
+            return await loop.run_in_executor(self._pools.threads, encode_image, job)
+
+
+def _unpack(encoded: Encoded) -> tuple[bytes, int, int, int]:
+    return encoded.data, encoded.width, encoded.height, encoded.rotated
+
+
+def _write(writer: Writer, path: Path, data: bytes) -> str:
+    digest = sha256_hex(data)
+    writer.write(path, data)
+    return digest
+
+
+#: Permanent failures, most telling first: what the photo itself is beats a fallback's 404.
+_RANK = ("placeholder", "bad_md5", "not_image", "too_large", "http_410")
+
+
+def _rank(status: str) -> int:
+    return _RANK.index(status) if status in _RANK else len(_RANK)
+
+
+def _failure_row(
+    image_id: str, failures: list[tuple[Source, str, Rejection]], attempts: int, started: str
+) -> JournalRow:
+    """The status of a failed image: a transient failure if any (so a rerun retries), else
+    the most telling one; the error text lists every source tried."""
+    if not failures:
+        return JournalRow(image_id, "missing", error="no source URL for this image",
+                          started_at=started, finished_at=now_iso())  # fmt: skip
+    transient = [f for f in failures if is_transient(f[2].status)]
+    source, url, rejection = (
+        transient[0] if transient else min(failures, key=lambda f: _rank(f[2].status))
+    )
+    error = "; ".join(f"{s}: {r.error}" for s, _, r in failures)
+    return JournalRow(image_id, rejection.status, source, url, attempts=attempts,
+                      error=error[:2000], started_at=started, finished_at=now_iso())  # fmt: skip
+
+
+def source_urls(
+    task: ImageTask, sources: tuple[Source, ...], endpoints: Endpoints
+) -> Iterator[tuple[Source, str]]:
+    """``(source, url)`` for every configured source this image has, in order."""
+    for source in sources:
+        url = source_url(task, source, endpoints)
+        if url is not None:
+            yield source, url
+
+
+def source_url(task: ImageTask, source: Source, endpoints: Endpoints) -> str | None:
+    """The URL of one source, or None when the metadata has no usable one."""
+    if source == "resized":
+        return endpoints.resized_image_url(task.split, task.image_id) if task.split else None
+    raw = task.original_url if source == "original" else task.thumbnail_url
+    if raw is None or not _is_web_url(raw):
+        return None
+    return endpoints.flickr_url(raw)
+
+
+def _is_web_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and " " not in url

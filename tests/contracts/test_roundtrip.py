@@ -1,0 +1,142 @@
+"""Every contract file written by its writer reads back the same through its reader."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from oiforge.contracts import (
+    MANIFEST_SCHEMA,
+    SELECTION_SCHEMA,
+    ClassInfo,
+    DatasetClasses,
+    Journal,
+    JournalRow,
+    Labels,
+    ModelInfo,
+    Preprocessing,
+    Selection,
+    conform_selection,
+    count_selected_images,
+    read_classes,
+    read_journal,
+    read_labels,
+    read_manifest,
+    read_run_config,
+    read_selection_table,
+    rotated_images,
+    selection_version,
+    status_counts,
+    store_image_path,
+    write_classes,
+    write_labels,
+    write_manifest,
+)
+from oiforge.errors import InvalidInputError, MalformedFileError, StageError
+
+IDS = ("000000000000000a", "000000000000000b")
+
+
+def _selection(n_rows: int = 3) -> pa.Table:
+    rows = [
+        {"image_id": IDS[i % 2], "split": "train", "label_mid": "/m/01yrx", "label_name": "Cat"}
+        for i in range(n_rows)
+    ]
+    full = [{name: row.get(name) for name in SELECTION_SCHEMA.names if name != "spec_hash"}
+            for row in rows]  # fmt: skip
+    schema = pa.schema([f for f in SELECTION_SCHEMA if f.name != "spec_hash"])
+    return conform_selection(pa.Table.from_pylist(full, schema=schema), "abc", "v7")
+
+
+def test_selection_roundtrip(tmp_path: Path) -> None:
+    sel = Selection(_selection(), "abc", ["Cat"])
+    path = sel.write(tmp_path / "selection.parquet")
+    table = read_selection_table(path)
+    assert table.schema.remove_metadata() == SELECTION_SCHEMA
+    assert table.to_pylist() == sel.table.to_pylist()
+    assert selection_version(path) == "v7"
+    assert count_selected_images(path) == 2
+    assert sel.counts == {"Cat": {"train": 3, "validation": 0, "test": 0}}
+    assert sel.image_counts == {"Cat": {"train": 2, "validation": 0, "test": 0}}
+
+
+def test_selection_reader_names_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="selection file not found"):
+        read_selection_table(tmp_path / "none.parquet")
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet")
+    with pytest.raises(MalformedFileError, match="not a readable Parquet file"):
+        read_selection_table(tmp_path / "junk.parquet")
+    pq.write_table(pa.table({"x": [1]}), tmp_path / "noid.parquet")
+    with pytest.raises(MalformedFileError, match="no `image_id` column"):
+        read_selection_table(tmp_path / "noid.parquet")
+    pq.write_table(pa.table({"image_id": IDS}), tmp_path / "few.parquet")
+    with pytest.raises(MalformedFileError, match="missing columns"):
+        read_selection_table(tmp_path / "few.parquet", required=("image_id", "split"))
+
+
+def test_journal_roundtrip(tmp_path: Path) -> None:
+    rows = [
+        JournalRow(IDS[0], "ok", "resized", "http://x/a", 10, "f" * 64, 4, 3, 1, rotated=90),
+        JournalRow(IDS[1], "http_404", attempts=2, error="HTTP 404"),
+    ]
+    with Journal(tmp_path) as journal:
+        journal.append(rows)
+        journal.append([JournalRow(IDS[1], "http_404", attempts=1)])  # attempts add up
+    table = read_journal(tmp_path).to_pylist()
+    assert table[0] == {**rows[0].__dict__}
+    assert table[1]["attempts"] == 3
+    assert status_counts(tmp_path) == {"ok": 1, "http_404": 1}
+    assert rotated_images(tmp_path) == {IDS[0]}
+    assert store_image_path(tmp_path, IDS[0]) == tmp_path / "00" / f"{IDS[0]}.jpg"
+    with pytest.raises(ValueError, match="ImageID"):
+        store_image_path(tmp_path, "../etc/passwd")
+    with pytest.raises(StageError, match="no download journal"):
+        read_journal(tmp_path / "elsewhere")
+    assert rotated_images(tmp_path / "elsewhere") == frozenset()
+
+
+def test_manifest_and_classes_roundtrip(tmp_path: Path) -> None:
+    row = dict.fromkeys(MANIFEST_SCHEMA.names)
+    row.update(sample_path="train/Cat/a.jpg", key=IDS[0], split="train", image_id=IDS[0])
+    write_manifest(tmp_path, [row])
+    assert read_manifest(tmp_path).to_pylist() == [row]
+    classes = (ClassInfo(0, "Cat", "Cat", "/m/01yrx"), ClassInfo(1, "Dog", "Dog", "/m/0bt9lr"))
+    write_classes(tmp_path, classes)
+    assert read_classes(tmp_path) == DatasetClasses(classes)
+    with pytest.raises(StageError, match=r"no manifest\.parquet"):
+        read_manifest(tmp_path / "none")
+    assert read_classes(tmp_path / "none") is None
+
+
+def test_classes_json_reads_the_multi_label_form(tmp_path: Path) -> None:
+    """The planned multi-label form (an object with ``task``) already reads."""
+    classes = (ClassInfo(0, "Cat", "Cat", "/m/01yrx"),)
+    write_classes(tmp_path, classes, task="multi_label")
+    assert json.loads((tmp_path / "classes.json").read_text())["task"] == "multi_label"
+    assert read_classes(tmp_path) == DatasetClasses(classes, "multi_label")
+    (tmp_path / "classes.json").write_text('{"task": "detection", "classes": []}')
+    with pytest.raises(MalformedFileError, match="unknown task"):
+        read_classes(tmp_path)
+
+
+def test_labels_roundtrip(tmp_path: Path) -> None:
+    pre = Preprocessing(size=96, crop_pct=1.0)
+    labels = Labels((ClassInfo(0, "Cat", mid="/m/01yrx"),), pre)
+    write_labels(tmp_path / "labels.json", labels)
+    assert read_labels(tmp_path / "labels.json") == labels
+    exported = Labels(labels.classes, pre, ModelInfo("m", "v1", "arch"))
+    write_labels(tmp_path / "labels.json", exported)
+    assert read_labels(tmp_path / "labels.json") == exported
+    assert labels.model_info == ModelInfo()
+
+
+def test_run_config_reader_is_forgiving(tmp_path: Path) -> None:
+    assert read_run_config(tmp_path) == {}
+    (tmp_path / "config.yaml").write_text("model: efficientnet_lite0\nimage_size: 160\n")
+    assert read_run_config(tmp_path) == {"model": "efficientnet_lite0", "image_size": 160}
+    (tmp_path / "config.yaml").write_text("[unclosed")
+    assert read_run_config(tmp_path) == {}
