@@ -145,6 +145,12 @@ def _print_summary(summary: DownloadSummary, out: Path) -> None:
         f"{summary.invalid_ids} malformed ImageIDs",
         highlight=False,
     )
+    if summary.adopted:
+        console.print(
+            f"adopted {summary.adopted} images an interrupted run had stored (hash checked) "
+            "but not yet journaled",
+            highlight=False,
+        )
 
 
 def _print_status(store: Path) -> None:

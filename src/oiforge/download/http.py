@@ -98,6 +98,10 @@ class Fetcher:
                     return Fetched(url, attempts, status=retry.status, error=retry.error)
                 await asyncio.sleep(self._backoff(attempts, retry.wait_s))
 
+    async def pause(self, attempt: int) -> None:
+        """Wait as before the ``attempt``-th retry (for a caller retrying a whole fetch)."""
+        await asyncio.sleep(self._backoff(attempt, None))
+
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         cap = self._config.backoff_max_s
         if retry_after is not None:
