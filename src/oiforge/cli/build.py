@@ -245,13 +245,15 @@ def verify_command(directory: Path = typer.Argument(..., help="A dataset folder.
     if report.ok:
         console.print(f"[bold green]ok[/] {directory}: {report.checked} files match the lock")
         return
+    hidden = set(report.hidden_extra)
     for label, items in (
         ("missing", report.missing),
         ("changed", report.changed),
         ("extra", report.extra),
     ):
         for item in items[:20]:
-            err_console.print(f"[red]{label}[/] {item}", highlight=False)
+            note = " (hidden, but loaders such as ImageFolder read it)" if item in hidden else ""
+            err_console.print(f"[red]{label}[/] {item}{note}", highlight=False)
         if len(items) > 20:
             err_console.print(f"… and {len(items) - 20} more {label}")
     raise typer.Exit(1)
