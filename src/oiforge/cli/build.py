@@ -215,9 +215,12 @@ def _run_build(inputs: BuildInputs, backend: BackendOptions) -> BuildResult:
             bar.update(task, completed=done, total=total)
 
         if backend.is_sharded:
+            from oiforge.cli._common import print_shard_event
             from oiforge.distributed import run_build_sharded
 
-            return run_build_sharded(inputs, progress=progress, **backend.kwargs())
+            return run_build_sharded(
+                inputs, progress=progress, on_event=print_shard_event, **backend.kwargs()
+            )
         from oiforge.build import build_dataset
 
         return build_dataset(inputs, progress)

@@ -117,11 +117,13 @@ def _run(
         task = bar.add_task("download", total=None, rates="", fails="")
         updater = _Updater(bar, task)
         if backend.is_sharded:
+            from oiforge.cli._common import print_shard_event
             from oiforge.distributed import run_download_sharded
 
             return run_download_sharded(
-                selection, out, config, endpoints, progress=updater, **backend.kwargs()
-            )
+                selection, out, config, endpoints, progress=updater,
+                on_event=print_shard_event, **backend.kwargs(),
+            )  # fmt: skip
         from oiforge.download import download
 
         return download(selection, out, config, endpoints, progress=updater)
