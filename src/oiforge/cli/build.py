@@ -215,9 +215,12 @@ def _run_build(inputs: BuildInputs, backend: BackendOptions) -> BuildResult:
             bar.update(task, completed=done, total=total)
 
         if backend.is_sharded:
+            from oiforge.cli._common import print_shard_event
             from oiforge.distributed import run_build_sharded
 
-            return run_build_sharded(inputs, progress=progress, **backend.kwargs())
+            return run_build_sharded(
+                inputs, progress=progress, on_event=print_shard_event, **backend.kwargs()
+            )
         from oiforge.build import build_dataset
 
         return build_dataset(inputs, progress)
@@ -245,13 +248,15 @@ def verify_command(directory: Path = typer.Argument(..., help="A dataset folder.
     if report.ok:
         console.print(f"[bold green]ok[/] {directory}: {report.checked} files match the lock")
         return
+    hidden = set(report.hidden_extra)
     for label, items in (
         ("missing", report.missing),
         ("changed", report.changed),
         ("extra", report.extra),
     ):
         for item in items[:20]:
-            err_console.print(f"[red]{label}[/] {item}", highlight=False)
+            note = " (hidden, but loaders such as ImageFolder read it)" if item in hidden else ""
+            err_console.print(f"[red]{label}[/] {item}{note}", highlight=False)
         if len(items) > 20:
             err_console.print(f"… and {len(items) - 20} more {label}")
     raise typer.Exit(1)
