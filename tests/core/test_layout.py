@@ -40,6 +40,7 @@ ALLOWED = {
     "book": {"catalog"},  # picks classes and photos from the catalog
     "mirror": {"catalog"},  # impersonates the hosts of the catalog's official files
     "present": {"train", "evaluate", "serve"},  # measures the pipeline it presents
+    "__init__": {"pipeline"},  # `oiforge.run(spec)`, the package's one-call API (lazy)
     # `oiforge run`: drives every stage through its public API
     "pipeline": {
         "catalog",

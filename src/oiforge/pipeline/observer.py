@@ -49,7 +49,7 @@ class Observer:
         summary: dict[str, Any] = {}
         for event in events:
             if isinstance(event, Notice):
-                log.warning("%s", event.text)
+                log.log(logging.WARNING if event.level == "warning" else logging.INFO, event.text)
             elif isinstance(event, Finished):
                 summary = dict(event.summary)
         return summary
