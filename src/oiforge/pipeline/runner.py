@@ -62,6 +62,7 @@ def run(
     asked = _asked(settings, from_stage, until)
     obs = observer or Observer()
     if dry_run:
+        _check_upstream(settings, State(settings.workdir), asked, from_stage)
         return _dry_run(settings, asked)
     with hold_workdir(settings.workdir):
         state = State(settings.workdir)
@@ -203,7 +204,8 @@ def _stage(
     try:
         summary = stage.run(settings, obs, decision.resume)
     except BaseException as exc:  # a Ctrl-C too: the next run says why it runs again
-        state.record(stage.name, {"status": "failed", "error": str(exc)[:200], **fingerprint})
+        error = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)[:200]
+        state.record(stage.name, {"status": "failed", "error": error, **fingerprint})
         raise
     seconds = round(time.perf_counter() - clock, 3)
     outputs = {o.path: state.digest(settings.path(o.path)) for o in stage.outputs}
