@@ -180,6 +180,22 @@ def test_from_and_until_choose_the_stages(at_mirror: Path) -> None:
     assert oiforge.run(spec, until="select").ran == ["select"]
     assert oiforge.run(spec, until="build").ran == ["download", "build"]
 
+    one = read_journal(at_mirror / "cats" / "store").column("image_id")[0].as_py()
+    (at_mirror / "leave-out.txt").write_text(f"{one},by hand\n")
+    _edit(spec, lambda d: d.update(build={"exclude_list": "leave-out.txt"}))
+    assert oiforge.run(spec, until="build").ran == ["build"]
+    excluded = (at_mirror / "cats" / "dataset" / "oiforge.lock").read_text()
+    assert one in excluded and "by hand" in excluded
+    by_hand = cli("build", "cats.yaml", "--selection", "cats/selection.parquet",
+                  "--store", "cats/store", "--out", "by-hand")  # fmt: skip
+    assert by_hand.exit_code == 0, by_hand.output  # `build SPEC` reads the same section
+    assert "by hand" in (at_mirror / "by-hand" / "oiforge.lock").read_text()
+    (at_mirror / "leave-out.txt").write_text(f"{one},by hand again\n")
+    again = oiforge.run(spec, until="build")
+    assert (
+        again.ran == ["build"] and again.stage("build").why == "input changed: build.exclude_list"
+    )
+
     backwards = cli("run", "cats.yaml", "--from", "export", "--until", "build")
     assert backwards.exit_code == 2 and "comes after" in backwards.output
     no_book = cli("run", "cats.yaml", "--until", "book", "--dry-run")
