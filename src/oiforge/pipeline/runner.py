@@ -77,7 +77,7 @@ def _asked(settings: Settings, from_stage: str | None, until: str | None) -> dic
         if name is not None and name not in STAGE_NAMES:
             raise InvalidInputError(f"{flag} {name}: stages are {', '.join(STAGE_NAMES)}")
         stage = next((s for s in STAGES if s.name == name), None)
-        if stage is not None and stage.section and _section(settings, stage) is None:
+        if stage is not None and _missing_section(settings, stage):
             raise InvalidInputError(f"{flag} {name}: the spec has no {stage.section}: section")
     first = STAGE_NAMES.index(from_stage) if from_stage else 0
     last = STAGE_NAMES.index(until) if until else len(STAGE_NAMES) - 1
@@ -85,7 +85,7 @@ def _asked(settings: Settings, from_stage: str | None, until: str | None) -> dic
         raise InvalidInputError(f"--from {from_stage} comes after --until {until}")
     off = {}
     for i, stage in enumerate(STAGES):
-        if stage.section and _section(settings, stage) is None:
+        if _missing_section(settings, stage):
             off[stage.name] = f"no {stage.section}: section in the spec"
         elif i < first:
             off[stage.name] = f"not asked (--from {from_stage})"
@@ -94,25 +94,28 @@ def _asked(settings: Settings, from_stage: str | None, until: str | None) -> dic
     return off
 
 
-def _section(settings: Settings, stage: Stage) -> Any:
-    return getattr(settings.spec, stage.section) if stage.section else settings.spec
+def _missing_section(settings: Settings, stage: Stage) -> bool:
+    return stage.section is not None and getattr(settings.spec, stage.section) is None
 
 
 def _check_upstream(
     settings: Settings, state: State, off: dict[str, str], from_stage: str | None
 ) -> None:
-    """With ``--from``, what the skipped stages made must be there."""
+    """With ``--from``, what the stages before it made must be in the working folder."""
     if from_stage is None:
         return
+    by_name = {stage.name: stage for stage in STAGES}
     for stage in STAGES:
         if stage.name in off:
             continue
-        for label, path in stage.inputs(settings).items():
-            if state.digest(path) is None:
-                raise StageError(
-                    f"--from {from_stage}: {stage.name} needs {label}, which is not in "
-                    f"{settings.workdir}; run the earlier stages first (without --from)"
-                )
+        for before in (by_name[u] for u in UPSTREAM[stage.name] if u in off):
+            for out in before.outputs:
+                if state.digest(settings.path(out.path)) is None:
+                    raise StageError(
+                        f"--from {from_stage}: {stage.name} needs {out.path} (from "
+                        f"{before.name}), which is not in {settings.workdir}; run the earlier "
+                        "stages first (without --from)"
+                    )
 
 
 def decide(stage: Stage, settings: Settings, state: State) -> Decision:
@@ -125,16 +128,9 @@ def decide(stage: Stage, settings: Settings, state: State) -> Decision:
         why = stage.pending(settings)
     if why is None:
         return Decision("skip", "up to date", wanted, inputs)
-    again = prev is not None and prev.get("status") != "done"
-    resume = (
-        again
-        and prev is not None
-        and (prev.get("settings"), prev.get("inputs"))
-        == (
-            wanted,
-            inputs,
-        )
-    )
+    unfinished = prev is not None and prev.get("status") != "done"
+    same = prev is not None and (prev.get("settings"), prev.get("inputs")) == (wanted, inputs)
+    resume = unfinished and same
     return Decision("run", why, wanted, inputs, resume)
 
 

@@ -5,8 +5,9 @@ with and the digests of what it wrote; a stage reruns only when one of them chan
 DVC decides, not make). Digests are of content, not timestamps: a file rewritten with the same
 bytes (a ``select`` rerun that selects the same rows) changes nothing downstream, and a copied
 or ``touch``-ed folder reruns nothing. Reading is cheap anyway: a file's sha256 is cached by
-(size, mtime) in the state file, so unchanged files are never read twice. Every write of the
-state file is atomic; a lock file keeps a second ``oiforge run`` out of the same folder.
+(size, mtime, inode) in the state file, so unchanged files are never read twice. Every write
+of the state file is atomic; a lock file keeps a second ``oiforge run`` out of the same
+folder.
 
 What a digest covers:
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -28,6 +30,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
+
+import pyarrow.csv as pacsv
 
 from oiforge.atomic import write_text_atomic
 from oiforge.contracts import read_journal
@@ -89,11 +93,10 @@ class State:
         )
 
     def _file_sha256(self, path: Path) -> str:
-        st = path.stat()
-        key, stamp = str(path.resolve()), [st.st_size, st.st_mtime_ns]
+        key, stamp = str(path.resolve()), _stamp(path)
         cached = self._files.get(key)
-        if cached is not None and cached[:2] == stamp:
-            return str(cached[2])
+        if cached is not None and cached[:-1] == stamp:
+            return str(cached[-1])
         with path.open("rb") as fh:
             digest = hashlib.file_digest(fh, "sha256").hexdigest()
         self._files[key] = [*stamp, digest]
@@ -101,17 +104,26 @@ class State:
 
     def _journal_digest(self, store: Path) -> str:
         journal = store / JOURNAL
-        st = journal.stat()
-        key, stamp = f"{journal.resolve()}#rows", [st.st_size, st.st_mtime_ns]
+        stamp = [*_stamp(journal), *_stamp(journal.with_name(JOURNAL + "-wal"))]
+        key = f"{journal.resolve()}#rows"
         cached = self._files.get(key)
-        if cached is not None and cached[:2] == stamp:
-            return str(cached[2])
-        table = read_journal(store).select(["image_id", "status", "sha256"]).sort_by("image_id")
-        h = hashlib.sha256()
-        for image_id, status, sha in zip(*(c.to_pylist() for c in table.columns), strict=True):
-            h.update(f"{image_id},{status},{sha or ''}\n".encode())
-        self._files[key] = [*stamp, h.hexdigest()]
-        return h.hexdigest()
+        if cached is not None and cached[:-1] == stamp:
+            return str(cached[-1])
+        rows = read_journal(store).select(["image_id", "status", "sha256"])  # by image_id
+        sink = io.BytesIO()
+        pacsv.write_csv(rows, sink)
+        digest = hashlib.sha256(sink.getvalue()).hexdigest()
+        self._files[key] = [*stamp, digest]
+        return digest
+
+
+def _stamp(path: Path) -> list[int]:
+    """(size, mtime ns, inode) of a file (an atomic rewrite is a new inode); zeros if absent."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return [0, 0, 0]
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
 def _read(path: Path) -> dict[str, Any]:
