@@ -48,6 +48,21 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def catalog_md5s(folder: Path | None) -> dict[str, str]:
+    """Relative path → MD5 of every file of a catalog folder (``build --catalog``: the lock
+    records which official metadata files the selection came from)."""
+    if folder is None:
+        return {}
+    out = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest = hashlib.md5(usedforsecurity=False)
+        with path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
+        out[path.relative_to(folder).as_posix()] = digest.hexdigest()
+    return out
+
+
 def list_files(root: Path, ignore: Collection[str] = ()) -> list[str]:
     """Every regular file under ``root`` (posix relative paths, sorted) but the lock and the
     top-level entries named in ``ignore`` (``os.walk``: a dataset may hold a million samples).

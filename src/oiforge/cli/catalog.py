@@ -244,6 +244,10 @@ def select_command(
         },
         expand,
     )
+    sec = spec.select  # a spec file's select: section may set these three (relative paths)
+    review = review or (spec_file.parent / sec.review if spec_file and sec.review else None)
+    catalog_url = catalog_url or sec.catalog
+    no_fetch = no_fetch or sec.no_fetch
     if catalog_url is not None:
         _select_postgres(spec, catalog_url, out, review)
         return
@@ -260,11 +264,9 @@ def _reviewed(result: Selection, review: Path | None) -> Selection:
         return result
     import dataclasses
 
-    from oiforge.reviews import apply_reviews, read_reviews
+    from oiforge.reviews import apply_reviews, read_review_file
 
-    if not review.is_file():
-        raise InvalidInputError(f"no review file {review}")
-    table = apply_reviews(result.table, read_reviews(review))
+    table = apply_reviews(result.table, read_review_file(review))
     console.print(f"review {review}: {result.table.num_rows - table.num_rows:,} rows rejected")
     return dataclasses.replace(result, table=table)
 
