@@ -130,6 +130,54 @@ def test_expand_up_credits_ancestors_and_negatives_go_down(cat: Catalog) -> None
         parse_spec({"classes": ["Cat"], "expand_up": True})
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("expand_up", [False, True])
+def test_select_finds_the_planted_answers_of_the_sample(
+    mirror: Any, sample_root: Path, tmp_path: Path, expand_up: bool
+) -> None:
+    """The mirror sample's multi-label block (sample.json ``multilabel``): per photo its
+    verified positives, negatives and unverified machine labels, and per class the counts."""
+    import json
+
+    from oiforge.endpoints import Endpoints
+
+    facts = json.loads((sample_root / "sample.json").read_text())["multilabel"]
+    want = facts["expand_up" if expand_up else "plain"]
+    mids = [c["mid"] for c in facts["classes"]]
+    spec = SelectSpec(classes=tuple(mids), multi_label="multi", expand_up=expand_up,
+                      min_confidence=0.5)  # fmt: skip
+    with open_catalog("v7", Endpoints.for_mirror(mirror.url), home=tmp_path) as opened:
+        sel = select(spec, catalog=opened)
+    got: dict[str, dict[str, Any]] = {}
+    for r in sel.table.to_pylist():
+        photo = got.setdefault(r["image_id"], {"split": r["split"], "labels": [],
+                                               "negatives": [], "machine": {}})  # fmt: skip
+        if r["role"] == "negative":
+            photo["negatives"].append(r["label_mid"])
+        elif r["source"] == "machine":
+            photo["machine"][r["label_mid"]] = round(r["confidence"], 4)
+        else:
+            photo["labels"].append(r["label_mid"])
+    for photo in got.values():
+        photo["labels"].sort(key=mids.index)
+        photo["negatives"].sort(key=mids.index)
+    assert got == want["images"]
+    counts = {m: {s: {"positive": 0, "negative": 0, "unknown": 0} for s in SPLITS} for m in mids}
+    for photo in got.values():
+        for m in mids:
+            kind = (
+                "positive"
+                if m in photo["labels"]
+                else "negative"
+                if m in photo["negatives"]
+                else "unknown"
+            )
+            counts[m][photo["split"]][kind] += 1
+    assert counts == want["counts"]
+    assert sum(bool(p["machine"]) for p in got.values()) > 3  # the block plants some
+    assert sum(len(p["labels"]) >= 3 for p in got.values()) > 5
+
+
 def test_per_class_sample_keeps_whole_images(cat: Catalog) -> None:
     spec = SelectSpec(classes=("Cat", "Dog"), multi_label="multi", per_class=1, seed=3)
     rows = rows_of(select(spec, catalog=cat).table)
@@ -221,9 +269,17 @@ def reference(cat: Catalog, images: Sequence[Image], sel: SelectSpec) -> list[Ro
                     cands[(iid, c)].append((1, mach, mid, "machine"))
             for c in neg_map.get(mid, []) if human == 0 else []:
                 negs[(iid, c)].append((mid, "verification"))
-    if multi:
+    if multi:  # a verification of the label or the class overrides a machine label
+        said_no = {
+            (image_id(n), m) for n, (_, labels) in enumerate(images) for m, h, _ in labels if h == 0
+        }
         for key in list(cands):
-            cands[key] = [r for r in cands[key] if r[0] == 0 or key not in negs]
+            keep = [
+                r
+                for r in cands[key]
+                if r[0] == 0 or (key not in negs and (key[0], r[2]) not in said_no)
+            ]
+            cands[key] = keep
     best = {k: min(v, key=lambda r: (r[0], -r[1], r[2], r[3])) for k, v in cands.items() if v}
     excluded = set(expand_classes(cat, sel.exclude_images_with))
     bad = {
@@ -287,7 +343,7 @@ def background(
     negs: dict[tuple[str, int], list[tuple[str, str]]],
     bad: set[str],
 ) -> list[Row]:
-    counts = {s: [len({r[0] for r in main if r[2] == t["mid"] and r[1] == s and r[6] == "positive"})
+    counts = {s: [len({r[0] for r in main if r[3] == t["name"] and r[1] == s and r[6] == "positive"})
                   for t in targets] for s in sel.splits}  # fmt: skip
     wanted = {s: round(sel.negatives_ratio * sum(v) / len(v)) for s, v in counts.items()}
     family = {m for t in targets for m in t["family"]}

@@ -148,20 +148,27 @@ def _candidates(sel: SelectSpec, mids: str, splits: str, machine: bool, copies: 
 
 
 def _cand(sel: SelectSpec, cands: str, splits: str, machine: bool, copies: bool) -> str:
-    """CTE ``cand``: candidate rows with their class; in multi-label mode a machine label
-    that a human verified as absent (a negative of the same image and class) is dropped."""
+    """CTE ``cand``: candidate rows with their class; in multi-label mode a machine label is
+    dropped where a human verified the same label absent, or the class (a negative of it)."""
     joined = f"SELECT c.*, t.class_idx FROM ({cands}) c JOIN tgt t USING (label_mid)"
     if not (per_image_negatives(sel) and machine and sel.min_confidence is not None):
         return f"cand AS ({joined})"
-    vetoes = (
-        f"SELECT DISTINCT n.image_key, t.class_idx FROM {_source('human_labels', copies)} n "
-        f"JOIN tgt_neg t USING (label_mid) WHERE n.confidence = 0 AND n.split IN {splits} "
+    human = _source("human_labels", copies)
+    where = (
+        f"WHERE n.confidence = 0 AND n.split IN {splits} "
         "AND n.image_key IN (SELECT image_key FROM cand0 WHERE pri = 1)"
     )
+    by_class = (
+        f"SELECT DISTINCT n.image_key, t.class_idx FROM {human} n "
+        f"JOIN tgt_neg t USING (label_mid) {where}"
+    )
+    by_label = f"SELECT DISTINCT n.image_key, n.label_mid FROM {human} n {where}"
     return (
-        f"cand0 AS ({joined}),\nveto AS ({vetoes}),\n"
-        "cand AS (SELECT c.* FROM cand0 c LEFT JOIN veto v USING (image_key, class_idx) "
-        "WHERE c.pri = 0 OR v.image_key IS NULL)"
+        f"cand0 AS ({joined}),\nveto AS ({by_class}),\nveto_label AS ({by_label}),\n"
+        "cand AS (SELECT c.* FROM cand0 c LEFT JOIN veto v "
+        "ON v.image_key = c.image_key AND v.class_idx = c.class_idx LEFT JOIN veto_label w "
+        "ON w.image_key = c.image_key AND w.label_mid = c.label_mid "
+        "WHERE c.pri = 0 OR (v.image_key IS NULL AND w.image_key IS NULL))"
     )
 
 
