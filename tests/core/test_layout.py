@@ -23,7 +23,7 @@ SRC = Path(oiforge.__file__).parent
 #: Shared leaf modules (and ``oiforge`` itself, for ``__version__``): any stage may import them.
 LEAVES = frozenset(
     {"", "arrays", "atomic", "contracts", "endpoints", "errors", "errtext", "headers", "lazy",
-     "licences", "orientation", "paths", "pixels", "reviews", "spec"}
+     "licences", "orientation", "paths", "pixels", "progress", "reviews", "spec"}
 )  # fmt: skip
 STAGES = (
     "book", "browse", "build", "catalog", "distributed", "download", "evaluate", "mirror",

@@ -8,10 +8,12 @@ Public API (each name loads its module on first use, so ``oiforge.train.config``
 
 Modules: ``config`` (the options and why their defaults), ``dataset`` (finding samples),
 ``images`` (decoding, augmentation, batches), ``models`` (networks, weights, the partial cut,
-test-time augmentation), ``cache`` (features and activations computed once), ``heads`` (the
-linear probe by L-BFGS and cross-validation), ``loop`` (``run_training``: the loop, top to
-bottom), ``auto`` (``--mode auto``: candidates and the pick), ``rundir`` (the run directory's
-files, checkpoints, curves), ``ddp`` (several processes), ``events``, ``estimate``.
+test-time augmentation), ``cache`` (features and activations computed once, and what the
+probe, MLP head and partial train on), ``heads`` (the linear probe by L-BFGS and
+cross-validation), ``steps`` (optimizer, loss, learning-rate schedule, one step, an epoch of
+steps), ``loop`` (``run_training``: the loop, top to bottom), ``auto`` (``--mode auto``:
+candidates and the pick), ``rundir`` (the run directory's files, checkpoints, curves),
+``ddp`` (several processes), ``estimate``. Progress events: ``oiforge.progress``.
 """
 
 from __future__ import annotations
