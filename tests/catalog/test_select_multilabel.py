@@ -343,8 +343,10 @@ def background(
     negs: dict[tuple[str, int], list[tuple[str, str]]],
     bad: set[str],
 ) -> list[Row]:
-    counts = {s: [len({r[0] for r in main if r[3] == t["name"] and r[1] == s and r[6] == "positive"})
-                  for t in targets] for s in sel.splits}  # fmt: skip
+    def positives(split: str, name: str) -> int:
+        return len({r[0] for r in main if r[3] == name and r[1] == split and r[6] == "positive"})
+
+    counts = {s: [positives(s, t["name"]) for t in targets] for s in sel.splits}
     wanted = {s: round(sel.negatives_ratio * sum(v) / len(v)) for s, v in counts.items()}
     family = {m for t in targets for m in t["family"]}
     forbidden = set(bad) | {r[0] for r in main}
