@@ -28,8 +28,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from oiforge.progress import EpochEnd, PhaseStart, Step
 from oiforge.train import build_config, run_training
-from oiforge.train.events import EpochEnd, PhaseStart, Step
 from oiforge.train.images import decode_image, eval_transform, resize_size, train_transform
 from oiforge.train.models import create_model, preprocessing_for
 from train.synthetic import make_dataset
@@ -126,6 +126,57 @@ def time_to_accuracy(ds: Path, out: Path, mode: str, args: argparse.Namespace) -
     return f"not reached in {args.tta_epochs} epochs, {seconds:.1f} s (best {best:.3f})"
 
 
+def gpu_figures(args: argparse.Namespace) -> None:
+    """With CUDA: training images/s of EfficientNet-Lite0 at 224 px with AMP and channels_last
+    (and without, the peer), the GPU's utilisation while it ran, and the `reference_img_s`
+    line that calibrates `oiforge estimate`'s table from this measured row. Skipped on CPU."""
+    if not torch.cuda.is_available():
+        print("no CUDA device: GPU figures (img/s, utilisation, AMP, channels_last) skipped")
+        return
+    rates = {}
+    for amp in (False, True):
+        rates[amp], util = _gpu_rate(amp, args.gpu_batch, args.gpu_steps)
+        busy = f"utilisation {statistics.mean(util):.0f}%" if util else "utilisation n/a"
+        print(
+            f"GPU {torch.cuda.get_device_name()}: {rates[amp]:.0f} img/s (AMP and "
+            f"channels_last {'on' if amp else 'off'}), {busy}"
+        )
+    print(f"AMP + channels_last speed-up {rates[True] / rates[False]:.2f}x")
+    print(f"calibrate estimate: reference_img_s: {rates[True]:.0f}  (this GPU, lite0, 224 px)")
+
+
+def _gpu_rate(amp: bool, batch: int, steps: int) -> tuple[float, list[float]]:
+    dev = torch.device("cuda")
+    model = create_model("efficientnet_lite0", 10).to(dev)
+    x = torch.randn(batch, 3, 224, 224, device=dev)
+    y = torch.randint(0, 10, (batch,), device=dev)
+    if amp:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    busy: list[float] = []
+    for i in range(steps + 5):
+        if i == 5:
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        util = _utilisation() if i % 10 == 9 else None
+        busy += [util] if util is not None else []
+    torch.cuda.synchronize()
+    return batch * steps / (time.perf_counter() - start), busy
+
+
+def _utilisation() -> float | None:
+    try:
+        return float(torch.cuda.utilization())
+    except Exception:  # no NVML on this machine
+        return None
+
+
 def _load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -143,6 +194,8 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.6)
     parser.add_argument("--tta-epochs", type=int, default=10)
     parser.add_argument("--tta-size", type=int, default=160)
+    parser.add_argument("--gpu-batch", type=int, default=128)
+    parser.add_argument("--gpu-steps", type=int, default=50)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)  # OpenMP spinning on a shared machine hurts both alike
     root = Path(tempfile.mkdtemp(prefix="bench-train-"))
@@ -155,6 +208,7 @@ def main() -> None:
         f"{args.size} px, batch {args.batch}, workers {args.workers}, load {_load()}"
     )
     compare(root, ds, args)
+    gpu_figures(args)
     if args.sample_dataset:
         for mode in ("probe", "finetune"):
             line = time_to_accuracy(args.sample_dataset, root / f"tta-{mode}", mode, args)

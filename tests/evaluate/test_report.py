@@ -63,6 +63,7 @@ def test_evaluate_writes_metrics_plots_and_a_self_contained_report(run_with_mani
     parser.feed(html)
     assert parser.srcs and all(s.startswith("data:image/") for s in parser.srcs)
     assert "<script>" not in html  # titles from the manifest are escaped
+    assert "Candidates (--mode auto)" in html and "(chosen)" in html  # the default mode
     if metrics["worst_mistakes"]:
         assert metrics["worst_mistakes"][0]["attribution"]["author"].startswith("Author")
         assert re.search(r"by Author \d+", html)
@@ -71,12 +72,15 @@ def test_evaluate_writes_metrics_plots_and_a_self_contained_report(run_with_mani
 @pytest.mark.slow
 def test_evaluate_without_a_test_split_uses_val_and_says_so(tmp_path: Path) -> None:
     from oiforge.evaluate import run_evaluation
-    from oiforge.train.events import Notice
+    from oiforge.progress import Notice
 
     ds = make_dataset(tmp_path / "ds", per_class={"train": 8, "val": 3}, seed=5)
     train(
-        build_config(dataset=str(ds), out=str(tmp_path / "r"), image_size=32, epochs=1, workers=0)
-    )
+        build_config(
+            dataset=str(ds), out=str(tmp_path / "r"), mode="probe", image_size=32, epochs=1,
+            workers=0,
+        )
+    )  # fmt: skip
     events = list(run_evaluation(tmp_path / "r", workers=0))
     assert any(isinstance(e, Notice) and "no test split" in e.text for e in events)
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["split"] == "val"

@@ -35,7 +35,7 @@ def probe_run(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
     out = tmp_path_factory.mktemp("runs") / "probe"
     config = build_config(
-        dataset=str(tiny_dataset), out=str(out), image_size=64, epochs=6, workers=0
+        dataset=str(tiny_dataset), out=str(out), mode="probe", image_size=64, epochs=6, workers=0
     )
     train(config)
     return out

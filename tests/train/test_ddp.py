@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from oiforge.cli import app
 from oiforge.errors import InvalidInputError
 from oiforge.train import build_config, train
-from oiforge.train.features import FeatureSet, merge_shards
-from oiforge.train.launch import LaunchPlan, plan_launch, torchrun_argv
+from oiforge.train.cache import FeatureSet, merge_shards
+from oiforge.train.ddp import LaunchPlan, plan_launch, torchrun_argv
 from oiforge.train.rundir import read_metrics
 
 from .synthetic import make_dataset
@@ -106,10 +106,10 @@ def test_a_rank_whose_whole_batch_is_undecodable_does_not_hang_the_others(
 @pytest.mark.slow
 def test_probe_shards_features_and_matches_one_process(tiny_dataset: Path, tmp_path: Path) -> None:
     args = ["train", str(tiny_dataset), "--out", str(tmp_path / "ddp"), "--epochs", "2",
-            "--procs", "2", *TINY]  # fmt: skip
+            "--mode", "probe", "--procs", "2", *TINY]  # fmt: skip
     result = runner.invoke(app, args, env=ENV)
     assert result.exit_code == 0, result.output
-    one = build_config(dataset=str(tiny_dataset), out=str(tmp_path / "one"), epochs=2,
+    one = build_config(dataset=str(tiny_dataset), out=str(tmp_path / "one"), epochs=2, mode="probe",
                        image_size=32, workers=0, batch_size=8)  # fmt: skip
     train(one)
     ddp, single = read_metrics(tmp_path / "ddp"), read_metrics(tmp_path / "one")
@@ -136,7 +136,7 @@ def test_resuming_with_another_process_count_is_refused(probe_run: Path) -> None
         (["--procs", "-1"], "bad value"),
         (["--procs", "100000"], "cores"),
         (["--procs", "2", "--seeds", "2"], "--seeds"),
-        (["--procs", "2", "--resume"], "nothing to resume"),
+        (["--procs", "2", "--resume", "--mode", "probe"], "nothing to resume"),
     ],
 )
 def test_bad_scale_out_options_exit_2(
@@ -154,7 +154,7 @@ def test_a_finished_run_is_checked_before_any_process_starts(probe_run: Path) ->
 
     config = read_config(probe_run / "config.yaml")
     args = ["train", config.dataset, "--out", str(probe_run), "--procs", "2", "--resume",
-            "--image-size", "64", "--epochs", "6", "--workers", "0"]  # fmt: skip
+            "--mode", "probe", "--image-size", "64", "--epochs", "6", "--workers", "0"]  # fmt: skip
     result = runner.invoke(app, args, env=ENV)
     assert result.exit_code == 2
     assert "world_size: 1 -> 2" in result.output

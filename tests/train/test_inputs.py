@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oiforge.errors import InvalidInputError, MalformedFileError
+from oiforge.progress import Notice
 from oiforge.train import build_config, run_training, train
 from oiforge.train.dataset import Sample, open_dataset, source_of, split_off
-from oiforge.train.events import Notice
 
 from .synthetic import make_dataset
 
@@ -122,7 +122,7 @@ def test_webdataset_shards_train_like_folders(tiny_dataset: Path, tmp_path: Path
     assert index.kind == "webdataset"
     assert [len(index.splits[s]) for s in ("train", "val", "test")] == [48, 18, 18]
     assert [c.name for c in index.classes] == ["Class0", "Class1", "Class2"]
-    summary = train(_cfg(tmp_path / "shards", tmp_path / "r"))
+    summary = train(_cfg(tmp_path / "shards", tmp_path / "r", mode="scratch"))
     assert summary["epochs_run"] == 2
 
 

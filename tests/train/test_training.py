@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from safetensors.torch import load_file
 
+from oiforge.progress import EpochEnd, Notice
 from oiforge.train import build_config, run_training, train
-from oiforge.train.events import EpochEnd, Notice
 from oiforge.train.rundir import read_metrics
 
 SMALL = {"image_size": 32, "workers": 0, "batch_size": 16}
@@ -58,9 +58,12 @@ def test_scratch_loss_decreases(tiny_dataset: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_probe_learns_the_classes(probe_run: Path) -> None:
-    rows = read_metrics(probe_run)
-    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
-    assert max(float(r["val_acc"]) for r in rows) >= 0.8
+    rows = read_metrics(probe_run)  # one row per round of L-BFGS, fitted to convergence
+    assert float(rows[-1]["train_loss"]) <= float(rows[0]["train_loss"])
+    assert float(rows[-1]["train_loss"]) < 0.5  # far below log(3): trained, not stopped early
+    # 6 validation drawings a class: well above chance (1/3); C is chosen by cross-validation
+    # on the 48 training drawings, not on these
+    assert max(float(r["val_acc"]) for r in rows) >= 0.5
 
 
 def test_resume_with_a_different_config_is_refused(probe_run: Path, tiny_dataset: Path) -> None:
@@ -93,7 +96,10 @@ def test_time_limit_stops_gracefully_and_keeps_a_model(tiny_dataset: Path, tmp_p
 
 @pytest.mark.slow
 def test_early_stopping(tiny_dataset: Path, tmp_path: Path) -> None:
-    config = _config(tiny_dataset, tmp_path / "r", epochs=40, patience=1, lr=1e-6)
+    config = _config(
+        tiny_dataset, tmp_path / "r", mode="scratch", monitor="val_acc", epochs=40, patience=1,
+        lr=1e-6,
+    )  # fmt: skip
     summary = train(config)
     assert str(summary["stopped"]).startswith("early stopping")
     assert int(str(summary["epochs_run"])) < 40

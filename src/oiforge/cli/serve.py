@@ -29,12 +29,15 @@ def register(app: typer.Typer) -> None:
 def export(
     run_dir: Path = typer.Argument(..., help="A training run dir (config.yaml, best.safetensors)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output dir (default: RUN_DIR)."),
+    tta: str = typer.Option(
+        "none", "--tta", help="Test-time augmentation in the graph: none | flip | multi-crop."
+    ),
 ) -> None:
     """Export a trained run to model.onnx + labels.json + MODEL.md (checks ONNX parity)."""
     from oiforge.serve.export import PARITY_TOLERANCE, export_run
 
     with err_console.status("exporting to ONNX"):
-        result = export_run(run_dir, out)
+        result = export_run(run_dir, out, tta)
     ok = result.max_abs_diff <= PARITY_TOLERANCE
     mark = "[green]ok[/]" if ok else "[bold red]OVER TOLERANCE[/]"
     console.print(f"wrote {result.onnx_path}, labels.json, MODEL.md in {result.out_dir}")

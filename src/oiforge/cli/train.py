@@ -15,7 +15,7 @@ from rich.table import Table
 from oiforge.cli._common import console, err_console, progress_bar
 
 if TYPE_CHECKING:
-    from oiforge.train.events import Event
+    from oiforge.progress import Event
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +30,9 @@ def train_command(
     dataset: Path = typer.Argument(..., help="Dataset: {train,val,test}/<class>/*.jpg or shards."),
     out: Path = typer.Option(..., "--out", "-o", help="The run directory to write."),
     model: str = typer.Option("efficientnet_lite0", "--model", help="timm model name."),
-    mode: str = typer.Option("probe", "--mode", help="probe | finetune | scratch."),
+    mode: str = typer.Option(
+        "auto", "--mode", help="auto | probe | partial | finetune | scratch (docs/train.md)."
+    ),
     pretrained: bool = typer.Option(True, "--pretrained/--no-pretrained", help="ImageNet weights."),
     epochs: int = typer.Option(20, "--epochs", help="Most epochs to train."),
     head_epochs: int = typer.Option(2, "--head-epochs", help="finetune: head-only epochs first."),
@@ -45,13 +47,22 @@ def train_command(
     balance: str = typer.Option("none", "--balance", help="none | weights | sampler."),
     label_smoothing: float = typer.Option(0.1, "--label-smoothing", help="0 turns it off."),
     head: str = typer.Option("linear", "--head", help="linear | mlp."),
-    monitor: str = typer.Option("val_acc", "--monitor", help="val_acc | val_loss."),
+    train_blocks: int = typer.Option(
+        2, "--train-blocks", help="partial: how many of the last blocks train."
+    ),
+    views: int = typer.Option(3, "--views", help="partial: augmented views cached per image."),
+    monitor: str = typer.Option("val_loss", "--monitor", help="val_loss | val_acc."),
     patience: int = typer.Option(5, "--patience", help="Epochs without improvement to stop."),
+    min_epochs: int = typer.Option(
+        3, "--min-epochs", help="No early stop, and no best epoch, before this one."
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed (runs repeat exactly on CPU)."),
     seeds: int = typer.Option(1, "--seeds", help="Train N seeds; report mean ± std."),
     workers: int = typer.Option(2, "--workers", help="Decoding processes."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
-    max_minutes: float | None = typer.Option(None, "--max-minutes", help="Stop after N minutes."),
+    max_minutes: float | None = typer.Option(
+        None, "--max-minutes", help="Stop after N minutes (auto: its budget; 10 on CPU, 20 GPU)."
+    ),
     budget_usd: float | None = typer.Option(None, "--budget-usd", help="Stop at this cost."),
     usd_per_hour: float | None = typer.Option(None, "--usd-per-hour", help="Price for budget."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
@@ -71,7 +82,7 @@ def train_command(
     """
     from oiforge.errors import InvalidInputError
     from oiforge.train import build_config
-    from oiforge.train.launch import launch, plan_launch
+    from oiforge.train.ddp import launch, plan_launch
 
     if budget_usd is not None and usd_per_hour is None:
         raise InvalidInputError("--budget-usd needs --usd-per-hour (see `oiforge estimate`)")
@@ -114,28 +125,49 @@ def train_worker_command(
 
 def _print_summary(out: str) -> None:
     path = Path(out) / "summary.json"
-    if not path.is_file():
-        return
+    if path.is_file():
+        _summary_table(out, json.loads(path.read_text(encoding="utf-8")))
+
+
+def _summary_table(out: str, summary: dict[str, Any]) -> None:
     table = Table(title=f"run {out}", show_header=False)
-    for key, value in json.loads(path.read_text(encoding="utf-8")).items():
-        table.add_row(key, str(value))
+    for key, value in summary.items():
+        if key not in ("candidates", "probe_cv"):
+            table.add_row(key, str(value))
     console.print(table)
+    if summary.get("candidates"):
+        console.print(candidates_table(summary["candidates"]))
+
+
+def candidates_table(rows: list[dict[str, Any]]) -> Table:
+    """auto's candidates: what each scored on validation, how long it took, which won."""
+    table = Table(title="auto: candidates (validation split)")
+    for col in ("candidate", "val acc", "val loss", "seconds", "status"):
+        table.add_column(col, justify="right" if col.startswith(("val", "sec")) else "left")
+    for row in rows:
+        mark = " [green](chosen)[/]" if row.get("chosen") else ""
+        table.add_row(
+            f"{row['name']}{mark}", _num(row.get("val_acc")), _num(row.get("val_loss")),
+            _num(row.get("seconds"), 1), str(row.get("status", "")),
+        )  # fmt: skip
+    return table
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else "-"
 
 
 def _train_one(config: Any, resume: bool) -> dict[str, Any]:
     from oiforge.train import run_training
 
     summary = _draw(run_training(config, resume=resume))
-    table = Table(title=f"run {config.out}", show_header=False)
-    for key, value in summary.items():
-        table.add_row(key, str(value))
-    console.print(table)
+    _summary_table(config.out, summary)
     return summary
 
 
 def _train_seeds(config: Any, seeds: int, resume: bool) -> None:
     from oiforge.evaluate import run_evaluation
-    from oiforge.train.seeds import summarize_seeds, write_seeds_summary
+    from oiforge.train.rundir import summarize_seeds, write_seeds_summary
 
     results = []
     for offset in range(seeds):
@@ -156,14 +188,16 @@ def _train_seeds(config: Any, seeds: int, resume: bool) -> None:
 
 def _draw(events: Iterable[Event]) -> dict[str, Any]:
     """Rich progress bars for a stream of events; returns the final summary."""
-    from oiforge.train.events import EpochEnd, Finished, Notice, PhaseStart, Step
+    from oiforge.progress import CandidateEnd, EpochEnd, Finished, Notice, PhaseStart, Step
 
     summary: dict[str, Any] = {}
     with progress_bar(TextColumn("{task.fields[stats]}")) as progress:
         task = None
         for event in events:
             if isinstance(event, PhaseStart):
-                label = f"epoch {event.epoch}/{event.epochs}" if event.epoch else event.phase
+                label = (
+                    f"{event.phase} {event.epoch}/{event.epochs}" if event.epoch else event.phase
+                )
                 task = progress.add_task(label, total=event.total_steps, stats="")
             elif isinstance(event, Step) and task is not None:
                 stats = (
@@ -178,6 +212,18 @@ def _draw(events: Iterable[Event]) -> dict[str, Any]:
                     f"val_acc {row['val_acc']:.3f}{mark}"
                 )
                 progress.update(task, completed=progress.tasks[task].total, stats=text)
+            elif isinstance(event, CandidateEnd):
+                row = event.row
+                score = (
+                    f"val_acc {row['val_acc']:.3f} val_loss {row['val_loss']:.3f} "
+                    f"({row['seconds']:.0f} s)"
+                    if row.get("status") == "finished"
+                    else row.get("status", "")
+                )
+                console.print(
+                    f"[bold]candidate {event.number}/{event.total} {row['name']}[/]: {score}",
+                    highlight=False,
+                )
             elif isinstance(event, Notice):
                 colour = "yellow" if event.level == "warning" else "cyan"
                 err_console.print(f"[{colour}]{event.level}:[/] {event.text}", highlight=False)
@@ -192,23 +238,47 @@ def evaluate_command(
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Images per batch."),
     workers: int = typer.Option(2, "--workers", help="Decoding processes."),
     worst: int = typer.Option(12, "--worst", help="Mistakes shown in the report."),
+    tta: str = typer.Option(
+        "none", "--tta", help="Test-time augmentation: none | flip | multi-crop (10 views)."
+    ),
 ) -> None:
     """Evaluate a run on the held-out test split: metrics.json, plots, report.html."""
     from oiforge.evaluate import run_evaluation
 
-    events = run_evaluation(run, dataset, batch_size=batch_size, workers=workers, worst=worst)
+    events = run_evaluation(
+        run, dataset, batch_size=batch_size, workers=workers, worst=worst, tta=tta
+    )
     summary = _draw(events)
     table = Table(title=f"evaluation of {run} ({summary.get('split')} split)", show_header=False)
     for key, value in summary.items():
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
+    console.print(meaning(summary))
     console.print(f"report: {run / 'report.html'}")
+
+
+def meaning(summary: dict[str, Any]) -> str:
+    """What the accuracy says, in photos, with a 95% Wilson interval (small test sets are
+    honest about how little they can tell)."""
+    n, right = int(summary.get("samples") or 0), int(summary.get("correct") or 0)
+    if not n:
+        return ""
+    z = 1.96
+    p = right / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return (
+        f"accuracy {p:.3f} = {right} of {n} held-out {summary.get('split')} photos right; "
+        f"95% CI {max(0.0, centre - half):.2f}-{min(1.0, centre + half):.2f}"
+    )
 
 
 def estimate_command(
     dataset: Path = typer.Argument(..., help="The dataset to train on."),
     model: str = typer.Option("efficientnet_lite0", "--model", help="timm model name."),
-    mode: str = typer.Option("finetune", "--mode", help="probe | finetune | scratch."),
+    mode: str = typer.Option(
+        "finetune", "--mode", help="auto | probe | partial | finetune | scratch."
+    ),
     epochs: int = typer.Option(20, "--epochs", help="Epochs planned."),
     image_size: int = typer.Option(224, "--image-size", help="Input side in pixels."),
     batch_size: int = typer.Option(32, "--batch-size", "-b", help="Images per step."),

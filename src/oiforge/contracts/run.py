@@ -58,6 +58,8 @@ class ModelInfo:
     name: str = "model"
     version: str = "unversioned"
     architecture: str = "unknown"
+    #: test-time augmentation inside the ONNX graph (``none``, ``flip``, ``multi-crop``)
+    tta: str = "none"
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ def _parse_classes(path: str, raw: object) -> tuple[ClassInfo, ...]:
 def _parse_model(raw: object) -> ModelInfo | None:
     if not isinstance(raw, dict):
         return None
-    keys = ("name", "version", "architecture")
+    keys = ("name", "version", "architecture", "tta")
     return ModelInfo(**{k: str(raw[k]) for k in keys if isinstance(raw.get(k), str)})
 
 

@@ -112,12 +112,30 @@ def _gallery(mistakes: Sequence[Mistake]) -> str:
     return f'<div class="gallery">{"".join(figures)}</div>'
 
 
+def _candidates(rows: Sequence[Mapping[str, Any]]) -> str:
+    """``--mode auto``: every candidate's validation score and time, the chosen one marked."""
+    if not rows:
+        return ""
+    cols = ("name", "val_acc", "val_loss", "seconds", "epochs", "status")
+    body = [[r.get(c, "") if r.get(c) is not None else "" for c in cols] for r in rows]
+    for row, r in zip(body, rows, strict=True):
+        row[0] = f"{row[0]} (chosen)" if r.get("chosen") else row[0]
+    note = (
+        "<p>Scores on the validation split; a costlier candidate is chosen only when it gets "
+        "more validation images right than the simpler one by more than one standard error "
+        "of the paired difference.</p>"
+    )
+    heads = ["candidate", "val accuracy", "val log-loss", "seconds", "epochs", "status"]
+    return f"<h2>Candidates (--mode auto)</h2>{note}{_table(heads, body)}"
+
+
 def render_report(
     title: str,
     facts: Mapping[str, Any],
     metrics: Mapping[str, Any],
     plots: Mapping[str, bytes],
     mistakes: Sequence[Mistake],
+    candidates: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The whole HTML page."""
     facts_html = _facts(facts)
@@ -129,6 +147,7 @@ def render_report(
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{escape(title)}</title><style>{page_style()}</style></head>"
         f"<body><main class='page'><h1>{escape(title)}</h1>{facts_html}"
-        f"<h2>Summary</h2>{_summary(metrics)}<h2>Per class</h2>{_per_class(metrics)}{plots_html}"
+        f"<h2>Summary</h2>{_summary(metrics)}{_candidates(candidates)}"
+        f"<h2>Per class</h2>{_per_class(metrics)}{plots_html}"
         f"<h2>Worst mistakes</h2>{_gallery(mistakes)}</main></body></html>\n"
     )

@@ -25,10 +25,18 @@ from oiforge.evaluate.gallery import as_dict, build_gallery
 from oiforge.evaluate.metrics import compute_metrics
 from oiforge.evaluate.plots import confusion_png, pr_curves_png, reliability_png
 from oiforge.evaluate.report import render_report
+from oiforge.progress import Event, Finished, Notice, PhaseStart, Step
 from oiforge.train.dataset import DatasetIndex, Sample, open_dataset
-from oiforge.train.events import Event, Finished, Notice, PhaseStart, Step
-from oiforge.train.images import ImageDataset, collate, eval_transform, resize_size
-from oiforge.train.rundir import CURVES_FILE, TrainedModel, load_trained
+from oiforge.train.images import (
+    ImageDataset,
+    collate,
+    describe_survey,
+    eval_transform,
+    resize_size,
+    survey_inputs,
+)
+from oiforge.train.models import with_tta
+from oiforge.train.rundir import CURVES_FILE, SUMMARY_FILE, TrainedModel, load_trained
 
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
@@ -66,10 +74,16 @@ def choose_split(index: DatasetIndex) -> tuple[str, list[Notice]]:
 
 
 def predict(
-    trained: TrainedModel, samples: Sequence[Sample], batch_size: int, workers: int
+    trained: TrainedModel,
+    samples: Sequence[Sample],
+    batch_size: int,
+    workers: int,
+    tta: str = "none",
 ) -> Generator[Event, None, Predictions]:
-    """Class probabilities for every decodable sample (in order); yields progress."""
+    """Class probabilities for every decodable sample (in order); yields progress. ``tta``:
+    the probabilities averaged over flips or crops (``models.TestTimeAugmented``)."""
     prep = trained.preprocessing
+    model = with_tta(trained.model, tta, int(prep["size"]))
     size = resize_size(int(prep["size"]), float(prep["crop_pct"]))
     loader = DataLoader(
         ImageDataset(samples, eval_transform(prep), size),
@@ -84,7 +98,7 @@ def predict(
         for step, (x, y, idx, bad_rows) in enumerate(loader):
             bad += len(bad_rows)
             if len(y):
-                probs.append(trained.model(x.to(device)).float().softmax(1).cpu().numpy())
+                probs.append(model(x.to(device)).float().softmax(1).cpu().numpy())
                 labels.append(y.numpy())
                 rows += idx.tolist()
             yield Step("evaluate", step + 1)
@@ -102,8 +116,11 @@ def run_evaluation(
     batch_size: int = 64,
     workers: int = 2,
     worst: int = 12,
+    tta: str = "none",
 ) -> Iterator[Event]:
-    """Evaluate a run on its dataset's held-out split; writes metrics.json and report.html."""
+    """Evaluate a run on its dataset's held-out split; writes metrics.json and report.html.
+    ``tta``: none, flip or multi-crop (test-time augmentation, recorded in metrics.json)."""
+    with_tta(torch.nn.Identity(), tta, 1)  # an unknown kind fails before any work
     trained = load_trained(run_dir, device="cuda" if torch.cuda.is_available() else "cpu")
     cfg = trained.config
     index = open_dataset(dataset or cfg["dataset"], cfg["val_fraction"], cfg["seed"])
@@ -120,10 +137,13 @@ def run_evaluation(
             "warning",
             f"{len(index.splits[split]) - len(samples)} images of unknown classes: skipped",
         )
-    preds = yield from predict(trained, samples, batch_size, workers)
+    line = describe_survey(survey_inputs(samples), len(samples))
+    if line:
+        yield Notice("info", f"inputs: {line}")
+    preds = yield from predict(trained, samples, batch_size, workers, tta)
     if preds.bad:
         yield Notice("warning", f"{preds.bad} {split} images could not be decoded: skipped")
-    summary = write_outputs(Path(run_dir), trained, index, split, preds, worst)
+    summary = write_outputs(Path(run_dir), trained, index, split, preds, worst, tta)
     yield Finished(str(run_dir), summary)
 
 
@@ -134,6 +154,7 @@ def write_outputs(
     split: str,
     preds: Predictions,
     worst: int,
+    tta: str = "none",
 ) -> dict[str, Any]:
     names = trained.classes
     metrics = compute_metrics(preds.probs, preds.labels, names)
@@ -143,6 +164,7 @@ def write_outputs(
             "split": split,
             "dataset": str(index.root),
             "undecodable": preds.bad,
+            "tta": tta,
             "worst_mistakes": [as_dict(m) for m in mistakes],
         }
     )
@@ -156,17 +178,34 @@ def write_outputs(
         "dataset": str(index.root),
         "split": split,
         "images": len(preds.labels),
+        "test-time augmentation": tta,
     }
-    html = render_report(f"oiforge evaluation: {run.name}", facts, metrics, plots, mistakes)
+    if trained.config.get("chosen"):
+        facts["auto's pick"] = trained.config["chosen"]
+    candidates = _candidates(run)
+    html = render_report(
+        f"oiforge evaluation: {run.name}", facts, metrics, plots, mistakes, candidates
+    )
     write_text_atomic(run / REPORT_FILE, html)
     return {
         "split": split,
         "samples": metrics["samples"],
+        "correct": round(metrics["accuracy"] * metrics["samples"]),
         "accuracy": metrics["accuracy"],
         "top_k": metrics["top_k"],
         "macro_f1": metrics["macro"]["f1"],
         "ece": metrics["ece"],
     }
+
+
+def _candidates(run: Path) -> list[dict[str, Any]]:
+    """``--mode auto``'s candidates table from the run's summary.json ([] for other modes)."""
+    try:
+        summary = json.loads((run / SUMMARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    rows = summary.get("candidates") if isinstance(summary, dict) else None
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
 
 
 def write_plots(

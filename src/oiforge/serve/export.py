@@ -175,17 +175,23 @@ def _lock_name(path: Path) -> str:
     return name if isinstance(name, str) and name.lower() not in GENERIC_NAMES else ""
 
 
-def export_run(run_dir: Path, out_dir: Path | None = None) -> ExportResult:
-    """Export a training run dir (loaded with ``oiforge.train.load_trained``)."""
+def export_run(run_dir: Path, out_dir: Path | None = None, tta: str = "none") -> ExportResult:
+    """Export a training run dir (loaded with ``oiforge.train.load_trained``). ``tta``
+    (``flip``, ``multi-crop``) puts test-time augmentation inside the graph: the views and
+    their average are computed by ONNX Runtime, so ``serve`` and ``predict`` get it as is."""
     if not (run_dir / CONFIG_FILE).is_file():
         raise StageError(f"{run_dir} is not a training run (no config.yaml); train first")
     try:
         from oiforge.train import load_trained  # type: ignore[attr-defined,unused-ignore]
     except ImportError as exc:
         raise StageError(f"the train stage is not installed: {exc}") from exc
+    from oiforge.train.models import with_tta
+
     trained = load_trained(run_dir)
     labels = _labels_from_trained(trained, run_dir)
-    return export_model(trained.model, labels, out_dir or run_dir, run_facts(run_dir))
+    labels = replace(labels, model=replace(labels.model_info, tta=tta))
+    model = with_tta(trained.model, tta, labels.preprocessing.size)
+    return export_model(model, labels, out_dir or run_dir, run_facts(run_dir))
 
 
 MAX_LISTED_CLASSES = 50
@@ -257,6 +263,12 @@ def render_card(labels: Labels, facts: RunFacts, parity: float) -> str:
         f"{pre.size}, {pre.size}), output `logits` (N, {len(labels.classes)}); dynamic N.",
         "- `labels.json`: classes (index, name, Open Images MID) and preprocessing.",
         f"- ONNX Runtime vs torch parity on random inputs: max |logit diff| = {parity:.2e}.",
+        f"- Test-time augmentation inside the graph: {labels.model_info.tta}"
+        + (
+            " (output: log of the views' mean probabilities)."
+            if labels.model_info.tta != "none"
+            else "."
+        ),
         "",
         "## Preprocessing",
         f"RGB (EXIF orientation applied), shorter side resized to {pre.scale_size} (bilinear), "

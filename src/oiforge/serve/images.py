@@ -1,13 +1,14 @@
 """Images in: fetch one by URL, and turn image bytes into model input (Pillow + numpy only, no
 torch on the serving path).
 
-Preprocessing is identical to training's eval path (``oiforge.train.images``): JPEGs are
-decoded with Pillow's ``draft`` (DCT scaling, never below ``size`` on either side), converted
-to RGB (alpha dropped, CMYK converted), turned upright by its EXIF orientation (as a phone
-photo is shown; build's samples carry none), the shorter side resized bilinearly
-(antialiased) to ``max(size, int(size / crop_pct))`` with the longer side truncated as
-torchvision does, a centre ``size``×``size`` crop (torchvision's rounding), scaled to 0..1,
-normalised with mean/std, channels first.
+Identical to training's eval path (``oiforge.train.images``): JPEGs are decoded with Pillow's
+``draft`` (DCT scaling, never below ``size`` on either side), converted to 8-bit RGB by
+:func:`oiforge.pixels.to_rgb` (16-bit scaled, transparency on white, CMYK converted), turned
+upright by its EXIF orientation (as a phone photo is shown; build's samples carry none), the
+shorter side resized bilinearly (antialiased) to ``max(size, int(size / crop_pct))`` with the
+longer side truncated as torchvision does, a centre ``size``×``size`` crop (torchvision's
+rounding), scaled to 0..1, normalised with mean/std, channels first. Tiny images (8×8) are
+upsampled the same way; very elongated ones (20:1) keep their centre.
 
 URL fetches (:func:`fetch_url`) have a size cap, a total deadline and an address policy: only
 ``http``/``https`` (also after redirects); by default addresses that are private, loopback,
@@ -37,6 +38,7 @@ from PIL import Image
 from oiforge.contracts.run import Preprocessing
 from oiforge.errtext import exception_text
 from oiforge.orientation import upright
+from oiforge.pixels import to_rgb
 
 #: Default decoded-pixel limit (width × height): a 48-megapixel phone photo passes.
 DEFAULT_MAX_PIXELS: Final = 50_000_000
@@ -96,7 +98,7 @@ def decode_image(
         if min_side is not None and img.format == "JPEG":
             img.draft("RGB", (min_side, min_side))
         img.load()
-        rgb, turned = upright(img if img.mode == "RGB" else img.convert("RGB"), img)
+        rgb, turned = upright(to_rgb(img), img)
     except Exception as exc:  # untrusted bytes: Pillow's plugins raise many types
         why = exception_text(exc)
         raise ImageRejected("invalid_image", f"image data is broken ({why})") from exc

@@ -1,16 +1,32 @@
-"""The training configuration: one frozen object, written resolved as ``config.yaml``."""
+"""The training configuration: one frozen object, written resolved as ``config.yaml``.
+
+Why the defaults are what they are (docs/train.md says the same for users):
+
+- ``mode="auto"``: nobody knows in advance whether a linear probe, an MLP head, partial or
+  full fine-tuning suits a dataset; auto tries the cheap ones first and keeps the best.
+- ``monitor="val_loss"``: the loss is a continuous, proper score; accuracy on a small
+  validation split moves in steps of one image and picks lucky epochs.
+- ``min_epochs=3``: an epoch before it is kept only as a fallback, so a lucky first epoch
+  never ends a run (see ``loop.improved``).
+- ``train_blocks=2``, ``views=3``: the last two blocks of a network carry most of what
+  fine-tuning changes (the later the layer, the more task-specific); three augmented views
+  make the cached activations cost three forward passes per image, once.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from oiforge.errors import InvalidInputError, MalformedFileError
 
-Mode = Literal["probe", "finetune", "scratch"]
+if TYPE_CHECKING:
+    from oiforge.train.dataset import DatasetIndex
+
+Mode = Literal["auto", "probe", "partial", "finetune", "scratch"]
 Augment = Literal["none", "light", "strong", "randaugment"]
 Balance = Literal["none", "weights", "sampler"]
 Schedule = Literal["cosine", "onecycle"]
@@ -18,12 +34,18 @@ Head = Literal["linear", "mlp"]
 Monitor = Literal["val_acc", "val_loss"]
 
 DEFAULT_MODEL = "efficientnet_lite0"
+#: Peak learning rates per mode (AdamW). probe: the MLP head's (a linear probe uses L-BFGS);
+#: partial: blocks and head alike, 10x below finetune's head, because its head starts from the
+#: fitted probe (LP-FT) and a large first step would undo it.
+DEFAULT_LR = {"probe": 1e-3, "partial": 1e-4, "finetune": 1e-3, "scratch": 3e-3}
 SCRATCH_MODEL = "oiforge_small_cnn"
 
 #: Fields that do not change what training computes: they may differ on ``--resume``.
 NON_TRAINING_FIELDS = frozenset(
-    {"out", "dataset", "max_minutes", "budget_usd", "usd_per_hour", "workers", "device"}
+    {"out", "dataset", "max_minutes", "budget_usd", "usd_per_hour", "workers", "device", "chosen"}
 )
+#: Fields auto fills in with its pick: a finished auto run's config.yaml carries them.
+AUTO_FIELDS = frozenset({"chosen", "head", "train_blocks"})
 
 
 class TrainConfig(BaseModel):
@@ -35,14 +57,14 @@ class TrainConfig(BaseModel):
     out: str
     model: str = DEFAULT_MODEL
     pretrained: bool = True
-    mode: Mode = "probe"
+    mode: Mode = "auto"
     num_classes: int = 0
     image_size: int = Field(224, ge=16, le=1024)
     crop_pct: float = Field(0.875, gt=0.1, le=1.0)
     epochs: int = Field(20, ge=1)
     head_epochs: int = Field(2, ge=0)
     batch_size: int = Field(32, ge=1)
-    lr: float | None = Field(None, gt=0)  # None: per mode (trainer.DEFAULT_LR)
+    lr: float | None = Field(None, gt=0)  # None: per mode (DEFAULT_LR)
     backbone_lr_mult: float = Field(0.1, gt=0)
     weight_decay: float = Field(0.05, ge=0)
     schedule: Schedule = "cosine"
@@ -51,9 +73,12 @@ class TrainConfig(BaseModel):
     balance: Balance = "none"
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     head: Head = "linear"
+    train_blocks: int = Field(2, ge=1, le=64)  # partial: how many of the last blocks train
+    views: int = Field(3, ge=1, le=32)  # partial: augmented views cached per training image
     drop_rate: float = Field(0.2, ge=0, lt=1)
-    monitor: Monitor = "val_acc"
+    monitor: Monitor = "val_loss"
     patience: int = Field(5, ge=1)
+    min_epochs: int = Field(3, ge=1)
     min_delta: float = Field(0.0, ge=0)
     val_fraction: float = Field(0.1, gt=0, lt=0.9)
     seed: int = 0
@@ -64,6 +89,7 @@ class TrainConfig(BaseModel):
     budget_usd: float | None = Field(None, gt=0)
     usd_per_hour: float | None = Field(None, ge=0)
     world_size: int = Field(1, ge=1)  # processes (DDP); --batch-size is per process
+    chosen: str = ""  # auto: the candidate whose weights are best.safetensors
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (validated)."""
@@ -101,4 +127,24 @@ def read_config(path: Path) -> TrainConfig:
 def config_differences(old: TrainConfig, new: TrainConfig) -> list[str]:
     """Names of the result-deciding fields that differ, as ``name: old -> new``."""
     a, b = old.training_fields(), new.training_fields()
+    if old.mode == "auto":  # a finished auto run recorded its pick in these
+        a = {k: v for k, v in a.items() if k not in AUTO_FIELDS}
     return [f"{k}: {a[k]!r} -> {b.get(k)!r}" for k in a if a[k] != b.get(k)]
+
+
+def resolve_config(config: TrainConfig, index: DatasetIndex) -> TrainConfig:
+    """Fill in what the dataset and the mode decide."""
+    changes: dict[str, object] = {"num_classes": len(index.classes)}
+    if config.lr is None and config.mode != "auto":  # auto: per candidate (auto.py)
+        changes["lr"] = DEFAULT_LR[config.mode]
+    if config.mode == "scratch":
+        changes["pretrained"] = False
+        if config.model == DEFAULT_MODEL:
+            changes["model"] = SCRATCH_MODEL
+    elif config.model == SCRATCH_MODEL:
+        raise InvalidInputError(f"{SCRATCH_MODEL} has no pretrained weights: use --mode scratch")
+    if config.mode == "auto" and config.max_minutes is None:
+        from oiforge.train.auto import default_minutes
+
+        changes["max_minutes"] = default_minutes()
+    return config.replace(**changes)

@@ -113,15 +113,19 @@ def estimate(
     steps: int = 3,
     table_path: Path | None = None,
 ) -> Estimate:
-    """Measure here, then estimate hours and dollars per option of the instance table."""
-    if mode not in ("probe", "finetune", "scratch"):
-        raise InvalidInputError(f"unknown mode {mode!r}: probe, finetune or scratch")
+    """Measure here, then estimate hours and dollars per option of the instance table.
+    ``auto`` is priced as its costliest candidate (finetune, for ``epochs``); ``partial`` as
+    its forward passes (one per cached view: the few trained blocks cost little beside them)."""
+    if mode not in ("auto", "probe", "partial", "finetune", "scratch"):
+        raise InvalidInputError(f"unknown mode {mode!r}: auto, probe, partial, finetune or scratch")
+    views = 3 if mode == "partial" else 1
+    mode = {"auto": "finetune", "partial": "probe"}.get(mode, mode)
     table = load_instances(table_path)
     if mode == "scratch" and model == DEFAULT_MODEL:
         model = SCRATCH_MODEL
     index = open_dataset(dataset)
     images = len(index.splits["train"]) + len(index.splits.get("val", []))
-    passes = 1 if mode == "probe" else epochs
+    passes = views if mode == "probe" else epochs
     here = measure_model(model, mode, image_size, batch_size, steps)
     ref = (
         here

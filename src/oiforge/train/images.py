@@ -1,7 +1,10 @@
-"""Decoding (Pillow draft mode: DCT-scaled JPEG decode) and augmentation presets.
+"""The data pipeline: decoding, augmentation presets, and the batches of every epoch.
 
-A sample that fails to decode is returned as ``None`` and dropped by :func:`collate`, which
-reports its index so the trainer can count and warn: one bad file never stops a run.
+Decoding uses Pillow's draft mode (DCT-scaled JPEG decode) and :func:`oiforge.pixels.to_rgb`
+(16-bit, transparency, CMYK, palette: the same conversion serve uses). A sample that fails to
+decode is returned as ``None`` and dropped by :func:`collate`, which reports its index so the
+trainer can count and warn: one bad file never stops a run. Batches are seeded by (seed,
+epoch), so a resumed run sees exactly the batches an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -9,22 +12,31 @@ from __future__ import annotations
 import io
 import logging
 import random
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, WeightedRandomSampler
 from torchvision.transforms import v2
 
 from oiforge.orientation import upright
-from oiforge.train.dataset import Sample
+from oiforge.pixels import input_kinds, to_rgb
+from oiforge.progress import Notice
+from oiforge.train.dataset import DatasetIndex, Sample
+from oiforge.train.ddp import Dist
+
+if TYPE_CHECKING:
+    from oiforge.train.cache import FeatureSet
 
 log = logging.getLogger(__name__)
 
 Transform = Callable[[Image.Image], torch.Tensor]
 Item = tuple[torch.Tensor | None, int, int]
+Inputs = tuple[torch.Tensor, torch.Tensor, list[int]]  # x, y, bad sample indexes
 
 
 def decode_image(data: bytes, min_side: int) -> Image.Image:
@@ -33,8 +45,33 @@ def decode_image(data: bytes, min_side: int) -> Image.Image:
     if img.format == "JPEG":
         img.draft("RGB", (min_side, min_side))
     img.load()
-    rgb, _ = upright(img if img.mode == "RGB" else img.convert("RGB"), img)
+    rgb, _ = upright(to_rgb(img), img)
     return rgb
+
+
+def survey_inputs(samples: Iterable[Sample]) -> Counter[str]:
+    """How many images are greyscale, 16-bit, palette, transparent, CMYK, tiny or elongated
+    (headers only: nothing is decoded); unreadable files are left to the decoder to count."""
+    counts: Counter[str] = Counter()
+    for sample in samples:
+        try:
+            source = sample.path if sample.offset < 0 else io.BytesIO(sample.read_bytes())
+            with Image.open(source) as img:
+                counts.update(input_kinds(img))
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            continue
+    return counts
+
+
+def describe_survey(counts: Counter[str], total: int) -> str:
+    """One line for a notice: ``3 greyscale, 1 16-bit of 120 images: converted to 8-bit RGB``."""
+    if not counts:
+        return ""
+    parts = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+    return (
+        f"{parts} of {total} images: converted to 8-bit RGB (16-bit scaled, transparency on "
+        "white), resized to the model's input as every image is"
+    )
 
 
 def resize_size(size: int, crop_pct: float) -> int:
@@ -78,12 +115,20 @@ def train_transform(preprocessing: dict[str, Any], preset: str) -> Transform:
 
 
 class ImageDataset(Dataset[Item]):
-    """Samples -> (tensor or None, label, index)."""
+    """Samples -> (tensor or None, label, index). With ``seed``, each sample's random
+    augmentation is seeded by (seed, index): the same whatever process decodes it."""
 
-    def __init__(self, samples: Sequence[Sample], transform: Transform, min_side: int) -> None:
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        transform: Transform,
+        min_side: int,
+        seed: int | None = None,
+    ) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.min_side = min_side
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -92,10 +137,20 @@ class ImageDataset(Dataset[Item]):
         sample = self.samples[index]
         try:
             image = decode_image(sample.read_bytes(), self.min_side)
-            return self.transform(image), sample.label, index
+            return self._transform(image, index), sample.label, index
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             log.debug("cannot decode %s: %s", sample.key, exc)
             return None, sample.label, index
+
+    def _transform(self, image: Image.Image, index: int) -> torch.Tensor:
+        if self.seed is None:
+            return self.transform(image)
+        state = torch.get_rng_state()
+        torch.manual_seed(self.seed * 7_919 + index)
+        try:
+            return self.transform(image)
+        finally:
+            torch.set_rng_state(state)
 
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]
@@ -119,3 +174,205 @@ def seed_worker(worker_id: int) -> None:  # noqa: ARG001 (DataLoader's signature
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
+
+
+@dataclass(frozen=True)
+class Feeder:
+    """Training batches for an epoch, validation batches, and the batch count per epoch."""
+
+    train: Callable[[int], Iterable[Inputs]]
+    val: Callable[[], Iterable[Inputs]]
+    steps_per_epoch: int
+    sample_shape: tuple[int, ...]  # one input (C, H, W, or a cached tensor's shape)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def class_weights(labels: Sequence[int], num_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights, mean 1 over the classes present."""
+    counts = torch.bincount(torch.tensor(list(labels), dtype=torch.long), minlength=num_classes)
+    weights = torch.where(counts > 0, len(labels) / (num_classes * counts.clamp(min=1)), 0.0)
+    return weights.float()
+
+
+def loss_weights(labels: Sequence[int], num_classes: int, balance: str) -> torch.Tensor:
+    """Per-class loss weights of the linear probe: inverse frequency unless ``balance=none``
+    (the probe has no sampler: ``sampler`` weighs the loss instead, the same in expectation)."""
+    if balance == "none":
+        return torch.ones(num_classes)
+    return class_weights(labels, num_classes)
+
+
+def epoch_order(
+    labels: Sequence[int], num_classes: int, balance: str, gen: torch.Generator
+) -> list[int]:
+    """An epoch's sample order: a permutation, or class-balanced draws (``balance=sampler``)."""
+    if balance != "sampler":
+        return torch.randperm(len(labels), generator=gen).tolist()
+    per_class = class_weights(labels, num_classes)
+    weights = per_class[torch.tensor(list(labels), dtype=torch.long)].double()
+    sampler: Sampler[int] = WeightedRandomSampler(
+        weights.tolist(), len(labels), replacement=True, generator=gen
+    )
+    return list(sampler)
+
+
+def _unpack(loader: Iterable[Any]) -> Iterator[Inputs]:
+    for images, labels, _indexes, bad in loader:
+        yield images, labels, bad
+
+
+def _rank_order(order: list[int], d: Dist, epoch: int) -> list[int]:
+    """This rank's equal share of an epoch's order (DistributedSampler: pads, then strides)."""
+    if not d.active:
+        return order
+    positions = cast("Dataset[int]", order)  # it only needs len()
+    sampler: DistributedSampler[int] = DistributedSampler(positions, d.world, d.rank, shuffle=False)
+    sampler.set_epoch(epoch)
+    return [order[i] for i in sampler]
+
+
+@dataclass(frozen=True)
+class FeedOptions:
+    """What the image batches depend on besides the samples."""
+
+    image_size: int
+    crop_pct: float
+    augment: str
+    balance: str
+    num_classes: int
+    batch_size: int
+    workers: int
+    seed: int
+
+
+def image_feeder(
+    opts: FeedOptions,
+    train: Sequence[Sample],
+    val: Sequence[Sample],
+    preprocessing: dict[str, Any],
+    pin_memory: bool = False,
+    d: Dist = Dist(),
+) -> Feeder:
+    """DataLoaders over image files (decoded in ``opts.workers`` processes).
+
+    Several ranks: each trains on its DistributedSampler share of the epoch's (seeded,
+    possibly class-balanced) order and validates on every ``world``-th image, no padding.
+    """
+    size = resize_size(opts.image_size, opts.crop_pct)
+    train_set = ImageDataset(train, train_transform(preprocessing, opts.augment), size)
+    val_set = ImageDataset(val[d.rank :: d.world], eval_transform(preprocessing), size)
+    labels = [s.label for s in train]
+    per_rank = -(-len(train) // d.world)
+    drop_last = per_rank > opts.batch_size  # a batch of 1 breaks BatchNorm
+    common: dict[str, Any] = {
+        "batch_size": opts.batch_size,
+        "num_workers": opts.workers,
+        "collate_fn": collate,
+        "pin_memory": pin_memory,
+        "worker_init_fn": seed_worker,
+        "persistent_workers": False,
+    }
+
+    def train_batches(epoch: int) -> Iterable[Inputs]:
+        gen = epoch_generator(opts.seed, epoch)
+        order = epoch_order(labels, opts.num_classes, opts.balance, gen)
+        order = _rank_order(order, d, epoch)
+        if d.rank:  # distinct augmentation streams per rank; rank 0 = a single-process run
+            gen = epoch_generator(opts.seed + 7919 * d.rank, epoch)
+        return _unpack(
+            DataLoader(train_set, sampler=order, drop_last=drop_last, generator=gen, **common)
+        )
+
+    def val_batches() -> Iterable[Inputs]:
+        return _unpack(DataLoader(val_set, shuffle=False, **common))
+
+    steps = per_rank // opts.batch_size if drop_last else 1
+    return Feeder(train_batches, val_batches, steps, (3, opts.image_size, opts.image_size))
+
+
+def loader_over(
+    samples: Sequence[Sample],
+    transform: Transform,
+    min_side: int,
+    batch_size: int,
+    workers: int,
+    seed: int | None = None,
+) -> DataLoader[Item]:
+    """A plain, ordered DataLoader (feature extraction, caching views, evaluation)."""
+    dataset = ImageDataset(samples, transform, min_side, seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=collate,
+        shuffle=False,
+        worker_init_fn=seed_worker,
+    )
+
+
+def dataset_notices(index: DatasetIndex) -> Iterator[Notice]:
+    """The dataset's own notes, and a count of the unusual inputs that get converted."""
+    for note in index.notes:
+        yield Notice("warning", note)
+    samples = index.splits["train"] + index.splits["val"]
+    line = describe_survey(survey_inputs(samples), len(samples))
+    if line:
+        yield Notice("info", f"inputs: {line}")
+
+
+def activation_feeder(
+    train: FeatureSet,
+    val: FeatureSet,
+    views: int,
+    *,
+    batch_size: int,
+    num_classes: int,
+    balance: str,
+    seed: int,
+) -> Feeder:
+    """Batches of cached activations: each epoch takes one seeded-random view per image
+    (``train.x`` is (images, views, ...) when ``views`` > 1)."""
+    labels = train.y.tolist()
+
+    def train_batches(epoch: int) -> Iterable[Inputs]:
+        gen = epoch_generator(seed, epoch)
+        order = torch.tensor(epoch_order(labels, num_classes, balance, gen))
+        pick = torch.randint(views, (len(order),), generator=gen)
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
+            x = train.x[idx, pick[i : i + batch_size]] if views > 1 else train.x[idx]
+            yield x.float(), train.y[idx], []
+
+    def val_batches() -> Iterable[Inputs]:
+        for i in range(0, len(val.y), batch_size * 4):
+            yield val.x[i : i + batch_size * 4].float(), val.y[i : i + batch_size * 4], []
+
+    steps = max(1, -(-len(labels) // batch_size))
+    shape = tuple(train.x.shape[2:] if views > 1 else train.x.shape[1:])
+    return Feeder(train_batches, val_batches, steps, shape)
+
+
+def feature_feeder(
+    train: FeatureSet, val: FeatureSet, *, batch_size: int, num_classes: int, balance: str,
+    seed: int,
+) -> Feeder:  # fmt: skip
+    """Batches of cached features (the MLP head), seeded by (seed, epoch)."""
+    labels = train.y.tolist()
+    bs = batch_size
+
+    def train_batches(epoch: int) -> Iterable[Inputs]:
+        gen = epoch_generator(seed, epoch)
+        order = torch.tensor(epoch_order(labels, num_classes, balance, gen))
+        for i in range(0, len(order), bs):
+            idx = order[i : i + bs]
+            yield train.x[idx], train.y[idx], []
+
+    def val_batches() -> Iterable[Inputs]:
+        for i in range(0, len(val.y), bs * 8):
+            yield val.x[i : i + bs * 8], val.y[i : i + bs * 8], []
+
+    steps = max(1, -(-len(labels) // bs))
+    return Feeder(train_batches, val_batches, steps, tuple(train.x.shape[1:]))

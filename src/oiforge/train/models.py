@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import socket
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -240,3 +242,171 @@ def extract_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Pooled pre-logit features: what the ``classifier`` head sees."""
     feats = model.forward_features(images)  # type: ignore[operator]
     return model.forward_head(feats, pre_logits=True)  # type: ignore[operator,no-any-return]
+
+
+# --- partial fine-tuning: the network cut before its last ``k`` blocks --------------------
+
+
+@dataclass(frozen=True)
+class BlockSplit:
+    """Where a timm network's blocks are: ``stem`` children run before ``container`` (timm's
+    ``blocks`` or ``stages``), whose units (nested Sequentials flattened) run in order."""
+
+    container: str
+    stem: tuple[str, ...]
+    units: tuple[nn.Module, ...]
+
+
+def split_blocks(model: nn.Module, name: str = "") -> BlockSplit:
+    """The block layout of ``model``; a clear error for networks partial mode cannot cut."""
+    container = next((c for c in ("blocks", "stages") if hasattr(model, c)), "")
+    blocks = getattr(model, container, None) if container else None
+    if not isinstance(blocks, nn.Sequential) or hasattr(model, "pos_embed"):
+        raise InvalidInputError(
+            f"--mode partial needs a timm network whose `blocks` or `stages` run right after "
+            f"its stem ({name or type(model).__name__} has no such layout; efficientnet_*, "
+            "mobilenetv3_*, convnext_* have): use --mode probe or --mode finetune"
+        )
+    names = [n for n, _ in model.named_children()]
+    units: list[nn.Module] = []
+    for child in blocks.children():
+        units += list(child.children()) if isinstance(child, nn.Sequential) else [child]
+    return BlockSplit(container, tuple(names[: names.index(container)]), tuple(units))
+
+
+def check_train_blocks(split: BlockSplit, k: int, name: str) -> int:
+    """The index of the first trained unit when the last ``k`` train."""
+    if not 1 <= k <= len(split.units):
+        raise InvalidInputError(
+            f"{name} has {len(split.units)} blocks: --train-blocks must be 1..{len(split.units)}"
+        )
+    return len(split.units) - k
+
+
+class _Captured(Exception):
+    """Carries a block's input out of a forward pass that need not go further."""
+
+    def __init__(self, value: torch.Tensor) -> None:
+        super().__init__("captured")
+        self.value = value
+
+
+def activations_before(model: nn.Module, unit: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The input ``unit`` receives when ``model`` sees ``images`` (the forward stops there)."""
+
+    def hook(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        raise _Captured(args[0])
+
+    handle = unit.register_forward_pre_hook(hook)
+    try:
+        model(images)
+    except _Captured as caught:
+        return caught.value
+    finally:
+        handle.remove()
+    raise StageError("the cut block was not reached in a forward pass")
+
+
+class Tail(nn.Module):
+    """``model`` from block ``cut`` on: input = the cached activation, output = logits.
+
+    The stem and the blocks before ``cut`` are bypassed for the call (swapped for identities),
+    so the model's own ``forward`` runs the rest, whatever comes after the blocks (timm's
+    ``conv_head``/``bn2``/``norm_pre`` and the head). The tail's BatchNorm layers stay in eval
+    mode (running statistics frozen, scale and shift trained): small batches of a small
+    dataset would otherwise overwrite statistics estimated on ImageNet.
+    """
+
+    def __init__(self, model: nn.Module, split: BlockSplit, cut: int) -> None:
+        super().__init__()
+        self.model = model
+        self.split = split
+        self.cut = cut
+
+    def train(self, mode: bool = True) -> Tail:
+        super().train(mode)
+        for m in self.model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+        return self
+
+    def trainable(self) -> Iterator[nn.Parameter]:
+        """Parameters of the blocks from ``cut`` on and of everything after them."""
+        frozen = {id(p) for n in self.split.stem for p in getattr(self.model, n).parameters()}
+        frozen |= {id(p) for u in self.split.units[: self.cut] for p in u.parameters()}
+        return (p for p in self.model.parameters() if id(p) not in frozen)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        saved = {n: getattr(self.model, n) for n in (*self.split.stem, self.split.container)}
+        try:
+            for n in self.split.stem:
+                setattr(self.model, n, nn.Identity())
+            setattr(self.model, self.split.container, nn.Sequential(*self.split.units[self.cut :]))
+            return self.model(x)  # type: ignore[no-any-return]
+        finally:
+            for n, module in saved.items():
+                setattr(self.model, n, module)
+
+
+# --- test-time augmentation, inside the model (so the ONNX graph carries it) --------------
+
+TTA_KINDS = ("none", "flip", "multi-crop")
+#: multi-crop: the four corner crops cover this share of each side, resized back.
+CORNER_SCALE = 0.875
+
+
+class TestTimeAugmented(nn.Module):
+    """Averages the class probabilities of several views of each input; returns their log,
+    so the output is still logits to a softmax (softmax(log p) = p).
+
+    ``flip``: the input and its mirror image (2 passes). ``multi-crop``: the input and its
+    four corners at 7/8 of each side resized back, each also mirrored (10 passes, as
+    torchvision's TenCrop).
+    """
+
+    def __init__(self, model: nn.Module, kind: str, size: int) -> None:
+        super().__init__()
+        if kind not in TTA_KINDS[1:]:
+            raise InvalidInputError(f"unknown --tta {kind!r}: one of {', '.join(TTA_KINDS)}")
+        self.model = model
+        self.kind = kind
+        self.size = size  # the input side (fixed: labels.json's preprocessing.size)
+
+    def views(self, x: torch.Tensor) -> list[torch.Tensor]:
+        crops = [x]
+        if self.kind == "multi-crop":
+            size = self.size
+            c = round(size * CORNER_SCALE)
+            for top, left in ((0, 0), (0, size - c), (size - c, 0), (size - c, size - c)):
+                corner = x[:, :, top : top + c, left : left + c]
+                crops.append(
+                    nn.functional.interpolate(
+                        corner, size=(size, size), mode="bilinear", align_corners=False
+                    )
+                )
+        return crops + [torch.flip(v, dims=[3]) for v in crops]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        views = self.views(x)
+        logp = torch.stack([self.model(v).float().log_softmax(1) for v in views])
+        # log(mean(p)) in log space: exact where a probability is tiny (no underflow)
+        return torch.logsumexp(logp, 0) - math.log(len(views))
+
+
+def with_tta(model: nn.Module, kind: str, size: int) -> nn.Module:
+    """``model`` itself for ``none``, else wrapped in :class:`TestTimeAugmented` (eval mode)."""
+    if kind == "none":
+        return model
+    return TestTimeAugmented(model, kind, size).eval()
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise InvalidInputError(f"unknown device {name!r}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError("--device cuda asked for, but no CUDA device is available")
+    return device

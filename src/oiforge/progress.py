@@ -1,4 +1,5 @@
-"""Progress events the trainer yields; the CLI draws them (only the CLI prints)."""
+"""Progress events that training and evaluation yield (phases, steps, epochs, notices, auto's
+candidates, the end); the CLI draws them (only the CLI prints). A shared leaf: no stage state."""
 
 from __future__ import annotations
 
@@ -43,6 +44,16 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class CandidateEnd:
+    """``--mode auto``: candidate ``number`` of ``total`` is done (or skipped); ``row`` is its
+    line of the candidates table (name, val_acc, val_loss, seconds, status)."""
+
+    number: int
+    total: int
+    row: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Finished:
     """The run is over; ``summary`` is also written as ``summary.json``."""
 
@@ -50,4 +61,4 @@ class Finished:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-Event = PhaseStart | Step | EpochEnd | Notice | Finished
+Event = PhaseStart | Step | EpochEnd | Notice | CandidateEnd | Finished

@@ -1,0 +1,285 @@
+"""``--mode auto``: try the cheap candidates first, then costlier ones while time remains,
+and keep the one the validation split says is better, robustly.
+
+The candidates, in order of cost (each a normal run in ``RUN/candidates/<name>/``):
+
+1. ``probe``: a linear head on frozen features, L2 strength by grouped cross-validation;
+2. ``mlp``: a one-hidden-layer head on the same cached features;
+3. ``partial-1``, ``partial-2``: the last 1 or 2 blocks + head trained on cached activations
+   of augmented views (the head starts from the linear probe);
+4. ``finetune``: the whole network on images, for whatever time is left.
+
+Every candidate gets the time left of ``--max-minutes`` (default :func:`default_minutes`);
+one that finds no time left is skipped (and said so), and one stopped by the limit keeps its
+best epoch. The pick walks the candidates in that order: a costlier one replaces the current
+pick only if, on the same validation images, it gets more right by more than
+:data:`SELECTION_Z` standard errors of the paired difference (wins minus losses, McNemar's
+view); otherwise the simpler model stays (ties go to the simpler model). A dataset with fewer
+than :data:`MIN_PHOTOS_PER_CLASS` training photos in a class trains the probe alone: nothing
+could tell the candidates apart on it. Deterministic with a seed, as long as no candidate is
+stopped by the time limit.
+
+The chosen candidate's ``best.safetensors``, ``metrics.csv`` and ``curves.png`` become the
+run's; ``config.yaml`` records the pick (``chosen``, and the ``head``/``train_blocks`` that
+rebuild the model); ``summary.json`` has every candidate's score and time.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save
+
+from oiforge.atomic import write_bytes_atomic
+from oiforge.errors import InvalidInputError, OiforgeError, StageError
+from oiforge.progress import CandidateEnd, Event, Finished, Notice
+from oiforge.train.config import DEFAULT_LR, TrainConfig
+from oiforge.train.dataset import DatasetIndex, source_of
+from oiforge.train.ddp import Dist
+from oiforge.train.images import dataset_notices
+from oiforge.train.loop import train_one
+from oiforge.train.models import preprocessing_for
+from oiforge.train.rundir import (
+    BEST_FILE,
+    CANDIDATES_DIR,
+    CONFIG_FILE,
+    CURVES_FILE,
+    METRICS_FILE,
+    SUMMARY_FILE,
+    prepare_run_dir,
+    read_json,
+    write_config,
+    write_json,
+    write_labels,
+)
+
+#: A costlier candidate must win by more than this many standard errors of the paired
+#: difference in correct validation images (one: a moderate guard against picking noise).
+SELECTION_Z = 1.0
+#: Below this many training photos in a class, auto trains the probe alone.
+MIN_PHOTOS_PER_CLASS = 5
+#: Budget of ``--mode auto`` when ``--max-minutes`` is not given: 10 minutes is what the
+#: candidates need on 2 CPU cores for about 1,500 training images at 224 px (bench/); a GPU
+#: gets 20, enough for several epochs of full fine-tuning on ten times as many images.
+CPU_MINUTES = 10.0
+GPU_MINUTES = 20.0
+VAL_PROBS_FILE = "val_probs.safetensors"
+
+
+class NothingFinishedError(StageError):
+    """No candidate of ``--mode auto`` produced a model within the time limit."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+CANDIDATES = (
+    Candidate("probe", {"mode": "probe", "head": "linear"}),
+    Candidate("mlp", {"mode": "probe", "head": "mlp"}),
+    Candidate("partial-1", {"mode": "partial", "head": "linear", "train_blocks": 1}),
+    Candidate("partial-2", {"mode": "partial", "head": "linear", "train_blocks": 2}),
+    Candidate("finetune", {"mode": "finetune", "head": "linear"}),
+)
+
+
+def candidate_config(config: TrainConfig) -> TrainConfig:
+    """The config that trains ``config.chosen`` alone (a finished auto run's ``config.yaml``
+    trained again reproduces its pick, in the time of that one candidate)."""
+    found = [c for c in CANDIDATES if c.name == config.chosen]
+    if not found:
+        names = ", ".join(c.name for c in CANDIDATES)
+        raise InvalidInputError(f"chosen: {config.chosen!r} is not a candidate of auto ({names})")
+    changes = found[0].changes
+    return config.replace(lr=config.lr or DEFAULT_LR[changes["mode"]], **changes)
+
+
+def default_minutes() -> float:
+    return GPU_MINUTES if torch.cuda.is_available() else CPU_MINUTES
+
+
+@dataclass
+class Result:
+    """One candidate's line of the table, and its validation probabilities."""
+
+    row: dict[str, Any]
+    probs: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.probs is not None
+
+
+def smallest_class_photos(index: DatasetIndex) -> int:
+    photos: dict[int, set[str]] = {}
+    for s in index.splits["train"]:
+        photos.setdefault(s.label, set()).add(source_of(s))
+    return min(len(p) for p in photos.values())
+
+
+def plan(index: DatasetIndex) -> tuple[tuple[Candidate, ...], str]:
+    """The candidates to try, and a notice when the dataset is too small for all of them."""
+    fewest = smallest_class_photos(index)
+    if fewest < MIN_PHOTOS_PER_CLASS:
+        return CANDIDATES[:1], (
+            f"auto: the smallest class has {fewest} training photo(s), fewer than "
+            f"{MIN_PHOTOS_PER_CLASS}: too few to compare candidates on; training the linear "
+            "probe alone"
+        )
+    return CANDIDATES, ""
+
+
+def run_auto(config: TrainConfig, index: DatasetIndex, resume: bool) -> Iterator[Event]:
+    """Train the candidates into ``RUN/candidates/``, pick one, make it the run's model."""
+    run = Path(config.out)
+    prepare_run_dir(config, resume)
+    write_config(run, config)
+    preprocessing = preprocessing_for(config.model, config.image_size, config.crop_pct)
+    write_labels(run, index.classes, preprocessing)
+    yield from dataset_notices(index)
+    candidates, note = plan(index)
+    if note:
+        yield Notice("warning", note)
+    started, results = time.monotonic(), []
+    budget_s = float(config.max_minutes or CPU_MINUTES) * 60
+    for number, cand in enumerate(candidates, 1):
+        left_s = budget_s - (time.monotonic() - started)
+        result = yield from _try(config, index, cand, left_s, resume)
+        results.append(result)
+        yield CandidateEnd(number, len(candidates), result.row)
+    skipped = [r.row["name"] for r in results if r.row["status"].startswith("skipped: no time")]
+    if skipped:
+        yield Notice(
+            "warning",
+            f"--max-minutes {config.max_minutes:g} ran out: not tried: {', '.join(skipped)}",
+        )
+    chosen = pick(results)
+    yield Finished(str(run), _adopt(config, chosen, results))
+
+
+def _try(
+    config: TrainConfig, index: DatasetIndex, cand: Candidate, left_s: float, resume: bool
+) -> Generator[Event, None, Result]:
+    """Train one candidate (or read it back when a resumed run finished it before)."""
+    row: dict[str, Any] = {"name": cand.name, **cand.changes}
+    out = Path(config.out) / CANDIDATES_DIR / cand.name
+    if resume and (out / VAL_PROBS_FILE).is_file() and (out / SUMMARY_FILE).is_file():
+        summary = read_json(out / SUMMARY_FILE)
+        saved = load_file(str(out / VAL_PROBS_FILE))
+        return _result(row, summary, saved["probs"], saved["labels"])
+    if left_s <= 0:
+        return Result({**row, "status": "skipped: no time left"})
+    lr = config.lr or DEFAULT_LR[cand.changes["mode"]]
+    cfg = config.replace(out=str(out), max_minutes=left_s / 60, chosen="", lr=lr, **cand.changes)
+    started = time.monotonic()
+    try:
+        has_checkpoint = prepare_run_dir(cfg, resume and (out / CONFIG_FILE).is_file())
+        outcome = yield from train_one(cfg, index, has_checkpoint, Dist(), val_probs=True)
+    except OiforgeError as exc:
+        yield Notice("warning", f"auto: candidate {cand.name} failed: {exc}")
+        return Result({**row, "status": f"failed: {exc}"})
+    assert outcome is not None  # one process: rank 0
+    if not (out / BEST_FILE).is_file():
+        return Result({**row, "status": "no model: " + str(outcome.summary["stopped"])})
+    blob = save({"probs": outcome.val_probs.contiguous(), "labels": outcome.val_labels})
+    write_bytes_atomic(out / VAL_PROBS_FILE, blob)
+    summary = {**outcome.summary, "wall_seconds": round(time.monotonic() - started, 3)}
+    write_json(out / SUMMARY_FILE, summary)
+    return _result(row, summary, outcome.val_probs, outcome.val_labels)
+
+
+def _result(
+    row: dict[str, Any], summary: dict[str, Any], probs: torch.Tensor, labels: torch.Tensor
+) -> Result:
+    acc, loss = _scores(probs, labels)
+    row = {
+        **row,
+        "val_acc": acc,
+        "val_loss": loss,
+        "seconds": summary.get("wall_seconds", summary.get("train_seconds")),
+        "epochs": summary.get("epochs_run"),
+        "stopped": summary.get("stopped"),
+        "status": "finished",
+    }
+    if "probe_C" in summary:
+        row["C"] = summary["probe_C"]
+    return Result(row, probs, labels)
+
+
+def _scores(probs: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    if not len(labels):
+        return float("nan"), float("nan")
+    acc = float((probs.argmax(1) == labels).float().mean())
+    picked = probs[torch.arange(len(labels)), labels].clamp_min(1e-12)
+    return round(acc, 6), round(float(-picked.log().mean()), 6)
+
+
+def beats(new: Result, old: Result) -> bool:
+    """Whether ``new`` gets more validation images right than ``old`` by more than
+    ``SELECTION_Z`` standard errors of the paired difference."""
+    assert new.probs is not None and old.probs is not None and new.labels is not None
+    if new.probs.shape != old.probs.shape or not len(new.labels):
+        return bool(new.row["val_acc"] > old.row["val_acc"])
+    right_new = new.probs.argmax(1) == new.labels
+    right_old = old.probs.argmax(1) == new.labels
+    wins = int((right_new & ~right_old).sum())
+    losses = int((~right_new & right_old).sum())
+    diff, n = wins - losses, len(new.labels)
+    se = math.sqrt(max(wins + losses - diff * diff / n, 0.0))
+    return diff > 0 and diff > SELECTION_Z * se
+
+
+def pick(results: list[Result]) -> Result:
+    """The first finished candidate, replaced by each later one that :func:`beats` it."""
+    finished = [r for r in results if r.finished]
+    if not finished:
+        reasons = "; ".join(f"{r.row['name']}: {r.row['status']}" for r in results)
+        raise NothingFinishedError(
+            f"no candidate finished ({reasons}): raise --max-minutes or name a --mode"
+        )
+    chosen = finished[0]
+    for challenger in finished[1:]:
+        if beats(challenger, chosen):
+            chosen = challenger
+    return chosen
+
+
+def _adopt(config: TrainConfig, chosen: Result, results: list[Result]) -> dict[str, Any]:
+    """Make the chosen candidate the run's model; write config.yaml and summary.json."""
+    run = Path(config.out)
+    name = chosen.row["name"]
+    source = run / CANDIDATES_DIR / name
+    for file in (BEST_FILE, METRICS_FILE, CURVES_FILE):
+        if (source / file).is_file():
+            shutil.copyfile(source / file, run / f".{file}.tmp")
+            (run / f".{file}.tmp").replace(run / file)
+    changes = {k: v for k, v in chosen.row.items() if k in ("head", "train_blocks")}
+    write_config(run, config.replace(chosen=name, **changes))
+    for r in results:
+        r.row["chosen"] = r is chosen
+    cand_summary = read_json(source / SUMMARY_FILE)
+    summary = {
+        **cand_summary,
+        "run_dir": str(run),
+        "mode": "auto",
+        "chosen": name,
+        "chosen_mode": chosen.row.get("mode"),
+        "max_minutes": config.max_minutes,
+        "candidates": [r.row for r in results],
+        "selection": (
+            f"paired validation accuracy: a costlier candidate must win by > {SELECTION_Z:g} "
+            "standard error(s) of the paired difference; ties go to the simpler model"
+        ),
+    }
+    write_json(run / SUMMARY_FILE, summary)
+    return summary
