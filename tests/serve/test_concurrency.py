@@ -1,4 +1,4 @@
-"""Concurrent requests share decode threads and model calls, yet each gets its own answer."""
+"""Concurrent requests share the workers and their model calls, yet each gets its own answer."""
 
 from __future__ import annotations
 
