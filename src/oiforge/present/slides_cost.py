@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from oiforge.present.curve import LearningCurve
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from oiforge.present.facts import DatasetFacts, EvalFacts, Missing
 from oiforge.present.figures import headline
 from oiforge.present.gather import Inputs
+from oiforge.present.measure import LearningCurve
 from oiforge.present.model import (
     Slide,
     bullets,
@@ -24,6 +27,7 @@ from oiforge.present.slides_data import reason_text, status_text
 from oiforge.present.slides_next import CURVE_SOURCE, next_images
 
 OVERFIT_GAP = 0.1  # train accuracy this far above validation's
+MAX_PRICED_ROWS = 4  # machines of the price table on the cost slide (the cheapest)
 
 
 ESTIMATE_SOURCE = "present/estimate.json"
@@ -76,6 +80,24 @@ def cost_slide(inputs: Inputs) -> Slide:
     return Slide("cost", "Cost: this run, and the next scale", columns(left, right), notes, found)
 
 
+def _scale_rows(
+    est_rows: Sequence[Mapping[str, Any]], factor: float, rate: float
+) -> tuple[list[list[str]], int]:
+    """The table's rows: the machines measured here, then the cheapest of the price table
+    (at most :data:`MAX_PRICED_ROWS`, so the slide fits); and how many priced rows were left out."""
+    priced = []
+    for r in est_rows:
+        hours = float(r["hours"]) * factor
+        cost = float(r["usd"]) * factor if r.get("note") != "measured" else hours * rate
+        img_s = fact("estimate.img_s", r["img_s"], f"{float(r['img_s']):,.0f}", key=str(r["name"]))
+        row = [cell(r["name"]), img_s, duration(hours * 3600), usd(cost), cell(r.get("note", ""))]
+        priced.append((r.get("note") != "measured", cost, hours, row))
+    priced.sort(key=lambda t: t[:3])
+    here = [t[3] for t in priced if not t[0]]
+    others = [t[3] for t in priced if t[0]]
+    return here + others[:MAX_PRICED_ROWS], max(0, len(others) - MAX_PRICED_ROWS)
+
+
 def _next_scale(inputs: Inputs) -> tuple[str, tuple[str, ...]]:
     est = inputs.estimate
     if isinstance(est, Missing):
@@ -83,21 +105,14 @@ def _next_scale(inputs: Inputs) -> tuple[str, tuple[str, ...]]:
     images, why = next_images(inputs)
     now = inputs.dataset.count("train") if isinstance(inputs.dataset, DatasetFacts) else est.images
     factor = images / max(now, 1)
-    rate = inputs.price[0]
-    rows = []
-    for r in est.rows:
-        hours = float(r["hours"]) * factor
-        cost = float(r["usd"]) * factor if r.get("note") != "measured" else hours * rate
-        img_s = fact("estimate.img_s", r["img_s"], f"{float(r['img_s']):,.0f}", key=str(r["name"]))
-        rows.append(
-            [cell(r["name"]), img_s, duration(hours * 3600), usd(cost), cell(r.get("note", ""))]
-        )
+    rows, more = _scale_rows(est.rows, factor, inputs.price[0])
     date = inputs.gpu_table.get("table_date", "undated")
     shown = fact("derived.next_train_images", images, num(images))
     text = (
         f"### The next scale: {shown} training photos\n\n"
         f"({cell(why)}; today {num(now)}; {plural(est.passes, 'pass')} over the data)\n\n"
         + table(["where", "img/s", "time", "USD", "note"], rows, (1, 2, 3))
+        + (f"\n\n{plural(more, 'more machine')} in the price table." if more else "")
         + f"\n\nGPU prices: table of {fact('gpu.table_date', date)}; measured here: "
         f"{est.here_img_s:.1f} img/s ({cell(est.here_what)})."
     )
