@@ -245,6 +245,11 @@ class BuildSection(BuildSpec):
     shards: int | None = Field(default=None, ge=1)
 
 
+#: Test-time augmentation (train/models.py TTA_KINDS): the image alone, with its mirror image,
+#: or with four corner crops too.
+Tta = Literal["none", "flip", "multi-crop"]
+
+
 class EvaluateSpec(_Frozen):
     """The spec's ``evaluate:`` section (``oiforge evaluate``)."""
 
@@ -252,10 +257,13 @@ class EvaluateSpec(_Frozen):
     batch_size: int = Field(default=64, ge=1)
     workers: int = Field(default=2, ge=0)
     worst: int = Field(default=12, ge=0)
+    tta: Tta = "none"  # test-time augmentation, recorded in metrics.json
 
 
 class ExportSpec(_Frozen):
-    """The spec's ``export:`` section: ``oiforge export`` has no option the runner leaves open."""
+    """The spec's ``export:`` section (``oiforge export``)."""
+
+    tta: Tta = "none"  # test-time augmentation inside the ONNX graph
 
 
 class PresentSpec(_Frozen):
