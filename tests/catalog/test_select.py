@@ -32,8 +32,8 @@ CAT, DOG, PERSON, FACE, BURGER = "/m/01yrx", "/m/0bt9lr", "/m/01g317", "/m/0dzct
 CARNIVORE, BEAR, PANDA = "/m/01lrl", "/m/01dws", "/m/03bj1"
 MIDS = (CAT, DOG, PERSON, FACE, BURGER, BEAR, PANDA)
 
-# one image: (split, [(mid, human_confidence|None, machine_confidence|None, [box flags])]);
-# human None: no human verification of the label (a machine label nobody checked)
+# one image: (split, [(mid, human_confidence|None, machine_confidence|None, [box flag tuples])]);
+# a human confidence of None: no person checked the label (a machine label only)
 Label = tuple[str, int | None, float | None, list[tuple[int, int, int, int, int]]]
 Image = tuple[str, list[Label]]
 

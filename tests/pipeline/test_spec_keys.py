@@ -42,9 +42,8 @@ NOT_IN_SPEC = {
     ("train", "resume"): "decided by the runner",
     # prints a store's counts and runs nothing
     ("download", "status"): "a report, not a setting",
-    # re-checks a store's files after the fact (`oiforge download --verify STORE`); every
-    # download verifies what it fetches as it goes
-    ("download", "verify"): "a check of a store, not a setting",
+    # re-check a store against its journal: a check, not a setting of the download
+    ("download", "verify"): "`oiforge download --verify STORE`",
     ("download", "remote"): "goes with --verify",
     # rebuilds a dataset byte-identically from its lock: the opposite of building from a spec
     ("build", "lock"): "`oiforge build --lock`",

@@ -92,19 +92,6 @@ def _train_settings(s: Settings) -> dict[str, Any]:
     return _qualified("train", {**train_config(s).training_fields(), "gpus": gpus, "procs": procs})
 
 
-def _evaluate_settings(s: Settings) -> dict[str, Any]:
-    return {"evaluate.worst": s.spec.evaluate.worst, **_tta("evaluate", s.spec.evaluate.tta)}
-
-
-def _export_settings(s: Settings) -> dict[str, Any]:
-    return _tta("export", s.spec.export.tta)
-
-
-def _tta(section: str, tta: str) -> dict[str, Any]:
-    """``{section.tta: tta}`` unless ``none`` (older work folders keep their state)."""
-    return {} if tta == "none" else {f"{section}.tta": tta}
-
-
 def _evaluate_inputs(s: Settings) -> dict[str, Path]:
     other = s.beside_spec(s.spec.evaluate.dataset)
     data = {"evaluate.dataset": other} if other is not None else {DATASET: s.path(DATASET)}
@@ -170,13 +157,16 @@ STAGES: Final = (
         steps.run_train,
     ),
     Stage(
-        "evaluate", _evaluate_settings, _evaluate_inputs,
+        "evaluate",
+        lambda s: {"evaluate.worst": s.spec.evaluate.worst, "evaluate.tta": s.spec.evaluate.tta},
+        _evaluate_inputs,
         (Output(f"{RUN}/metrics.json", "test-split metrics"),
          Output(f"{RUN}/report.html", "the evaluation report")),
         steps.run_evaluate,
     ),
     Stage(
-        "export", _export_settings, lambda s: _run_files(s, "best.safetensors", "config.yaml",
+        "export", lambda s: {"export.tta": s.spec.export.tta},
+        lambda s: _run_files(s, "best.safetensors", "config.yaml",
                                                  "metrics.csv"),
         (Output(f"{RUN}/model.onnx", "the ONNX model (labels.json, MODEL.md beside)"),),
         steps.run_export,

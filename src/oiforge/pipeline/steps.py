@@ -189,9 +189,13 @@ def run_evaluate(s: Settings, obs: Observer, _resume: bool) -> str:
     sec = s.spec.evaluate
     dataset = s.beside_spec(sec.dataset) or s.path(DATASET)
     events = run_evaluation(
-        s.path(RUN), dataset, batch_size=sec.batch_size, workers=sec.workers, worst=sec.worst,
+        s.path(RUN),
+        dataset,
+        batch_size=sec.batch_size,
+        workers=sec.workers,
+        worst=sec.worst,
         tta=sec.tta,
-    )  # fmt: skip
+    )
     summary = obs.follow(events)
     return (
         f"{summary.get('split')} split: accuracy {summary.get('accuracy', float('nan')):.3f}, "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from oiforge.present.facts import DatasetFacts, EvalFacts, Missing
@@ -27,7 +26,7 @@ from oiforge.present.slides_data import reason_text, status_text
 from oiforge.present.slides_next import CURVE_SOURCE, next_images
 
 OVERFIT_GAP = 0.1  # train accuracy this far above validation's
-MAX_PRICED_ROWS = 4  # machines of the price table on the cost slide (the cheapest)
+NEXT_SCALE_ROWS = 5  # GPU machines on the cost slide besides this one (the cheapest)
 
 
 ESTIMATE_SOURCE = "present/estimate.json"
@@ -80,24 +79,6 @@ def cost_slide(inputs: Inputs) -> Slide:
     return Slide("cost", "Cost: this run, and the next scale", columns(left, right), notes, found)
 
 
-def _scale_rows(
-    est_rows: Sequence[Mapping[str, Any]], factor: float, rate: float
-) -> tuple[list[list[str]], int]:
-    """The table's rows: the machines measured here, then the cheapest of the price table
-    (at most :data:`MAX_PRICED_ROWS`, so the slide fits); and how many priced rows were left out."""
-    priced = []
-    for r in est_rows:
-        hours = float(r["hours"]) * factor
-        cost = float(r["usd"]) * factor if r.get("note") != "measured" else hours * rate
-        img_s = fact("estimate.img_s", r["img_s"], f"{float(r['img_s']):,.0f}", key=str(r["name"]))
-        row = [cell(r["name"]), img_s, duration(hours * 3600), usd(cost), cell(r.get("note", ""))]
-        priced.append((r.get("note") != "measured", cost, hours, row))
-    priced.sort(key=lambda t: t[:3])
-    here = [t[3] for t in priced if not t[0]]
-    others = [t[3] for t in priced if t[0]]
-    return here + others[:MAX_PRICED_ROWS], max(0, len(others) - MAX_PRICED_ROWS)
-
-
 def _next_scale(inputs: Inputs) -> tuple[str, tuple[str, ...]]:
     est = inputs.estimate
     if isinstance(est, Missing):
@@ -105,18 +86,42 @@ def _next_scale(inputs: Inputs) -> tuple[str, tuple[str, ...]]:
     images, why = next_images(inputs)
     now = inputs.dataset.count("train") if isinstance(inputs.dataset, DatasetFacts) else est.images
     factor = images / max(now, 1)
-    rows, more = _scale_rows(est.rows, factor, inputs.price[0])
+    rate = inputs.price[0]
+    rows = []
+    shown_rows = _cheapest(est.rows, factor, rate)
+    for r, hours, cost in shown_rows:
+        img_s = fact("estimate.img_s", r["img_s"], f"{float(r['img_s']):,.0f}", key=str(r["name"]))
+        rows.append(
+            [cell(r["name"]), img_s, duration(hours * 3600), usd(cost), cell(r.get("note", ""))]
+        )
+    left_out = len(est.rows) - len(shown_rows)
     date = inputs.gpu_table.get("table_date", "undated")
     shown = fact("derived.next_train_images", images, num(images))
     text = (
         f"### The next scale: {shown} training photos\n\n"
         f"({cell(why)}; today {num(now)}; {plural(est.passes, 'pass')} over the data)\n\n"
         + table(["where", "img/s", "time", "USD", "note"], rows, (1, 2, 3))
-        + (f"\n\n{plural(more, 'more machine')} in the price table." if more else "")
         + f"\n\nGPU prices: table of {fact('gpu.table_date', date)}; measured here: "
         f"{est.here_img_s:.1f} img/s ({cell(est.here_what)})."
+        + (f" {plural(left_out, 'dearer machine')} in {ESTIMATE_SOURCE}." if left_out else "")
     )
     return text, (ESTIMATE_SOURCE, "oiforge/data/train/gpu_instances.yaml")
+
+
+def _cheapest(
+    rows: list[dict[str, Any]], factor: float, rate: float
+) -> list[tuple[dict[str, Any], float, float]]:
+    """(row, hours, USD) at the next scale: this machine's measured row, then the
+    ``NEXT_SCALE_ROWS`` cheapest others in the table's order (a slide holds a short table)."""
+    priced = []
+    for r in rows:
+        hours = float(r["hours"]) * factor
+        measured = r.get("note") == "measured"
+        priced.append((r, hours, hours * rate if measured else float(r["usd"]) * factor))
+    here = [p for p in priced if p[0].get("note") == "measured"]
+    others = [p for p in priced if p[0].get("note") != "measured"]
+    keep = {id(p[0]) for p in sorted(others, key=lambda p: p[2])[:NEXT_SCALE_ROWS]}
+    return here + [p for p in others if id(p[0]) in keep]
 
 
 def problems_slide(inputs: Inputs) -> Slide:
