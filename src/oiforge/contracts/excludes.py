@@ -1,7 +1,7 @@
 """The exclude list: ImageIDs (optionally with a box index or a label) to leave out, and why.
 
 Written by hand or by ``oiforge browse``; read by ``oiforge build`` (``--exclude-list``, and
-kept in the dataset's lock) and the picture book. One entry a line:
+kept in the dataset's lock). One entry a line:
 ``ImageID[,box_index|label_mid][,reason]`` (commas or tabs): a whole image, one box of it, or
 one label of it (a MID such as ``/m/0bt9lr``: the samples of that label on that image, as
 ``build --review`` records a rejected label); ``#`` starts a comment; a bad line is a named
