@@ -75,18 +75,11 @@ MEANING = {
     "book.jpeg_quality": "JPEG quality of the printed photos.",
     "book.candidates_per_letter": "Photos planned per letter before rendering picks.",
     "book.min_photos": "Fewest photos a letter needs to get a page.",
+    "export.tta": "Test-time augmentation inside the ONNX graph (serve gets it for free).",
 }
 _SECTIONS = (
-    "select",
-    "download",
-    "build",
-    "train",
-    "evaluate",
-    "export",
-    "book",
-    "present",
-    "endpoints",
-)
+    "select", "download", "build", "train", "evaluate", "export", "book", "present", "endpoints"
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
