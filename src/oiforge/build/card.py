@@ -57,6 +57,7 @@ class CardInfo:
     version: str  # Open Images version, or "unknown"
     spec: BuildSpec
     selection_sha256: str
+    labels: tuple[str, ...] = ()  # the "Labels" section: task, where negatives came from
 
 
 def _class_table(asm: Assembly) -> list[str]:
@@ -69,6 +70,27 @@ def _class_table(asm: Assembly) -> list[str]:
     totals = Counter(s.split for s in asm.samples)
     lines.append("| | **total** | | | " + " | ".join(str(totals[s]) for s in DATASET_SPLITS) + " |")
     return lines
+
+
+def _multi_class_table(asm: Assembly) -> list[str]:
+    """Per class and split: photos with it verified present / verified absent / unknown."""
+    known: Counter[tuple[str, str, str]] = Counter()
+    for s in asm.samples:
+        for kind in ("labels", "negatives"):
+            for c in getattr(s.tags, kind, ()):
+                known[(kind, c.mid, s.split)] += 1
+    photos = Counter(s.split for s in asm.samples)
+    head = "| index | class | MID | " + " | ".join(f"{sp} + / − / ?" for sp in DATASET_SPLITS)
+    lines = [head + " |", "|" + "---|" * (3 + len(DATASET_SPLITS))]
+    for c in asm.classes:
+        cells = []
+        for sp in DATASET_SPLITS:
+            pos, neg = known[("labels", c.mid, sp)], known[("negatives", c.mid, sp)]
+            cells.append(f"{pos} / {neg} / {photos[sp] - pos - neg}")
+        lines.append(f"| {c.index} | {_cell(c.name)} | `{c.mid}` | {' | '.join(cells)} |")
+    lines.append("| | **photos** | | " + " | ".join(str(photos[s]) for s in DATASET_SPLITS) + " |")
+    return [*lines, "", "+ verified present, − verified absent, ? unknown (nobody checked; "
+            "machine labels count as unknown)."]  # fmt: skip
 
 
 def _cell(text: str) -> str:
@@ -95,9 +117,10 @@ def write_card(root: Path, asm: Assembly, info: CardInfo, formats: list[str]) ->
         f"{len(asm.samples)} samples of {len(asm.classes)} classes from {images} Open Images "
         f"photos (Open Images version: {info.version}). Formats: {', '.join(formats)}.",
         "",
+        *(["## Labels", "", *info.labels, ""] if info.labels else []),
         "## Classes",
         "",
-        *_class_table(asm),
+        *(_multi_class_table(asm) if info.spec.task == "multilabel" else _class_table(asm)),
         "",
         "## Filters and exclusions",
         "",

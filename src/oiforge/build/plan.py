@@ -19,11 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from oiforge.build.labels import ImageLabels, LabelPlan, multi_label_rows, single_label_rows
 from oiforge.build.records import Box, RenderTask, SampleTask
-from oiforge.contracts.dataset import DATASET_SPLIT_OF, ClassInfo
+from oiforge.contracts.dataset import DATASET_SPLIT_OF, ClassInfo, Task
 from oiforge.contracts.excludes import ExcludeList
 from oiforge.contracts.journal import rotated_images, store_image_path
-from oiforge.contracts.selection import ATTRIBUTION_COLUMNS, is_image_id, read_selection_table
+from oiforge.contracts.selection import (
+    ATTRIBUTION_COLUMNS,
+    BACKGROUND,
+    is_image_id,
+    read_selection_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +64,11 @@ class Plan:
     images: dict[str, ImageMeta]
     classes: list[ClassInfo]
     excluded: list[Exclusion] = field(default_factory=list)
+    task: Task = "singlelabel"
+    #: ``multilabel``: each image's known labels (its one sample's ``label_mid`` is the first)
+    labels: dict[str, ImageLabels] = field(default_factory=dict)
+    #: photos added as negatives ("X vs not X"), per source (verification, random)
+    background: dict[str, int] = field(default_factory=dict)
 
 
 def read_selection(path: Path) -> list[dict[str, Any]]:
@@ -105,11 +116,19 @@ def _group_rows(
             excluded.append(
                 Exclusion(str(iid)[:64], "", str(row.get("label_mid")), None, "invalid_image_id")
             )
-        elif not row.get("label_mid") or not str(row.get("label_name") or "").strip():
+        elif _no_label(row):
             excluded.append(Exclusion(str(iid), "", str(row.get("label_mid")), None, "no_label"))
         else:
             by_image[str(iid)].append(row)
     return {iid: sorted(rs, key=_row_order) for iid, rs in sorted(by_image.items())}
+
+
+def _no_label(row: dict[str, Any]) -> bool:
+    """No class to export: no MID (an added negative's class has none) or no name."""
+    mid = row.get("label_mid")
+    if mid is None or (not mid and row.get("role") != BACKGROUND):
+        return True
+    return not str(row.get("label_name") or "").strip()
 
 
 def _meta(image_id: str, row: dict[str, Any]) -> ImageMeta | None:
@@ -134,10 +153,14 @@ def _samples(
     return samples
 
 
-def make_plan(rows: list[dict[str, Any]], store: Path, excludes: ExcludeList) -> Plan:
-    """Group rows by image, give every sample a key, name the classes, apply the exclude list."""
+def make_plan(
+    rows: list[dict[str, Any]], store: Path, excludes: ExcludeList, task: Task = "singlelabel"
+) -> Plan:
+    """Group rows by image, give every sample a key, name the classes, apply the exclude list
+    (``multilabel``: one sample per image carrying all its labels, see :mod:`.labels`)."""
     excluded: list[Exclusion] = []
-    grouped = _group_rows(rows, excluded)
+    lp = multi_label_rows(rows) if task == "multilabel" else single_label_rows(rows)
+    grouped = _group_rows(lp.rows, excluded)
     upright = rotated_images(store)
     tasks, images = [], {}
     for iid, rs in grouped.items():
@@ -149,8 +172,14 @@ def make_plan(rows: list[dict[str, Any]], store: Path, excludes: ExcludeList) ->
         images[iid] = meta
         rotation = None if iid in upright else rs[0].get("rotation")
         tasks.append(RenderTask(iid, str(store_image_path(store, iid)), rotation, tuple(samples)))
-    names = {str(r["label_mid"]): str(r["label_name"]) for rs in grouped.values() for r in rs}
-    return Plan(tasks, images, make_classes(names), excluded)
+    return Plan(tasks, images, make_classes(_names(lp, grouped)), excluded, task,
+                lp.labels, dict(lp.background))  # fmt: skip
+
+
+def _names(lp: LabelPlan, grouped: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    if lp.labels:
+        return lp.names
+    return {str(r["label_mid"]): str(r["label_name"]) for rs in grouped.values() for r in rs}
 
 
 _UNSAFE: Final = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f]')
