@@ -66,7 +66,8 @@ def _class_table(asm: Assembly) -> list[str]:
     lines = [head, "|" + "---|" * (4 + len(DATASET_SPLITS))]
     for c in asm.classes:
         per = " | ".join(str(counts[(c.mid, sp)]) for sp in DATASET_SPLITS)
-        lines.append(f"| {c.index} | {_cell(c.name)} | `{c.folder}` | `{c.mid}` | {per} |")
+        mid = f"`{c.mid}`" if c.mid else "none (added negatives)"
+        lines.append(f"| {c.index} | {_cell(c.name)} | `{c.folder}` | {mid} | {per} |")
     totals = Counter(s.split for s in asm.samples)
     lines.append("| | **total** | | | " + " | ".join(str(totals[s]) for s in DATASET_SPLITS) + " |")
     return lines
@@ -89,8 +90,8 @@ def _multi_class_table(asm: Assembly) -> list[str]:
             cells.append(f"{pos} / {neg} / {photos[sp] - pos - neg}")
         lines.append(f"| {c.index} | {_cell(c.name)} | `{c.mid}` | {' | '.join(cells)} |")
     lines.append("| | **photos** | | " + " | ".join(str(photos[s]) for s in DATASET_SPLITS) + " |")
-    return [*lines, "", "+ verified present, − verified absent, ? unknown (nobody checked; "
-            "machine labels count as unknown)."]  # fmt: skip
+    return [*lines, "", "`+` verified present, `−` verified absent, `?` unknown (nobody "
+            "checked; machine labels count as unknown)."]  # fmt: skip
 
 
 def _cell(text: str) -> str:
