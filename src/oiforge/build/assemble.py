@@ -20,8 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from oiforge.build.labels import ImageLabels
-from oiforge.build.plan import Exclusion, ImageMeta, Plan, reindex
+from oiforge.build.plan import Exclusion, ImageLabels, ImageMeta, Plan, reindex
 from oiforge.build.records import OK, Box, ImageRecord, SampleResult, SampleTask
 from oiforge.contracts import DATASET_SPLITS
 from oiforge.contracts.dataset import ClassInfo

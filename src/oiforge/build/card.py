@@ -18,7 +18,7 @@ import io
 import json
 import os
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -71,6 +71,29 @@ def _class_table(asm: Assembly) -> list[str]:
     totals = Counter(s.split for s in asm.samples)
     lines.append("| | **total** | | | " + " | ".join(str(totals[s]) for s in DATASET_SPLITS) + " |")
     return lines
+
+
+def negatives_words(made: Mapping[str, object], background: Mapping[str, int]) -> list[str]:
+    """The card's plain-words account of where the negatives came from."""
+    lines = []
+    if made.get("multi_label") == "multi":
+        down = " and expanded down the class hierarchy" if made.get("expand_up") else ""
+        lines.append(
+            "- Negatives of the selected photos: labels a person verified as *not* in the "
+            f"photo (Open Images human-verified labels with Confidence 0){down}."
+        )
+    if background:
+        kinds = {"verification": "humans verified as not showing the classes",
+                 "random": "drawn at random among photos with no positive label of the "
+                           "classes or their sub-classes (nobody checked them)"}  # fmt: skip
+        for source, n in sorted(background.items()):
+            lines.append(f"- {n} photos added as negatives: {kinds.get(source, source)}.")
+    if made.get("min_confidence") is not None:
+        lines.append(
+            f"- Machine labels at confidence >= {made['min_confidence']} that no person "
+            "verified are kept apart (`machine`), never counted as verified."
+        )
+    return lines or ["- No negatives: only the photos' verified positive labels."]
 
 
 def _multi_class_table(asm: Assembly) -> list[str]:

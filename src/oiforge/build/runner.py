@@ -19,7 +19,13 @@ from typing import Any
 from oiforge.atomic import replace_dir
 from oiforge.build.assemble import Assembly, assemble
 from oiforge.build.cache import CACHE_NAME, prepare_cache, sample_path, staging_dir
-from oiforge.build.card import CardInfo, write_attribution, write_card, write_contact_sheet
+from oiforge.build.card import (
+    CardInfo,
+    negatives_words,
+    write_attribution,
+    write_card,
+    write_contact_sheet,
+)
 from oiforge.build.export import (
     write_excluded,
     write_folders,
@@ -27,7 +33,6 @@ from oiforge.build.export import (
     write_parquet,
     write_shards,
 )
-from oiforge.build.labels import negatives_source, negatives_words
 from oiforge.build.lock import (
     LOCK_NAME,
     compare,
@@ -38,7 +43,7 @@ from oiforge.build.lock import (
     top_hash,
     write_lock,
 )
-from oiforge.build.plan import Plan, make_plan, read_selection
+from oiforge.build.plan import Plan, make_plan, negatives_source, read_selection
 from oiforge.build.pool import Progress, render_all
 from oiforge.build.records import RenderOptions
 from oiforge.contracts.dataset import write_classes
