@@ -146,3 +146,25 @@ def test_a_resplit_keeps_every_photo_in_one_split(
     assert all(sorted(want[r["image_id"]]["labels"]) == sorted(r["labels"]) for r in rows)
     excluded = json.dumps(read_classes(out).details)  # type: ignore[union-attr]
     assert '"expand_up": true' in excluded
+
+
+def test_oiforge_run_honours_build_task(
+    mirror: Any, sample_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    import oiforge
+
+    monkeypatch.setenv("OIFORGE_MIRROR", mirror.url)
+    monkeypatch.chdir(tmp_path)
+    facts = json.loads((sample_root / "sample.json").read_text())["multilabel"]
+    spec = {"name": "foods", "select": {"classes": [c["name"] for c in facts["classes"]],
+            "multi_label": "multi", "splits": ["validation", "test"]},
+            "build": {"task": "multilabel", "size": 48}}  # fmt: skip
+    (tmp_path / "foods.yaml").write_text(yaml.safe_dump(spec))
+    oiforge.run("foods.yaml", until="build")
+    out = tmp_path / "foods" / "dataset"
+    classes = read_classes(out)
+    assert classes is not None and classes.task == "multilabel"
+    assert (out / "parquet").is_dir() and not (out / "val").exists()
+    assert "negatives" in read_manifest(out).column_names
