@@ -36,6 +36,7 @@ NegativesMode = Literal["none", "verified", "random", "both"]
 TaskName = Literal["singlelabel", "multilabel"]
 #: The formats a ``multilabel`` build can write (class folders hold one class a photo).
 MULTILABEL_FORMATS = ("parquet", "webdataset")
+TtaName = Literal["none", "flip", "multi-crop"]
 
 
 class _Frozen(BaseModel):
@@ -259,10 +260,13 @@ class EvaluateSpec(_Frozen):
     batch_size: int = Field(default=64, ge=1)
     workers: int = Field(default=2, ge=0)
     worst: int = Field(default=12, ge=0)
+    tta: TtaName = "none"  # test-time augmentation: none | flip | multi-crop
 
 
 class ExportSpec(_Frozen):
-    """The spec's ``export:`` section: ``oiforge export`` has no option the runner leaves open."""
+    """The spec's ``export:`` section (``oiforge export``)."""
+
+    tta: TtaName = "none"  # test-time augmentation inside the ONNX graph
 
 
 class PresentSpec(_Frozen):
