@@ -200,6 +200,6 @@ def render_images(
     """
     opts = RenderOptions.from_spec(spec)
     check_cache(cache, opts)
-    plan = make_plan(read_selection(selection), store, exclude or ExcludeList())
+    plan = make_plan(read_selection(selection), store, exclude or ExcludeList(), spec.task)
     records, reused = render_all(plan.tasks, opts, cache, workers, progress, run=run)
     return RenderedImages(records, reused)

@@ -19,7 +19,13 @@ from typing import Any
 from oiforge.atomic import replace_dir
 from oiforge.build.assemble import Assembly, assemble
 from oiforge.build.cache import CACHE_NAME, prepare_cache, sample_path, staging_dir
-from oiforge.build.card import CardInfo, write_attribution, write_card, write_contact_sheet
+from oiforge.build.card import (
+    CardInfo,
+    negatives_words,
+    write_attribution,
+    write_card,
+    write_contact_sheet,
+)
 from oiforge.build.export import (
     write_excluded,
     write_folders,
@@ -37,12 +43,12 @@ from oiforge.build.lock import (
     top_hash,
     write_lock,
 )
-from oiforge.build.plan import make_plan, read_selection
+from oiforge.build.plan import Plan, make_plan, negatives_source, read_selection
 from oiforge.build.pool import Progress, render_all
 from oiforge.build.records import RenderOptions
 from oiforge.contracts.dataset import write_classes
 from oiforge.contracts.excludes import ExcludeList
-from oiforge.contracts.selection import selection_version
+from oiforge.contracts.selection import selection_labels, selection_version
 from oiforge.errors import ChecksumError, InvalidInputError
 from oiforge.spec import BuildSpec
 
@@ -116,20 +122,47 @@ def _export(root: Path, asm: Assembly, inputs: BuildInputs, cache: Path) -> list
     def source(key: str) -> Path:
         return sample_path(cache, key)
 
-    spec = inputs.spec
+    spec, task = inputs.spec, inputs.spec.task
     where: dict[str, dict[str, str]] = {}
     if "folders" in spec.formats:
         where["folders"] = write_folders(root, asm.samples, source)
     if "webdataset" in spec.formats:
         where["webdataset"] = write_shards(root, asm.samples, source, spec.shard_size)
     if "parquet" in spec.formats:
-        where["parquet"] = write_parquet(root, asm.samples, source, asm.classes)
-    rows = write_manifest(root, asm.samples, where)
+        where["parquet"] = write_parquet(root, asm.samples, source, asm.classes, task)
+    rows = write_manifest(root, asm.samples, where, task)
     write_excluded(root, asm.excluded)
-    write_classes(root, asm.classes)
+    write_classes(
+        root, asm.classes, task, _class_details(inputs) if task != "singlelabel" else None
+    )
     write_attribution(root, rows)
     write_contact_sheet(root, asm.classes, asm.samples, source)
     return rows
+
+
+def _class_details(inputs: BuildInputs) -> dict[str, object]:
+    """How a multilabel dataset's labels were made (from the selection's labels metadata)."""
+    made = selection_labels(inputs.selection) or {}
+    return {
+        "expand_up": bool(made.get("expand_up", False)),
+        "negatives_source": negatives_source(made),
+        "min_confidence": made.get("min_confidence"),
+    }
+
+
+def _label_notes(inputs: BuildInputs, plan: Plan) -> tuple[str, ...]:
+    """The card's "Labels" section (empty for a plain single-label selection)."""
+    made = selection_labels(inputs.selection)
+    if inputs.spec.task == "singlelabel" and not plan.background:
+        return ()
+    task = (
+        "**multilabel**: one sample per photo; `manifest.parquet` lists its verified "
+        "positives (`labels`), verified negatives (`negatives`) and unverified machine labels "
+        "(`machine`); every other class is unknown for that photo, never a negative."
+        if inputs.spec.task == "multilabel"
+        else "**singlelabel**: one class per sample."
+    )
+    return (f"Task: {task}", "", *negatives_words(made or {}, plan.background))
 
 
 def _known_hashes(asm: Assembly, inputs: BuildInputs) -> dict[str, str]:
@@ -188,7 +221,9 @@ def build_dataset(inputs: BuildInputs, progress: Progress | None = None) -> Buil
     check_out_dir(out)
     if inputs.version == "unknown":
         inputs = replace(inputs, version=selection_version(inputs.selection) or "unknown")
-    plan = make_plan(read_selection(inputs.selection), inputs.store, inputs.exclude)
+    plan = make_plan(
+        read_selection(inputs.selection), inputs.store, inputs.exclude, inputs.spec.task
+    )
     staging = staging_dir(out)
     cache = staging / CACHE_NAME
     opts = RenderOptions.from_spec(inputs.spec)
@@ -203,7 +238,9 @@ def build_dataset(inputs: BuildInputs, progress: Progress | None = None) -> Buil
     clock.lap("assemble")
     _export(staging, asm, inputs, cache)
     selection_sha = file_sha256(inputs.selection)
-    info = CardInfo(inputs.name, inputs.version, inputs.spec, selection_sha)
+    info = CardInfo(
+        inputs.name, inputs.version, inputs.spec, selection_sha, _label_notes(inputs, plan)
+    )
     write_card(staging, asm, info, list(inputs.spec.formats))
     clock.lap("export")
     lock = _lock(staging, asm, inputs, selection_sha)

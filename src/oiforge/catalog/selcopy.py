@@ -26,7 +26,6 @@ for the (rare) machine-label rows instead.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import logging
@@ -45,7 +44,7 @@ import pyarrow.parquet as pq
 
 from oiforge.arrays import from_numpy, hex16, run_starts, to_numpy
 from oiforge.atomic import atomic_open
-from oiforge.catalog.ingest import COLUMNS, files_change
+from oiforge.catalog.ingest import COLUMNS, bound_memory, files_change
 from oiforge.catalog.rowrules import (
     BOX_COLS,
     COORDS,
@@ -321,9 +320,8 @@ def _build(
         f"ORDER BY {', '.join(order)}"
     )
     files_change(con)
-    with contextlib.suppress(duckdb.Error):  # spill beside the cache, not into the cwd
-        con.execute(f"SET temp_directory = {_q(str(out.parent / '.duckdb-spill'))}")
-    with atomic_open(out, "wb") as fh:
+    # spill beside the cache (not into the cwd) once it holds half the memory available
+    with bound_memory(con, out.parent / ".duckdb-spill"), atomic_open(out, "wb") as fh:
         _write_by_class(con.sql(sql).to_arrow_reader(_BATCH_ROWS), fh, stamp)
     log.info("built selection copy %s", out)
 
