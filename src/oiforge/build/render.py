@@ -245,6 +245,6 @@ def run_batch(
     records = [process_image(t, opts, folder, writer.write) for t in tasks]
     for record in records:
         record.run = run
-    writer.flush()  # samples on disk before the journal says they are
-    append_records(folder, records)
+    writer.flush()  # samples written (and the last batch's journal synced) before the journal
+    append_records(folder, records, writer)  # says they are; synced while the next one renders
     return records
