@@ -200,7 +200,8 @@ def build_dataset(inputs: BuildInputs, progress: Progress | None = None) -> Buil
     if inputs.version == "unknown":
         inputs = replace(inputs, version=selection_version(inputs.selection) or "unknown")
     rows = read_selection(inputs.selection)
-    start_workers_early(len(rows), inputs.workers)
+    if inputs.trusted_run is None:  # a sharded build's final pass finds its images rendered
+        start_workers_early(len(rows), inputs.workers)
     plan = make_plan(rows, inputs.store, inputs.exclude)
     staging = staging_dir(out)
     cache = staging / CACHE_NAME
