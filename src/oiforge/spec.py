@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -29,10 +29,34 @@ from oiforge.errors import SpecError
 
 VERSIONS = ("v1", "v2", "v3", "v4", "v5", "v6", "v7")
 FlagRule = Literal["keep", "drop", "only"]
+NegativesMode = Literal["none", "verified", "random", "both"]
+TaskName = Literal["singlelabel", "multilabel"]
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: keys added after datasets were first built, with their defaults: a key at its default
+    #: is left out of the canonical form (:meth:`canonical`), so the hash of a spec that does
+    #: not use it, and the files that record it (selection, card, lock), stay byte-identical.
+    ADDED_LATER: ClassVar[dict[str, Any]] = {}
+
+    def canonical(self) -> dict[str, Any]:
+        """The JSON form that hashes and records use (see ``ADDED_LATER``)."""
+        data = self.model_dump(mode="json")
+        for key in self.ADDED_LATER:
+            if getattr(self, key) == self.ADDED_LATER[key]:
+                del data[key]
+        for key, value in self:
+            if isinstance(value, _Frozen):
+                data[key] = value.canonical()
+        return data
+
+
+def canonical_hash(spec: _Frozen) -> str:
+    """SHA-256 (first 16 hex) of the canonical JSON of a spec or one of its sections."""
+    canon = json.dumps(spec.canonical(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()[:16]
 
 
 class ClassSpec(_Frozen):
@@ -68,6 +92,22 @@ class SelectSpec(_Frozen):
     balanced: bool = False  # cap every class at the smallest class's count
     seed: int = 0
     multi_label: Literal["drop", "keep-first", "multi"] = "drop"
+    #: ``multi``: a verified positive also counts for every selected ancestor class, a
+    #: verified negative for every selected descendant (the official metric's expansion)
+    expand_up: bool = False
+    #: add images without the classes ("X vs not X"): humans verified them as not showing a
+    #: class (``verified``), drawn from images with no positive label of any selected class
+    #: or its sub-classes (``random``), or verified first and random for the rest (``both``)
+    negatives: NegativesMode = "none"
+    negatives_ratio: float = Field(default=1.0, gt=0)  # negatives per split: ratio x positives
+    negatives_class: str | None = None  # their class name (default "not <class>")
+
+    ADDED_LATER: ClassVar[dict[str, Any]] = {
+        "expand_up": False,
+        "negatives": "none",
+        "negatives_ratio": 1.0,
+        "negatives_class": None,
+    }
 
     @field_validator("classes", mode="before")
     @classmethod
@@ -82,7 +122,23 @@ class SelectSpec(_Frozen):
             raise ValueError("select at least one class")
         if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError("min_confidence must be within [0, 1]")
+        if self.expand_up and self.multi_label != "multi":
+            raise ValueError("expand_up needs multi_label: multi (a photo gets several labels)")
+        if self.negatives != "none" and self.label_mode != "image":
+            raise ValueError("negatives are whole photos: use label_mode image")
+        if self.negatives_class is not None and not self.negatives_class.strip():
+            raise ValueError("negatives_class must not be empty")
         return self
+
+    def negatives_name(self) -> str:
+        """The class name of the added negatives: ``negatives_class``, or ``not <class>``
+        (``not <A> or <B>`` for a few classes, ``none of the N classes`` for many)."""
+        if self.negatives_class is not None:
+            return self.negatives_class.strip()
+        names = [c.rename or c.name for c in self.classes]
+        if len(names) <= 3:
+            return "not " + " or ".join(names)
+        return f"none of the {len(names)} classes"
 
 
 class DownloadSpec(_Frozen):
@@ -101,6 +157,9 @@ class DownloadSpec(_Frozen):
 class BuildSpec(_Frozen):
     """How the dataset is built (``oiforge build``)."""
 
+    #: ``singlelabel``: one class per sample (class folders work); ``multilabel``: one sample
+    #: per photo with its verified positive and negative labels (Parquet, WebDataset)
+    task: TaskName = "singlelabel"
     formats: tuple[Literal["folders", "webdataset", "parquet"], ...] = ("folders",)
     size: int = Field(default=256, ge=16)
     aspect: Literal["keep", "square-pad", "square-crop"] = "keep"
@@ -114,6 +173,16 @@ class BuildSpec(_Frozen):
     near_duplicate_distance: int = Field(default=4, ge=0, le=64)
     shard_size: int = Field(default=1000, ge=1)
     max_pixels: int = Field(default=64_000_000, ge=1)  # larger images are decompression bombs
+
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"task": "singlelabel"}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _multilabel_formats(cls, data: Any) -> Any:
+        """A multi-label build without formats named writes Parquet (folders cannot hold it)."""
+        if isinstance(data, dict) and data.get("task") == "multilabel" and "formats" not in data:
+            return {**data, "formats": ("parquet",)}
+        return data
 
     @model_validator(mode="after")
     def _check_build(self) -> BuildSpec:
@@ -146,9 +215,8 @@ class DatasetSpec(_Frozen):
         return data
 
     def spec_hash(self) -> str:
-        """SHA-256 (first 16 hex) of the canonical JSON of the spec."""
-        canon = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canon.encode()).hexdigest()[:16]
+        """SHA-256 (first 16 hex) of the canonical JSON of the spec (:meth:`canonical`)."""
+        return canonical_hash(self)
 
 
 def load_spec(path: str | Path) -> DatasetSpec:

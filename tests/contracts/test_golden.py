@@ -23,6 +23,7 @@ from oiforge.contracts import (
     Preprocessing,
     journal_path,
     manifest_schema,
+    selection_schema,
     write_classes,
     write_labels,
 )
@@ -44,10 +45,11 @@ def test_schemas_match_golden(tmp_path: Path) -> None:
         table = [f"{r[1]}: {r[2]}" for r in db.execute("PRAGMA table_info(journal)")]
     doc = {
         "selection.parquet": _columns(SELECTION_SCHEMA),
+        "selection.parquet with roles": _columns(selection_schema(with_roles=True)),
         "journal (arrow)": _columns(JOURNAL_SCHEMA),
         "journal (sqlite)": table,
-        "manifest.parquet single_label": _columns(manifest_schema("single_label")),
-        "manifest.parquet multi_label": _columns(manifest_schema("multi_label")),
+        "manifest.parquet singlelabel": _columns(manifest_schema("singlelabel")),
+        "manifest.parquet multilabel": _columns(manifest_schema("multilabel")),
     }
     check_text("contracts_schemas.json", json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     assert [r.split(":")[0] for r in table] == JOURNAL_SCHEMA.names
@@ -56,6 +58,14 @@ def test_schemas_match_golden(tmp_path: Path) -> None:
 def test_classes_json_bytes(tmp_path: Path) -> None:
     write_classes(tmp_path, CLASSES)
     check_text("contracts_classes.json", (tmp_path / "classes.json").read_text(encoding="utf-8"))
+    details = {
+        "expand_up": True,
+        "negatives_source": "human-verified image labels (Confidence 0)",
+        "min_confidence": 0.7,
+    }
+    write_classes(tmp_path, CLASSES, "multilabel", details)
+    text = (tmp_path / "classes.json").read_text(encoding="utf-8")
+    check_text("contracts_classes_multilabel.json", text)
 
 
 def test_labels_json_bytes_before_and_after_export(tmp_path: Path) -> None:

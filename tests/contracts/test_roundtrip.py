@@ -112,12 +112,14 @@ def test_manifest_and_classes_roundtrip(tmp_path: Path) -> None:
     assert read_classes(tmp_path / "none") is None
 
 
-def test_classes_json_reads_the_multi_label_form(tmp_path: Path) -> None:
-    """The planned multi-label form (an object with ``task``) already reads."""
+def test_classes_json_reads_the_multilabel_form(tmp_path: Path) -> None:
+    """The multi-label form: an object with ``task``, the classes and how labels were made."""
     classes = (ClassInfo(0, "Cat", "Cat", "/m/01yrx"),)
-    write_classes(tmp_path, classes, task="multi_label")
-    assert json.loads((tmp_path / "classes.json").read_text())["task"] == "multi_label"
-    assert read_classes(tmp_path) == DatasetClasses(classes, "multi_label")
+    details = {"expand_up": True, "negatives_source": "verified", "min_confidence": None}
+    write_classes(tmp_path, classes, task="multilabel", details=details)
+    doc = json.loads((tmp_path / "classes.json").read_text())
+    assert doc == {"task": "multilabel", "classes": [classes[0].to_dict()], **details}
+    assert read_classes(tmp_path) == DatasetClasses(classes, "multilabel", details)
     (tmp_path / "classes.json").write_text('{"task": "detection", "classes": []}')
     with pytest.raises(MalformedFileError, match="unknown task"):
         read_classes(tmp_path)

@@ -11,8 +11,6 @@ reported under the class the spec names).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Iterable
 
@@ -28,17 +26,14 @@ from oiforge.catalog.selcopy import attach, ensure_copies, register_views
 from oiforge.catalog.selectsql import Target, selection_sql
 from oiforge.contracts.selection import SPLITS, Selection, conform_selection
 from oiforge.errors import SpecError
-from oiforge.spec import DatasetSpec, SelectSpec
+from oiforge.spec import DatasetSpec, SelectSpec, canonical_hash
 
 log = logging.getLogger(__name__)
 
 
 def spec_hash_of(spec: SelectSpec | DatasetSpec) -> str:
     """The spec's hash: ``DatasetSpec.spec_hash()``, or the same recipe over a ``SelectSpec``."""
-    if isinstance(spec, DatasetSpec):
-        return spec.spec_hash()
-    canon = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canon.encode()).hexdigest()[:16]
+    return canonical_hash(spec)
 
 
 def select(

@@ -9,20 +9,24 @@
 The build writes both (:func:`write_manifest`, :func:`write_classes`); training and
 evaluation read them (:func:`read_manifest`, :func:`read_classes`).
 
-Tasks: every dataset today is ``single_label`` (one class per sample: ``class_index`` and
-friends; ``classes.json`` is a JSON list). A ``multi_label`` dataset (one sample per image)
-is planned: its manifest replaces the single class columns by the list columns of
-:data:`MULTI_LABEL_COLUMNS` (``labels``: verified positives, ``negatives``: verified
-negatives; anything in neither is unknown) and its ``classes.json`` is an object
-``{"task": "multi_label", "classes": [...]}``. The readers already tell the two apart; no
-writer produces ``multi_label`` yet.
+Tasks (``oiforge build --task``):
+
+- ``singlelabel``: one class per sample (``class_index`` and friends); ``classes.json`` is a
+  JSON list.
+- ``multilabel``: one sample per photo; the manifest replaces the single class columns by the
+  list columns of :data:`MULTI_LABEL_COLUMNS` (label MIDs): ``labels`` (human-verified
+  positives), ``negatives`` (human-verified negatives) and ``machine`` (machine labels at the
+  selection's ``min_confidence`` that no human verified; empty without it). A class in none
+  of them is *unknown* for that photo: nobody checked, so it is never a negative.
+  ``classes.json`` is an object ``{"task": "multilabel", "classes": [...], "expand_up":
+  bool, "negatives_source": "...", "min_confidence": ...}``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -39,8 +43,8 @@ DATASET_SPLIT_OF: Final = {"train": "train", "validation": "val", "test": "test"
 MANIFEST_NAME: Final = "manifest.parquet"
 CLASSES_NAME: Final = "classes.json"
 
-Task = Literal["single_label", "multi_label"]
-TASKS: Final[tuple[Task, ...]] = ("single_label", "multi_label")
+Task = Literal["singlelabel", "multilabel"]
+TASKS: Final[tuple[Task, ...]] = ("singlelabel", "multilabel")
 
 
 @dataclass(frozen=True)
@@ -60,13 +64,16 @@ class ClassInfo:
 
 @dataclass(frozen=True)
 class DatasetClasses:
-    """What ``classes.json`` holds: the classes, in index order, and the dataset's task."""
+    """What ``classes.json`` holds: the classes, in index order, the dataset's task and (a
+    ``multilabel`` dataset) how its labels were made (``expand_up``, ``negatives_source``,
+    ``min_confidence``)."""
 
     classes: tuple[ClassInfo, ...]
-    task: Task = "single_label"
+    task: Task = "singlelabel"
+    details: Mapping[str, object] = field(default_factory=dict)
 
 
-#: The columns of a ``single_label`` manifest.
+#: The columns of a ``singlelabel`` manifest.
 MANIFEST_SCHEMA: Final = pa.schema(
     [
         ("sample_path", pa.string()),
@@ -98,18 +105,19 @@ MANIFEST_SCHEMA: Final = pa.schema(
         ("original_url", pa.string()),
     ]
 )
-#: The single-label class columns a ``multi_label`` manifest does not have ...
+#: The single-label class columns a ``multilabel`` manifest does not have ...
 SINGLE_LABEL_COLUMNS: Final = ("class_index", "class_name", "class_folder", "label_mid")
 #: ... and the list columns (label MIDs) it has instead.
 MULTI_LABEL_COLUMNS: Final = (
     ("labels", pa.list_(pa.string())),
     ("negatives", pa.list_(pa.string())),
+    ("machine", pa.list_(pa.string())),
 )
 
 
-def manifest_schema(task: Task = "single_label") -> pa.Schema:
+def manifest_schema(task: Task = "singlelabel") -> pa.Schema:
     """The manifest's columns for ``task``."""
-    if task == "single_label":
+    if task == "singlelabel":
         return MANIFEST_SCHEMA
     kept = [f for f in MANIFEST_SCHEMA if f.name not in SINGLE_LABEL_COLUMNS]
     at = [f.name for f in kept].index("image_id")
@@ -117,7 +125,7 @@ def manifest_schema(task: Task = "single_label") -> pa.Schema:
 
 
 def write_manifest(
-    root: Path, rows: Sequence[Mapping[str, Any]], task: Task = "single_label"
+    root: Path, rows: Sequence[Mapping[str, Any]], task: Task = "singlelabel"
 ) -> None:
     """``manifest.parquet``: one row per sample (dicts keyed by :func:`manifest_schema`)."""
     table = pa.Table.from_pylist(list(rows), schema=manifest_schema(task))
@@ -140,11 +148,18 @@ def read_manifest(root: Path, columns: Sequence[str] | None = None) -> pa.Table:
     return table
 
 
-def write_classes(root: Path, classes: Sequence[ClassInfo], task: Task = "single_label") -> None:
-    """``classes.json``: a list of :meth:`ClassInfo.to_dict` (an object with ``task`` for
-    any task but ``single_label``)."""
+def write_classes(
+    root: Path,
+    classes: Sequence[ClassInfo],
+    task: Task = "singlelabel",
+    details: Mapping[str, object] | None = None,
+) -> None:
+    """``classes.json``: a list of :meth:`ClassInfo.to_dict`, or for ``multilabel`` an object
+    ``{"task", "classes", **details}`` (``expand_up``, ``negatives_source``, ...)."""
     entries = [c.to_dict() for c in classes]
-    doc: object = entries if task == "single_label" else {"task": task, "classes": entries}
+    doc: object = entries
+    if task != "singlelabel":
+        doc = {"task": task, "classes": entries, **(details or {})}
     text = json.dumps(doc, indent=2, ensure_ascii=False)
     write_text_atomic(root / CLASSES_NAME, text + "\n")
 
@@ -160,6 +175,11 @@ def read_classes(root: Path) -> DatasetClasses | None:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         task, rows = _task_and_rows(doc)
+        details = (
+            {k: v for k, v in doc.items() if k not in ("task", "classes")}
+            if isinstance(doc, dict)
+            else {}
+        )
         classes = [
             ClassInfo(
                 int(r["index"]),
@@ -175,15 +195,15 @@ def read_classes(root: Path) -> DatasetClasses | None:
         ) from exc
     if sorted(c.index for c in classes) != list(range(len(classes))):
         raise MalformedFileError(str(path), "class indexes must be 0..N-1, each once")
-    return DatasetClasses(tuple(sorted(classes, key=lambda c: c.index)), task)
+    return DatasetClasses(tuple(sorted(classes, key=lambda c: c.index)), task, details)
 
 
 def _task_and_rows(doc: object) -> tuple[Task, list[Any]]:
     if isinstance(doc, list):
-        return "single_label", doc
+        return "singlelabel", doc
     if not isinstance(doc, dict) or not isinstance(doc.get("classes"), list):
         raise TypeError("neither a list of classes nor {task, classes}")
-    task = doc.get("task", "single_label")
+    task = doc.get("task", "singlelabel")
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r} (one of {', '.join(TASKS)})")
     return task, doc["classes"]

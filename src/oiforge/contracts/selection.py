@@ -2,6 +2,11 @@
 
 One row per (image, label) in image mode, per (image, box) in box mode, in
 :data:`SELECTION_SCHEMA`, stamped with the Open Images version (:data:`SELECTION_VERSION_KEY`).
+Selections made with ``multi_label: multi`` or ``negatives`` add the column ``role``
+(:func:`selection_schema`): ``positive``, ``negative`` (a human-verified negative of a
+selected photo) or ``background`` (a photo added without the classes, "X vs not X"), and
+the options that shaped their labels (:data:`SELECTION_LABELS_KEY`); without ``role`` every
+row is a positive.
 
 - writer: :class:`Selection` (``select``'s result: the table and its counts) ``.write(path)``;
   :func:`conform_selection` puts any table into the contract's columns and types first.
@@ -12,9 +17,10 @@ One row per (image, label) in image mode, per (image, box) in box mode, in
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -32,6 +38,16 @@ from oiforge.errors import InvalidInputError, MalformedFileError
 SPLITS: Final = ("train", "validation", "test")
 #: Schema metadata key of ``selection.parquet``: the Open Images version it was selected from.
 SELECTION_VERSION_KEY: Final = b"oiforge.open_images_version"
+#: Schema metadata key (selections with ``role``): JSON of the options that shaped the labels
+#: (``multi_label``, ``expand_up``, ``min_confidence``, ``negatives``, ``negatives_ratio``).
+SELECTION_LABELS_KEY: Final = b"oiforge.labels"
+#: ``role`` values: a positive label; a verified negative of a selected photo (human
+#: Confidence 0); a photo added as a negative ("X vs not X": ``source`` is ``verification``
+#: for a verified negative, ``random`` for a photo with no positive label of the classes).
+ROLES: Final = ("positive", "negative", "background")
+POSITIVE, NEGATIVE, BACKGROUND = ROLES
+#: ``source`` of a background row drawn at random (nobody verified it: unknown, not negative).
+RANDOM_SOURCE: Final = "random"
 
 #: A photo's attribution columns, in the order they are shown and written (attribution.json).
 ATTRIBUTION_COLUMNS: Final = (
@@ -84,22 +100,50 @@ SELECTION_SCHEMA: Final = pa.schema(
     ]
 )
 
+ROLE_FIELD: Final = pa.field("role", pa.string())
+
+
+def selection_schema(with_roles: bool = False) -> pa.Schema:
+    """:data:`SELECTION_SCHEMA`, with ``role`` after ``confidence`` when ``with_roles``."""
+    if not with_roles:
+        return SELECTION_SCHEMA
+    return SELECTION_SCHEMA.insert(SELECTION_SCHEMA.get_field_index("confidence") + 1, ROLE_FIELD)
+
+
 #: Columns with few distinct values (the catalog's selection copies share them).
 FEW_VALUES: Final = ("label_mid", "source", "confidence", *BOX_FLAGS, "license", "rotation")
 #: Dictionary pages for those, the rest (URLs, titles, ...) plain: a 625,000-row selection
 #: writes in 0.44 s instead of 0.55 s.
-_DICTIONARY: Final = [*FEW_VALUES, "split", "label_name", "spec_hash"]
+_DICTIONARY: Final = [*FEW_VALUES, "split", "label_name", "spec_hash", "role"]
 #: min/max statistics only for what a reader filters by (on URLs and titles they cost 0.04 s
 #: of the 0.41 s write and prune nothing).
 _STATISTICS: Final = ["label_mid", "label_name", "split", "image_id"]
 
 
-def conform_selection(table: pa.Table, spec_hash: str, version: str) -> pa.Table:
+def conform_selection(
+    table: pa.Table, spec_hash: str, version: str, labels: Mapping[str, object] | None = None
+) -> pa.Table:
     """``table`` (every contract column but ``spec_hash``) in the contract's columns and types,
-    stamped with ``spec_hash`` and the Open Images version (for the lock)."""
+    stamped with ``spec_hash`` and the Open Images version (for the lock).
+
+    ``labels`` (the options that shaped the labels) makes it a selection with ``role``: rows
+    without one are positives.
+    """
+    schema = selection_schema(with_roles=labels is not None)
     table = table.append_column("spec_hash", repeat_string(spec_hash, table.num_rows))
-    table = table.select(SELECTION_SCHEMA.names).cast(SELECTION_SCHEMA)
-    return table.replace_schema_metadata({SELECTION_VERSION_KEY: version.encode()})
+    if labels is not None:
+        role = table.column("role") if "role" in table.column_names else None
+        filled = repeat_string(POSITIVE, table.num_rows)
+        table = _put(table, "role", filled if role is None else pc.fill_null(role, POSITIVE))
+    meta = {SELECTION_VERSION_KEY: version.encode()}
+    if labels is not None:
+        meta[SELECTION_LABELS_KEY] = json.dumps(dict(labels), sort_keys=True).encode()
+    return table.select(schema.names).cast(schema).replace_schema_metadata(meta)
+
+
+def _put(table: pa.Table, name: str, col: pa.Array | pa.ChunkedArray) -> pa.Table:
+    idx = table.schema.get_field_index(name)
+    return table.set_column(idx, name, col) if idx >= 0 else table.append_column(name, col)
 
 
 def write_selection(table: pa.Table, path: str | Path) -> Path:
@@ -114,7 +158,11 @@ def write_selection(table: pa.Table, path: str | Path) -> Path:
 
 @dataclass
 class Selection:
-    """The selected rows (``table`` in ``SELECTION_SCHEMA``) and per-class/per-split counts."""
+    """The selected rows (``table`` in ``SELECTION_SCHEMA``) and per-class/per-split counts.
+
+    Counts are of positive and background rows (a ``role`` column's negatives are counted
+    apart: :attr:`negative_image_counts`).
+    """
 
     table: pa.Table
     spec_hash: str
@@ -130,18 +178,33 @@ class Selection:
         """``{class name: {split: distinct images}}``."""
         return self._per_class_split(distinct_images=True)
 
-    def _per_class_split(self, distinct_images: bool) -> dict[str, dict[str, int]]:
+    @property
+    def has_roles(self) -> bool:
+        return "role" in self.table.column_names
+
+    @property
+    def negative_image_counts(self) -> dict[str, dict[str, int]]:
+        """``{class name: {split: images with a verified negative}}`` (selections with roles)."""
+        return self._per_class_split(distinct_images=True, role=NEGATIVE)
+
+    def _per_class_split(
+        self, distinct_images: bool, role: str | None = None
+    ) -> dict[str, dict[str, int]]:
         """Rows (or distinct ``image_id``) per (class, split), with hash kernels and NumPy:
         ``Table.group_by`` runs on Acero, whose import pulls in pyarrow.dataset and pandas
         (~0.25 s of a CLI select that needs neither)."""
         out = {c: dict.fromkeys(SPLITS, 0) for c in self.classes}
-        if not self.table.num_rows:
+        table = self.table
+        if self.has_roles:
+            wanted = pc.fill_null(pc.equal(table.column("role"), NEGATIVE), False)
+            table = table.filter(wanted if role == NEGATIVE else pc.invert(wanted))
+        if not table.num_rows:
             return out
-        names, name_idx = _codes(self.table.column("label_name"))
-        splits, split_idx = _codes(self.table.column("split"))
+        names, name_idx = _codes(table.column("label_name"))
+        splits, split_idx = _codes(table.column("split"))
         group = name_idx * len(splits) + split_idx
         if distinct_images:
-            group = _first_of_each_image(group, self.table.column("image_id"))
+            group = _first_of_each_image(group, table.column("image_id"))
         n = np.bincount(group, minlength=len(names) * len(splits))
         for g in np.flatnonzero(n).tolist():
             name, split = names[g // len(splits)], splits[g % len(splits)]
@@ -204,7 +267,7 @@ def read_selection_table(
     """The contract's columns (or ``columns`` of them) that the file has; ``required`` ones
     must be there."""
     pf = open_selection(path)
-    wanted = SELECTION_SCHEMA.names if columns is None else columns
+    wanted = selection_schema(with_roles=True).names if columns is None else columns
     try:
         table = pf.read(columns=[c for c in wanted if c in pf.schema_arrow.names])
     except (pa.ArrowException, OSError) as exc:
@@ -223,6 +286,23 @@ def selection_version(path: str | Path) -> str | None:
         return None
     value = meta.get(SELECTION_VERSION_KEY)
     return value.decode() if value else None
+
+
+def selection_labels(path: str | Path) -> dict[str, object] | None:
+    """The options that shaped a selection's labels (:data:`SELECTION_LABELS_KEY`), or None
+    for a selection without ``role``."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (pa.ArrowException, OSError):  # the readers name the problem
+        return None
+    value = meta.get(SELECTION_LABELS_KEY)
+    if not value:
+        return None
+    try:
+        doc = json.loads(value)
+    except ValueError as exc:
+        raise MalformedFileError(str(path), f"unreadable {SELECTION_LABELS_KEY.decode()}") from exc
+    return doc if isinstance(doc, dict) else None
 
 
 def count_selected_images(path: str | Path) -> int:

@@ -416,7 +416,7 @@ def find_spec(selection: SelectionFacts, given: Path | None) -> SelectionFacts:
     """Attach the spec YAML whose hash selection.parquet carries (``--spec``, or beside it)."""
     from dataclasses import replace
 
-    from oiforge.spec import load_spec
+    from oiforge.spec import canonical_hash, load_spec
 
     candidates = [given] if given else sorted(selection.path.parent.glob("*.y*ml"))
     for path in candidates:
@@ -426,10 +426,7 @@ def find_spec(selection: SelectionFacts, given: Path | None) -> SelectionFacts:
             if given:
                 raise
             continue
-        select_only = json.dumps(
-            spec.select.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
-        )
-        hashes = {spec.spec_hash(), hashlib.sha256(select_only.encode()).hexdigest()[:16]}
+        hashes = {spec.spec_hash(), canonical_hash(spec.select)}
         if given or selection.spec_hash in hashes:
             section = spec.select.model_dump(mode="json")
             section["hash_matches"] = selection.spec_hash in hashes
