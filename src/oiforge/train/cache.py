@@ -93,7 +93,7 @@ def cache_key(
     for s in samples:
         st = Path(s.path).stat()
         digest.update(f"{s.path}\0{s.offset}\0{s.size}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-        digest.update(f"{s.label}\n".encode())
+        digest.update(f"{s.label_key}\n".encode())
     return digest.hexdigest()
 
 
@@ -260,7 +260,7 @@ def activation_feeder(
 ) -> Feeder:
     """Batches of cached activations: each epoch takes one seeded-random view per image
     (``train.x`` is (images, views, ...) when ``views`` > 1)."""
-    labels = train.y.tolist()
+    labels = train.y
 
     def train_batches(epoch: int) -> Iterable[Inputs]:
         gen = epoch_generator(seed, epoch)
@@ -290,7 +290,7 @@ def feature_feeder(
     seed: int,
 ) -> Feeder:  # fmt: skip
     """Batches of cached features (the MLP head), seeded by (seed, epoch)."""
-    labels = train.y.tolist()
+    labels = train.y
     bs = batch_size
 
     def train_batches(epoch: int) -> Iterable[Inputs]:
@@ -319,7 +319,7 @@ def start_from_probe(
         return
     plain = train.x[:, 0] if views > 1 else train.x
     feats, val_feats = tail_features(tail, plain), tail_features(tail, val.x)
-    weights = loss_weights(train.y.tolist(), head.out_features, balance)
+    weights = loss_weights(train.y, head.out_features, balance)
     fitting = fit_probe(
         feats, train.y, groups, val_feats, val.y, class_weight=weights, seed=seed,
         max_rounds=rounds,

@@ -13,7 +13,9 @@
    - ``scratch``: images, a small CNN from random weights;
    - ``auto``: the candidates of ``auto.py``, each one of the above.
 3. The optimizer (AdamW, backbone and head groups), the loss (cross-entropy with label
-   smoothing and optional class weights), the learning-rate schedule.
+   smoothing and optional class weights; multi-label: binary cross-entropy or the asymmetric
+   loss over the verified labels only, optional positive weights), the learning-rate
+   schedule.
 4. The epoch loop: train, validate, keep the best (``--monitor``, never before
    ``--min-epochs`` unless nothing better exists), checkpoint, stop early or on a budget.
 
@@ -51,10 +53,18 @@ from oiforge.train.cache import (
     start_from_probe,
 )
 from oiforge.train.config import DEFAULT_MODEL, SCRATCH_MODEL, TrainConfig
-from oiforge.train.dataset import DatasetIndex, open_dataset
+from oiforge.train.dataset import UNKNOWN, DatasetIndex, open_dataset
 from oiforge.train.ddp import Dist, all_reduce_sums, any_rank, gather_lists, wrap
 from oiforge.train.events import EpochEnd, Event, Finished, Notice, PhaseStart, Step
-from oiforge.train.heads import ROUND_ITERS, fit_probe
+from oiforge.train.heads import (
+    ROUND_ITERS,
+    MultiLabelLoss,
+    choose_thresholds,
+    fit_probe,
+    hits,
+    mean_average_precision,
+    probabilities,
+)
 from oiforge.train.images import (
     Feeder,
     FeedOptions,
@@ -63,7 +73,9 @@ from oiforge.train.images import (
     describe_survey,
     image_feeder,
     loss_weights,
+    positive_weights,
     survey_inputs,
+    targets_of,
 )
 from oiforge.train.models import (
     Tail,
@@ -84,6 +96,7 @@ from oiforge.train.rundir import (
     plot_curves,
     prepare_run_dir,
     save_checkpoint,
+    set_thresholds,
     write_config,
     write_json,
     write_labels,
@@ -124,7 +137,12 @@ class Outcome:
 
 def resolve_config(config: TrainConfig, index: DatasetIndex) -> TrainConfig:
     """Fill in what the dataset and the mode decide."""
-    changes: dict[str, object] = {"num_classes": len(index.classes)}
+    changes: dict[str, object] = {"num_classes": len(index.classes), "task": index.task}
+    if not index.multilabel and config.loss != "bce":
+        raise InvalidInputError(
+            f"--loss {config.loss} is for multi-label datasets; {index.root} is single-label "
+            "(it trains with cross-entropy)"
+        )
     if config.lr is None and config.mode != "auto":  # auto: per candidate (auto.py)
         changes["lr"] = DEFAULT_LR[config.mode]
     if config.mode == "scratch":
@@ -154,7 +172,9 @@ def pick_device(name: str) -> torch.device:
 
 def resolve_run(config: TrainConfig) -> tuple[TrainConfig, DatasetIndex]:
     """The dataset's index and the config with everything it decides filled in."""
-    index = open_dataset(config.dataset, config.val_fraction, config.seed)
+    index = open_dataset(
+        config.dataset, config.val_fraction, config.seed, config.unknown_as_negative
+    )
     return resolve_config(config, index), index
 
 
@@ -232,7 +252,7 @@ def train_one(
     run = Path(config.out)
     if d.is_main:
         write_config(run, config)
-        write_labels(run, index.classes, preprocessing)
+        write_labels(run, index.classes, preprocessing, config.task)
     model = build_model(config, pretrained=config.pretrained).to(device)
     setup = Setup(config, index, model, preprocessing, device, has_checkpoint, val_probs, d)
     if config.mode == "probe":
@@ -245,8 +265,8 @@ def train_one(
     feeder = image_feeder(
         _feed_options(config), train, val, preprocessing, device.type == "cuda", d
     )
-    labels = [s.label for s in train]
-    return (yield from _fit(setup, feeder, list(backbone_parameters(model)), labels))
+    targets = targets_of(train)
+    return (yield from _fit(setup, feeder, list(backbone_parameters(model)), targets))
 
 
 @dataclass(frozen=True)
@@ -267,15 +287,16 @@ def _fit(
     s: Setup,
     feeder: Feeder,
     backbone: Sequence[nn.Parameter],
-    labels: Sequence[int],
+    targets: torch.Tensor,
     module: nn.Module | None = None,
 ) -> Generator[Event, None, Outcome]:
     """Optimizer, loss, the checkpoint to resume from, then the epoch loop. ``module``: what
-    trains when it is not the whole model (on one rank: its inputs were sharded already)."""
+    trains when it is not the whole model (on one rank: its inputs were sharded already).
+    ``targets``: the training targets (the loss's class or positive weights)."""
     optimizer = create_optimizer(backbone, get_head(s.model), s.config)
     checkpoint = Path(s.config.out) / CHECKPOINT_FILE
     state = load_checkpoint(checkpoint, s.model, optimizer) if s.has_checkpoint else None
-    loss_fn = create_loss(s.config, labels)
+    loss_fn = create_loss(s.config, targets)
     d = s.d if module is None else Dist()
     parts = Parts(s.config, s.model, feeder, optimizer, s.device, loss_fn, d, module=module)
     return (yield from fit(parts, state or LoopState(), s.val_probs))
@@ -342,7 +363,7 @@ def _train_probe(s: Setup) -> Generator[Event, None, Outcome | None]:
         train, val, batch_size=config.batch_size, num_classes=config.num_classes,
         balance=config.balance, seed=config.seed,
     )  # fmt: skip
-    return (yield from _fit(s, feeder, [], train.y.tolist(), module=head))
+    return (yield from _fit(s, feeder, [], train.y, module=head))
 
 
 def _fit_linear(
@@ -355,7 +376,7 @@ def _fit_linear(
 ) -> Generator[Event, None, Outcome]:
     """The linear probe (``heads.py``): each L-BFGS round is a row of metrics.csv."""
     started, run, history = time.monotonic(), Path(config.out), []
-    weights = loss_weights(train.y.tolist(), config.num_classes, config.balance)
+    weights = loss_weights(train.y, config.num_classes, config.balance)
     fitting = fit_probe(
         train.x, train.y, groups_of(index.splits["train"], train), val.x, val.y,
         class_weight=weights, seed=config.seed, max_rounds=config.epochs,
@@ -380,7 +401,7 @@ def _fit_linear(
     state = LoopState(epoch=len(history), best_epoch=len(history), history=history)
     state.elapsed_s = time.monotonic() - started
     extra = {"probe_C": result.c, "probe_cv_folds": result.folds, "probe_cv": result.cv}
-    probs = run_frozen(head, val.x).softmax(1)
+    probs = probabilities(run_frozen(head, val.x), val.y.dim() == 2)
     converged = bool(history) and history[-1]["lbfgs_iters"] < ROUND_ITERS
     stopped = "converged" if converged else f"not converged in {config.epochs} L-BFGS rounds"
     return _finish(config, Path(config.out), state, stopped, probs, val.y, extra)
@@ -409,7 +430,7 @@ def _train_partial(s: Setup) -> Generator[Event, None, Outcome | None]:
     head = get_head(model)
     head_ids = {id(p) for p in head.parameters()}
     blocks = [p for p in tail.trainable() if id(p) not in head_ids]
-    return (yield from _fit(s, feeder, blocks, train.y.tolist(), module=tail))
+    return (yield from _fit(s, feeder, blocks, train.y, module=tail))
 
 
 # --- 3. optimizer, loss, learning-rate schedule -----------------------------------------
@@ -427,9 +448,21 @@ def create_optimizer(
     return torch.optim.AdamW(groups, lr=lr, weight_decay=config.weight_decay)
 
 
-def create_loss(config: TrainConfig, labels: Sequence[int]) -> nn.Module:
-    weight = class_weights(labels, config.num_classes) if config.balance == "weights" else None
+def create_loss(config: TrainConfig, targets: torch.Tensor) -> nn.Module:
+    """Cross-entropy (label smoothing, class weights with ``--balance weights``); multi-label:
+    ``--loss`` over the verified labels, positive weights with ``--balance weights`` (label
+    smoothing does not apply)."""
+    weights = config.balance == "weights"
+    if config.task == "multilabel":
+        return MultiLabelLoss(config.loss, positive_weights(targets) if weights else None)
+    weight = class_weights(targets, config.num_classes) if weights else None
     return nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
+
+
+def validation_loss(config: TrainConfig) -> nn.Module:
+    """The loss that picks the best epoch: plain cross-entropy, or plain BCE over the
+    verified labels (no weights, no smoothing, whatever ``--loss``: a proper score)."""
+    return MultiLabelLoss() if config.task == "multilabel" else nn.CrossEntropyLoss()
 
 
 def lr_factor(step: int, total: int, warmup: int, kind: str) -> float:
@@ -490,12 +523,15 @@ class Parts:
 
 @dataclass
 class EpochStats:
+    """Sums of an epoch: ``correct`` of ``judged`` (images; multi-label: verified labels)."""
+
     loss: float = 0.0
     correct: int = 0
     seen: int = 0
     steps: int = 0
     bad: list[int] = field(default_factory=list)
     stopped: str = ""
+    judged: int = 0
 
     @property
     def mean_loss(self) -> float:
@@ -503,7 +539,7 @@ class EpochStats:
 
     @property
     def acc(self) -> float:
-        return self.correct / self.seen if self.seen else float("nan")
+        return self.correct / self.judged if self.judged else float("nan")
 
 
 @dataclass
@@ -539,7 +575,7 @@ def fit(parts: Parts, state: LoopState, val_probs: bool = False) -> Generator[Ev
         already_s=state.elapsed_s, max_minutes=config.max_minutes,
         budget_usd=config.budget_usd, usd_per_hour=config.usd_per_hour,
     )  # fmt: skip
-    val_ctx = _context(parts, parts.module or parts.model, nn.CrossEntropyLoss(), deadline)
+    val_ctx = _context(parts, parts.module or parts.model, validation_loss(config), deadline)
     stopped = ""
     for epoch in range(state.epoch + 1, config.epochs + 1):
         yield PhaseStart("epoch", feeder.steps_per_epoch, epoch, config.epochs)
@@ -563,7 +599,13 @@ def fit(parts: Parts, state: LoopState, val_probs: bool = False) -> Generator[Ev
     if parts.d.is_main and (parts.run_dir / BEST_FILE).is_file():
         best = load_file(str(parts.run_dir / BEST_FILE), device=str(parts.device))
         parts.model.load_state_dict(best)
-    probs, labels = _val_probabilities(val_ctx, feeder.val() if val_probs else [])
+    multilabel = config.task == "multilabel"  # its thresholds are chosen on validation
+    if multilabel:
+        ddp.broadcast_module(parts.d, parts.model)  # every rank: the best model
+    wanted = feeder.val() if val_probs or multilabel else []
+    probs, labels = _val_probabilities(val_ctx, wanted)
+    if multilabel:
+        probs, labels = ddp.gather_rows(parts.d, probs, labels)
     return _finish(config, parts.run_dir, state, stopped or "completed", probs, labels, {}, parts.d)
 
 
@@ -633,6 +675,7 @@ class StepContext:
     #: rank whose whole batch failed to decode takes an idle step instead of skipping it.
     distributed: bool = False
     sample_shape: tuple[int, ...] = ()  # one input's shape, for the idle step's blank input
+    labels_width: int = 0  # multi-label: the class count (targets are (N, C)); else 0
 
 
 def _context(
@@ -656,6 +699,7 @@ def _context(
         scaler=scaler,
         distributed=parts.d.active,
         sample_shape=parts.feeder.sample_shape,
+        labels_width=parts.config.num_classes if parts.config.task == "multilabel" else 0,
     )
 
 
@@ -690,8 +734,9 @@ def _to_device(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torc
 
 def train_step(
     ctx: StepContext, x: torch.Tensor, y: torch.Tensor, weight: float = 1.0
-) -> tuple[torch.Tensor, ...]:
-    """One optimizer step; returns (summed loss, correct count) as tensors on the device.
+) -> tuple[torch.Tensor | int, ...]:
+    """One optimizer step; returns (summed loss, correct count, judged count) on the device
+    (judged: images; multi-label: verified labels, whose answers at p = 0.5 are counted).
 
     No host sync here: on a GPU the next batch is queued while this one runs; the loop reads
     the running sums (and checks the loss is finite) only every ``SYNC_EVERY`` steps.
@@ -710,8 +755,8 @@ def train_step(
     else:
         loss.backward()
         ctx.optimizer.step()
-    correct = (logits.detach().argmax(1) == y).sum()
-    return loss.detach() * len(y), correct
+    correct, judged = hits(logits.detach(), y)
+    return loss.detach() * len(y), correct, judged
 
 
 def idle_step(ctx: StepContext) -> None:
@@ -722,6 +767,8 @@ def idle_step(ctx: StepContext) -> None:
     had a sample, momentum and weight decay still move them, the same on every rank)."""
     blank = torch.zeros((1, *ctx.sample_shape))
     target = torch.zeros(1, dtype=torch.long)
+    if ctx.labels_width:
+        target = torch.full((1, ctx.labels_width), UNKNOWN)
     was_training = ctx.module.training
     ctx.module.eval()
     try:
@@ -732,25 +779,30 @@ def idle_step(ctx: StepContext) -> None:
 
 @dataclass
 class _Running:
-    """Loss and correct-count sums kept on the device between host syncs."""
+    """Loss, correct-count and judged-count sums kept on the device between host syncs."""
 
-    loss: torch.Tensor | None = None
-    correct: torch.Tensor | None = None
+    loss: torch.Tensor | int | None = None
+    correct: torch.Tensor | int | None = None
+    judged: torch.Tensor | int | None = None
 
-    def add(self, loss: torch.Tensor, correct: torch.Tensor) -> None:
+    def add(
+        self, loss: torch.Tensor | int, correct: torch.Tensor | int, judged: torch.Tensor | int
+    ) -> None:
         self.loss = loss if self.loss is None else self.loss + loss
         self.correct = correct if self.correct is None else self.correct + correct
+        self.judged = judged if self.judged is None else self.judged + judged
 
     def flush(self, stats: EpochStats, check: bool = True) -> None:
         """Move the sums into ``stats`` (one host sync); a NaN/inf training loss stops the run."""
-        if self.loss is None or self.correct is None:
+        if self.loss is None or self.correct is None or self.judged is None:
             return
-        loss, correct = float(self.loss), int(self.correct)
-        self.loss = self.correct = None
+        loss, correct, judged = float(self.loss), int(self.correct), int(self.judged)
+        self.loss = self.correct = self.judged = None
         if check and not math.isfinite(loss):
             raise NonFiniteLossError(f"the loss became {loss}")
         stats.loss += loss
         stats.correct += correct
+        stats.judged += judged
 
 
 def train_epoch(
@@ -780,7 +832,9 @@ def train_epoch(
     return stats
 
 
-def _guarded_step(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def _guarded_step(
+    ctx: StepContext, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor | int, ...]:
     try:
         return train_step(ctx, x, y)
     except torch.OutOfMemoryError as exc:
@@ -808,7 +862,7 @@ def evaluate_batches(ctx: StepContext, batches: Iterable[Inputs]) -> EpochStats:
         xd, yd = _to_device(ctx, x, y)
         with _autocast(ctx):
             logits = ctx.module(xd).float()
-        running.add(ctx.loss_fn(logits, yd) * len(y), (logits.argmax(1) == yd).sum())
+        running.add(ctx.loss_fn(logits, yd) * len(y), *hits(logits, yd))
         stats.seen += len(y)
     running.flush(stats, check=False)
     return stats
@@ -825,7 +879,7 @@ def _val_probabilities(
         if len(y):
             xd, _ = _to_device(ctx, x, y)
             with _autocast(ctx):
-                probs.append(ctx.module(xd).float().softmax(1).cpu())
+                probs.append(probabilities(ctx.module(xd).float(), bool(ctx.labels_width)).cpu())
             labels.append(y)
     if not probs:
         return torch.empty(0, 0), torch.empty(0, dtype=torch.long)
@@ -836,11 +890,11 @@ def _reduce(parts: Parts, stats: EpochStats) -> EpochStats:
     """The epoch's sums over all ranks (each saw its own share of the images)."""
     if not parts.d.active:
         return stats
-    loss, correct, seen = all_reduce_sums(
-        parts.d, [stats.loss, stats.correct, stats.seen], parts.device
+    loss, correct, seen, judged = all_reduce_sums(
+        parts.d, [stats.loss, stats.correct, stats.seen, stats.judged], parts.device
     )
     bad = gather_lists(parts.d, stats.bad)
-    return EpochStats(loss, int(correct), int(seen), stats.steps, bad, stats.stopped)
+    return EpochStats(loss, int(correct), int(seen), stats.steps, bad, stats.stopped, int(judged))
 
 
 def improved(config: TrainConfig, state: LoopState, epoch: int, val: EpochStats) -> bool:
@@ -903,6 +957,8 @@ def _finish(
 ) -> Outcome:
     if d.is_main:
         plot_curves(state.history, run / CURVES_FILE)
+    if config.task == "multilabel":
+        extra = {**extra, **_label_thresholds(run, val_probs, val_labels, d)}
     best = next((r for r in state.history if r["epoch"] == state.best_epoch), {})
     summary = {
         "run_dir": str(run),
@@ -921,6 +977,20 @@ def _finish(
     if d.is_main:
         write_json(run / SUMMARY_FILE, summary)
     return Outcome(summary, val_probs, val_labels)
+
+
+def _label_thresholds(
+    run: Path, probs: torch.Tensor, targets: torch.Tensor, d: Dist
+) -> dict[str, Any]:
+    """Multi-label: the best model's validation mAP, and its per-class thresholds at the best
+    validation F1, written to labels.json (``oiforge evaluate`` chooses them again)."""
+    if not len(targets):
+        return {"best_val_map": None}
+    p, t = probs.numpy(), targets.numpy()
+    if d.is_main:
+        set_thresholds(run, choose_thresholds(p, t)[0])
+    value = mean_average_precision(p, t)
+    return {"best_val_map": None if math.isnan(value) else round(value, 6)}
 
 
 def train(config: TrainConfig, resume: bool = False) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
     RUN/config.yaml          the resolved TrainConfig (model, num_classes, image_size, mode, ...)
     RUN/labels.json          {"classes": [{index, name, mid}], "preprocessing": {...}}
+                             (multi-label: + "task", "thresholds" chosen on validation)
     RUN/best.safetensors     state dict of the FULL model as built by ``create_model``
     RUN/metrics.csv          one row per epoch (probe: per L-BFGS round)
     RUN/curves.png           training curves
@@ -25,7 +26,7 @@ import json
 import math
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from torch import nn
 
 from oiforge.atomic import write_bytes_atomic, write_text_atomic
 from oiforge.contracts import run as run_files
-from oiforge.contracts.dataset import ClassInfo
+from oiforge.contracts.dataset import ClassInfo, Task
 from oiforge.contracts.run import CONFIG_FILE as CONFIG_FILE  # train.loop and auto import it here
 from oiforge.contracts.run import LABELS_FILE, Labels, Preprocessing
 from oiforge.errors import InvalidInputError, MalformedFileError, StageError
@@ -63,6 +64,12 @@ class TrainedModel:
     preprocessing: dict[str, Any]
     config: dict[str, Any]
     run_dir: Path
+    task: Task = "singlelabel"
+    thresholds: tuple[float, ...] | None = None
+
+    @property
+    def multilabel(self) -> bool:
+        return self.task == "multilabel"
 
 
 def write_config(run_dir: Path, config: TrainConfig) -> None:
@@ -70,7 +77,11 @@ def write_config(run_dir: Path, config: TrainConfig) -> None:
 
 
 def write_labels(
-    run_dir: Path, classes: Sequence[ClassInfo], preprocessing: dict[str, Any]
+    run_dir: Path,
+    classes: Sequence[ClassInfo],
+    preprocessing: dict[str, Any],
+    task: Task = "singlelabel",
+    thresholds: Sequence[float] | None = None,
 ) -> None:
     """``labels.json`` for the run (no ``model`` block: ``oiforge export`` adds it)."""
     pre = Preprocessing(
@@ -81,7 +92,15 @@ def write_labels(
         std=_triple(preprocessing["std"]),
         input_range=str(preprocessing["input_range"]),
     )
-    run_files.write_labels(run_dir / LABELS_FILE, Labels(tuple(classes), pre))
+    cutoffs = None if thresholds is None else tuple(float(t) for t in thresholds)
+    run_files.write_labels(run_dir / LABELS_FILE, Labels(tuple(classes), pre, None, task, cutoffs))
+
+
+def set_thresholds(run_dir: Path, thresholds: Sequence[float]) -> None:
+    """Record a multi-label model's per-class thresholds in the run's ``labels.json``."""
+    labels = read_labels(run_dir)
+    cutoffs = tuple(float(t) for t in thresholds)
+    run_files.write_labels(run_dir / LABELS_FILE, replace(labels, thresholds=cutoffs))
 
 
 def _triple(values: Sequence[float]) -> tuple[float, float, float]:
@@ -134,6 +153,7 @@ def build_model(config: TrainConfig, *, pretrained: bool) -> nn.Module:
         pretrained=pretrained,
         head=config.head,
         drop_rate=config.drop_rate,
+        multilabel=config.task == "multilabel",
     )
 
 
@@ -161,6 +181,8 @@ def load_trained(run_dir: str | Path, device: str = "cpu") -> TrainedModel:
         preprocessing=labels.preprocessing.to_json(),
         config=config.model_dump(),
         run_dir=run,
+        task=labels.task,
+        thresholds=labels.thresholds,
     )
 
 
@@ -185,7 +207,14 @@ def prepare_run_dir(config: TrainConfig, resume: bool) -> bool:
     if resume:
         if not has_run:
             raise InvalidInputError(f"nothing to resume in {run}: no {CONFIG_FILE}")
-        diffs = config_differences(read_config(run / CONFIG_FILE), config)
+        old = read_config(run / CONFIG_FILE)
+        if old.task != config.task:
+            raise InvalidInputError(
+                f"--resume: the run in {run} trained a {old.task} model, but {config.dataset} "
+                f"is a {config.task} dataset; the two cannot continue each other (train into "
+                "a new --out)"
+            )
+        diffs = config_differences(old, config)
         if diffs:
             raise InvalidInputError(
                 "--resume with a different config: " + "; ".join(diffs) + " (use a new --out)"
@@ -306,7 +335,7 @@ def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> None:
 
 # --- --seeds N ---
 
-KEYS = ("best_val_acc", "accuracy", "macro_f1", "ece", "train_seconds")
+KEYS = ("best_val_acc", "best_val_map", "accuracy", "map", "macro_f1", "ece", "train_seconds")
 
 
 def summarize_seeds(results: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, float]]:
