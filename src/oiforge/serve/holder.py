@@ -146,6 +146,7 @@ class ItemPrediction:
     width: int
     height: int
     scores: list[Score]
+    labels: list[Score] | None = None  # multi-label: the classes at or above their thresholds
 
 
 def _image_bytes(item: ImageInput, index: int, config: ServeConfig) -> bytes:
@@ -217,10 +218,12 @@ async def predict_inputs(
         holder.pending -= len(items)
         holder.metrics.pending.set(holder.pending)
     ranked = predictor.top_k(probs, top_k)
+    above: list[list[Score] | None] = [None] * len(items)
+    above = list(predictor.above_thresholds(probs) or above)
     holder.metrics.images.inc(len(items))
     return [
-        ItemPrediction(item.name, w, h, scores)
-        for item, (_, w, h), scores in zip(items, decoded, ranked, strict=True)
+        ItemPrediction(item.name, w, h, scores, labels)
+        for item, (_, w, h), scores, labels in zip(items, decoded, ranked, above, strict=True)
     ]
 
 
