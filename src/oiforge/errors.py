@@ -4,6 +4,7 @@
     ├── UserError                     exit 2: the input was wrong; the message says how to fix it
     │   ├── UnknownClassError         a class name/MID that no class list has (with suggestions)
     │   ├── SpecError                 an invalid spec file or flag combination
+    │   │   └── NotEnoughNegativesError  --negatives verified finds too few (counts, fixes)
     │   └── InvalidInputError         a bad path, id, URL or argument
     ├── DataError                     a file's content is not what it should be
     │   ├── MalformedFileError        a CSV/JSON/Parquet that does not parse (names file and line)
@@ -47,6 +48,26 @@ class UnknownClassError(UserError):
 
 class SpecError(UserError):
     """An invalid spec file or an impossible combination of options."""
+
+
+class NotEnoughNegativesError(SpecError):
+    """``negatives: verified`` found fewer verified negatives than a split wants."""
+
+    def __init__(
+        self, classes: Sequence[str], have: dict[str, int], wanted: dict[str, int], ratio: float
+    ) -> None:
+        self.have, self.wanted = have, wanted
+        short = [s for s in have if have[s] < wanted[s]]
+        counts = ", ".join(f"{s} {have[s]} of {wanted[s]}" for s in short)
+        fits = min(have[s] / wanted[s] for s in short) * ratio
+        lower = f"a lower --negatives-ratio (at most {fits:.2f} fits)" if fits > 0 else ""
+        what = ", ".join(classes) if len(classes) <= 5 else f"{len(classes)} classes"
+        fixes = ", ".join(x for x in ("--negatives both (the rest drawn at random)",
+                                      "--negatives random", lower) if x)  # fmt: skip
+        super().__init__(
+            f"too few verified negatives for {what}: {counts} wanted (photos a human verified "
+            f"as not showing it, with no positive label of it or a sub-class); use {fixes}"
+        )
 
 
 class InvalidInputError(UserError):

@@ -1,8 +1,12 @@
 """HTTP response headers the fetchers act on: ``Retry-After`` and the MD5 a server vouches for.
 
-Shared by the catalog's metadata fetch (urllib) and the image download (aiohttp), so both read
-the same headers the same way. Every parser returns None for anything it cannot read: a bad
-header is no reason to fail a download.
+Shared by the catalog's metadata fetch (urllib), the image download and ``download --verify``
+(aiohttp), so all read the same headers the same way. Every parser returns None for anything
+it cannot read: a bad header is no reason to fail a download.
+
+The MD5 a server vouches for: ``Content-MD5`` (base64), GCS's ``x-goog-hash: md5=`` (base64)
+and, from S3 (the resized-image bucket), a strong ETag of 32 hex digits: S3 makes it the MD5
+of a single-part object; a multipart upload's ETag has a ``-<parts>`` suffix and is no MD5.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ import base64
 import binascii
 import email.utils
 import math
+import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Final
 
 
 def retry_after_s(value: str | None, now: float | None = None) -> float | None:
@@ -61,3 +67,33 @@ def md5_b64_to_hex(b64: str | None) -> str | None:
     except (binascii.Error, ValueError):
         return None
     return raw.hex() if len(raw) == 16 else None
+
+
+#: A strong ETag that is an MD5: exactly 32 hex digits in quotes (no ``W/``, no ``-<parts>``).
+_ETAG_MD5: Final = re.compile(r'"([0-9a-fA-F]{32})"')
+
+
+def etag_md5(value: str | None) -> str | None:
+    """The hex MD5 in an S3 ETag, or None for a weak, multipart or otherwise shaped one."""
+    if not value:
+        return None
+    match = _ETAG_MD5.fullmatch(value.strip())
+    return match.group(1).lower() if match else None
+
+
+def md5_hex_to_b64(hexed: str) -> str:
+    """32 hex chars as base64 (the form of ``Content-MD5`` and ``OriginalMD5``)."""
+    return base64.b64encode(bytes.fromhex(hexed)).decode("ascii")
+
+
+def header_md5(headers: Mapping[str, str], *, etag: bool = False) -> tuple[str, str] | None:
+    """``(base64 MD5, header name)`` a server vouches for in lower-case ``headers``:
+    ``Content-MD5``, else ``x-goog-hash: md5=``, else (only with ``etag``: a host where the
+    ETag is the MD5, such as S3) an MD5-shaped ETag; None when it vouches for none."""
+    if headers.get("content-md5", "").strip():
+        return headers["content-md5"].strip(), "Content-MD5"
+    goog = goog_hash_md5([headers.get("x-goog-hash", "")])
+    if goog is not None:
+        return goog, "x-goog-hash"
+    hexed = etag_md5(headers.get("etag")) if etag else None
+    return (md5_hex_to_b64(hexed), "ETag") if hexed is not None else None

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from oiforge.atomic import write_text_atomic
-from oiforge.contracts import is_image_id
+from oiforge.contracts import ExcludeList, is_image_id, read_selection_table
 from oiforge.errors import InvalidInputError
 
 CONFIRMED: Final = "confirmed"
@@ -103,4 +103,24 @@ def rejected_rows(table: pa.Table, verdicts: Verdicts) -> list[tuple[str, int | 
         hit = verdicts.get((image_id, mid))
         if hit is not None and hit[0] == REJECTED:
             out.append((image_id, box, f"review rejected {hit[1] or mid}"))
+    return out
+
+
+def read_review_file(path: Path) -> Verdicts:
+    """A review file that must exist (``select --review``, ``build --review``)."""
+    if not path.is_file():
+        raise InvalidInputError(f"no review file {path}")
+    return read_reviews(path)
+
+
+def exclude_rejected(exclude: ExcludeList, selection: Path, review: Path) -> ExcludeList:
+    """``exclude`` plus every sample of ``selection`` whose label ``review`` rejected."""
+    verdicts = read_review_file(review)
+    table = read_selection_table(selection, ["image_id", "label_mid", "box_index"])
+    out = ExcludeList(dict(exclude.images), dict(exclude.boxes))
+    for image_id, box, reason in rejected_rows(table, verdicts):
+        if box is None:
+            out.images.setdefault(image_id, reason)
+        else:
+            out.boxes.setdefault((image_id, box), reason)
     return out

@@ -1,7 +1,10 @@
-"""The dataset spec: one YAML file that says what to select, download and build.
+"""The dataset spec: one YAML file that says what to select, download, build, train, evaluate,
+export (and print as a book, present), run end to end by ``oiforge run SPEC``.
 
 Every section has defaults, so the smallest spec is ``classes: [Cat, Dog]``. The spec is frozen
-and hashed (``spec_hash``); the hash travels in selection.parquet and the lock file.
+and hashed (``spec_hash``: what the dataset is, i.e. the select, download and build fields);
+the hash travels in selection.parquet and the lock file. Every key, with its CLI option, is in
+docs/spec.md; an unknown key is an error that lists the valid keys of its section.
 
 Example::
 
@@ -195,28 +198,146 @@ class BuildSpec(_Frozen):
         return self
 
 
+# -- how each stage runs: the keys `oiforge run` adds to the sections above --------------------
+# They change how a stage runs or where its inputs come from, not what the dataset is, so they
+# stay out of ``spec_hash()`` and the dataset's lock. Each names the CLI option it stands for;
+# docs/spec.md lists every key (scripts/gen_spec_reference.py).
+Backend = Literal["local", "ray"]
+
+
+class SelectSection(SelectSpec):
+    """The spec's ``select:`` section: :class:`SelectSpec` plus how to run ``oiforge select``."""
+
+    review: str | None = None  # --review: a label review file (oiforge browse)
+    catalog: str | None = None  # --catalog: a postgresql:// catalog (oiforge pg load)
+    no_fetch: bool = False  # --no-fetch: fail instead of fetching missing metadata
+
+
+class DownloadSection(DownloadSpec):
+    """The spec's ``download:`` section: :class:`DownloadSpec` plus ``oiforge download``'s
+    connection, retry and scale-out options."""
+
+    connections: int = Field(default=64, ge=1)
+    per_host: int = Field(default=32, ge=1)
+    rate_per_host: float | None = Field(default=None, gt=0)
+    total_timeout_s: float = Field(default=120.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    read_timeout_s: float = Field(default=30.0, gt=0)
+    retries: int = Field(default=3, ge=0)
+    retry_failed: bool = False
+    workers: int = Field(default=0, ge=0)  # processes for resizing (0: threads)
+    limit: int | None = Field(default=None, ge=1)
+    backend: Backend = "local"
+    ray_address: str | None = None
+    shards: int | None = Field(default=None, ge=1)
+
+
+class BuildSection(BuildSpec):
+    """The spec's ``build:`` section: :class:`BuildSpec` plus ``oiforge build``'s input files
+    (paths relative to the spec file) and scale-out options."""
+
+    exclude_list: str | None = None
+    review: str | None = None
+    catalog: str | None = None  # a catalog folder whose file MD5s the lock records
+    workers: int | None = Field(default=None, ge=1)
+    backend: Backend = "local"
+    ray_address: str | None = None
+    shards: int | None = Field(default=None, ge=1)
+
+
+class EvaluateSpec(_Frozen):
+    """The spec's ``evaluate:`` section (``oiforge evaluate``)."""
+
+    dataset: str | None = None  # another dataset to test on (default: the one built)
+    batch_size: int = Field(default=64, ge=1)
+    workers: int = Field(default=2, ge=0)
+    worst: int = Field(default=12, ge=0)
+
+
+class ExportSpec(_Frozen):
+    """The spec's ``export:`` section: ``oiforge export`` has no option the runner leaves open."""
+
+
+class PresentSpec(_Frozen):
+    """The spec's ``present:`` section (``oiforge present``); present runs only with one."""
+
+    pdf: bool = False
+    learning_curve: bool = True
+    estimate: bool = True
+    target: float = Field(default=0.9, ge=0.01, le=0.999)
+    peak_rps: float = Field(default=10.0, ge=0.001)
+    usd_per_hour: float | None = Field(default=None, ge=0.0)
+    prices: str | None = None
+    serve_bench: str | None = None  # default: bench/results/bench_serve.json (current folder)
+    chromium: str | None = None
+
+
+class EndpointsSpec(_Frozen):
+    """Where remote files come from (default: the real hosts, or ``$OIFORGE_MIRROR``)."""
+
+    mirror: str | None = None  # an `oiforge mirror` for all three
+    metadata_base: str | None = None
+    images_base: str | None = None
+    flickr_base: str | None = None
+
+
+#: The sections whose keys belong to another stage's own config (checked by `oiforge run`
+#: against it, so new options there need no change here): ``train:`` takes TrainConfig's
+#: fields, ``book:`` the keys of a book settings file (examples/book.yaml).
+OpenSection = dict[str, Any]
+
+
 class DatasetSpec(_Frozen):
     """The whole spec file."""
 
     name: str = "dataset"
-    select: SelectSpec
-    download: DownloadSpec = DownloadSpec()
-    build: BuildSpec = BuildSpec()
+    workdir: str | None = None  # `oiforge run`'s working folder (default ./<spec file stem>)
+    select: SelectSection
+    download: DownloadSection = DownloadSection()
+    build: BuildSection = BuildSection()
+    train: OpenSection = Field(default_factory=dict)
+    evaluate: EvaluateSpec = EvaluateSpec()
+    export: ExportSpec = ExportSpec()
+    book: OpenSection | None = None
+    present: PresentSpec | None = None
+    endpoints: EndpointsSpec = EndpointsSpec()
 
     @model_validator(mode="before")
     @classmethod
     def _flat_select(cls, data: Any) -> Any:
         """Allow select fields at the top level (``classes: [...]``) for short specs."""
         if isinstance(data, dict) and "select" not in data:
-            select_keys = set(SelectSpec.model_fields)
+            select_keys = set(SelectSection.model_fields)
             sel = {k: v for k, v in data.items() if k in select_keys}
             rest = {k: v for k, v in data.items() if k not in select_keys}
             return {**rest, "select": sel}
         return data
 
+    def identity(self) -> dict[str, Any]:
+        """What the dataset is: the name and the select, download and build fields of
+        :class:`SelectSpec`, :class:`DownloadSpec` and :class:`BuildSpec` (JSON-ready, in
+        their canonical form: see ``_Frozen.ADDED_LATER``)."""
+        return {
+            "name": self.name,
+            "select": _fields_of(SelectSpec, self.select),
+            "download": _fields_of(DownloadSpec, self.download),
+            "build": _fields_of(BuildSpec, self.build),
+        }
+
+    def build_spec(self) -> BuildSpec:
+        """The ``build:`` section as the :class:`BuildSpec` a build (and its lock) records."""
+        return BuildSpec.model_validate(_fields_of(BuildSpec, self.build))
+
     def spec_hash(self) -> str:
-        """SHA-256 (first 16 hex) of the canonical JSON of the spec (:meth:`canonical`)."""
-        return canonical_hash(self)
+        """SHA-256 (first 16 hex) of the canonical JSON of :meth:`identity`."""
+        canon = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+def _fields_of(model: type[BaseModel], section: _Frozen) -> dict[str, Any]:
+    """The canonical form of ``section`` (keys added later left out at their defaults)
+    restricted to the fields of ``model``."""
+    return {k: v for k, v in section.canonical().items() if k in model.model_fields}
 
 
 def load_spec(path: str | Path) -> DatasetSpec:
@@ -236,11 +357,73 @@ def load_spec(path: str | Path) -> DatasetSpec:
 
 
 def parse_spec(data: dict[str, Any], source: str = "spec") -> DatasetSpec:
-    """Validate a spec mapping."""
+    """Validate a spec mapping; an unknown key's error lists the valid keys of its section."""
     try:
         return DatasetSpec.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(x) for x in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
-        )
-        raise SpecError(f"{source}: {problems}") from exc
+        raise SpecError(f"{source}: {'; '.join(_problem(e) for e in exc.errors())}") from exc
+
+
+def _problem(error: Any) -> str:
+    loc = tuple(error["loc"])
+    where = _key_name(loc) or "(top)"
+    if error["type"] == "extra_forbidden":
+        return _unknown_key(where, str(loc[-1]), _model_at(loc[:-1]), top=len(loc) == 1)
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "missing":
+        return f"{where}: required"
+    given = error.get("input")
+    return f"{where}: {message}" + ("" if isinstance(given, dict) else f" (got {_shown(given)})")
+
+
+def _unknown_key(where: str, key: str, parent: type[BaseModel] | None, top: bool) -> str:
+    valid = sorted(parent.model_fields) if parent else []
+    if top:  # a short spec may put select's keys at the top level
+        valid += sorted(set(SelectSection.model_fields) - set(valid))
+    return unknown_key_message(where, key, valid)
+
+
+def unknown_key_message(where: str, key: str, valid: list[str]) -> str:
+    """``unknown key build.sise; did you mean size? (valid keys here: ...)``."""
+    import difflib
+
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    listed = f" (valid keys here: {', '.join(valid)})" if valid else ""
+    return f"unknown key {where}{hint}{listed}"
+
+
+def _key_name(loc: tuple[Any, ...]) -> str:
+    """``('select', 'classes', 1, 'name')`` -> ``select.classes[1].name``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The spec model a location points into (``()`` is the whole spec)."""
+    model: type[BaseModel] | None = DatasetSpec
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(str(part))
+        model = _model_in(field.annotation) if field else None
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside ``X``, ``X | None`` or ``tuple[X, ...]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _shown(value: Any) -> str:
+    """A value as the YAML author wrote it (JSON), cut to a readable length."""
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -43,6 +43,28 @@ def test_verify_reports_changed_missing_and_extra(synth: SyntheticSet, build: An
     assert res.exit_code == 1
 
 
+def test_verify_reports_hidden_files_that_loaders_read(synth: SyntheticSet, build: Any) -> None:
+    """ImageFolder loads ``.x.jpg`` files and makes a class of a hidden folder: they are
+    extra like any file the lock does not list (OS junk such as ``.DS_Store`` too)."""
+    from torchvision.datasets import ImageFolder
+
+    out = build(synth, size=48).out
+    before = len(ImageFolder(str(out / "train")))
+    a, b = sorted(p for p in (out / "train").iterdir() if p.is_dir())[:2]
+    copy = b / ".0000000000000000_0.jpg"
+    copy.write_bytes(next(a.glob("*.jpg")).read_bytes())
+    assert len(ImageFolder(str(out / "train"))) == before + 1
+    (out / ".DS_Store").write_bytes(b"junk")
+    (out / "train" / ".ipynb_checkpoints").mkdir()
+    (out / "train" / ".ipynb_checkpoints" / "x.jpg").write_bytes(b"junk")
+    report = verify_dataset(out)
+    extra = [".DS_Store", copy.relative_to(out).as_posix(), "train/.ipynb_checkpoints/x.jpg"]
+    assert report.extra == sorted(extra) == report.hidden_extra
+    res = RUNNER.invoke(app, ["verify", str(out)], terminal_width=200)
+    assert res.exit_code == 1 and ".0000000000000000_0.jpg" in res.output
+    assert "hidden" in res.output
+
+
 def test_interrupted_build_resumes_from_the_cache(synth: SyntheticSet, build: Any) -> None:
     with pytest.raises(ChecksumError, match="rebuild differs"):
         build(synth, size=48, expected_files={"nothing": "0"})

@@ -71,6 +71,38 @@ def test_select_writes_selection_and_prints_counts(tmp_path: Path) -> None:
     assert bad.exit_code == 2  # type: ignore[attr-defined]
 
 
+def test_select_multi_label_and_negatives_flags(tmp_path: Path) -> None:
+    home = Path(os.environ["OIFORGE_HOME"])
+    ids = [f"{i:016x}" for i in range(1, 9)]
+    rows = [[i, "verification", "/m/0cdn1", "1"] for i in ids[:4]]  # hamburgers
+    rows += [[i, "verification", "/m/0cdn1", "0"] for i in ids[4:6]]  # verified not
+    rows += [[ids[0], "verification", "/m/01b9xk", "0"]]  # not a hot dog
+    write_tables(
+        home,
+        "v7",
+        {
+            "images": {"train": [image_row(i, "train") for i in ids]},
+            "human_labels": {"train": rows},
+        },
+    )
+    out = tmp_path / "selection.parquet"
+    args = ["select", "Hamburger", "Hot dog", "Sandwich", "--multi-label", "multi"]
+    res = run(*args, "--expand-up", "--splits", "train", "--out", str(out), "--no-fetch")
+    assert res.exit_code == 0, res.output  # type: ignore[attr-defined]
+    assert "negative" in res.output  # type: ignore[attr-defined]
+    got = {(r["label_name"], r["role"]) for r in pq.read_table(out).to_pylist()}
+    assert got == {("Hamburger", "positive"), ("Sandwich", "positive"), ("Hot dog", "negative")}
+    neg = ["select", "Hamburger", "--splits", "train", "--negatives", "verified", "--no-fetch"]
+    short = run(*neg, "--out", str(out))
+    assert short.exit_code == 2  # type: ignore[attr-defined]
+    assert "train 2 of 4 wanted" in " ".join(short.output.split())  # type: ignore[attr-defined]
+    assert "Traceback" not in short.output  # type: ignore[attr-defined]
+    ok = run(*neg, "--negatives-ratio", "0.5", "--negatives-class", "no burger", "-o", str(out))
+    assert ok.exit_code == 0, ok.output  # type: ignore[attr-defined]
+    names = pq.read_table(out).column("label_name").to_pylist()
+    assert names.count("no burger") == 2 and names.count("Hamburger") == 4
+
+
 @pytest.mark.slow
 def test_catalog_fetch_from_the_mirror(mirror: object) -> None:
     base = f"{mirror.url}/openimages"  # type: ignore[attr-defined]

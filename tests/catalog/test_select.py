@@ -17,13 +17,12 @@ from tests.helpers.catalog import image_row, write_tables
 
 from oiforge.catalog import open_catalog, select
 from oiforge.catalog.catalog import Catalog
-from oiforge.catalog.select import resolve_targets, spec_hash_of
-from oiforge.catalog.selectsql import selection_sql
+from oiforge.catalog.select import resolve_targets, select_plain
 from oiforge.contracts import (
     SELECTION_SCHEMA,
     SPLITS,
     Selection,
-    conform_selection,
+    selection_schema,
     selection_version,
 )
 from oiforge.errors import SpecError, UnknownClassError
@@ -85,7 +84,8 @@ def names(sel: object) -> list[tuple[str, str]]:
 
 def test_image_mode_human_positives_and_exclusions(cat: Catalog) -> None:
     sel = select(SelectSpec(classes=("Cat", "Dog"), multi_label="multi"), catalog=cat)
-    assert sel.table.schema == SELECTION_SCHEMA
+    assert sel.table.schema == selection_schema(with_roles=True)  # multi-label: roles
+    assert select(SelectSpec(classes=("Cat",)), catalog=cat).table.schema == SELECTION_SCHEMA
     assert sel.counts == {
         "Cat": {"train": 2, "validation": 0, "test": 0},
         "Dog": {"train": 2, "validation": 1, "test": 0},
@@ -232,11 +232,12 @@ def _check(cat: Catalog, spec: SelectSpec, rows: list[dict[str, object]]) -> Non
         per_class.setdefault(r["label_name"], set()).add(r["image_id"])
         assert r["split"] in spec.splits
     assert all(len(s) == 1 for s in splits_of.values())  # no image in two splits
-    if spec.per_class is not None:
-        assert all(len(v) <= spec.per_class for v in per_class.values())
-    if spec.balanced and per_class:
-        assert len({len(v) for v in per_class.values()}) == 1 or len(per_class) < len(spec.classes)
-    if spec.multi_label != "multi":
+    if spec.multi_label != "multi":  # multi keeps whole images: test_select_multilabel.py
+        if spec.per_class is not None:
+            assert all(len(v) <= spec.per_class for v in per_class.values())
+        if spec.balanced and per_class:
+            sizes = {len(v) for v in per_class.values()}
+            assert len(sizes) == 1 or len(per_class) < len(spec.classes)
         classes_of: dict[object, set[object]] = {}
         for r in rows:
             classes_of.setdefault(r["image_id"], set()).add(r["label_name"])
@@ -258,10 +259,7 @@ def _plain_tables_select(cat: Catalog, spec: SelectSpec) -> pa.Table:
     targets = resolve_targets(cat, spec)
     excluded = frozenset(_expanded(cat, spec.exclude_images_with))
     machine = cat.has_table("machine_labels", spec.splits)
-    sql = selection_sql(spec, targets, excluded, machine, copies=False)
-    return conform_selection(
-        cat.connection.sql(sql).to_arrow_table(), spec_hash_of(spec), spec.version
-    )
+    return select_plain(cat.connection, spec, targets, excluded, machine).table
 
 
 def _expanded(cat: Catalog, names_: Sequence[str]) -> set[str]:

@@ -23,11 +23,11 @@ SRC = Path(oiforge.__file__).parent
 #: Shared leaf modules (and ``oiforge`` itself, for ``__version__``): any stage may import them.
 LEAVES = frozenset(
     {"", "arrays", "atomic", "contracts", "endpoints", "errors", "errtext", "headers", "lazy",
-     "licences", "orientation", "paths", "pixels", "reviews", "spec"}
+     "licences", "orientation", "paths", "pixels", "progress", "reviews", "spec"}
 )  # fmt: skip
 STAGES = (
     "book", "browse", "build", "catalog", "distributed", "download", "evaluate", "mirror",
-    "postgres", "present", "serve", "stats", "train",
+    "pipeline", "postgres", "present", "serve", "stats", "train",
 )  # fmt: skip
 #: Stage -> other stages it may import, and why.
 ALLOWED = {
@@ -40,6 +40,20 @@ ALLOWED = {
     "book": {"catalog"},  # picks classes and photos from the catalog
     "mirror": {"catalog"},  # impersonates the hosts of the catalog's official files
     "present": {"train", "evaluate", "serve"},  # measures the pipeline it presents
+    "__init__": {"pipeline"},  # `oiforge.run(spec)`, the package's one-call API (lazy)
+    # `oiforge run`: drives every stage through its public API
+    "pipeline": {
+        "catalog",
+        "postgres",
+        "download",
+        "distributed",
+        "build",
+        "train",
+        "evaluate",
+        "serve",
+        "book",
+        "present",
+    },
 }
 #: Modules of another stage imported directly, not through its package's API, and why.
 INTERNAL = {
@@ -54,6 +68,7 @@ INTERNAL_PREFIXES = {
     ("evaluate", "oiforge.train."),
     ("present", "oiforge.train."),
     ("present", "oiforge.serve."),
+    ("pipeline", "oiforge.train."),  # train's progress events and its DDP launch
 }
 #: Only these serve modules may import train (torch stays off the serving path).
 SERVE_TRAIN = {"export.py"}

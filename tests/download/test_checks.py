@@ -20,11 +20,11 @@ from oiforge.download.verify import (
     NotAnImage,
     Rejection,
     check_body,
-    header_md5,
     is_placeholder_url,
     sniff_image,
 )
 from oiforge.errors import InvalidInputError, MalformedFileError, StageError
+from oiforge.headers import header_md5
 
 JPEG = jpeg_bytes(80, 60)
 
@@ -90,9 +90,10 @@ def test_placeholder_urls_and_header_md5() -> None:
     assert is_placeholder_url(["https://s.yimg.com/pw/images/en-us/photo_unavailable.png"])
     assert not is_placeholder_url(["https://c1.staticflickr.com/5/4129/521_46f_o.jpg"])
     assert header_md5({"x-goog-hash": "crc32c=abc==,md5=XrY7u+Ae7tCTyyK7j1rNww=="}) == (
-        "XrY7u+Ae7tCTyyK7j1rNww=="
+        "XrY7u+Ae7tCTyyK7j1rNww==",
+        "x-goog-hash",
     )
-    assert header_md5({"content-md5": " abc= "}) == "abc="
+    assert header_md5({"content-md5": " abc= "}) == ("abc=", "Content-MD5")
     assert header_md5({}) is None
 
 

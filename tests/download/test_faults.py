@@ -161,3 +161,42 @@ def test_cli_download_status_and_bad_input(
     assert missing.exit_code == 2 and "not found" in missing.output
     bad = runner.invoke(app, ["download", str(sel), "--out", "x", "--sources", "ftp"])
     assert bad.exit_code == 2
+
+
+def test_cli_a_body_that_differs_from_the_s3_etag_is_fetched_again_then_falls_back(
+    sample_root: Path, clean: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """The resized bucket's ETag is the MD5 of the object: a damaged body is never stored."""
+    import pyarrow.parquet as pq
+
+    images, damaged = clean[:6], clean[:3]
+    sel = tmp_path / "selection.parquet"
+    pq.write_table(sample_selection(images), sel)
+    store, runner = tmp_path / "store", CliRunner()
+    rules = [f"{_resized(i)}=wrong" for i in damaged]
+    with MirrorServer(sample_root, faults=rules) as server:
+        args = ["download", str(sel), "--out", str(store), "--mirror", server.url,
+                "--retries", "1"]  # fmt: skip
+        first = runner.invoke(app, args, terminal_width=120)
+        counts = server.request_counts()
+        server.reset()
+        again = runner.invoke(app, args, terminal_width=120)
+        assert server.request_counts() == {}, "a rerun fetched an image again"
+        args[3] = str(tmp_path / "only")
+        only = runner.invoke(app, [*args, "--sources", "resized"])
+    assert first.exit_code == 0 and again.exit_code == 0 and only.exit_code == 0, first.output
+    rows = {r["image_id"]: r for r in read_journal(store).to_pylist()}
+    for img in images:
+        row, is_damaged = rows[img["image_id"]], img in damaged
+        assert row["status"] == "ok"
+        assert row["source"] == ("original" if is_damaged else "resized")
+        assert counts[_resized(img)] == (2 if is_damaged else 1)  # one retry, then fall back
+        served = sample_root / row["url"].split("/", 3)[3]
+        assert (store / img["image_id"][:2] / f"{img['image_id']}.jpg").read_bytes() == (
+            served.read_bytes()
+        )
+    alone = {r["image_id"]: r for r in read_journal(tmp_path / "only").to_pylist()}
+    for img in damaged:
+        assert alone[img["image_id"]]["status"] == "bad_md5"
+        assert "ETag" in alone[img["image_id"]]["error"]
+    assert len(store_files(tmp_path / "only")) == len(images) - len(damaged)

@@ -22,11 +22,29 @@ from oiforge.mirror.server import MirrorServer
 CLI = [sys.executable, "-c", "from oiforge.cli import main; main()"]
 
 
-def _ok_urls(store: Path) -> set[str]:
+def _ok_ids(store: Path) -> set[str]:
     if not (store / "journal.sqlite").exists():
         return set()
     rows = read_journal(store).to_pylist()
-    return {"/" + r["url"].split("/", 3)[3] for r in rows if r["status"] == "ok"}
+    return {r["image_id"] for r in rows if r["status"] == "ok"}
+
+
+def _stored_ids(store: Path) -> set[str]:
+    """Images whose file is in the store, journaled or not."""
+    return {p.stem for p in store.glob("??/*.jpg")}
+
+
+def _urls(images: list[dict[str, Any]], ids: set[str]) -> set[str]:
+    """Both sources' URL paths of the images ``ids``: none may be fetched again."""
+    return {
+        url
+        for img in images
+        if img["image_id"] in ids
+        for url in (
+            f"/open-images-dataset/{img['split']}/{img['image_id']}.jpg",
+            "/flickr/" + img["original_url"].split("://", 1)[1],
+        )
+    }
 
 
 def _start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -35,23 +53,31 @@ def _start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen([*CLI, *args], env=env, stdout=err, stderr=err)
 
 
-def _kill_after_progress(proc: subprocess.Popen[bytes], store: Path, before: int) -> bool:
-    """SIGKILL once a few more images are ok (or after a while), mid-run."""
-    deadline = time.monotonic() + 20
+def _kill_between_rename_and_journal(proc: subprocess.Popen[bytes], store: Path) -> set[str]:
+    """SIGKILL mid-run, at a moment when a file is in the store but not yet in the journal
+    (the process is stopped to look, so the moment is certain); returns those images."""
+    deadline, before = time.monotonic() + 30, len(_ok_ids(store))
     while time.monotonic() < deadline and proc.poll() is None:
-        if len(_ok_urls(store)) >= before + 2:
-            break
-        time.sleep(0.05)
-    alive = proc.poll() is None
+        if len(_ok_ids(store)) >= before + 2 and len(_stored_ids(store)) > len(_ok_ids(store)):
+            proc.send_signal(signal.SIGSTOP)
+            unjournaled = _stored_ids(store) - _ok_ids(store)
+            if unjournaled:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return unjournaled
+            proc.send_signal(signal.SIGCONT)
+        time.sleep(0.002)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    return alive
+    raise AssertionError("the run ended before a file was seen between rename and journal")
 
 
 @pytest.mark.slow
 def test_sigkill_and_rerun_ends_with_right_bytes_and_no_refetch(
     sample_root: Path, tmp_path: Path
 ) -> None:
+    """Killed three times, each time with an image renamed into the store but not journaled:
+    the rerun adopts it (hash checked) instead of fetching it again."""
     images = sample_images(sample_root)[:40]
     sel, store, log = tmp_path / "selection.parquet", tmp_path / "store", tmp_path / "cli.log"
     pq.write_table(sample_selection(images), sel)
@@ -62,15 +88,18 @@ def test_sigkill_and_rerun_ends_with_right_bytes_and_no_refetch(
             "--connections", "6", "--retries", "1",
         ]  # fmt: skip
         for _ in range(3):
-            ok_before = _ok_urls(store)
+            stored = _stored_ids(store)
             server.reset()
-            assert _kill_after_progress(_start(args, log), store, len(ok_before)), "not mid-run"
-            assert not ok_before & set(server.request_counts()), "an ok image was fetched again"
-        ok_before = _ok_urls(store)
+            assert _kill_between_rename_and_journal(_start(args, log), store)
+            assert not _urls(images, stored) & set(server.request_counts()), (
+                "a stored image was fetched again"
+            )
+        stored = _stored_ids(store)
         server.reset()
         final = _start(args, log)
         assert final.wait(timeout=120) == 0, log.read_text(errors="replace")
-        assert not ok_before & set(server.request_counts()), "an ok image was fetched again"
+        assert not _urls(images, stored) & set(server.request_counts())
+    assert "adopted" in log.read_text(errors="replace")
     _check_final(store, images, sample_root)
 
 
@@ -91,3 +120,38 @@ def _check_final(store: Path, images: list[dict[str, Any]], sample_root: Path) -
         assert path.read_bytes() == served.read_bytes()
         assert hashlib.sha256(path.read_bytes()).hexdigest() == row["sha256"]
     assert not list((store / ".tmp").iterdir()), "a temp file was left behind"
+
+
+def test_without_a_written_log_only_a_byte_exact_original_is_adopted(
+    sample_root: Path, tmp_path: Path
+) -> None:
+    """A dead run's temp folder without its log (an OS crash can lose it): an unjournaled file
+    equal to the Flickr original (OriginalMD5) is adopted; a resized copy, whose source the
+    store cannot tell, is fetched again."""
+    from oiforge.download import DownloadConfig, download
+    from oiforge.endpoints import Endpoints
+
+    def resized_differs(img: dict[str, Any]) -> bool:
+        resized = sample_root / "open-images-dataset" / img["split"] / f"{img['image_id']}.jpg"
+        original = sample_root / "flickr" / img["original_url"].split("://", 1)[1]
+        return resized.read_bytes() != original.read_bytes()
+
+    images = [i for i in sample_images(sample_root) if i["fault"] == "none"]
+    images = [i for i in images if resized_differs(i)][:4]
+    store = tmp_path / "store"
+    with MirrorServer(sample_root, faults=[]) as server:
+        ep = Endpoints.for_mirror(server.url)
+        download(sample_selection(images[:2]), store, DownloadConfig(sources=("original",)), ep)
+        download(sample_selection(images[2:]), store, DownloadConfig(sources=("resized",)), ep)
+        (store / "journal.sqlite").unlink()  # the rows were lost with the crash
+        (store / ".tmp" / "999999999-0a0a0a0a").mkdir()  # a dead run's folder, no log
+        server.reset()
+        summary = download(sample_selection(images), store, DownloadConfig(), ep)
+        asked = set(server.request_counts())
+    assert summary.adopted == 2
+    assert asked == _urls(images[2:], {i["image_id"] for i in images[2:]}) - {
+        "/flickr/" + i["original_url"].split("://", 1)[1] for i in images[2:]
+    }
+    rows = {r["image_id"]: r for r in read_journal(store).to_pylist()}
+    assert all(rows[i["image_id"]]["source"] == "original" for i in images[:2])
+    assert all(rows[i["image_id"]]["status"] == "ok" for i in images)

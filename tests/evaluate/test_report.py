@@ -72,7 +72,7 @@ def test_evaluate_writes_metrics_plots_and_a_self_contained_report(run_with_mani
 @pytest.mark.slow
 def test_evaluate_without_a_test_split_uses_val_and_says_so(tmp_path: Path) -> None:
     from oiforge.evaluate import run_evaluation
-    from oiforge.train.events import Notice
+    from oiforge.progress import Notice
 
     ds = make_dataset(tmp_path / "ds", per_class={"train": 8, "val": 3}, seed=5)
     train(

@@ -31,7 +31,7 @@ def _tree(root: Path) -> dict[str, bytes]:
 def test_make_sample_cli_is_deterministic(sample_root: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["mirror", "make-sample", str(tmp_path), "--seed", "0"], env=ENV)
     assert result.exit_code == 0, result.output
-    assert "750 images" in result.output  # 36 classes x 15, the 6 demo classes x 40, 60 people
+    assert "786 images" in result.output  # 36 x 15, 6 demo classes x 40, 60 people, 36 multi-label
     again, first = _tree(tmp_path), _tree(sample_root)
     assert again.keys() == first.keys()
     assert [k for k in first if again[k] != first[k]] == []

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from oiforge.catalog.files import FILES
+from oiforge.mirror.multilabel import MULTILABEL_CLASSES, SUBCLASSES
 from oiforge.mirror.plan import CONTEXT_MIDS, SAMPLE_CLASSES
 from oiforge.paths import package_data
 
@@ -154,6 +155,30 @@ def test_hamburger_is_a_sandwich_in_the_real_hierarchy(sample_root: Path) -> Non
     children = {c["LabelName"] for c in sandwich["Subcategory"]}
     assert "/m/0cdn1" in children  # Hamburger
     assert "/m/01b9xk" not in children  # Hot dog
+    set_mids = {c.mid for c in MULTILABEL_CLASSES}
+    for mid in set_mids:  # the multi-label block's sub-class links are the real ones
+        node = find(tree, mid)
+        below = {c["LabelName"] for c in (node or {}).get("Subcategory", [])} & set_mids
+        assert below == set(SUBCLASSES.get(mid, ())), mid
+
+
+def test_multilabel_block_plants_every_kind_of_label(sample_root: Path) -> None:
+    """Photos with several classes of the set, verified negatives, unknowns, machine labels."""
+    facts = _facts(sample_root)["multilabel"]
+    assert [c["mid"] for c in facts["classes"]] == [c.mid for c in MULTILABEL_CLASSES]
+    photos = facts["plain"]["images"]
+    assert sum(len(p["labels"]) >= 3 for p in photos.values()) >= 8
+    assert sum(bool(p["negatives"]) for p in photos.values()) >= 30
+    assert sum(bool(p["machine"]) for p in photos.values()) >= 5
+    for mid, per in facts["plain"]["counts"].items():
+        for split, n in per.items():
+            assert n["positive"] > 0 and n["negative"] > 0 and n["unknown"] > 0, (mid, split)
+            assert sum(n.values()) == sum(p["split"] == split for p in photos.values())
+    up = facts["expand_up"]["images"]
+    sandwich = "/m/0l515"
+    assert sum(sandwich in p["labels"] for p in up.values()) > sum(
+        sandwich in p["labels"] for p in photos.values()
+    )  # a hamburger or a submarine sandwich is a sandwich
 
 
 def test_sample_shape(sample_root: Path) -> None:

@@ -22,6 +22,7 @@ IMAGES: list[Image] = [
     ("test", [(DOG, 0, 0.8, [])]),
     ("train", [(BEAR, 1, None, [NOFLAGS, NOFLAGS, GROUP])]),
     ("validation", [(CAT, 1, None, []), (BEAR, 1, 0.7, [NOFLAGS])]),
+    ("train", [(DOG, 0, None, []), (CAT, 0, 0.6, []), (BEAR, 1, None, [])]),  # negatives
 ]
 
 
@@ -36,6 +37,9 @@ SPECS = [
     SelectSpec(classes=("Carnivore",), label_mode="box", box_flags=BoxFlags(is_group_of="drop")),
     SelectSpec(classes=("Cat", "Dog"), exclude_images_with=("Person",), multi_label="drop"),
     SelectSpec(classes=("Cat", "Dog", "Bear"), per_class=1, seed=3, min_confidence=0.5),
+    SelectSpec(classes=("Cat", "Dog", "Carnivore"), multi_label="multi", expand_up=True),
+    SelectSpec(classes=("Cat", "Dog"), multi_label="multi", min_confidence=0.5, per_class=1),
+    SelectSpec(classes=("Dog",), negatives="verified", negatives_ratio=0.5),
 ]
 
 
@@ -54,11 +58,14 @@ def test_load_is_idempotent_and_selection_matches_duckdb(cat: Catalog, pg_dsn: s
         keys = pg.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = 'oiforge'").fetchone()
     assert n is not None and n[0] == first.rows["boxes"] == 10
     assert keys is not None and keys[0] >= 8
+    roles: set[object] = set()
     for spec in SPECS:
         duck = select(spec, catalog=cat)
         got = select_pg(spec, pg_dsn)
         assert _rows(got.table) == _rows(duck.table), spec
         assert got.classes == duck.classes
+        roles |= {r.get("role") for r in _rows(got.table)}
+    assert roles == {None, "positive", "negative", "background"}
 
 
 def test_server_down_names_host_not_password() -> None:

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oiforge.errors import InvalidInputError, MalformedFileError
+from oiforge.progress import Notice
 from oiforge.train import build_config, run_training, train
 from oiforge.train.dataset import Sample, open_dataset, source_of, split_off
-from oiforge.train.events import Notice
 
 from .synthetic import make_dataset
 

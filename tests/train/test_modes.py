@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 import oiforge.train
 from oiforge.cli import app
 from oiforge.errors import InvalidInputError
+from oiforge.progress import CandidateEnd, Notice
 from oiforge.train import build_config, load_trained, run_training, train
 from oiforge.train.auto import NothingFinishedError, Result, beats, pick
-from oiforge.train.events import CandidateEnd, Notice
 from oiforge.train.models import create_model
 from oiforge.train.rundir import read_metrics
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from safetensors.torch import load_file
 
+from oiforge.progress import EpochEnd, Notice
 from oiforge.train import build_config, run_training, train
-from oiforge.train.events import EpochEnd, Notice
 from oiforge.train.rundir import read_metrics
 
 SMALL = {"image_size": 32, "workers": 0, "batch_size": 16}

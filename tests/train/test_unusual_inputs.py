@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from oiforge.pixels import to_rgb
+from oiforge.progress import Notice
 from oiforge.train import build_config, run_training
-from oiforge.train.events import Notice
 
 from .synthetic import draw_image
 

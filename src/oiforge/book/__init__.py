@@ -29,10 +29,12 @@ from oiforge.book.model import (
     build_request,
     load_config,
     read_plan,
+    read_settings,
+    setting_keys,
     write_plan,
 )
 from oiforge.book.photos import Dropped
-from oiforge.book.plan import plan_book, plan_to_selection, write_selection
+from oiforge.book.plan import plan_book, plan_from_catalog, plan_to_selection, write_selection
 from oiforge.book.render import RenderResult, render_book
 
 __all__ = [
@@ -51,9 +53,12 @@ __all__ = [
     "check_pdf",
     "load_config",
     "plan_book",
+    "plan_from_catalog",
     "plan_to_selection",
     "read_plan",
+    "read_settings",
     "render_book",
+    "setting_keys",
     "write_plan",
     "write_selection",
 ]

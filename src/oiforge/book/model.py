@@ -217,18 +217,30 @@ def load_config(path: str | Path | None) -> dict[str, Any]:
         raise SpecError(f"book config {p}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise SpecError(f"book config {p}: a mapping of settings (see examples/book.yaml)")
-    known = set(LayoutOptions.model_fields) | set(SelectOptions.model_fields) | set(EXTRA_KEYS)
-    unknown = sorted(str(k) for k in data if k not in known)
+    return read_settings(data, f"book config {p}", p.parent)
+
+
+def setting_keys() -> list[str]:
+    """Every key a book settings mapping may have (sorted)."""
+    fields = set(LayoutOptions.model_fields) | set(SelectOptions.model_fields) - {"pins"}
+    return sorted(fields | set(EXTRA_KEYS))
+
+
+def read_settings(data: Mapping[str, Any], source: str, base: Path) -> dict[str, Any]:
+    """Book settings (a settings file's mapping, or a spec's ``book:`` section) with their
+    keys checked and relative ``overrides``/``custom`` paths resolved against ``base``."""
+    unknown = sorted(str(k) for k in data if k not in setting_keys())
     if unknown:
-        raise SpecError(f"book config {p}: unknown settings {', '.join(unknown)}")
-    for key in ("overrides",):
-        if isinstance(data.get(key), str):
-            data[key] = str((p.parent / data[key]).expanduser())
-    if isinstance(data.get("custom"), dict):
-        data["custom"] = {
-            k: str((p.parent / str(v)).expanduser()) for k, v in data["custom"].items()
-        }
-    return data
+        raise SpecError(
+            f"{source}: unknown settings {', '.join(unknown)} "
+            f"(valid keys: {', '.join(setting_keys())})"
+        )
+    out = dict(data)
+    if isinstance(out.get("overrides"), str):
+        out["overrides"] = str((base / out["overrides"]).expanduser())
+    if isinstance(out.get("custom"), dict):
+        out["custom"] = {k: str((base / str(v)).expanduser()) for k, v in out["custom"].items()}
+    return out
 
 
 def parse_letter_map(text: str, what: str = "--pick") -> dict[str, str]:

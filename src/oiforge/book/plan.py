@@ -19,7 +19,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -41,6 +41,9 @@ from oiforge.book.query import PhotoQuery, depiction_mids, person_mids, query_ph
 from oiforge.book.words import BLOCKED_NAMES, KID_FRIENDLY, label_of, letter_of
 from oiforge.contracts import SELECTION_SCHEMA, is_image_id
 from oiforge.errors import InvalidInputError, StageError
+
+if TYPE_CHECKING:
+    from oiforge.endpoints import Endpoints
 
 log = logging.getLogger(__name__)
 CLASSES_TRIED_PER_LETTER = 6
@@ -189,6 +192,15 @@ class _Assigner:
                 photos=photos,
             )
         return None
+
+
+def plan_from_catalog(req: PlanRequest, endpoints: Endpoints | None = None) -> BookPlan:
+    """Open the request's catalog, fetch the label tables a plan needs, and plan the book."""
+    from oiforge.catalog import open_catalog
+
+    with open_catalog(req.select.version, endpoints) as cat:
+        cat.ensure(["images", "boxes" if req.select.label_mode == "box" else "human_labels"])
+        return plan_book(cat, req)
 
 
 def plan_book(cat: CatalogLike, req: PlanRequest) -> BookPlan:

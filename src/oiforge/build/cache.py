@@ -35,6 +35,8 @@ from oiforge.errors import InvalidInputError
 #: Bumped whenever rendering changes its output bytes, so an old cache is never reused.
 RENDER_VERSION: Final = 3
 PARAMS: Final = "params.json"
+#: The cache's folder inside the staging directory (left out of the lock, removed at the end).
+CACHE_NAME: Final = ".cache"
 
 _MADE_DIRS: set[str] = set()
 _JOURNAL_NAME: dict[int, str] = {}  # pid → this process's journal file name

@@ -19,7 +19,7 @@ import importlib.metadata
 import json
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
@@ -48,30 +48,52 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def list_files(root: Path) -> list[str]:
-    """Every regular file under ``root`` (posix relative paths, sorted), the lock and hidden
-    entries excepted (``os.walk``: a dataset may hold a million samples)."""
+def catalog_md5s(folder: Path | None) -> dict[str, str]:
+    """Relative path → MD5 of every file of a catalog folder (``build --catalog``: the lock
+    records which official metadata files the selection came from)."""
+    if folder is None:
+        return {}
+    out = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest = hashlib.md5(usedforsecurity=False)
+        with path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
+        out[path.relative_to(folder).as_posix()] = digest.hexdigest()
+    return out
+
+
+def list_files(root: Path, ignore: Collection[str] = ()) -> list[str]:
+    """Every regular file under ``root`` (posix relative paths, sorted) but the lock and the
+    top-level entries named in ``ignore`` (``os.walk``: a dataset may hold a million samples).
+
+    Hidden files and folders count like any other: data loaders read them (torchvision's
+    ImageFolder loads ``train/Cat/.x.jpg`` and makes a class of ``.ipynb_checkpoints``), so a
+    dataset's lock must list them and ``verify`` reports any it does not list."""
     found = []
     for folder, dirs, names in os.walk(root):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
         rel = Path(folder).relative_to(root).as_posix()
         prefix = "" if rel == "." else rel + "/"
+        if not prefix:
+            dirs[:] = [d for d in dirs if d not in ignore]
         for name in names:
-            if name.startswith(".") or name == LOCK_NAME:
+            if not prefix and (name == LOCK_NAME or name in ignore):
                 continue
             if os.path.isfile(os.path.join(folder, name)):  # noqa: PTH113,PTH118 (hot loop)
                 found.append(prefix + name)
     return sorted(found)
 
 
-def hash_files(root: Path, known: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Relative path → sha256 for every file of a dataset directory.
+def hash_files(
+    root: Path, known: Mapping[str, str] | None = None, ignore: Collection[str] = ()
+) -> dict[str, str]:
+    """Relative path → sha256 for every file of a dataset directory (see ``list_files``).
 
     ``known`` gives the hashes of files the caller has just written from bytes it hashed
     (exported samples), so they are not read back; every other file is hashed from disk.
     """
     known = known or {}
-    return {rel: known.get(rel) or file_sha256(root / rel) for rel in list_files(root)}
+    return {rel: known.get(rel) or file_sha256(root / rel) for rel in list_files(root, ignore)}
 
 
 def top_hash(files: Mapping[str, str]) -> str:
@@ -156,6 +178,12 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not (self.missing or self.changed or self.extra)
+
+    @property
+    def hidden_extra(self) -> list[str]:
+        """Extra files with a hidden name or in a hidden folder (``.DS_Store``, ``.x.jpg``):
+        extra all the same, since loaders read them."""
+        return [p for p in self.extra if any(part.startswith(".") for part in p.split("/"))]
 
 
 def compare(expected: Mapping[str, str], actual: Mapping[str, str]) -> VerifyReport:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from oiforge.build.cache import (
+    CACHE_NAME,
     cache_params,
     check_cache,
     prepare_cache,
@@ -165,7 +166,7 @@ class RenderedImages:
 
 def build_cache_dir(out: Path) -> Path:
     """The render cache ``build_dataset(out=out)`` reads (inside its staging directory)."""
-    return staging_dir(out) / ".cache"
+    return staging_dir(out) / CACHE_NAME
 
 
 def render_fingerprint(spec: BuildSpec) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from oiforge.atomic import replace_dir
 from oiforge.build.assemble import Assembly, assemble
-from oiforge.build.cache import prepare_cache, sample_path, staging_dir
+from oiforge.build.cache import CACHE_NAME, prepare_cache, sample_path, staging_dir
 from oiforge.build.card import CardInfo, write_attribution, write_card, write_contact_sheet
 from oiforge.build.export import (
     write_excluded,
@@ -108,7 +108,7 @@ def check_out_dir(out: Path) -> None:
 
 def _clear_outputs(staging: Path) -> None:
     for child in staging.iterdir():
-        if child.name != ".cache":
+        if child.name != CACHE_NAME:
             shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
@@ -140,7 +140,7 @@ def _known_hashes(asm: Assembly, inputs: BuildInputs) -> dict[str, str]:
 
 
 def _lock(root: Path, asm: Assembly, inputs: BuildInputs, selection_sha: str) -> dict[str, Any]:
-    files = hash_files(root, _known_hashes(asm, inputs))
+    files = hash_files(root, _known_hashes(asm, inputs), ignore=(CACHE_NAME,))
     lock = make_lock(
         files,
         {s.key: s.sha256 for s in asm.samples},
@@ -178,7 +178,7 @@ def _check_expected(inputs: BuildInputs, lock: Mapping[str, Any], staging: Path)
 
 
 def _finalize(staging: Path, out: Path) -> None:
-    shutil.rmtree(staging / ".cache")
+    shutil.rmtree(staging / CACHE_NAME)
     replace_dir(staging, out)
 
 
@@ -190,7 +190,7 @@ def build_dataset(inputs: BuildInputs, progress: Progress | None = None) -> Buil
         inputs = replace(inputs, version=selection_version(inputs.selection) or "unknown")
     plan = make_plan(read_selection(inputs.selection), inputs.store, inputs.exclude)
     staging = staging_dir(out)
-    cache = staging / ".cache"
+    cache = staging / CACHE_NAME
     opts = RenderOptions.from_spec(inputs.spec)
     prepare_cache(cache, opts)
     clock.lap("plan")

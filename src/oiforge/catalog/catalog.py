@@ -122,6 +122,9 @@ class Catalog:
     def descendants(self, mid: str) -> set[str]:
         return self.hierarchy.descendants(self.resolve(mid).mid)
 
+    def ancestors(self, mid: str) -> set[str]:
+        return self.hierarchy.ancestors(self.resolve(mid).mid)
+
     def parents(self, mid: str) -> list[str]:
         return self.hierarchy.parents(self.resolve(mid).mid)
 

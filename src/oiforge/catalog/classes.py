@@ -302,6 +302,18 @@ class Hierarchy:
         """Direct Subcategory parents (several for the multi-parent classes)."""
         return list(self._parents.get(mid, []))
 
+    def ancestors(self, mid: str) -> set[str]:
+        """Every class above ``mid`` through Subcategory links (``mid`` itself excluded)."""
+        seen: set[str] = set()
+        stack = [mid]
+        while stack:
+            for parent in self._parents.get(stack.pop(), []):
+                if parent not in seen:
+                    seen.add(parent)
+                    stack.append(parent)
+        seen.discard(mid)
+        return seen
+
     def descendants(self, mid: str) -> set[str]:
         """Every class below ``mid`` through Subcategory links (``mid`` itself excluded)."""
         seen: set[str] = set()

@@ -5,15 +5,17 @@ all of it (row-group pruning cannot help) and materialises wide rows; that domin
 A selection copy is built once per (label file, image list) pair, beside the Parquet copy:
 
 - only rows with a valid ImageID (16 lowercase hex characters; nothing else can become a file
-  name), for human labels only positives (``confidence = 1``: all that ``select`` reads), for
+  name), for human labels the verified positives and negatives (``confidence`` 1 and 0), for
   boxes only valid boxes, coordinates clamped (``rowrules``);
 - ``image_key``: the ImageID as an unsigned 64-bit integer (same order as the hex text), so
   joins, windows and sorts work on integers;
 - the image columns of the image list of the same split (NULL when it is not ingested);
-- sorted by ``label_mid``, group-of boxes last, ``image_key``, then an image's boxes in
-  ``rowrules.box_order``; a row group never spans two classes, so a class query decodes only
-  its classes' rows, and every output column only for the rows it finally keeps (by row
-  number: ``attach``), in ascending runs (one per class for the default flags);
+- sorted by ``label_mid``, group-of boxes last (human labels: positives first),
+  ``image_key``, then an image's boxes in ``rowrules.box_order``; a row group never spans two
+  classes (nor a class's positives and negatives), so a class query decodes only its classes'
+  rows (a positives-only query only their positives), and every output column only for the
+  rows it finally keeps (by row number: ``attach``), in ascending runs (one per class for the
+  default flags);
 - LZ4, which decodes ~27% faster than zstd (the copy is ~1.6x larger).
 
 A fingerprint of its inputs (Parquet copy and image lists: name, size, mtime) is stored in the
@@ -61,7 +63,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COPY_VERSION: Final = 8
+COPY_VERSION: Final = 9
 COPY_KINDS: Final = ("boxes", "human_labels")
 IMAGE_COLS: Final = tuple(ours for _, ours, _ in COLUMNS["images"] if ours != "image_id")
 _KEY: Final = "fingerprint"
@@ -73,7 +75,7 @@ _BATCH_ROWS: Final = 1 << 17
 #: columns with few distinct values by nature get dictionary pages (the rest decode faster
 #: plain); statistics only for what a query prunes row groups by (every select parses the
 #: footer: 3.0 MB at full size with all statistics and 20,480-row groups, 1.2 MB now).
-_PRUNED_BY: Final = ("label_mid", "image_key", *BOX_FLAGS)
+_PRUNED_BY: Final = ("label_mid", "image_key", "confidence", *BOX_FLAGS)
 _ARROW: Final = {
     "VARCHAR": pa.string(),
     "BIGINT": pa.int64(),
@@ -306,11 +308,11 @@ def _build(
     names = [name for name, _ in _copy_columns(done.kind)[2 : -len(IMAGE_COLS)]]
     label = ", ".join(f"{clamped('l.' + n)} AS {n}" if n in COORDS else f"l.{n}" for n in names)
     image = ", ".join(f"i.{c}" for c in IMAGE_COLS)
-    valid = "l.confidence = 1" if done.kind == "human_labels" else valid_box("l")
+    valid = "l.confidence IN (0, 1)" if done.kind == "human_labels" else valid_box("l")
     if done.kind == "boxes":
         order = ["l.label_mid", grouped("l"), "image_key", *box_keys("l", clamp=True)]
     else:
-        order = ["l.label_mid", "image_key", "l.source", "l.confidence"]
+        order = ["l.label_mid", "l.confidence DESC", "image_key", "l.source"]
     sql = (
         f"SELECT l.label_mid, ('0x' || l.image_id)::UBIGINT AS image_key, "
         f"{label}, {image} "
@@ -327,8 +329,9 @@ def _build(
 
 
 def _write_by_class(batches: pa.RecordBatchReader, sink: IO[bytes], stamp: str) -> None:
-    """Write ``batches`` (sorted by ``label_mid``, the first column) as Parquet with a row
-    group boundary at every change of class and every ``_GROUP_ROWS`` rows within one.
+    """Write ``batches`` (sorted by ``label_mid``, the first column, then ``confidence`` for
+    human labels) as Parquet with a row group boundary at every change of class (and of
+    confidence) and every ``_GROUP_ROWS`` rows within one.
 
     A class query then decodes only its own rows (DuckDB's writer cuts groups anywhere: a
     class of a few thousand rows would cost a whole group or two of other classes' rows).
@@ -354,13 +357,13 @@ def _write_by_class(batches: pa.RecordBatchReader, sink: IO[bytes], stamp: str) 
             return rest
 
         for batch in batches:
-            mids = batch.column(0)
-            changes = pc.indices_nonzero(pc.not_equal(mids.slice(1), mids.slice(0, len(mids) - 1)))
+            keys = _group_keys(batch)
+            changes = pc.indices_nonzero(_changes(keys))
             bounds = [0, *(int(i) + 1 for i in changes.to_pylist()), len(batch)]
             for start, end in itertools.pairwise(bounds):
                 if start == end:
                     continue
-                mid = mids[start].as_py()
+                mid = tuple(k[start].as_py() for k in keys)
                 if mid != current and held:
                     held = write(final=True)
                 current = mid
@@ -369,6 +372,27 @@ def _write_by_class(batches: pa.RecordBatchReader, sink: IO[bytes], stamp: str) 
                 held = write(final=False)
         if held:
             write(final=True)
+
+
+def _group_keys(batch: pa.RecordBatch) -> list[pa.Array]:
+    """The columns a row group never spans two values of: ``label_mid`` (and ``confidence``,
+    in a human-label copy)."""
+    names = ["label_mid", *(["confidence"] if _is_human(batch.schema) else [])]
+    return [batch.column(n) for n in names]
+
+
+def _is_human(schema: pa.Schema) -> bool:
+    return "confidence" in schema.names and "x_min" not in schema.names
+
+
+def _changes(keys: list[pa.Array]) -> pa.Array:
+    """True at row ``i`` when any key differs between rows ``i`` and ``i + 1``."""
+    out = None
+    for k in keys:
+        diff = pc.fill_null(pc.not_equal(k.slice(1), k.slice(0, len(k) - 1)), True)
+        out = diff if out is None else pc.or_(out, diff)
+    assert out is not None
+    return out
 
 
 def _images_sql(images: list[Path], done: Ingested) -> str:

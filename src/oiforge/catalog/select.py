@@ -4,9 +4,11 @@ Steps, all in SQL over the sorted Parquet copies: candidate rows of the selected
 (human-verified positives, plus machine labels >= ``min_confidence``; or boxes filtered by
 their flags) → one split per image → drop images that carry an excluded class (positive label
 or box) → the ``multi_label`` rule → deterministic per-class sampling (``md5(image_id, seed)``
-order) → the other columns fetched from the selection copies by row (``selcopy.py``).
-``label_mid``/``label_name`` are the *selected* class (a sub-class row of an expanded class is
-reported under the class the spec names).
+order) → in multi-label mode each image's verified negatives (``selectsql.py``) → the other
+columns fetched from the selection copies by row (``selcopy.py``) → with ``negatives``, the
+added negatives ("X vs not X", ``negatives.py``). ``label_mid``/``label_name`` are the
+*selected* class (a sub-class row of an expanded class is reported under the class the spec
+names).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,8 +25,9 @@ from oiforge.arrays import from_numpy, run_starts, strings, to_numpy
 from oiforge.catalog.catalog import Catalog, open_catalog
 from oiforge.catalog.fetch import ProgressFn
 from oiforge.catalog.files import official_files
+from oiforge.catalog.negatives import background_rows, wanted_negatives
 from oiforge.catalog.selcopy import attach, ensure_copies, register_views
-from oiforge.catalog.selectsql import Target, selection_sql
+from oiforge.catalog.selectsql import Target, selection_sql, with_roles
 from oiforge.contracts.selection import SPLITS, Selection, conform_selection
 from oiforge.errors import SpecError
 from oiforge.spec import DatasetSpec, SelectSpec, canonical_hash
@@ -33,6 +37,8 @@ log = logging.getLogger(__name__)
 
 def spec_hash_of(spec: SelectSpec | DatasetSpec) -> str:
     """The spec's hash: ``DatasetSpec.spec_hash()``, or the same recipe over a ``SelectSpec``."""
+    if isinstance(spec, DatasetSpec):
+        return spec.spec_hash()
     return canonical_hash(spec)
 
 
@@ -63,23 +69,72 @@ def _select(
     register_views(cat.connection, copies)
     machine = cat.has_table("machine_labels", sel.splits)
     sql = selection_sql(sel, targets, excluded, machine, copies=True)
-    digest = spec_hash_of(spec)
     box_mode = sel.label_mode == "box"
     rows = order_rows(cat.connection.sql(sql).to_arrow_table(), targets, box_mode)
-    table = conform_selection(attach(rows, copies, box_mode), digest, sel.version)
+    found = attach(rows, copies, box_mode)
+    return finish_selection(cat.connection, spec, targets, excluded, found, machine)
+
+
+def select_plain(
+    con: duckdb.DuckDBPyConnection,
+    spec: SelectSpec | DatasetSpec,
+    targets: list[Target],
+    excluded: frozenset[str],
+    machine: bool,
+) -> Selection:
+    """The same selection over the plain tables of ``con`` (``boxes``, ``human_labels``,
+    ``machine_labels``, ``images``): PostgreSQL's pull runs this."""
+    sel = spec.select if isinstance(spec, DatasetSpec) else spec
+    found = con.sql(selection_sql(sel, targets, excluded, machine)).to_arrow_table()
+    return finish_selection(con, spec, targets, excluded, found, machine)
+
+
+def finish_selection(
+    con: duckdb.DuckDBPyConnection,
+    spec: SelectSpec | DatasetSpec,
+    targets: list[Target],
+    excluded: frozenset[str],
+    found: pa.Table,
+    machine: bool,
+) -> Selection:
+    """The selected rows in the contract, stamped, with the negatives added (``negatives``)."""
+    sel = spec.select if isinstance(spec, DatasetSpec) else spec
+    digest = spec_hash_of(spec)
+    labels = label_options(sel) if with_roles(sel) else None
+    table = conform_selection(found, digest, sel.version, labels)
+    names = [t.name for t in targets]
     log.info("selected %d rows for %d classes", table.num_rows, len(targets))
-    return Selection(table, digest, [t.name for t in targets])
+    if sel.negatives == "none":
+        return Selection(table, digest, names)
+    wanted = wanted_negatives(sel, Selection(table, digest, names).image_counts)
+    taken = table.column("image_id").combine_chunks()
+    extra = background_rows(con, sel, targets, excluded, taken, wanted, machine)
+    both = pa.concat_tables([table, conform_selection(extra, digest, sel.version, labels)])
+    return Selection(both, digest, [*names, sel.negatives_name()])
+
+
+def label_options(sel: SelectSpec) -> dict[str, object]:
+    """What shaped a selection's labels (``SELECTION_LABELS_KEY``; build reads it)."""
+    negatives = sel.negatives != "none"
+    return {
+        "multi_label": sel.multi_label,
+        "expand_up": sel.expand_up,
+        "min_confidence": sel.min_confidence,
+        "negatives": sel.negatives,
+        "negatives_ratio": sel.negatives_ratio if negatives else None,
+        "negatives_class": sel.negatives_name() if negatives else None,
+    }
 
 
 def order_rows(rows: pa.Table, targets: list[Target], box_mode: bool) -> pa.Table:
     """Key rows (``selection_sql(copies=True)``) in output order, boxes numbered, classes and
     splits named.
 
-    Order: class, split, image, then ``ref`` (a copy holds an image's boxes of a class in
-    ``rowrules.box_order``); ``box_index`` counts an image's boxes over all its selected
-    classes, in that order.
+    Order: class, role (positives, then verified negatives), split, image, then ``ref`` (a
+    copy holds an image's boxes of a class in ``rowrules.box_order``); ``box_index`` counts
+    an image's boxes over all its selected classes, in that order.
     """
-    keys = ["class_idx", "split_rank", "image_key", "ref"]
+    keys = ["class_idx", "role_rank", "split_rank", "image_key", "ref"]
     rows = rows.take(pc.sort_indices(rows, [(k, "ascending", "at_end") for k in keys]))
     n = rows.num_rows
     box_index = _box_index(rows["image_key"]) if box_mode else pa.nulls(n, pa.int32())
@@ -108,20 +163,30 @@ def _box_index(image_key: pa.ChunkedArray) -> pa.Array:
 
 
 def resolve_targets(cat: Catalog, sel: SelectSpec) -> list[Target]:
-    """The spec's classes as targets: output name, MID, and the label MIDs that count."""
+    """The spec's classes as targets: output name, MID, the label MIDs whose positive counts
+    (the class, and its sub-classes when expanded: ``expand`` or ``expand_up``), the MIDs
+    whose verified negative counts (the class, and with ``expand_up`` its ancestors) and its
+    family (the class and all its sub-classes)."""
     targets: list[Target] = []
     for idx, cs in enumerate(sel.classes):
         info = cat.resolve(cs.name)
+        below = cat.descendants(info.mid)
         mids = {info.mid}
-        if cs.expand:
-            mids |= cat.descendants(info.mid)
+        if cs.expand or sel.expand_up:
+            mids |= below
             for sub in cs.exclude_subclasses:
                 drop = cat.resolve(sub).mid
                 mids -= {drop} | cat.descendants(drop)
         elif cs.exclude_subclasses:
             raise SpecError(f"class {cs.name!r}: exclude_subclasses needs expand: true")
-        targets.append(Target(idx, info.mid, cs.rename or info.name, frozenset(mids)))
+        above = cat.ancestors(info.mid) if sel.expand_up else set()
+        negative = frozenset({info.mid} | above)
+        family = frozenset({info.mid} | below | mids)
+        name = cs.rename or info.name
+        targets.append(Target(idx, info.mid, name, frozenset(mids), negative, family))
     names = [t.name.lower() for t in targets]
+    if sel.negatives != "none":
+        names.append(sel.negatives_name().lower())
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise SpecError(f"classes selected twice (or renamed to the same name): {dupes}")

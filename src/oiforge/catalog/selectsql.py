@@ -1,9 +1,19 @@
-"""The SQL of ``select`` (see ``select.py`` for the steps). Every literal is quoted here."""
+"""The SQL of ``select`` (see ``select.py`` for the steps). Every literal is quoted here.
+
+Multi-label (image mode, ``multi_label: multi``): per (image, selected class) one row, a
+human-verified positive first, then a human-verified negative, then a machine label (a
+machine label a human rejected is dropped); the image set is the images with a positive row;
+the per-class sample keeps whole images (every label of an image it chose); each kept image
+gets its verified negatives of the selected classes as ``role = 'negative'`` rows.
+``expand_up`` maps a label to every selected class it falls under (``Target.mids``, a
+many-to-many map) and a negative to every selected class below it (``Target.neg_mids``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 
 from oiforge.catalog.rowrules import BOX_COLS, COORDS, box_order, clamped, valid_box, valid_id
 from oiforge.catalog.selcopy import COPY_KINDS, IMAGE_COLS, view_name
@@ -12,16 +22,32 @@ from oiforge.spec import SelectSpec
 
 #: an ``image_key`` (UBIGINT) back to its ImageID text.
 _HEX = "printf('%016x', {})"
+#: ``role`` of a row of ``numbered`` (``role_rank`` 0: positive, 1: verified negative).
+ROLE_SQL: Final = "CASE k.role_rank WHEN 0 THEN 'positive' ELSE 'negative' END"
 
 
 @dataclass(frozen=True)
 class Target:
-    """A selected class: its index in the spec, MID, output name and the MIDs that count."""
+    """A selected class: its index in the spec, MID, output name, the MIDs whose positive
+    counts for it, the MIDs whose verified negative counts against it, and its family (the
+    class and every sub-class: an image with a positive of one is never a negative of it)."""
 
     idx: int
     mid: str
     name: str
     mids: frozenset[str]
+    neg_mids: frozenset[str] = frozenset()
+    family: frozenset[str] = frozenset()
+
+
+def per_image_negatives(sel: SelectSpec) -> bool:
+    """Rows get roles and each image its verified negatives (image mode, ``multi``)."""
+    return sel.label_mode == "image" and sel.multi_label == "multi"
+
+
+def with_roles(sel: SelectSpec) -> bool:
+    """The selection has a ``role`` column (multi-label, or negatives added)."""
+    return per_image_negatives(sel) or sel.negatives != "none"
 
 
 def q(text: str) -> str:
@@ -29,7 +55,7 @@ def q(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _in_list(values: Iterable[str]) -> str:
+def in_list(values: Iterable[str]) -> str:
     items = sorted(set(values))
     return "(" + ", ".join(q(v) for v in items) + ")" if items else "(NULL)"
 
@@ -46,9 +72,29 @@ def target_map(targets: list[Target]) -> dict[str, int]:
     return out
 
 
-def _targets_cte(targets: list[Target]) -> str:
-    rows = ", ".join(f"({q(mid)}, {idx})" for mid, idx in sorted(target_map(targets).items()))
-    return f"tgt(label_mid, class_idx) AS (VALUES {rows})"
+def target_pairs(targets: list[Target], expand_up: bool) -> list[tuple[str, int]]:
+    """(label MID, class index) pairs of the positive map: one class a MID (``target_map``),
+    or with ``expand_up`` every class whose MIDs hold it."""
+    if not expand_up:
+        return sorted(target_map(targets).items())
+    return sorted({(m, t.idx) for t in targets for m in t.mids})
+
+
+def negative_pairs(targets: list[Target]) -> list[tuple[str, int]]:
+    """(label MID, class index): a verified negative of the MID is a negative of the class."""
+    return sorted({(m, t.idx) for t in targets for m in t.neg_mids or {t.mid}})
+
+
+def _pairs_cte(name: str, pairs: list[tuple[str, int]]) -> str:
+    rows = ", ".join(f"({q(mid)}, {idx})" for mid, idx in pairs) or "(NULL, NULL)"
+    return f"{name}(label_mid, class_idx) AS (VALUES {rows})"
+
+
+def _targets_cte(sel: SelectSpec, targets: list[Target]) -> str:
+    ctes = [_pairs_cte("tgt", target_pairs(targets, sel.expand_up))]
+    if per_image_negatives(sel):
+        ctes.append(_pairs_cte("tgt_neg", negative_pairs(targets)))
+    return ",\n".join(ctes)
 
 
 def _flag_filter(sel: SelectSpec) -> str:
@@ -62,7 +108,7 @@ def _flag_filter(sel: SelectSpec) -> str:
     return " AND ".join(parts) or "true"
 
 
-def _keyed(table: str) -> str:
+def keyed(table: str) -> str:
     """A plain table as the selection reads it: valid ImageIDs, ``image_key``, ``split_rank``."""
     return (
         f"(SELECT *, TRY_CAST('0x' || image_id AS UBIGINT) AS image_key, "
@@ -72,7 +118,7 @@ def _keyed(table: str) -> str:
 
 
 def _source(kind: str, copies: bool) -> str:
-    return view_name(kind) if copies and kind in COPY_KINDS else _keyed(kind)
+    return view_name(kind) if copies and kind in COPY_KINDS else keyed(kind)
 
 
 def _candidates(sel: SelectSpec, mids: str, splits: str, machine: bool, copies: bool) -> str:
@@ -95,9 +141,34 @@ def _candidates(sel: SelectSpec, mids: str, splits: str, machine: bool, copies: 
     if sel.min_confidence is None or not machine:
         return human
     return (
-        f"{human} UNION ALL SELECT {keys}, {nulls}, 1 AS pri FROM {_keyed('machine_labels')} "
+        f"{human} UNION ALL SELECT {keys}, {nulls}, 1 AS pri FROM {keyed('machine_labels')} "
         f"WHERE label_mid IN {mids} AND split IN {splits} "
         f"AND confidence >= {float(sel.min_confidence)!r}"
+    )
+
+
+def _cand(sel: SelectSpec, cands: str, splits: str, machine: bool, copies: bool) -> str:
+    """CTE ``cand``: candidate rows with their class; in multi-label mode a machine label is
+    dropped where a human verified the same label absent, or the class (a negative of it)."""
+    joined = f"SELECT c.*, t.class_idx FROM ({cands}) c JOIN tgt t USING (label_mid)"
+    if not (per_image_negatives(sel) and machine and sel.min_confidence is not None):
+        return f"cand AS ({joined})"
+    human = _source("human_labels", copies)
+    where = (
+        f"WHERE n.confidence = 0 AND n.split IN {splits} "
+        "AND n.image_key IN (SELECT image_key FROM cand0 WHERE pri = 1)"
+    )
+    by_class = (
+        f"SELECT DISTINCT n.image_key, t.class_idx FROM {human} n "
+        f"JOIN tgt_neg t USING (label_mid) {where}"
+    )
+    by_label = f"SELECT DISTINCT n.image_key, n.label_mid FROM {human} n {where}"
+    return (
+        f"cand0 AS ({joined}),\nveto AS ({by_class}),\nveto_label AS ({by_label}),\n"
+        "cand AS (SELECT c.* FROM cand0 c LEFT JOIN veto v "
+        "ON v.image_key = c.image_key AND v.class_idx = c.class_idx LEFT JOIN veto_label w "
+        "ON w.image_key = c.image_key AND w.label_mid = c.label_mid "
+        "WHERE c.pri = 0 OR (v.image_key IS NULL AND w.image_key IS NULL))"
     )
 
 
@@ -106,16 +177,21 @@ def _split_rank() -> str:
     return f"CASE split {whens} ELSE 99 END"
 
 
-def _exclusion(excluded: frozenset[str], splits: str, copies: bool) -> str:
-    """CTE ``not_excluded``: drop images with an excluded class (positive label or box)."""
-    if not excluded:
-        return "not_excluded AS (SELECT * FROM dedup)"
-    mids = _in_list(excluded)
-    bad = (
+def excluded_images(excluded: frozenset[str], splits: str, copies: bool) -> str:
+    """The ``image_key`` of every image with an excluded class (positive label or box)."""
+    mids = in_list(excluded)
+    return (
         f"SELECT image_key FROM {_source('human_labels', copies)} WHERE label_mid IN {mids} "
         f"AND confidence = 1 AND split IN {splits} UNION SELECT image_key FROM "
         f"{_source('boxes', copies)} WHERE label_mid IN {mids} AND split IN {splits}"
     )
+
+
+def _exclusion(excluded: frozenset[str], splits: str, copies: bool) -> str:
+    """CTE ``not_excluded``: drop images with an excluded class (positive label or box)."""
+    if not excluded:
+        return "not_excluded AS (SELECT * FROM dedup)"
+    bad = excluded_images(excluded, splits, copies)
     return f"not_excluded AS (SELECT * FROM dedup ANTI JOIN ({bad}) x USING (image_key))"
 
 
@@ -170,24 +246,68 @@ def _multi_label(sel: SelectSpec) -> str:
 
 
 def _sampling(sel: SelectSpec) -> str:
-    """CTE ``final``: the rows of the per-class image sample (all rows when unlimited)."""
+    """CTE ``final``: the rows of the per-class image sample (all rows when unlimited).
+
+    Multi-label mode keeps whole images: an image a class chose keeps its other labels too.
+    """
     if sel.per_class is None and not sel.balanced:
         return "final AS (SELECT * FROM kept)"
-    cap = str(sel.per_class) if sel.per_class is not None else "NULL"
+    if per_image_negatives(sel):
+        return (
+            f"{_ranked(sel)},\nchosen AS (SELECT DISTINCT image_key FROM ranked "
+            f"WHERE rn <= {_limit(sel)}),\n"
+            "final AS (SELECT k.* FROM kept k SEMI JOIN chosen c USING (image_key))"
+        )
+    return (
+        f"{_ranked(sel)},\nchosen AS (SELECT class_idx, image_key FROM ranked "
+        f"WHERE rn <= {_limit(sel)}),\n"
+        "final AS (SELECT k.* FROM kept k SEMI JOIN chosen c "
+        "ON k.class_idx = c.class_idx AND k.image_key = c.image_key)"
+    )
+
+
+def _ranked(sel: SelectSpec) -> str:
+    """CTE ``ranked``: each class's images in ``md5(image_id, seed)`` order."""
     seed = q(f":{sel.seed}")
-    ranked = (
+    return (
         f"ranked AS (SELECT class_idx, image_key, row_number() OVER (PARTITION BY class_idx "
         f"ORDER BY md5_number({_HEX.format('image_key')} || {seed}), image_key) AS rn "
         f"FROM (SELECT DISTINCT class_idx, image_key FROM kept))"
     )
-    limit = cap
-    if sel.balanced:
-        sizes = "SELECT count(*) AS n FROM ranked GROUP BY class_idx"
-        limit = f"least(coalesce({cap}, 9223372036854775807), (SELECT min(n) FROM ({sizes})))"
+
+
+def _limit(sel: SelectSpec) -> str:
+    """Images a class keeps: ``per_class``, and with ``balanced`` the smallest class's size."""
+    cap = str(sel.per_class) if sel.per_class is not None else "NULL"
+    if not sel.balanced:
+        return cap
+    sizes = "SELECT count(*) AS n FROM ranked GROUP BY class_idx"
+    return f"least(coalesce({cap}, 9223372036854775807), (SELECT min(n) FROM ({sizes})))"
+
+
+def _negatives(sel: SelectSpec, splits: str, copies: bool) -> str:
+    """CTE ``labelled``: ``final`` plus, in multi-label mode, every kept image's verified
+    negatives of the selected classes (in its kept split; one row per image and class, and
+    none where the image has a positive of the class: a positive wins)."""
+    if not per_image_negatives(sel):
+        return "labelled AS (SELECT *, 0 AS role_rank FROM final)"
+    nulls = ", ".join(f"NULL AS {c}" for c in BOX_COLS)
+    best = "struct_pack(ref := n.ref, label_mid := n.label_mid, source := n.source)"
+    negs = (
+        f"SELECT n.image_key, t.class_idx, f.split, f.split_rank, "
+        f"arg_min({best}, (n.label_mid, n.source, n.ref)) AS b "
+        f"FROM {_source('human_labels', copies)} n JOIN tgt_neg t USING (label_mid) "
+        "JOIN (SELECT DISTINCT image_key, split, split_rank FROM final) f "
+        "ON f.image_key = n.image_key AND f.split_rank = n.split_rank "
+        f"WHERE n.confidence = 0 AND n.split IN {splits} "
+        "GROUP BY n.image_key, t.class_idx, f.split, f.split_rank"
+    )
     return (
-        f"{ranked},\nchosen AS (SELECT class_idx, image_key FROM ranked WHERE rn <= {limit}),\n"
-        "final AS (SELECT k.* FROM kept k SEMI JOIN chosen c "
-        "ON k.class_idx = c.class_idx AND k.image_key = c.image_key)"
+        f"negs AS ({negs}),\n"
+        "labelled AS (SELECT *, 0 AS role_rank FROM final UNION ALL BY NAME "
+        "SELECT g.image_key, g.class_idx, g.split, g.split_rank, g.b.ref AS ref, "
+        f"g.b.source AS source, CAST(0 AS FLOAT) AS confidence, g.b.label_mid AS label_mid, "
+        f"{nulls}, 1 AS role_rank FROM negs g ANTI JOIN final USING (image_key, class_idx))"
     )
 
 
@@ -208,23 +328,25 @@ def selection_sql(
     is ``rowrules.box_order``): ``select`` orders them, numbers the boxes and fetches every other
     column by ``ref`` (only machine-label rows, which have no copy, get theirs here).
     """
-    splits = _in_list(sel.splits)
-    mids = _in_list(target_map(targets))
+    splits = in_list(sel.splits)
+    mids = in_list(target_map(targets))
     names = ", ".join(f"({t.idx}, {q(t.mid)}, {q(t.name)})" for t in targets)
     cands = _candidates(sel, mids, splits, machine, copies)
     ctes = [
-        _targets_cte(targets),
+        _targets_cte(sel, targets),
         f"out_names(class_idx, out_mid, out_name) AS (VALUES {names})",
-        f"cand AS (SELECT c.*, t.class_idx FROM ({cands}) c JOIN tgt t USING (label_mid))",
+        _cand(sel, cands, splits, machine, copies),
         _one_split(sel),
         _dedup(sel),
         _exclusion(excluded, splits, copies),
         _multi_label(sel),
         _sampling(sel),
+        _negatives(sel, splits, copies),
         _numbered(sel, copies),
     ]
     with_clause = ",\n".join(ctes)
     boxes = ", ".join(f"k.{c}" for c in BOX_COLS)
+    role = f", {ROLE_SQL} AS role" if with_roles(sel) else ""
     if copies:
         # only machine-label rows (no copy, no ``ref``) carry their own columns
         own = sel.label_mode == "image" and machine and sel.min_confidence is not None
@@ -235,17 +357,17 @@ def selection_sql(
         )
         return f"""
 WITH {with_clause}
-SELECT k.class_idx, k.split_rank, k.image_key, k.ref{mine if own else ""}
+SELECT k.class_idx, k.role_rank, k.split_rank, k.image_key, k.ref{mine if own else ""}{role}
 FROM numbered k {_image_join() if own else ""}
 """
     return f"""
 WITH {with_clause}
 SELECT {_HEX.format("k.image_key")} AS image_id, k.split, o.out_mid AS label_mid,
-       o.out_name AS label_name, k.source, CAST(k.confidence AS FLOAT) AS confidence,
+       o.out_name AS label_name, k.source, CAST(k.confidence AS FLOAT) AS confidence{role},
        k.box_index, {boxes}, {", ".join(f"i.{c}" for c in IMAGE_COLS)}
 FROM numbered k JOIN out_names o USING (class_idx)
 {_image_join()}
-ORDER BY k.class_idx, k.split_rank, k.image_key, k.box_index
+ORDER BY k.class_idx, k.role_rank, k.split_rank, k.image_key, k.box_index
 """
 
 
@@ -265,9 +387,9 @@ def _numbered(sel: SelectSpec, copies: bool) -> str:
     ``copies`` ``select.order_rows`` numbers them instead (in Arrow, in ``ref`` order).
     """
     if sel.label_mode != "box" or copies:
-        return "numbered AS (SELECT *, CAST(NULL AS INTEGER) AS box_index FROM final)"
+        return "numbered AS (SELECT *, CAST(NULL AS INTEGER) AS box_index FROM labelled)"
     keys = ", ".join(("class_idx", *box_order()))
     return (
         "numbered AS (SELECT *, CAST(row_number() OVER "
-        f"(PARTITION BY image_key ORDER BY {keys}) - 1 AS INTEGER) AS box_index FROM final)"
+        f"(PARTITION BY image_key ORDER BY {keys}) - 1 AS INTEGER) AS box_index FROM labelled)"
     )

@@ -20,6 +20,7 @@ from oiforge.cli import (
     download,
     mirror,
     present,
+    run,
     serve,
     stats,
     train,
@@ -28,7 +29,7 @@ from oiforge.cli._common import create_app, err_console
 
 app = create_app("Open Images into catalogs, datasets, classifiers, services and picture books.")
 
-for _module in (mirror, catalog, download, build, train, serve, book, browse, stats, present):
+for _module in (run, mirror, catalog, download, build, train, serve, book, browse, stats, present):
     _module.register(app)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -23,6 +23,9 @@ from typer._click.core import Context
 from typer.core import TyperGroup
 
 from oiforge.errors import OiforgeError
+
+if TYPE_CHECKING:
+    from oiforge.distributed import ShardEvent
 
 console = Console()
 err_console = Console(stderr=True)
@@ -65,3 +68,14 @@ def progress_bar(*extra_columns: Any, transient: bool = False) -> Iterator[Progr
         transient=transient,
     ) as progress:
         yield progress
+
+
+def print_shard_event(event: ShardEvent) -> None:
+    """A sharded run's news worth a line: where the shards run, and shards started again."""
+    if event.kind == "backend":
+        err_console.print(f"[bold]backend:[/] {event.detail}", highlight=False)
+    elif event.kind == "started" and event.attempt > 1:
+        err_console.print(
+            f"shard {event.shard} started again (attempt {event.attempt}) on {event.host}",
+            highlight=False,
+        )

@@ -82,14 +82,10 @@ def _endpoints(mirror: str | None) -> Any:
 
 
 def _plan(request: PlanRequest, mirror: str | None, out: Path) -> BookPlan:
-    from oiforge.book import plan_book, write_plan, write_selection
-    from oiforge.catalog import open_catalog
+    from oiforge.book import plan_from_catalog, write_plan, write_selection
 
     with console.status("planning: classes and people-free photos ..."):
-        cat = open_catalog(request.select.version, _endpoints(mirror))
-        kinds = ["images", "boxes" if request.select.label_mode == "box" else "human_labels"]
-        cat.ensure(kinds)
-        plan = plan_book(cat, request)
+        plan = plan_from_catalog(request, _endpoints(mirror))
     write_plan(plan, out / "book.json")
     rows = write_selection(plan, out / "selection.parquet")
     _print_plan(plan)

@@ -71,10 +71,8 @@ def build_command(
     if lock is not None:
         inputs = _from_lock(lock, spec_file, overrides, selection, store, out, workers)
     else:
-        inputs = _from_spec(
-            spec_file, overrides, selection, store, out, exclude_list, catalog, workers
-        )
-        inputs = _with_review(inputs, review)
+        files = {"exclude_list": exclude_list, "catalog": catalog, "review": review}
+        inputs = _from_spec(spec_file, overrides, selection, store, out, files, workers)
     result = _run_build(inputs, backend)
     _print_build(result)
 
@@ -105,49 +103,39 @@ def _build_spec(base: Any, overrides: dict[str, Any]) -> Any:
         raise SpecError(f"build options: {problems}") from exc
 
 
-def _catalog_md5s(folder: Path | None) -> dict[str, str]:
-    import hashlib
-
-    if folder is None:
-        return {}
-    out = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest = hashlib.md5(usedforsecurity=False)
-        with path.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-        out[path.relative_to(folder).as_posix()] = digest.hexdigest()
-    return out
-
-
 def _from_spec(
     spec_file: Path | None,
     overrides: dict[str, Any],
     selection: Path,
     store: Path,
     out: Path,
-    exclude_list: Path | None,
-    catalog: Path | None,
+    files: dict[str, Path | None],
     workers: int | None,
 ) -> BuildInputs:
-    from oiforge.build import BuildInputs, read_exclude_list
+    """Options over the spec's build: section (its files are relative to the spec file)."""
+    from oiforge.build import BuildInputs, catalog_md5s, read_exclude_list
     from oiforge.spec import BuildSpec, load_spec
 
     name, version, base = "dataset", "unknown", BuildSpec()
     if spec_file is not None:
         spec = load_spec(spec_file)
-        name, version, base = spec.name, spec.select.version, spec.build
-    return BuildInputs(
+        name, version, base = spec.name, spec.select.version, spec.build_spec()
+        section = spec.build.model_dump()
+        for key, given in files.items():
+            files[key] = given or (spec_file.parent / section[key] if section[key] else None)
+        workers = workers or spec.build.workers
+    inputs = BuildInputs(
         selection=selection,
         store=store,
         out=out,
         spec=_build_spec(base, overrides),
         name=name,
         version=version,
-        exclude=read_exclude_list(exclude_list),
-        catalog_md5s=_catalog_md5s(catalog),
+        exclude=read_exclude_list(files["exclude_list"]),
+        catalog_md5s=catalog_md5s(files["catalog"]),
         workers=workers,
     )
+    return _with_review(inputs, files["review"])
 
 
 def _with_review(inputs: BuildInputs, review: Path | None) -> BuildInputs:
@@ -156,24 +144,9 @@ def _with_review(inputs: BuildInputs, review: Path | None) -> BuildInputs:
         return inputs
     import dataclasses
 
-    import pyarrow.parquet as pq
+    from oiforge.reviews import exclude_rejected
 
-    from oiforge.build import ExcludeList
-    from oiforge.errors import InvalidInputError
-    from oiforge.reviews import read_reviews, rejected_rows
-
-    if not review.is_file():
-        raise InvalidInputError(f"no review file {review}")
-    try:
-        table = pq.read_table(inputs.selection, columns=["image_id", "label_mid", "box_index"])
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"cannot read selection {inputs.selection}: {exc}") from exc
-    exclude = ExcludeList(dict(inputs.exclude.images), dict(inputs.exclude.boxes))
-    for image_id, box, reason in rejected_rows(table, read_reviews(review)):
-        if box is None:
-            exclude.images.setdefault(image_id, reason)
-        else:
-            exclude.boxes.setdefault((image_id, box), reason)
+    exclude = exclude_rejected(inputs.exclude, inputs.selection, review)
     return dataclasses.replace(inputs, exclude=exclude)
 
 
@@ -215,9 +188,12 @@ def _run_build(inputs: BuildInputs, backend: BackendOptions) -> BuildResult:
             bar.update(task, completed=done, total=total)
 
         if backend.is_sharded:
+            from oiforge.cli._common import print_shard_event
             from oiforge.distributed import run_build_sharded
 
-            return run_build_sharded(inputs, progress=progress, **backend.kwargs())
+            return run_build_sharded(
+                inputs, progress=progress, on_event=print_shard_event, **backend.kwargs()
+            )
         from oiforge.build import build_dataset
 
         return build_dataset(inputs, progress)
@@ -245,13 +221,15 @@ def verify_command(directory: Path = typer.Argument(..., help="A dataset folder.
     if report.ok:
         console.print(f"[bold green]ok[/] {directory}: {report.checked} files match the lock")
         return
+    hidden = set(report.hidden_extra)
     for label, items in (
         ("missing", report.missing),
         ("changed", report.changed),
         ("extra", report.extra),
     ):
         for item in items[:20]:
-            err_console.print(f"[red]{label}[/] {item}", highlight=False)
+            note = " (hidden, but loaders such as ImageFolder read it)" if item in hidden else ""
+            err_console.print(f"[red]{label}[/] {item}{note}", highlight=False)
         if len(items) > 20:
             err_console.print(f"… and {len(items) - 20} more {label}")
     raise typer.Exit(1)

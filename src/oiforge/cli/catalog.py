@@ -211,7 +211,21 @@ def select_command(
     per_class: int | None = typer.Option(None, "--per-class", min=1, help="At most N per class."),
     balanced: bool = typer.Option(False, "--balanced", help="Cap classes at the smallest one."),
     seed: int = typer.Option(0, "--seed", help="Seed of the per-class sample."),
-    multi_label: str = typer.Option("drop", "--multi-label", help="drop, keep-first or multi."),
+    multi_label: str = typer.Option(
+        "drop", "--multi-label", help="drop, keep-first or multi (multi: verified negatives too)."
+    ),
+    expand_up: bool = typer.Option(
+        False, "--expand-up", help="multi: a positive also counts for selected ancestor classes."
+    ),
+    negatives: str = typer.Option(
+        "none", "--negatives", help="Add photos without the classes: verified, random or both."
+    ),
+    negatives_ratio: float = typer.Option(
+        1.0, "--negatives-ratio", help="Negatives per split: this x a class's positives."
+    ),
+    negatives_class: str | None = typer.Option(
+        None, "--negatives-class", help="Class name of the negatives (default: not <class>)."
+    ),
     box_flag: list[str] | None = typer.Option(
         None, "--box-flag", help="FLAG=keep|drop|only, e.g. is_group_of=keep (repeatable)."
     ),
@@ -240,10 +254,18 @@ def select_command(
             "balanced": balanced,
             "seed": seed,
             "multi_label": multi_label,
+            "expand_up": expand_up,
+            "negatives": negatives,
+            "negatives_ratio": negatives_ratio,
+            "negatives_class": negatives_class,
             "box_flags": _box_flags(box_flag or []),
         },
         expand,
     )
+    sec = spec.select  # a spec file's select: section may set these three (relative paths)
+    review = review or (spec_file.parent / sec.review if spec_file and sec.review else None)
+    catalog_url = catalog_url or sec.catalog
+    no_fetch = no_fetch or sec.no_fetch
     if catalog_url is not None:
         _select_postgres(spec, catalog_url, out, review)
         return
@@ -260,11 +282,9 @@ def _reviewed(result: Selection, review: Path | None) -> Selection:
         return result
     import dataclasses
 
-    from oiforge.reviews import apply_reviews, read_reviews
+    from oiforge.reviews import apply_reviews, read_review_file
 
-    if not review.is_file():
-        raise InvalidInputError(f"no review file {review}")
-    table = apply_reviews(result.table, read_reviews(review))
+    table = apply_reviews(result.table, read_review_file(review))
     console.print(f"review {review}: {result.table.num_rows - table.num_rows:,} rows rejected")
     return dataclasses.replace(result, table=table)
 
@@ -313,9 +333,12 @@ def _print_counts(result: Selection, out: Path) -> None:
     from oiforge.contracts import SPLITS
 
     images = result.image_counts
-    table = Table("class", *(f"{s} rows (images)" for s in SPLITS), "total rows")
+    negs = result.negative_image_counts if result.has_roles else {}
+    extra = ["negative images"] if negs else []
+    table = Table("class", *(f"{s} rows (images)" for s in SPLITS), "total rows", *extra)
     for name, per in result.counts.items():
         cells = [f"{per[s]:,} ({images[name][s]:,})" for s in SPLITS]
-        table.add_row(Text(name), *cells, f"{sum(per.values()):,}")
+        neg = [f"{sum(negs[name].values()):,}"] if negs else []
+        table.add_row(Text(name), *cells, f"{sum(per.values()):,}", *neg)
     console.print(table)
     console.print(f"wrote {result.table.num_rows:,} rows to {out} (spec {result.spec_hash})")

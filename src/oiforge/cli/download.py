@@ -26,6 +26,18 @@ def download_command(
     selection: Path | None = typer.Argument(None, help="selection.parquet from `oiforge select`."),
     out: Path | None = typer.Option(None, "--out", "-o", help="The store folder."),
     status: Path | None = typer.Option(None, "--status", help="Print counts by status of STORE."),
+    verify: Path | None = typer.Option(
+        None,
+        "--verify",
+        help="Re-check STORE's files (journal sha256; with SELECTION also "
+        "OriginalMD5); remove bad ones and mark them for the next run to fetch again.",
+    ),
+    remote: bool = typer.Option(
+        False,
+        "--remote",
+        help="With --verify: also ask the server (HEAD) for the MD5 of "
+        "each resized copy stored as fetched.",
+    ),
     sources: str = typer.Option(
         "resized,original,thumbnail", "--sources", help="Sources in fallback order."
     ),
@@ -53,8 +65,12 @@ def download_command(
     if status is not None:
         _print_status(status)
         return
-    if selection is None or out is None:
-        raise InvalidInputError("give SELECTION and --out STORE (or --status STORE)")
+    if verify is None and (selection is None or out is None):
+        raise InvalidInputError(
+            "give SELECTION and --out STORE (or --status STORE, or --verify STORE)"
+        )
+    if remote and verify is None:
+        raise InvalidInputError("--remote goes with --verify STORE")
     from oiforge.download import DownloadConfig
 
     cfg_args: dict[str, Any] = {
@@ -68,6 +84,10 @@ def download_command(
     if workers is not None:
         cfg_args["workers"] = workers
     config = DownloadConfig(**cfg_args)
+    if verify is not None:
+        _verify(verify, selection, remote, config)
+        return
+    assert selection is not None and out is not None
     endpoints = _endpoints(mirror, images_base, flickr_base)
     summary = _run(selection, out, config, endpoints, backend)
     _print_summary(summary, out)
@@ -97,11 +117,13 @@ def _run(
         task = bar.add_task("download", total=None, rates="", fails="")
         updater = _Updater(bar, task)
         if backend.is_sharded:
+            from oiforge.cli._common import print_shard_event
             from oiforge.distributed import run_download_sharded
 
             return run_download_sharded(
-                selection, out, config, endpoints, progress=updater, **backend.kwargs()
-            )
+                selection, out, config, endpoints, progress=updater,
+                on_event=print_shard_event, **backend.kwargs(),
+            )  # fmt: skip
         from oiforge.download import download
 
         return download(selection, out, config, endpoints, progress=updater)
@@ -145,6 +167,12 @@ def _print_summary(summary: DownloadSummary, out: Path) -> None:
         f"{summary.invalid_ids} malformed ImageIDs",
         highlight=False,
     )
+    if summary.adopted:
+        console.print(
+            f"adopted {summary.adopted} images an interrupted run had stored (hash checked) "
+            "but not yet journaled",
+            highlight=False,
+        )
 
 
 def _print_status(store: Path) -> None:
@@ -160,3 +188,30 @@ def _print_status(store: Path) -> None:
         table.add_row(name, str(n))
     table.add_row("[bold]total[/]", f"[bold]{sum(counts.values())}[/]")
     console.print(table)
+
+
+def _verify(store: Path, selection: Path | None, remote: bool, config: DownloadConfig) -> None:
+    from oiforge.cli._common import progress_bar
+    from oiforge.download import verify_store
+
+    with progress_bar() as bar:
+        task = bar.add_task("verify", total=None)
+        check = verify_store(
+            store, selection, remote=remote, config=config,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
+    unchecked = ", ".join(f"{k} {v}" for k, v in sorted(check.unchecked.items()))
+    note = f" (source MD5 not checkable: {unchecked})" if unchecked else ""
+    if check.ok:
+        console.print(f"[bold green]ok[/] {store}: {check.checked} stored images verified{note}")
+        return
+    for kind, ids in sorted(check.bad.items()):
+        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        err_console.print(f"[red]{kind}[/] {len(ids)}: {shown}", highlight=False)
+    err_console.print(
+        f"{check.marked} of {check.checked} stored images were bad{note}: removed and marked "
+        "`error` in the journal; rerun `oiforge download SELECTION --out STORE` to fetch them "
+        "again",
+        highlight=False,
+    )
+    raise typer.Exit(1)

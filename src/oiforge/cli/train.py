@@ -15,7 +15,7 @@ from rich.table import Table
 from oiforge.cli._common import console, err_console, progress_bar
 
 if TYPE_CHECKING:
-    from oiforge.train.events import Event
+    from oiforge.progress import Event
 
 
 def register(app: typer.Typer) -> None:
@@ -201,7 +201,7 @@ def _train_seeds(config: Any, seeds: int, resume: bool) -> None:
 
 def _draw(events: Iterable[Event]) -> dict[str, Any]:
     """Rich progress bars for a stream of events; returns the final summary."""
-    from oiforge.train.events import CandidateEnd, EpochEnd, Finished, Notice, PhaseStart, Step
+    from oiforge.progress import CandidateEnd, EpochEnd, Finished, Notice, PhaseStart, Step
 
     summary: dict[str, Any] = {}
     with progress_bar(TextColumn("{task.fields[stats]}")) as progress:

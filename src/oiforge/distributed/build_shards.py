@@ -40,6 +40,7 @@ from oiforge.distributed.engine import (
     ProgressMerger,
     Reporter,
     ShardProgress,
+    announce,
     check_backend,
     open_engine,
     read_marker,
@@ -147,6 +148,7 @@ def run_build_sharded(
     options_key = render_fingerprint(inputs.spec)
     run = secrets.token_hex(8)
     with open_engine(chosen, address) as engine:
+        announce(engine, on_event)
         n = (
             num_shards
             if num_shards is not None

@@ -42,6 +42,7 @@ from oiforge.distributed.engine import (
     ShardOutcome,
     ShardProgress,
     Stopwatch,
+    announce,
     check_backend,
     open_engine,
     read_marker,
@@ -196,6 +197,8 @@ def run_download_sharded(
     sel_path = _selection_file(selection, work)
     clock = Stopwatch()
     with open_engine(chosen, address) as engine:
+        announce(engine, on_event)
+        cluster = engine.description
         clock.lap("engine_start")
         n = (
             num_shards
@@ -218,7 +221,7 @@ def run_download_sharded(
     merge_journals(root, [s.path.parent / "store" for s in shards], work)
     summary = _summarize(outcomes, skipped, root, clock.total())
     clock.lap("merge")
-    _write_stats(root, summary, config, chosen, n, outcomes, clock.laps)
+    _write_stats(root, summary, config, (chosen, cluster), n, outcomes, clock.laps)
     return summary
 
 
@@ -329,7 +332,7 @@ def _write_stats(
     store: Path,
     summary: DownloadSummary,
     config: DownloadConfig,
-    backend: str,
+    backend: tuple[str, str],
     num_shards: int,
     outcomes: list[ShardOutcome[ShardDone]],
     driver_s: dict[str, float],
@@ -344,7 +347,8 @@ def _write_stats(
     data = {
         **summary.to_json(),
         "config": config.to_json(),
-        "backend": backend,
+        "backend": backend[0],
+        "cluster": backend[1],
         "num_shards": num_shards,
         "shards_run": shards,
         "driver_s": {k: round(v, 3) for k, v in driver_s.items()},

@@ -61,8 +61,8 @@ class ShardProgress:
 class ShardEvent:
     """A shard started (again: ``attempt`` > 1 after its worker died), finished or failed."""
 
-    shard: str
-    kind: str  # started | finished | failed | skipped
+    shard: str  # "" for ``backend``: where the shards run (``detail``), once before they start
+    kind: str  # started | finished | failed | skipped | backend
     attempt: int = 0
     host: str = ""
     pid: int = 0
@@ -139,6 +139,7 @@ class Engine(Protocol):
     """Runs shard jobs and returns one outcome per job, in the order given."""
 
     name: str
+    description: str  # where the shards run, for the user ("started a local Ray instance ...")
 
     def cpus(self) -> int: ...
 
@@ -156,6 +157,7 @@ class LocalEngine:
     """Shards one after another in this process: no Ray, same shard functions and files."""
 
     name = "local"
+    description = "local: shards one after another in this process"
 
     def cpus(self) -> int:
         return os.cpu_count() or 1
@@ -204,6 +206,12 @@ def open_engine(
 
     with RayEngine(address, cpus_per_shard, DEFAULT_MAX_RETRIES) as engine:
         yield engine
+
+
+def announce(engine: Engine, on_event: EventCallback | None) -> None:
+    """Tell the caller where the shards run (a ``backend`` event), before any starts."""
+    if on_event is not None:
+        on_event(ShardEvent("", "backend", detail=engine.description))
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:

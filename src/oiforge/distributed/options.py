@@ -61,7 +61,9 @@ _OPTIONS: Final = (
     inspect.Parameter(
         "ray_address", inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
         default=typer.Option(
-            None, "--ray-address", help="Ray cluster to join (auto, ray://host:10001)."
+            None, "--ray-address",
+            help="Ray cluster to join (auto, host:port, ray://host:10001); default: "
+            "$RAY_ADDRESS, else a new local instance, stopped after the run.",
         ),
     ),
     inspect.Parameter(

@@ -1,10 +1,14 @@
 """The Ray engine: each shard job is a Ray task; progress comes back through small files.
 
-``address=None`` starts a local Ray instance (or reuses the one this process already joined);
-``"auto"`` or ``"ray://host:10001"`` joins a running cluster. Every node needs oiforge
-installed and the same paths (a shared file system for the store and the work folders).
-A task whose worker process dies is re-run by Ray up to ``max_retries`` times; exceptions
-raised by the shard function itself are not retried (they would fail the same way again).
+``address=None`` joins the cluster named by ``$RAY_ADDRESS`` if set (as Ray's own tools do,
+e.g. inside a Ray job), else starts a local Ray instance and stops it after, even when a
+cluster runs on this machine (Ray's own default would silently join the one ``ray start`` last
+started here). ``"auto"`` or ``"ray://host:10001"`` joins a running cluster. A process
+already connected to Ray keeps its connection; ``description`` says which cluster was used.
+Every node needs oiforge installed and the same paths (a shared file system for the store and
+the work folders). A task whose worker process dies is re-run by Ray up to ``max_retries``
+times; exceptions raised by the shard function itself are not retried (they would fail the
+same way again).
 
 The progress board is made of small files in each shard's folder: a shard writes
 ``attempt-<n>.json`` (host, pid) when it starts and ``progress.json`` a few times a second
@@ -71,23 +75,28 @@ class RayEngine:
         self.cpus_per_shard = cpus_per_shard
         self.max_retries = max_retries
         self._started_here = False
+        self.description = ""  # which cluster the run uses, for the user (set on enter)
 
     def __enter__(self) -> RayEngine:
         ray = _import_ray()
         if ray.is_initialized():
+            self.description = f"this process's Ray connection ({_cluster_size(ray)})"
             return self
+        address = resolve_address(self.address)
         try:
             with _env_default(NICENESS_ENV, "0"):  # read by a raylet started here, if any
                 ray.init(
-                    address=self.address,
+                    address=address,
                     include_dashboard=False,
                     log_to_driver=False,
                     configure_logging=False,
                 )
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = self.address or "a new local instance"
+            where = "a new local instance" if address == LOCAL_ADDRESS else address
             raise BackendError(f"cannot start or join the Ray cluster ({where}): {exc}") from exc
         self._started_here = True
+        self.description = _describe(ray, address, self.address)
+        log.info("ray: %s", self.description)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -123,6 +132,37 @@ class RayEngine:
         return [
             ShardOutcome(name, *done[name], reader.attempts.get(name, 0)) for name, _, _ in jobs
         ]
+
+
+#: ``ray.init`` address that always starts a new local instance.
+LOCAL_ADDRESS: Final = "local"
+ADDRESS_ENV: Final = "RAY_ADDRESS"
+
+
+def resolve_address(address: str | None) -> str:
+    """``--ray-address``, else ``$RAY_ADDRESS``, else ``"local"`` (never Ray's own default of
+    joining whatever cluster this machine last started)."""
+    if address:
+        return address
+    return os.environ.get(ADDRESS_ENV, "").strip() or LOCAL_ADDRESS
+
+
+def _cluster_size(ray: Any) -> str:
+    try:
+        gcs = ray.get_runtime_context().gcs_address
+        nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+    except Exception:  # a Ray Client connection answers less; the address is enough
+        return "details unavailable"
+    return f"GCS {gcs}, {nodes} node{'s' if nodes != 1 else ''}, {cpus} CPUs"
+
+
+def _describe(ray: Any, address: str, given: str | None) -> str:
+    size = _cluster_size(ray)
+    if address == LOCAL_ADDRESS:
+        return f"started a local Ray instance ({size}); it stops when the run ends"
+    how = "--ray-address" if given else f"${ADDRESS_ENV}"
+    return f"joined the Ray cluster at {address} (from {how}; {size})"
 
 
 def _result(ray: Any, ref: Any) -> tuple[Any, str | None]:

@@ -8,7 +8,9 @@ Each image is fetched once, from the first configured source that yields a verif
 (resized bucket copy, then the Flickr original, then the thumbnail). Failures are journal
 rows (``http_404``, ``placeholder``, ``bad_md5``, ``not_image``, ``too_large``, ``timeout``,
 ``error``, ``missing``), never exceptions. A rerun resumes: ``ok`` images are skipped without
-a request, transient failures are tried again, permanent ones only with ``retry_failed``.
+a request, transient failures are tried again, permanent ones only with ``retry_failed``;
+images a killed run stored but had not journaled are adopted after a hash check.
+``verify_store("store", selection, remote=True)`` re-checks a store and marks bad files.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from oiforge.contracts.journal import (
     status_counts,
 )
 from oiforge.download.config import SOURCES, DownloadConfig
+from oiforge.download.recheck import StoreCheck, verify_store
 from oiforge.download.runner import DownloadSummary, ProgressUpdate, download
 from oiforge.download.store import FileWriter, Writer, check_local_folder
 
@@ -32,10 +35,12 @@ __all__ = [
     "FileWriter",
     "JournalRow",
     "ProgressUpdate",
+    "StoreCheck",
     "Writer",
     "check_local_folder",
     "download",
     "is_transient",
     "read_journal",
     "status_counts",
+    "verify_store",
 ]

@@ -1,5 +1,11 @@
 """One image, start to finish: each configured source's URL in fallback order, fetch, verify,
-encode if asked, store; the journal row says how it ended."""
+encode if asked, store; the journal row says how it ended.
+
+A body that disagrees with the MD5 its own server vouches for (``Content-MD5``,
+``x-goog-hash``, the resized bucket's S3 ETag) was damaged on the way: that URL is fetched
+again (up to ``retries`` times) before it counts as ``bad_md5`` and the next source is tried.
+A body that disagrees with the selection's ``OriginalMD5`` is not retried: the photo changed.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,12 +25,14 @@ from oiforge.contracts.selection import ImageTask
 from oiforge.download.config import DownloadConfig, Source
 from oiforge.download.encode import Encoded, ImageJob, encode_image
 from oiforge.download.http import Fetched, Fetcher
-from oiforge.download.store import Store, Writer, sha256_hex
-from oiforge.download.verify import ImageInfo, Rejection, check_body, header_md5, is_placeholder_url
+from oiforge.download.store import Store, Writer, WrittenLog, sha256_hex
+from oiforge.download.verify import ImageInfo, Rejection, check_body, is_placeholder_url
 from oiforge.endpoints import Endpoints
+from oiforge.headers import header_md5
 
 log = logging.getLogger(__name__)
 _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+_DAMAGED = "bad_md5"
 
 
 def now_iso() -> str:
@@ -59,17 +67,18 @@ class ImageFetcher:
         store: Store,
         writer: Writer,
         pools: Pools,
+        written: WrittenLog | None = None,
     ) -> None:
         self._fetcher, self._config, self._endpoints = fetcher, config, endpoints
         self._store, self._writer, self._pools = store, writer, pools
+        self._written = written
         self.disk_error: str | None = None  # set when the store cannot take more files
 
     async def fetch(self, task: ImageTask) -> JournalRow:
         started, attempts, failures = now_iso(), 0, []
         for source, url in source_urls(task, self._config.sources, self._endpoints):
-            fetched = await self._fetcher.fetch(url)
-            attempts += fetched.attempts
-            result = await self._accept(task, source, fetched)
+            result, tries = await self._fetch_source(task, source, url, started)
+            attempts += tries
             if isinstance(result, _Stored):
                 return JournalRow(
                     task.image_id,
@@ -91,30 +100,53 @@ class ImageFetcher:
                 break
         return _failure_row(task.image_id, failures, attempts, started)
 
+    async def _fetch_source(
+        self, task: ImageTask, source: Source, url: str, started: str
+    ) -> tuple[_Stored | Rejection, int]:
+        """One source's URL, fetched again while its body disagrees with its server's MD5."""
+        attempts, tries = 0, 0
+        while True:
+            fetched = await self._fetcher.fetch(url)
+            attempts += fetched.attempts
+            row = JournalRow(task.image_id, "ok", source, url, started_at=started)
+            result = await self._accept(task, fetched, row)
+            damaged = isinstance(result, Rejection) and result.status == _DAMAGED
+            if not damaged or source == "original" or tries >= self._config.retries:
+                return result, attempts
+            tries += 1
+            log.info("%s: body differs from its server's MD5; fetching it again", url)
+            await self._fetcher.pause(tries)
+
     async def _accept(
-        self, task: ImageTask, source: Source, fetched: Fetched
+        self, task: ImageTask, fetched: Fetched, row: JournalRow
     ) -> _Stored | Rejection:
+        """Check and store one fetched body; ``row`` (image, source, URL) is what the written
+        log records for it."""
         if is_placeholder_url(fetched.redirects[1:]):  # whatever the placeholder URL answers
             return Rejection("placeholder", f"redirected to {fetched.redirects[-1]}")
         if fetched.body is None:
             return Rejection(fetched.status, fetched.error or fetched.status)
-        checked = self._check(task, source, fetched)
+        checked = self._check(task, row.source or "", fetched)
         if isinstance(checked, Rejection):
             return checked
-        return await self._store_image(task, fetched.body, checked)
+        return await self._store_image(task, fetched.body, checked, row)
 
-    def _check(self, task: ImageTask, source: Source, fetched: Fetched) -> ImageInfo | Rejection:
+    def _check(self, task: ImageTask, source: str, fetched: Fetched) -> ImageInfo | Rejection:
         assert fetched.body is not None
-        is_original = source == "original"
+        if source == "original":
+            expected = (task.original_md5, "OriginalMD5") if task.original_md5 else None
+        else:  # S3's ETag is an MD5 on the resized bucket; Flickr's CDN makes no such promise
+            expected = header_md5(fetched.headers, etag=source == "resized")
         return check_body(
             fetched.body,
-            expected_md5_b64=task.original_md5 if is_original else header_md5(fetched.headers),
-            expected_size=task.original_size if is_original else None,
+            expected_md5_b64=expected[0] if expected else None,
+            expected_size=task.original_size if source == "original" else None,
             placeholder_sha256=self._config.placeholder_sha256,
+            md5_from=expected[1] if expected else "expected",
         )
 
     async def _store_image(
-        self, task: ImageTask, body: bytes, info: ImageInfo
+        self, task: ImageTask, body: bytes, info: ImageInfo, row: JournalRow
     ) -> _Stored | Rejection:
         loop = asyncio.get_running_loop()
         data, width, height, rotated = body, info.width, info.height, 0
@@ -125,9 +157,10 @@ class ImageFetcher:
                 return encoded
             data, width, height, rotated = _unpack(encoded)
         path = self._store.image_path(task.image_id)
+        row = replace(row, bytes=len(data), width=width, height=height, rotated=rotated)
         try:
             digest = await loop.run_in_executor(
-                self._pools.threads, _write, self._writer, path, data
+                self._pools.threads, _write, self._writer, path, data, self._written, row
             )
         except OSError as exc:
             if exc.errno in _DISK_ERRNOS:
@@ -150,8 +183,13 @@ def _unpack(encoded: Encoded) -> tuple[bytes, int, int, int]:
     return encoded.data, encoded.width, encoded.height, encoded.rotated
 
 
-def _write(writer: Writer, path: Path, data: bytes) -> str:
+def _write(
+    writer: Writer, path: Path, data: bytes, written: WrittenLog | None, row: JournalRow
+) -> str:
+    """Hash, log (before the rename, so a killed run's stored images are known), store."""
     digest = sha256_hex(data)
+    if written is not None:
+        written.record(replace(row, sha256=digest, finished_at=now_iso()))
     writer.write(path, data)
     return digest
 

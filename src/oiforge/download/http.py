@@ -86,17 +86,22 @@ class Fetcher:
         self._config = config
         self._limiter = RateLimiter(config.rate_per_host)
 
-    async def fetch(self, url: str) -> Fetched:
-        """GET ``url`` with retries; failures come back as values."""
+    async def fetch(self, url: str, *, head: bool = False) -> Fetched:
+        """GET ``url`` with retries (``head``: HEAD, headers only, ``body`` empty); failures
+        come back as values."""
         attempts = 0
         while True:
             attempts += 1
             try:
-                return await self._once(url, attempts)
+                return await self._once(url, attempts, head)
             except _Retry as retry:
                 if attempts > self._config.retries:
                     return Fetched(url, attempts, status=retry.status, error=retry.error)
                 await asyncio.sleep(self._backoff(attempts, retry.wait_s))
+
+    async def pause(self, attempt: int) -> None:
+        """Wait as before the ``attempt``-th retry (for a caller retrying a whole fetch)."""
+        await asyncio.sleep(self._backoff(attempt, None))
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         cap = self._config.backoff_max_s
@@ -104,11 +109,14 @@ class Fetcher:
             return min(retry_after, cap)
         return random.uniform(0, min(cap, self._config.backoff_s * 2 ** (attempt - 1)))
 
-    async def _once(self, url: str, attempts: int) -> Fetched:
+    async def _once(self, url: str, attempts: int, head: bool) -> Fetched:
         await self._limiter.wait(urlsplit(url).netloc)
+        method = "HEAD" if head else "GET"
         try:
-            async with self._session.get(url, allow_redirects=True, max_redirects=10) as resp:
-                return await self._read(resp, url, attempts)
+            async with self._session.request(
+                method, url, allow_redirects=True, max_redirects=10
+            ) as resp:
+                return await self._read(resp, url, attempts, head)
         except TimeoutError as exc:
             raise _Retry("timeout", f"timed out ({exc or 'no response in time'})") from exc
         except aiohttp.TooManyRedirects:
@@ -120,7 +128,9 @@ class Fetcher:
         except (aiohttp.ClientError, OSError) as exc:
             raise _Retry("error", f"{type(exc).__name__}: {exc}") from exc
 
-    async def _read(self, resp: aiohttp.ClientResponse, url: str, attempts: int) -> Fetched:
+    async def _read(
+        self, resp: aiohttp.ClientResponse, url: str, attempts: int, head: bool
+    ) -> Fetched:
         chain = (*(str(r.url) for r in resp.history), str(resp.url))
         headers = _lowercase(resp.headers)
         if resp.status >= 500 or resp.status == 429:
@@ -129,6 +139,8 @@ class Fetcher:
         if resp.status != 200:
             err = f"HTTP {resp.status} {resp.reason}"
             return Fetched(url, attempts, status=f"http_{resp.status}", error=err, redirects=chain)
+        if head:
+            return Fetched(url, attempts, body=b"", redirects=chain, headers=headers)
         limit = self._config.max_bytes
         if resp.content_length is not None and resp.content_length > limit:
             return _too_large(url, attempts, chain, f"Content-Length {resp.content_length}")

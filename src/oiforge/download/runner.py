@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import sqlite3
@@ -26,10 +27,11 @@ import pyarrow as pa
 from oiforge.atomic import write_text_atomic
 from oiforge.contracts.journal import Journal, JournalRow, is_transient
 from oiforge.contracts.selection import ImageTask, read_selected_images
+from oiforge.download.adopt import adopt_leftovers
 from oiforge.download.config import DownloadConfig
 from oiforge.download.fetch_image import ImageFetcher, Pools, now_iso
 from oiforge.download.http import Fetcher, create_session
-from oiforge.download.store import FileWriter, Store, Writer, check_local_folder
+from oiforge.download.store import FileWriter, Store, Writer, WrittenLog, check_local_folder
 from oiforge.endpoints import Endpoints
 from oiforge.errors import StageError
 
@@ -65,6 +67,7 @@ class DownloadSummary:
     duration_s: float
     journal: dict[str, int]
     stopped: str | None = None  # why the run stopped early (disk full), else None
+    adopted: int = 0  # images an interrupted run stored but had not journaled (``adopt``)
 
     @property
     def ok(self) -> int:
@@ -92,6 +95,7 @@ class DownloadSummary:
             "mb_per_s": round(self.bytes / 1e6 / self.duration_s, 3) if self.duration_s else 0.0,
             "journal": self.journal,
             "stopped": self.stopped,
+            "adopted": self.adopted,
         }
 
 
@@ -161,6 +165,7 @@ def download(
     endpoints = endpoints or Endpoints.from_env()
     sel = read_selected_images(selection)
     the_store = Store(check_local_folder(store, "the store"))
+    adopted = len(adopt_leftovers(the_store, sel.tasks, endpoints))
     run_dir = the_store.open_run()
 
     def fetch_all() -> DownloadSummary:
@@ -175,7 +180,11 @@ def download(
                 progress,
                 writer or FileWriter(run_dir),
             )
-            return asyncio.run(run.main())
+            run.written = WrittenLog(run_dir)
+            try:
+                return dataclasses.replace(asyncio.run(run.main()), adopted=adopted)
+            finally:
+                run.written.close()
 
     try:
         summary = _outside_event_loop(fetch_all)
@@ -221,6 +230,7 @@ class _Run:
         self.journal, self.config, self.endpoints = journal, config, endpoints
         self.progress, self.writer = progress, writer
         self.pending: list[JournalRow] = []
+        self.written: WrittenLog | None = None
         self.stopped: str | None = None
         self.flushed = asyncio.Event()
 
@@ -238,6 +248,7 @@ class _Run:
                     self.store,
                     self.writer,
                     pools,
+                    self.written,
                 )
                 await self._fetch_all(fetcher, iter(items), tally)
         self._flush()

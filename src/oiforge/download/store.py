@@ -1,7 +1,8 @@
 """The image store: ``store/<id[:2]>/<id>.jpg``, written via temp file, fsync and rename.
 
 Temp files live in ``store/.tmp/<pid>-<token>/`` so a killed run leaves no partial file
-beside the images; the next run removes temp folders whose process is gone. The
+beside the images; the next run removes temp folders whose process is gone (after adopting
+what their :class:`WrittenLog` lists, see ``adopt``). The
 :class:`Writer` protocol is the seam for other back ends (and for tests of a full disk).
 """
 
@@ -10,15 +11,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import re
 import secrets
 import shutil
+import threading
+from dataclasses import asdict
 from pathlib import Path
 from typing import Final, Protocol
 
 from oiforge.atomic import fsync_dir
-from oiforge.contracts.journal import store_image_path
+from oiforge.contracts.journal import JournalRow, store_image_path
 from oiforge.errors import InvalidInputError
 
 TMP_DIR = ".tmp"
@@ -26,6 +30,33 @@ TMP_DIR = ".tmp"
 #: the run can still record every image's status when the disk fills up.
 RESERVE_BYTES = 64 * 1024 * 1024
 RESERVE_SHARE = 0.1
+
+
+WRITTEN_LOG: Final = "written.jsonl"
+
+
+class WrittenLog:
+    """This run's ``written.jsonl``: the journal row of each image about to be renamed into the
+    store, one JSON line each, appended from any thread (read by the next run if this one is
+    killed before it journals them: ``adopt``)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self._path = run_dir / WRITTEN_LOG
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+
+    def record(self, row: JournalRow) -> None:
+        line = (json.dumps(asdict(row), separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.write(self._fd, line)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 class Writer(Protocol):
@@ -95,13 +126,20 @@ class Store:
     def has_image(self, image_id: str) -> bool:
         return self.image_path(image_id).is_file()
 
+    def stale_runs(self) -> list[Path]:
+        """Temp folders of runs whose process is gone (killed, or the machine restarted)."""
+        base = self.root / TMP_DIR
+        try:
+            return sorted(p for p in base.iterdir() if not _is_live(p.name))
+        except OSError:
+            return []
+
     def open_run(self) -> Path:
         """This run's temp folder (created), after clearing those of dead processes."""
         base = self.root / TMP_DIR
         base.mkdir(parents=True, exist_ok=True)
-        for stale in base.iterdir():
-            if not _is_live(stale.name):
-                shutil.rmtree(stale, ignore_errors=True)
+        for stale in self.stale_runs():
+            shutil.rmtree(stale, ignore_errors=True)
         run_dir = base / f"{os.getpid()}-{secrets.token_hex(4)}"
         run_dir.mkdir()
         return run_dir

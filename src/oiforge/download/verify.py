@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from oiforge.headers import goog_hash_md5
-
 _SOF_MARKERS: Final = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _MAX_SIDE: Final = 65_535
 
@@ -124,8 +122,12 @@ def check_body(
     expected_md5_b64: str | None = None,
     expected_size: int | None = None,
     placeholder_sha256: frozenset[str] = frozenset(),
+    md5_from: str = "expected",
 ) -> ImageInfo | Rejection:
     """Known placeholder bodies, size/MD5 (when known), then a cheap header check.
+
+    ``md5_from`` names where ``expected_md5_b64`` came from (``OriginalMD5``, ``ETag``, ...)
+    for the error text.
 
     A body of the expected size with another MD5 is the file, corrupted: ``bad_md5``. A body
     of another size is ``not_image`` when its header is no image, else ``bad_md5``.
@@ -141,13 +143,13 @@ def check_body(
         if info is None:
             return Rejection("not_image", f"{why} ({len(body)} bytes, expected {expected_size})")
         return Rejection("bad_md5", f"size {len(body)} != OriginalSize {expected_size}")
-    rejection = check_md5(body, expected_md5_b64) if expected_md5_b64 else None
+    rejection = check_md5(body, expected_md5_b64, md5_from) if expected_md5_b64 else None
     if rejection is not None:
         return rejection
     return info if info is not None else Rejection("not_image", why)
 
 
-def check_md5(body: bytes, expected_b64: str) -> Rejection | None:
+def check_md5(body: bytes, expected_b64: str, md5_from: str = "expected") -> Rejection | None:
     """Compare with a base64 MD5 (as in OriginalMD5 / Content-MD5); None when it matches."""
     try:
         expected = base64.b64decode(expected_b64, validate=True)
@@ -159,11 +161,4 @@ def check_md5(body: bytes, expected_b64: str) -> Rejection | None:
     if actual == expected:
         return None
     got = base64.b64encode(actual).decode()
-    return Rejection("bad_md5", f"MD5 {got} != expected {expected_b64}")
-
-
-def header_md5(headers: dict[str, str]) -> str | None:
-    """A base64 MD5 the server vouches for (``Content-MD5`` or ``x-goog-hash: md5=``)."""
-    if "content-md5" in headers:
-        return headers["content-md5"].strip()
-    return goog_hash_md5([headers.get("x-goog-hash", "")])
+    return Rejection("bad_md5", f"MD5 {got} != {md5_from} {expected_b64}")

@@ -32,8 +32,8 @@ from oiforge.evaluate.multilabel import (
 )
 from oiforge.evaluate.plots import confusion_png, pr_curves_png, reliability_png
 from oiforge.evaluate.report import render_report
+from oiforge.progress import Event, Finished, Notice, PhaseStart, Step
 from oiforge.train.dataset import DatasetIndex, Sample, open_dataset
-from oiforge.train.events import Event, Finished, Notice, PhaseStart, Step
 from oiforge.train.images import (
     ImageDataset,
     collate,

@@ -31,6 +31,7 @@ from oiforge.mirror.images import (
 from oiforge.mirror.labels import Labels, make_labels
 from oiforge.mirror.legacy import write_legacy
 from oiforge.mirror.metadata import Encoded, write_metadata
+from oiforge.mirror.multilabel import multilabel_facts, plan_block, with_block
 from oiforge.mirror.plan import SAMPLE_CLASSES, PlannedImage, plan_images
 from oiforge.paths import package_data
 
@@ -161,6 +162,7 @@ def _facts(
             "machine label and a human verification, the share with human Confidence 1",
             "rates": {r.mid: r.facts() for r in labels.rates},
         },
+        "multilabel": multilabel_facts(images, labels.human, labels.machine),
         "placeholder": PLACEHOLDER_RELPATH,
         "files": files,
         "images": [_image_facts(im, encoded[im.image_id]) for im in images],
@@ -195,6 +197,9 @@ def make_sample(
     images = plan_images(seed)
     rules = plant_faults(seed, images)
     labels = make_labels(seed, images)
+    block, human, machine = plan_block(seed, images)  # drawn last: the rest stays as it was
+    images += block
+    labels = with_block(labels, images, human, machine)
     jobs = [_job(base, im) for im in images]
     encoded = _render_all(jobs, workers or min(4, os.cpu_count() or 1), progress)
     files = write_metadata(base, images, encoded, labels)

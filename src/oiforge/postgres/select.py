@@ -15,9 +15,10 @@ import duckdb
 import psycopg
 
 from oiforge.catalog import open_catalog
-from oiforge.catalog.select import expand_classes, resolve_targets, spec_hash_of
-from oiforge.catalog.selectsql import selection_sql, target_map
-from oiforge.contracts.selection import Selection, conform_selection
+from oiforge.catalog.select import expand_classes, resolve_targets, select_plain
+from oiforge.catalog.selectsql import Target, target_map
+from oiforge.contracts.selection import Selection
+from oiforge.errors import SpecError
 from oiforge.postgres.load import SCHEMA
 from oiforge.postgres.pgconn import PostgresError, connect, describe_dsn
 from oiforge.spec import DatasetSpec, SelectSpec
@@ -75,29 +76,40 @@ _LABELS: Final = ("human_labels", "machine_labels", "boxes")
 
 
 def select_pg(spec: SelectSpec | DatasetSpec, dsn: str) -> Selection:
-    """Run ``spec``'s selection against the catalog loaded into PostgreSQL at ``dsn``."""
+    """Run ``spec``'s selection against the catalog loaded into PostgreSQL at ``dsn``.
+
+    Random negatives (``negatives: random|both``) draw from the whole image list, which this
+    route does not pull: select those from the local catalog.
+    """
     sel = spec.select if isinstance(spec, DatasetSpec) else spec
+    if sel.negatives in ("random", "both"):
+        raise SpecError(
+            "random negatives draw from the whole image list: select them from the local "
+            "catalog (without --catalog), or use --negatives verified"
+        )
     with open_catalog(sel.version, fetch_missing=False) as cat:
         targets = resolve_targets(cat, sel)
         excluded = expand_classes(cat, sel.exclude_images_with)
-    mids = sorted(set(target_map(targets)) | excluded)
     duck = duckdb.connect()
     try:
         with connect(dsn) as pg, tempfile.TemporaryDirectory(prefix="oiforge-pgsel-") as tmp:
             _check_version(pg, sel.version, describe_dsn(dsn))
-            for table, query in _filtered(mids, sel.splits).items():
+            for table, query in _filtered(_mids(targets, excluded), sel.splits).items():
                 _pull(pg, duck, table, query, Path(tmp))
         machine = _has_rows(duck, "machine_labels")
-        table = duck.sql(selection_sql(sel, targets, excluded, machine)).to_arrow_table()
+        return select_plain(duck, spec, targets, excluded, machine)
     except psycopg.Error as exc:
         raise PostgresError(f"selection at {describe_dsn(dsn)} failed: {exc}") from exc
     finally:
         duck.close()
-    return Selection(
-        conform_selection(table, spec_hash_of(spec), sel.version),
-        spec_hash_of(spec),
-        [t.name for t in targets],
-    )
+
+
+def _mids(targets: list[Target], excluded: frozenset[str]) -> list[str]:
+    """Every MID the selection reads: positives, negatives, families, excluded classes."""
+    wanted = set(target_map(targets)) | excluded
+    for t in targets:
+        wanted |= t.mids | t.neg_mids | t.family
+    return sorted(wanted)
 
 
 def _has_rows(duck: duckdb.DuckDBPyConnection, table: str) -> bool:

@@ -19,7 +19,7 @@ from oiforge.lazy import lazy_attributes
 if TYPE_CHECKING:
     from oiforge.serve.app import create_app
     from oiforge.serve.batch import ItemResult, expand_sources, predict_sources
-    from oiforge.serve.export import ExportResult, export_model, export_run
+    from oiforge.serve.export import PARITY_TOLERANCE, ExportResult, export_model, export_run
     from oiforge.serve.holder import ServeConfig
     from oiforge.serve.predictor import Predictor, Score
     from oiforge.serve.server import run_server
@@ -29,7 +29,7 @@ __getattr__ = lazy_attributes(
     {
         "oiforge.serve.app": ("create_app",),
         "oiforge.serve.batch": ("ItemResult", "expand_sources", "predict_sources"),
-        "oiforge.serve.export": ("ExportResult", "export_model", "export_run"),
+        "oiforge.serve.export": ("PARITY_TOLERANCE", "ExportResult", "export_model", "export_run"),
         "oiforge.serve.holder": ("ServeConfig",),
         "oiforge.serve.predictor": ("Predictor", "Score"),
         "oiforge.serve.server": ("run_server",),
@@ -38,6 +38,7 @@ __getattr__ = lazy_attributes(
 
 
 __all__ = [
+    "PARITY_TOLERANCE",
     "ExportResult",
     "ItemResult",
     "Predictor",

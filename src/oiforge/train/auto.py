@@ -43,12 +43,13 @@ from safetensors.torch import load_file, save
 from oiforge.atomic import write_bytes_atomic
 from oiforge.contracts.run import LABELS_FILE
 from oiforge.errors import InvalidInputError, OiforgeError, StageError
-from oiforge.train.config import TrainConfig
+from oiforge.progress import CandidateEnd, Event, Finished, Notice
+from oiforge.train.config import DEFAULT_LR, TrainConfig
 from oiforge.train.dataset import DatasetIndex, source_of
 from oiforge.train.ddp import Dist
-from oiforge.train.events import CandidateEnd, Event, Finished, Notice
 from oiforge.train.heads import log_loss_and_acc, mean_average_precision
-from oiforge.train.loop import DEFAULT_LR, dataset_notices, train_one
+from oiforge.train.images import dataset_notices
+from oiforge.train.loop import train_one
 from oiforge.train.models import preprocessing_for
 from oiforge.train.rundir import (
     BEST_FILE,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,23 +27,41 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from oiforge.atomic import write_bytes_atomic
+from oiforge.errors import InvalidInputError
 from oiforge.paths import oiforge_home
-from oiforge.train.dataset import Sample, source_of
+from oiforge.progress import EpochEnd, Event, Notice, PhaseStart, Step
+from oiforge.train import ddp
+from oiforge.train.config import TrainConfig
+from oiforge.train.dataset import DatasetIndex, Sample, source_of
 from oiforge.train.ddp import Dist, broadcast_flag, gather_to_main
-from oiforge.train.events import EpochEnd, Event, PhaseStart, Step
-from oiforge.train.heads import fit_probe
+from oiforge.train.heads import ROUND_ITERS, fit_probe, probabilities
 from oiforge.train.images import (
     Feeder,
-    Inputs,
-    epoch_generator,
-    epoch_order,
+    activation_feeder,
     eval_transform,
+    feature_feeder,
     loader_over,
     loss_weights,
     resize_size,
     train_transform,
 )
-from oiforge.train.models import Tail, activations_before, extract_features, get_head, set_head
+from oiforge.train.models import (
+    Tail,
+    activations_before,
+    check_train_blocks,
+    extract_features,
+    get_head,
+    set_head,
+    split_blocks,
+)
+from oiforge.train.rundir import (
+    BEST_FILE,
+    LoopState,
+    Outcome,
+    finish_run,
+    write_metrics,
+    write_weights,
+)
 
 log = logging.getLogger(__name__)
 
@@ -248,64 +267,9 @@ def tail_features(tail: Tail, x: torch.Tensor) -> torch.Tensor:
         set_head(tail.model, head)
 
 
-def activation_feeder(
-    train: FeatureSet,
-    val: FeatureSet,
-    views: int,
-    *,
-    batch_size: int,
-    num_classes: int,
-    balance: str,
-    seed: int,
-) -> Feeder:
-    """Batches of cached activations: each epoch takes one seeded-random view per image
-    (``train.x`` is (images, views, ...) when ``views`` > 1)."""
-    labels = train.y
-
-    def train_batches(epoch: int) -> Iterable[Inputs]:
-        gen = epoch_generator(seed, epoch)
-        order = torch.tensor(epoch_order(labels, num_classes, balance, gen))
-        pick = torch.randint(views, (len(order),), generator=gen)
-        for i in range(0, len(order), batch_size):
-            idx = order[i : i + batch_size]
-            x = train.x[idx, pick[i : i + batch_size]] if views > 1 else train.x[idx]
-            yield x.float(), train.y[idx], []
-
-    def val_batches() -> Iterable[Inputs]:
-        for i in range(0, len(val.y), batch_size * 4):
-            yield val.x[i : i + batch_size * 4].float(), val.y[i : i + batch_size * 4], []
-
-    steps = max(1, -(-len(labels) // batch_size))
-    shape = tuple(train.x.shape[2:] if views > 1 else train.x.shape[1:])
-    return Feeder(train_batches, val_batches, steps, shape)
-
-
 def groups_of(samples: Sequence[Sample], fs: FeatureSet) -> list[str]:
     """The source photo of every cached row (cross-validation keeps a photo's crops together)."""
     return [source_of(samples[int(i)]) for i in fs.index.tolist()]
-
-
-def feature_feeder(
-    train: FeatureSet, val: FeatureSet, *, batch_size: int, num_classes: int, balance: str,
-    seed: int,
-) -> Feeder:  # fmt: skip
-    """Batches of cached features (the MLP head), seeded by (seed, epoch)."""
-    labels = train.y
-    bs = batch_size
-
-    def train_batches(epoch: int) -> Iterable[Inputs]:
-        gen = epoch_generator(seed, epoch)
-        order = torch.tensor(epoch_order(labels, num_classes, balance, gen))
-        for i in range(0, len(order), bs):
-            idx = order[i : i + bs]
-            yield train.x[idx], train.y[idx], []
-
-    def val_batches() -> Iterable[Inputs]:
-        for i in range(0, len(val.y), bs * 8):
-            yield val.x[i : i + bs * 8], val.y[i : i + bs * 8], []
-
-    steps = max(1, -(-len(labels) // bs))
-    return Feeder(train_batches, val_batches, steps, tuple(train.x.shape[1:]))
 
 
 def start_from_probe(
@@ -335,3 +299,160 @@ def start_from_probe(
     with torch.no_grad():
         head.weight.copy_(result.weight)
         head.bias.copy_(result.bias)
+
+
+# --- what the cached modes train on ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CachedInputs:
+    """What the epoch loop trains on in the cached modes: batches of cached outputs, the
+    backbone parameters that train (partial's blocks), the module that runs on the cached
+    inputs (a head, or partial's tail) and the training labels."""
+
+    feeder: Feeder
+    backbone: list[nn.Parameter]
+    module: nn.Module
+    labels: torch.Tensor  # classes, or (N, C) multi-label targets
+
+
+def _model_id(config: TrainConfig) -> str:
+    return f"{config.model}|pretrained={config.pretrained}"
+
+
+def _cached(
+    config: TrainConfig,
+    index: DatasetIndex,
+    extraction: Any,
+    preprocessing: dict[str, Any],
+    device: torch.device,
+    views: Views = Views(),
+) -> Generator[Event, None, dict[str, FeatureSet] | None]:
+    """Cached outputs of train (with ``views``) and val, sharded over the ranks; None on
+    ranks other than 0."""
+    d, sets = ddp.current(), {}
+    for split in ("train", "val"):
+        fs = yield from compute_features_sharded(
+            d, extraction, index.splits[split], dict(preprocessing),
+            batch_size=max(config.batch_size, 64), workers=config.workers, device=device,
+            phase=f"{extraction.what} {split}", views=views if split == "train" else Views(),
+        )  # fmt: skip
+        if fs is None:
+            continue
+        sets[split] = fs
+        if fs.bad:
+            yield Notice("warning", f"{len(fs.bad)} {split} images could not be decoded: skipped")
+    if not d.is_main:
+        return None
+    if len(sets["train"].y) == 0:
+        raise InvalidInputError(f"no decodable training images in {index.root}")
+    return sets
+
+
+def train_linear_probe(
+    config: TrainConfig,
+    index: DatasetIndex,
+    model: nn.Module,
+    preprocessing: dict[str, Any],
+    device: torch.device,
+) -> Generator[Event, None, Outcome | None]:
+    """The linear probe (``heads.py``) on cached features; each L-BFGS round is a row of
+    metrics.csv. None on ranks other than 0 (they only shared the forward passes)."""
+    model.eval()
+    extraction = feature_extraction(model, _model_id(config) + "|head-input")
+    sets = yield from _cached(config, index, extraction, preprocessing, device)
+    if sets is None:
+        return None
+    _note_no_augmentation(config)
+    train, val, head = sets["train"], sets["val"], get_head(model)
+    started, run, history = time.monotonic(), Path(config.out), []
+    weights = loss_weights(train.y, config.num_classes, config.balance)
+    fitting = fit_probe(
+        train.x, train.y, groups_of(index.splits["train"], train), val.x, val.y,
+        class_weight=weights, seed=config.seed, max_rounds=config.epochs,
+    )  # fmt: skip
+    while True:
+        try:
+            event = next(fitting)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        if isinstance(event, EpochEnd):
+            history.append({**event.row, "seconds": round(time.monotonic() - started, 3)})
+            write_metrics(run, history)
+        yield event
+    if result.note:
+        yield Notice("info", result.note)
+    with torch.no_grad():
+        assert isinstance(head, nn.Linear)
+        head.weight.copy_(result.weight)
+        head.bias.copy_(result.bias)
+    write_weights(run / BEST_FILE, model)
+    state = LoopState(epoch=len(history), best_epoch=len(history), history=history)
+    state.elapsed_s = time.monotonic() - started
+    extra = {"probe_C": result.c, "probe_cv_folds": result.folds, "probe_cv": result.cv}
+    probs = probabilities(run_frozen(head, val.x), val.y.dim() == 2)
+    converged = bool(history) and history[-1]["lbfgs_iters"] < ROUND_ITERS
+    stopped = "converged" if converged else f"not converged in {config.epochs} L-BFGS rounds"
+    return finish_run(config, state, stopped, probs, val.y, extra)
+
+
+def cached_inputs(
+    config: TrainConfig,
+    index: DatasetIndex,
+    model: nn.Module,
+    preprocessing: dict[str, Any],
+    device: torch.device,
+) -> Generator[Event, None, CachedInputs | None]:
+    """The MLP head's features, or partial's block inputs (LP-FT: its head starts as the
+    linear probe on the frozen tail's features); None on ranks other than 0."""
+    model.eval()
+    if config.mode == "probe":
+        extraction = feature_extraction(model, _model_id(config) + "|head-input")
+        sets = yield from _cached(config, index, extraction, preprocessing, device)
+        if sets is None:
+            return None
+        _note_no_augmentation(config)
+        train, val = sets["train"], sets["val"]
+        feeder = feature_feeder(
+            train, val, batch_size=config.batch_size, num_classes=config.num_classes,
+            balance=config.balance, seed=config.seed,
+        )  # fmt: skip
+        return CachedInputs(feeder, [], get_head(model), train.y)
+    return (yield from _partial_inputs(config, index, model, preprocessing, device))
+
+
+def _note_no_augmentation(config: TrainConfig) -> None:
+    if config.augment != "none":
+        log.info(
+            "probe mode trains on cached features: augmentation %r not applied", config.augment
+        )
+
+
+def _partial_inputs(
+    config: TrainConfig,
+    index: DatasetIndex,
+    model: nn.Module,
+    preprocessing: dict[str, Any],
+    device: torch.device,
+) -> Generator[Event, None, CachedInputs | None]:
+    split = split_blocks(model, config.model)
+    cut = check_train_blocks(split, config.train_blocks, config.model)
+    extraction = activation_extraction(model, _model_id(config), split.units[cut], cut)
+    views = Views(config.views, config.augment, config.seed)
+    sets = yield from _cached(config, index, extraction, preprocessing, device, views)
+    if sets is None:
+        return None
+    train, val = sets["train"], sets["val"]
+    tail = Tail(model, split, cut)
+    yield from start_from_probe(
+        tail, train, val, groups_of(index.splits["train"], train), views=config.views,
+        balance=config.balance, seed=config.seed, rounds=config.epochs,
+    )  # fmt: skip
+    feeder = activation_feeder(
+        train, val, config.views, batch_size=config.batch_size,
+        num_classes=config.num_classes, balance=config.balance, seed=config.seed,
+    )  # fmt: skip
+    head_ids = {id(p) for p in get_head(model).parameters()}
+    blocks = [p for p in tail.trainable() if id(p) not in head_ids]
+    return CachedInputs(feeder, blocks, tail, train.y)

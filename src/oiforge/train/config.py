@@ -19,13 +19,16 @@ Why the defaults are what they are (docs/train.md says the same for users):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from oiforge.contracts.dataset import Task
 from oiforge.errors import InvalidInputError, MalformedFileError
+
+if TYPE_CHECKING:
+    from oiforge.train.dataset import DatasetIndex
 
 Mode = Literal["auto", "probe", "partial", "finetune", "scratch"]
 Augment = Literal["none", "light", "strong", "randaugment"]
@@ -36,6 +39,10 @@ Monitor = Literal["val_acc", "val_loss"]
 Loss = Literal["bce", "asl"]
 
 DEFAULT_MODEL = "efficientnet_lite0"
+#: Peak learning rates per mode (AdamW). probe: the MLP head's (a linear probe uses L-BFGS);
+#: partial: blocks and head alike, 10x below finetune's head, because its head starts from the
+#: fitted probe (LP-FT) and a large first step would undo it.
+DEFAULT_LR = {"probe": 1e-3, "partial": 1e-4, "finetune": 1e-3, "scratch": 3e-3}
 SCRATCH_MODEL = "oiforge_small_cnn"
 
 #: Fields that do not change what training computes: they may differ on ``--resume``.
@@ -62,7 +69,7 @@ class TrainConfig(BaseModel):
     epochs: int = Field(20, ge=1)
     head_epochs: int = Field(2, ge=0)
     batch_size: int = Field(32, ge=1)
-    lr: float | None = Field(None, gt=0)  # None: per mode (trainer.DEFAULT_LR)
+    lr: float | None = Field(None, gt=0)  # None: per mode (DEFAULT_LR)
     backbone_lr_mult: float = Field(0.1, gt=0)
     weight_decay: float = Field(0.05, ge=0)
     schedule: Schedule = "cosine"
@@ -131,3 +138,26 @@ def config_differences(old: TrainConfig, new: TrainConfig) -> list[str]:
     if old.mode == "auto":  # a finished auto run recorded its pick in these
         a = {k: v for k, v in a.items() if k not in AUTO_FIELDS}
     return [f"{k}: {a[k]!r} -> {b.get(k)!r}" for k in a if a[k] != b.get(k)]
+
+
+def resolve_config(config: TrainConfig, index: DatasetIndex) -> TrainConfig:
+    """Fill in what the dataset and the mode decide."""
+    changes: dict[str, object] = {"num_classes": len(index.classes), "task": index.task}
+    if not index.multilabel and config.loss != "bce":
+        raise InvalidInputError(
+            f"--loss {config.loss} is for multi-label datasets; {index.root} is single-label "
+            "(it trains with cross-entropy)"
+        )
+    if config.lr is None and config.mode != "auto":  # auto: per candidate (auto.py)
+        changes["lr"] = DEFAULT_LR[config.mode]
+    if config.mode == "scratch":
+        changes["pretrained"] = False
+        if config.model == DEFAULT_MODEL:
+            changes["model"] = SCRATCH_MODEL
+    elif config.model == SCRATCH_MODEL:
+        raise InvalidInputError(f"{SCRATCH_MODEL} has no pretrained weights: use --mode scratch")
+    if config.mode == "auto" and config.max_minutes is None:
+        from oiforge.train.auto import default_minutes
+
+        changes["max_minutes"] = default_minutes()
+    return config.replace(**changes)

@@ -28,8 +28,8 @@ import torch.distributed as dist
 from torch import nn
 
 from oiforge.errors import InvalidInputError, StageError
+from oiforge.progress import Event
 from oiforge.train.config import TrainConfig, dump_config
-from oiforge.train.events import Event
 
 #: torchrun sets these in every worker process.
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")

@@ -42,7 +42,7 @@ from torch import nn
 from torch.nn import functional
 
 from oiforge.contracts.run import DEFAULT_THRESHOLD
-from oiforge.train.events import EpochEnd, Event, PhaseStart, Step
+from oiforge.progress import EpochEnd, Event, PhaseStart, Step
 
 #: Inverse L2 strengths tried (log-spaced, as scikit-learn's LogisticRegressionCV does).
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)

@@ -15,7 +15,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -25,8 +25,12 @@ from torchvision.transforms import v2
 
 from oiforge.orientation import upright
 from oiforge.pixels import input_kinds, to_rgb
-from oiforge.train.dataset import Sample
+from oiforge.progress import Notice
+from oiforge.train.dataset import DatasetIndex, Sample
 from oiforge.train.ddp import Dist
+
+if TYPE_CHECKING:
+    from oiforge.train.cache import FeatureSet
 
 log = logging.getLogger(__name__)
 
@@ -351,3 +355,68 @@ def loader_over(
         shuffle=False,
         worker_init_fn=seed_worker,
     )
+
+
+def dataset_notices(index: DatasetIndex) -> Iterator[Notice]:
+    """The dataset's own notes, and a count of the unusual inputs that get converted."""
+    for note in index.notes:
+        yield Notice("warning", note)
+    samples = index.splits["train"] + index.splits["val"]
+    line = describe_survey(survey_inputs(samples), len(samples))
+    if line:
+        yield Notice("info", f"inputs: {line}")
+
+
+def activation_feeder(
+    train: FeatureSet,
+    val: FeatureSet,
+    views: int,
+    *,
+    batch_size: int,
+    num_classes: int,
+    balance: str,
+    seed: int,
+) -> Feeder:
+    """Batches of cached activations: each epoch takes one seeded-random view per image
+    (``train.x`` is (images, views, ...) when ``views`` > 1)."""
+    labels = train.y
+
+    def train_batches(epoch: int) -> Iterable[Inputs]:
+        gen = epoch_generator(seed, epoch)
+        order = torch.tensor(epoch_order(labels, num_classes, balance, gen))
+        pick = torch.randint(views, (len(order),), generator=gen)
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
+            x = train.x[idx, pick[i : i + batch_size]] if views > 1 else train.x[idx]
+            yield x.float(), train.y[idx], []
+
+    def val_batches() -> Iterable[Inputs]:
+        for i in range(0, len(val.y), batch_size * 4):
+            yield val.x[i : i + batch_size * 4].float(), val.y[i : i + batch_size * 4], []
+
+    steps = max(1, -(-len(labels) // batch_size))
+    shape = tuple(train.x.shape[2:] if views > 1 else train.x.shape[1:])
+    return Feeder(train_batches, val_batches, steps, shape)
+
+
+def feature_feeder(
+    train: FeatureSet, val: FeatureSet, *, batch_size: int, num_classes: int, balance: str,
+    seed: int,
+) -> Feeder:  # fmt: skip
+    """Batches of cached features (the MLP head), seeded by (seed, epoch)."""
+    labels = train.y
+    bs = batch_size
+
+    def train_batches(epoch: int) -> Iterable[Inputs]:
+        gen = epoch_generator(seed, epoch)
+        order = torch.tensor(epoch_order(labels, num_classes, balance, gen))
+        for i in range(0, len(order), bs):
+            idx = order[i : i + bs]
+            yield train.x[idx], train.y[idx], []
+
+    def val_batches() -> Iterable[Inputs]:
+        for i in range(0, len(val.y), bs * 8):
+            yield val.x[i : i + bs * 8], val.y[i : i + bs * 8], []
+
+    steps = max(1, -(-len(labels) // bs))
+    return Feeder(train_batches, val_batches, steps, tuple(train.x.shape[1:]))

@@ -431,3 +431,15 @@ def with_tta(model: nn.Module, kind: str, size: int, multilabel: bool = False) -
     if kind == "none":
         return model
     return TestTimeAugmented(model, kind, size).eval()
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise InvalidInputError(f"unknown device {name!r}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError("--device cuda asked for, but no CUDA device is available")
+    return device

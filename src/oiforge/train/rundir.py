@@ -43,6 +43,7 @@ from oiforge.contracts.run import CONFIG_FILE as CONFIG_FILE  # train.loop and a
 from oiforge.contracts.run import LABELS_FILE, Labels, Preprocessing
 from oiforge.errors import InvalidInputError, MalformedFileError, StageError
 from oiforge.train.config import TrainConfig, config_differences, dump_config, read_config
+from oiforge.train.heads import choose_thresholds, mean_average_precision
 from oiforge.train.models import create_model
 
 BEST_FILE = "best.safetensors"
@@ -359,3 +360,62 @@ def write_seeds_summary(
         "mean_std": {k: {"mean": m, "std": s} for k, (m, s) in stats.items()},
     }
     write_text_atomic(out / SEEDS_FILE, json.dumps(data, indent=2, default=str) + "\n")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one training run ends with: its summary and the best model's validation
+    probabilities (rows in the order of the decodable validation samples)."""
+
+    summary: dict[str, Any]
+    val_probs: torch.Tensor
+    val_labels: torch.Tensor
+
+
+def finish_run(
+    config: TrainConfig,
+    state: LoopState,
+    stopped: str,
+    val_probs: torch.Tensor,
+    val_labels: torch.Tensor,
+    extra: dict[str, Any],
+    main: bool = True,
+) -> Outcome:
+    """The run's summary (written with its curves by rank 0, ``main``) and its outcome."""
+    run = Path(config.out)
+    if main:
+        plot_curves(state.history, run / CURVES_FILE)
+    if config.task == "multilabel":
+        extra = {**extra, **_label_thresholds(run, val_probs, val_labels, main)}
+    best = next((r for r in state.history if r["epoch"] == state.best_epoch), {})
+    summary = {
+        "run_dir": str(run),
+        "model": config.model,
+        "mode": config.mode,
+        "seed": config.seed,
+        "epochs_run": state.epoch,
+        "best_epoch": state.best_epoch,
+        "best_val_acc": best.get("val_acc"),
+        "best_val_loss": best.get("val_loss"),
+        "stopped": stopped,
+        "undecodable_train_images": len(state.bad_samples),
+        "train_seconds": round(state.elapsed_s, 3),
+        **extra,
+    }
+    if main:
+        write_json(run / SUMMARY_FILE, summary)
+    return Outcome(summary, val_probs, val_labels)
+
+
+def _label_thresholds(
+    run: Path, probs: torch.Tensor, targets: torch.Tensor, main: bool
+) -> dict[str, Any]:
+    """Multi-label: the best model's validation mAP, and its per-class thresholds at the best
+    validation F1, written to labels.json (``oiforge evaluate`` chooses them again)."""
+    if not len(targets):
+        return {"best_val_map": None}
+    p, t = probs.numpy(), targets.numpy()
+    if main:
+        set_thresholds(run, choose_thresholds(p, t)[0])
+    value = mean_average_precision(p, t)
+    return {"best_val_map": None if math.isnan(value) else round(value, 6)}

@@ -1,4 +1,5 @@
-"""Progress events the trainer yields; the CLI draws them (only the CLI prints)."""
+"""Progress events that training and evaluation yield (phases, steps, epochs, notices, auto's
+candidates, the end); the CLI draws them (only the CLI prints). A shared leaf: no stage state."""
 
 from __future__ import annotations
 
