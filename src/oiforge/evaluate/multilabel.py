@@ -7,7 +7,8 @@ counts as a false positive (nor a false negative).
 
 - **AP** per class: the photos whose label for the class was verified, ranked by the model's
   probability; the precision at each step of recall, averaged (tied scores one step).
-  **mAP**: the mean over the classes with at least one verified positive in the split.
+  **mAP**: the mean over the classes with at least one verified positive in the split, with
+  a 95% bootstrap interval (the test photos resampled :data:`BOOTSTRAP` times, seeded).
 - **Thresholds** per class, chosen on the validation split (best F1, or the lowest threshold
   reaching ``--target-precision``), then precision, recall and F1 at them on the test split,
   per class, micro (all verified labels pooled) and macro (the mean over the classes with a
@@ -31,9 +32,11 @@ import numpy.typing as npt
 
 from oiforge.evaluate.gallery import Mistake, attribution_for, load_attribution, thumbnail_b64
 from oiforge.train.dataset import Sample, source_of
-from oiforge.train.heads import choose_thresholds, per_class_ap
+from oiforge.train.heads import choose_thresholds, mean_average_precision, per_class_ap
 
 Array = npt.NDArray[Any]
+#: Resamples of the test photos behind mAP's confidence interval.
+BOOTSTRAP = 1000
 
 
 def _safe(a: float, b: float) -> float:
@@ -44,6 +47,22 @@ def _prf(tp: float, fp: float, fn: float) -> dict[str, float]:
     precision, recall = _safe(tp, tp + fp), _safe(tp, tp + fn)
     f1 = _safe(2 * precision * recall, precision + recall)
     return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def map_interval(
+    probs: Array, targets: Array, resamples: int = BOOTSTRAP, seed: int = 0
+) -> list[float] | None:
+    """mAP's 95% percentile bootstrap interval over the photos (None with < 2 photos)."""
+    n = len(targets)
+    if n < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    values = [mean_average_precision(probs[rows], targets[rows])
+              for rows in rng.integers(0, n, (resamples, n))]  # fmt: skip
+    finite = np.asarray([v for v in values if not np.isnan(v)])
+    if not len(finite):
+        return None
+    return [float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))]
 
 
 def counts_at(probs: Array, targets: Array, thresholds: Sequence[float]) -> dict[str, Array]:
@@ -100,6 +119,7 @@ def multilabel_metrics(
         "task": "multilabel",
         "samples": len(targets),
         "map": float(np.nanmean(aps)) if scored else float("nan"),
+        "map_ci95": map_interval(probs, targets),
         "map_classes": len(scored),
         "per_class": rows,
         "thresholds": {name: thresholds[c] for c, name in enumerate(names)},

@@ -90,6 +90,7 @@ def _multilabel_summary(metrics: Mapping[str, Any]) -> str:
     rows: list[list[Any]] = [
         ["photos", metrics["samples"]],
         [f"mAP ({metrics['map_classes']} classes with a verified positive)", metrics["map"]],
+        ["mAP 95% bootstrap interval", _interval(metrics.get("map_ci95"))],
         ["verified labels", verified],
         ["thresholds", metrics["threshold_rule"]],
     ]
@@ -101,6 +102,10 @@ def _multilabel_summary(metrics: Mapping[str, Any]) -> str:
     if expand is not None:
         rows.append(["ground truth expanded up the hierarchy", "yes" if expand else "no"])
     return _table(["metric", "value"], rows)
+
+
+def _interval(ci: Sequence[float] | None) -> str:
+    return "n/a" if not ci else f"{ci[0]:.3f} – {ci[1]:.3f}"
 
 
 def _per_class(metrics: Mapping[str, Any]) -> str:
