@@ -252,6 +252,7 @@ class EvaluateSpec(_Frozen):
     batch_size: int = Field(default=64, ge=1)
     workers: int = Field(default=2, ge=0)
     worst: int = Field(default=12, ge=0)
+    target_precision: float | None = Field(default=None, gt=0, le=1)  # multi-label thresholds
 
 
 class ExportSpec(_Frozen):

@@ -261,7 +261,7 @@ def _run_multilabel(
         f"oiforge evaluation: {run.name}", facts, metrics, plots, [*fps, *fns], _candidates(run)
     )
     write_text_atomic(run / REPORT_FILE, html)
-    keys = ("split", "samples", "map", "map_classes")
+    keys = ("task", "split", "samples", "map", "map_ci95", "map_classes")
     return {
         **{k: metrics[k] for k in keys},
         "micro_f1": metrics["micro"]["f1"],
