@@ -271,10 +271,19 @@ def evaluate_command(
     summary = _draw(events)
     table = Table(title=f"evaluation of {run} ({summary.get('split')} split)", show_header=False)
     for key, value in summary.items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        table.add_row(key, _cell(value))
     console.print(table)
     console.print(meaning(summary))
     console.print(f"report: {run / 'report.html'}")
+
+
+def _cell(value: Any) -> str:
+    """A summary value as text: numbers to 4 places (an interval's two ends too)."""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, list) and value and all(isinstance(v, float) for v in value):
+        return " - ".join(f"{v:.4f}" for v in value)
+    return str(value)
 
 
 def meaning(summary: dict[str, Any]) -> str:
@@ -284,9 +293,11 @@ def meaning(summary: dict[str, Any]) -> str:
     if not n:
         return ""
     if "map" in summary:
+        ci = summary.get("map_ci95")
+        interval = f" (95% bootstrap CI {ci[0]:.2f}-{ci[1]:.2f})" if ci else ""
         return (
-            f"mAP {_num(summary['map'])}: the mean, over {summary['map_classes']} classes with "
-            f"a verified positive, of their average precision on {n} held-out "
+            f"mAP {_num(summary['map'])}{interval}: the mean, over {summary['map_classes']} "
+            "classes with a verified positive, of their average precision on {n} held-out "
             f"{summary.get('split')} photos (verified labels only)"
         )
     z = 1.96
