@@ -12,6 +12,7 @@ import random
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -35,7 +36,9 @@ def evaluated(multilabel_run: Path, tmp_path_factory: pytest.TempPathFactory) ->
     shutil.copytree(multilabel_run, run)
     result = runner.invoke(app, ["evaluate", str(run), "--workers", "0"], env=ENV)
     assert result.exit_code == 0, result.output
-    assert "mAP" in result.output and "verified labels only" in result.output
+    flat = " ".join(result.output.split())
+    assert "mAP" in flat and "95% bootstrap CI" in flat and "verified labels only" in flat
+    assert "{n}" not in flat
     return run
 
 
@@ -160,3 +163,21 @@ def test_the_service_answers_with_labels_and_thresholds(service: str, tmp_path: 
     assert {s["index"] for s in pred["labels"]} == {
         s["index"] for s in pred["top_k"] if s["probability"] >= cut[s["index"]]
     }
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_page_shows_the_labels_above_their_thresholds(
+    service: str, tmp_path: Path, chromium: Any, artifacts: Path
+) -> None:
+    image = _scene(tmp_path / "page.jpg", (0, 1))
+    page = chromium.new_page(viewport={"width": 900, "height": 640})
+    page.goto(service + "/")
+    page.wait_for_function("document.getElementById('model').textContent.includes('multi-label')")
+    page.set_input_files("#file", str(image))
+    page.wait_for_selector("#labels .labels-head")
+    head = page.locator("#labels .labels-head").inner_text()
+    chips = page.locator("#labels .chip").all_inner_texts()
+    assert ("thresholds" in head and chips) or ("No label" in head and not chips)
+    assert len(page.locator("#bars .row").all()) == 3
+    page.screenshot(path=str(artifacts / "serve-page-multilabel.png"), full_page=True)

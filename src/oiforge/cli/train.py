@@ -297,7 +297,7 @@ def meaning(summary: dict[str, Any]) -> str:
         interval = f" (95% bootstrap CI {ci[0]:.2f}-{ci[1]:.2f})" if ci else ""
         return (
             f"mAP {_num(summary['map'])}{interval}: the mean, over {summary['map_classes']} "
-            "classes with a verified positive, of their average precision on {n} held-out "
+            f"classes with a verified positive, of their average precision on {n} held-out "
             f"{summary.get('split')} photos (verified labels only)"
         )
     z = 1.96
