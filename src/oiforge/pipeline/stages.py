@@ -96,7 +96,7 @@ def _evaluate_settings(s: Settings) -> dict[str, Any]:
     sec = s.spec.evaluate
     precision = sec.target_precision  # only when set: older working folders keep their state
     extra = {} if precision is None else {"evaluate.target_precision": precision}
-    return {"evaluate.worst": sec.worst, **extra}
+    return {"evaluate.worst": sec.worst, "evaluate.tta": sec.tta, **extra}
 
 
 def _evaluate_inputs(s: Settings) -> dict[str, Path]:
@@ -143,10 +143,6 @@ def _named(*pairs: tuple[str, Path | None]) -> dict[str, Path]:
     return {name: path for name, path in pairs if path is not None}
 
 
-def _nothing(_s: Settings) -> dict[str, Any]:
-    return {}
-
-
 STAGES: Final = (
     Stage(
         "select", _select_settings, _select_inputs,
@@ -174,7 +170,8 @@ STAGES: Final = (
         steps.run_evaluate,
     ),
     Stage(
-        "export", _nothing, lambda s: _run_files(s, "best.safetensors", "config.yaml",
+        "export", lambda s: {"export.tta": s.spec.export.tta},
+        lambda s: _run_files(s, "best.safetensors", "config.yaml",
                                                  "metrics.csv"),
         (Output(f"{RUN}/model.onnx", "the ONNX model (labels.json, MODEL.md beside)"),),
         steps.run_export,

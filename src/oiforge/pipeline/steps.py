@@ -192,7 +192,7 @@ def run_evaluate(s: Settings, obs: Observer, _resume: bool) -> str:
     dataset = s.beside_spec(sec.dataset) or s.path(DATASET)
     events = run_evaluation(
         s.path(RUN), dataset, batch_size=sec.batch_size, workers=sec.workers, worst=sec.worst,
-        target_precision=sec.target_precision,
+        tta=sec.tta, target_precision=sec.target_precision,
     )  # fmt: skip
     summary = obs.follow(events)
     if summary.get("task") == "multilabel":
@@ -208,7 +208,7 @@ def run_export(s: Settings, obs: Observer, _resume: bool) -> str:
     from oiforge.serve import PARITY_TOLERANCE, export_run
 
     with obs.status("exporting to ONNX"):
-        result = export_run(s.path(RUN))
+        result = export_run(s.path(RUN), tta=s.spec.export.tta)
     if result.max_abs_diff > PARITY_TOLERANCE:
         raise StageError(
             f"export: torch and ONNX Runtime differ by {result.max_abs_diff:.2e} "
