@@ -157,8 +157,8 @@ def multilabel_overhead(args: argparse.Namespace) -> Row:
     """Multi-label step vs single-label step, alternating, medians."""
     single, multi = [], []
     for rep in range(args.repeats):
-        single.append(step_seconds(False, args))
-        multi.append(step_seconds(True, args))
+        for multilabel in (False, True) if rep % 2 == 0 else (True, False):  # order alternates
+            (multi if multilabel else single).append(step_seconds(multilabel, args))
         print(f"  repeat {rep}: multi-label {multi[-1]:.2f} s, single-label {single[-1]:.2f} s "
               f"({args.steps} steps); load {_load()}")  # fmt: skip
     m, s = statistics.median(multi), statistics.median(single)
