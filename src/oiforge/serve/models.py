@@ -64,10 +64,8 @@ class PredictResponse(BaseModel):
                 name=item.name,
                 width=item.width,
                 height=item.height,
-                top_k=[ClassScore(**vars(s)) for s in item.scores],
-                labels=None
-                if item.labels is None
-                else [ClassScore(**vars(s)) for s in item.labels],
+                top_k=_scores(item.scores),
+                labels=None if item.labels is None else _scores(item.labels),
             )
             for item in items
         ]

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,19 +203,12 @@ def cross_validate(
     Each fold walks C upwards from the previous solution (a warm start: a few iterations)."""
     losses = np.zeros((len(C_GRID), len(folds)))
     correct = np.zeros((len(C_GRID), len(folds)))
-    yield PhaseStart("probe: choosing C", len(folds))
-    for f, (train_idx, test_idx) in enumerate(folds):
-        tr, te = torch.from_numpy(train_idx), torch.from_numpy(test_idx)
-        scale = Standardiser.fit(x[tr])
-        xtr, xte = scale(x[tr]), scale(x[te])
-        w, b, opt = _lbfgs(x.shape[1], len(cw))
-        for i, c in enumerate(C_GRID):
-            _run(opt, (xtr, y[tr], w, b, cw), c, CV_ITERS)
-            with torch.no_grad():
-                logits = xte @ w.T + b
-                losses[i, f] = float(functional.cross_entropy(logits, y[te]))
-                correct[i, f] = float((logits.argmax(1) == y[te]).sum())
-        yield Step("probe: choosing C", f + 1)
+
+    def score(i: int, f: int, te: torch.Tensor, logits: torch.Tensor) -> None:
+        losses[i, f] = float(functional.cross_entropy(logits, y[te]))
+        correct[i, f] = float((logits.argmax(1) == y[te]).sum())
+
+    yield from _walk_folds(x, y, folds, cw, len(cw), score)
     sizes = np.array([len(te) for _, te in folds])
     return [
         {
@@ -227,6 +220,29 @@ def cross_validate(
         }
         for i, c in enumerate(C_GRID)
     ]
+
+
+def _walk_folds(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    cw: torch.Tensor,
+    outputs: int,
+    score: Callable[[int, int, torch.Tensor, torch.Tensor], None],
+) -> Generator[Event, None, None]:
+    """Per fold, fit every C upwards from the previous solution (a warm start) and hand
+    ``score`` (C index, fold, held-out rows, their logits)."""
+    yield PhaseStart("probe: choosing C", len(folds))
+    for f, (train_idx, test_idx) in enumerate(folds):
+        tr, te = torch.from_numpy(train_idx), torch.from_numpy(test_idx)
+        scale = Standardiser.fit(x[tr])
+        xtr, xte = scale(x[tr]), scale(x[te])
+        w, b, opt = _lbfgs(x.shape[1], outputs)
+        for i, c in enumerate(C_GRID):
+            _run(opt, (xtr, y[tr], w, b, cw), c, CV_ITERS)
+            with torch.no_grad():
+                score(i, f, te, xte @ w.T + b)
+        yield Step("probe: choosing C", f + 1)
 
 
 def best_c(rows: Sequence[dict[str, float]]) -> float:
@@ -250,19 +266,12 @@ def cross_validate_multilabel(
     held-out masked log-loss (mean, standard error over folds) for every C."""
     pooled = torch.zeros(len(C_GRID), *y.shape)
     losses = np.zeros((len(C_GRID), len(folds)))
-    yield PhaseStart("probe: choosing C", len(folds))
-    for f, (train_idx, test_idx) in enumerate(folds):
-        tr, te = torch.from_numpy(train_idx), torch.from_numpy(test_idx)
-        scale = Standardiser.fit(x[tr])
-        xtr, xte = scale(x[tr]), scale(x[te])
-        w, b, opt = _lbfgs(x.shape[1], y.shape[1])
-        for i, c in enumerate(C_GRID):
-            _run(opt, (xtr, y[tr], w, b, cw), c, CV_ITERS)
-            with torch.no_grad():
-                logits = xte @ w.T + b
-                pooled[i, te] = logits.sigmoid()
-                losses[i, f] = log_loss_and_acc(logits, y[te])[0]
-        yield Step("probe: choosing C", f + 1)
+
+    def score(i: int, f: int, te: torch.Tensor, logits: torch.Tensor) -> None:
+        pooled[i, te] = logits.sigmoid()
+        losses[i, f] = log_loss_and_acc(logits, y[te])[0]
+
+    yield from _walk_folds(x, y, folds, cw, y.shape[1], score)
     truth = y.numpy()
     return [
         {
