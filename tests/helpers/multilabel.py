@@ -92,8 +92,10 @@ def make_multilabel_dataset(
     negative_rate: float = 0.7,
     hidden_rate: float = 0.0,
     image_size: tuple[int, int] = (64, 64),
+    by_mid: bool = False,
 ) -> Path:
-    """Write the dataset; ``root/photos.json`` records every photo's truth for the tests."""
+    """Write the dataset; ``root/photos.json`` records every photo's truth for the tests.
+    ``by_mid``: the ``.json`` lists name classes by MID instead of index."""
     infos = class_infos(classes)
     photos = plan_photos(classes, splits or SPLITS, seed, negative_rate, hidden_rate)
     rng = random.Random(seed + 1)
@@ -106,7 +108,7 @@ def make_multilabel_dataset(
                 buf = io.BytesIO()
                 draw_scene(p.drawn, rng, image_size).save(buf, "JPEG", quality=90)
                 _add(tar, f"{p.image_id}.jpg", buf.getvalue())
-                _add(tar, f"{p.image_id}.json", json.dumps(_meta(p, infos)).encode())
+                _add(tar, f"{p.image_id}.json", json.dumps(_meta(p, infos, by_mid)).encode())
                 rows.append(_row(p, infos, shard))
     write_classes(root, infos, "multilabel", {"expand_up": False})
     write_manifest(root, rows, "multilabel")
@@ -115,12 +117,15 @@ def make_multilabel_dataset(
     return root
 
 
-def _meta(p: Photo, infos: list[ClassInfo]) -> dict[str, object]:
+def _meta(p: Photo, infos: list[ClassInfo], by_mid: bool) -> dict[str, object]:
+    def named(classes: tuple[int, ...]) -> list[object]:
+        return [infos[c].mid if by_mid else c for c in classes]
+
     return {
         "key": p.image_id,
         "image_id": p.image_id,
-        "labels": list(p.positives),
-        "negatives": list(p.negatives),
+        "labels": named(p.positives),
+        "negatives": named(p.negatives),
         "label_mids": [infos[c].mid for c in p.positives],
         "negative_mids": [infos[c].mid for c in p.negatives],
         **p.attribution,

@@ -46,6 +46,16 @@ def test_the_dataset_says_multilabel_and_unknowns_stay_unknown(multilabel_datase
         assert not set(s.negatives) & set(drawn)  # a verified negative is not
 
 
+def test_label_lists_by_mid_read_the_same(multilabel_dataset: Path, tmp_path: Path) -> None:
+    from tests.helpers.multilabel import make_multilabel_dataset
+
+    by_mid = make_multilabel_dataset(tmp_path / "mid", hidden_rate=0.15, by_mid=True)
+    for split in ("train", "val", "test"):
+        a = [s.target for s in open_dataset(multilabel_dataset).splits[split]]
+        b = [s.target for s in open_dataset(by_mid).splits[split]]
+        assert a == b
+
+
 def test_unknown_as_negative_fills_in_every_unverified_label(multilabel_dataset: Path) -> None:
     index = open_dataset(multilabel_dataset, unknown_as_negative=True)
     assert all(UNKNOWN not in s.target for ss in index.splits.values() for s in ss)

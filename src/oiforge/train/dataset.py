@@ -7,9 +7,10 @@ A sample is a path, or a (tar path, byte offset, size) slice: both read with one
 
 Multi-label datasets (``classes.json`` says ``"task": "multilabel"``, or shards whose
 members have no ``.cls`` but a ``.json`` with a ``labels`` list) are read from their shards:
-each ``<key>.json`` lists the class indexes a person verified present (``labels``) and absent
-(``negatives``); every other class is *unknown* for that photo, and stays unknown (a target
-of :data:`UNKNOWN`) unless ``unknown_as_negative`` is asked for.
+each ``<key>.json`` lists the classes (indexes, or MIDs of ``classes.json``) a person verified
+present (``labels``) and absent (``negatives``); every other class is *unknown* for that
+photo, and stays unknown (a target of :data:`UNKNOWN`) unless ``unknown_as_negative`` is asked
+for.
 """
 
 from __future__ import annotations
@@ -224,7 +225,8 @@ def _index_shards(base: Path, shards: list[Path]) -> DatasetIndex:
         if split is None:
             index.notes.append(f"{shard.name}: no split in its path or name: skipped")
             continue
-        content = _read_shard(shard, split, names, index.notes)
+        mids = {c.mid: c.index for c in found.classes} if found is not None else {}
+        content = _read_shard(shard, split, names, index.notes, mids)
         if content is not None:
             read.append(content)
     if found is not None:
@@ -254,7 +256,10 @@ def _list_width(read: list[_Shard]) -> int:
     )
 
 
-def _read_shard(shard: Path, split: str, names: dict[int, str], notes: list[str]) -> _Shard | None:
+def _read_shard(
+    shard: Path, split: str, names: dict[int, str], notes: list[str], mids: dict[str, int]
+) -> _Shard | None:
+    """What ``shard`` holds; ``mids`` (MID → class index) reads label lists of MIDs."""
     out = _Shard(shard, split)
     try:
         with tarfile.open(shard, "r:") as tar:
@@ -269,7 +274,7 @@ def _read_shard(shard: Path, split: str, names: dict[int, str], notes: list[str]
                 elif ext == "json":
                     meta = _read_json(tar, member)
                     _note_name(meta, out.labels.get(key), names)
-                    lists = _label_lists(meta)
+                    lists = _label_lists(meta, mids)
                     if lists is not None:
                         out.lists[key] = lists
     except (tarfile.TarError, OSError, ValueError) as exc:
@@ -320,12 +325,17 @@ def _read_json(tar: tarfile.TarFile, member: tarfile.TarInfo) -> dict[str, objec
     return meta if isinstance(meta, dict) else {}
 
 
-def _label_lists(meta: dict[str, object]) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
-    """A multi-label sample's (positives, negatives) class indexes; None when ``labels`` is
-    not a list of integers."""
+def _label_lists(
+    meta: dict[str, object], mids: dict[str, int]
+) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """A multi-label sample's (positives, negatives) class indexes, from lists of indexes or
+    of MIDs (``mids``; a MID of no class of the dataset is not one of its labels); None when
+    ``labels`` is not such a list."""
     pos, neg = meta.get("labels"), meta.get("negatives", [])
     if not isinstance(pos, list) or not isinstance(neg, list):
         return None
+    if all(isinstance(i, str) for i in (*pos, *neg)) and mids and (pos or neg):
+        pos, neg = [mids[m] for m in pos if m in mids], [mids[m] for m in neg if m in mids]
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in (*pos, *neg)):
         return None
     return tuple(sorted(set(pos))), tuple(sorted(set(neg)))
