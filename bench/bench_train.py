@@ -6,11 +6,17 @@
    transforms), batch size, DataLoader workers, optimizer and number of steps. Runs alternate
    (bare, ours, bare, ours, ...); medians. Two figures: the training steps alone, and whole
    epochs (steps + validation + our checkpoint, best weights and metrics.csv). Target <= 10%.
-2. Time to accuracy on CPU: probe (features once + a head) vs finetune, on a dataset built from
+2. Multi-label step vs single-label step: oiforge's training step (``steps.train_step``) with
+   the same model, batch and inputs, once with cross-entropy on class targets and once with
+   the masked multi-label BCE on (batch, classes) targets of which ~60% are unknown (Open
+   Images-like). Alternating, medians. Target: overhead <= 10%.
+3. Time to accuracy on CPU: probe (features once + a head) vs finetune, on a dataset built from
    the bundled mirror sample (`make demo` -> demo-out/dataset), if ``--sample-dataset`` is given.
 
+Writes bench/results/bench_train.json (``record.write_results``).
+
     .venv/bin/python bench/bench_train.py [--images 256] [--size 96] [--repeats 3]
-        [--sample-dataset demo-out/dataset --target 0.6]
+        [--sample-dataset demo-out/dataset --target 0.6] [--skip-loop]
 """
 
 from __future__ import annotations
@@ -30,8 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from oiforge.progress import EpochEnd, PhaseStart, Step
 from oiforge.train import build_config, run_training
+from oiforge.train.heads import MultiLabelLoss
 from oiforge.train.images import decode_image, eval_transform, resize_size, train_transform
 from oiforge.train.models import create_model, preprocessing_for
+from oiforge.train.steps import StepContext, train_step
+from record import Row, write_results
 from train.synthetic import make_dataset
 
 Times = tuple[float, float, int]  # training-steps seconds, whole-epochs seconds, steps
@@ -92,8 +101,9 @@ def bare(ds: Path, args: argparse.Namespace) -> Times:
     return loop_s, time.perf_counter() - first, steps
 
 
-def compare(root: Path, ds: Path, args: argparse.Namespace) -> None:
+def compare(root: Path, ds: Path, args: argparse.Namespace) -> list[Row]:
     runs: dict[str, list[Times]] = {"bare": [], "ours": []}
+    rows = []
     for rep in range(args.repeats):
         runs["bare"].append(bare(ds, args))
         runs["ours"].append(ours(ds, root / f"ours-{rep}", args))
@@ -110,6 +120,56 @@ def compare(root: Path, ds: Path, args: argparse.Namespace) -> None:
         print(
             f"{what}: {rates}: overhead {100 * (o / b - 1):+.1f}% (pairs {100 * (pair - 1):+.1f}%)"
         )
+        rows.append(
+            Row(f"loop: {what}", round(o, 3), "s", "bare PyTorch loop", round(b, 3),
+                round(o / b, 3), "<= 1.10", o / b <= 1.10, {"pairs_ratio": round(pair, 3)})
+        )  # fmt: skip
+    return rows
+
+
+def step_seconds(multilabel: bool, args: argparse.Namespace, classes: int = 50) -> float:
+    """Seconds for ``--steps`` oiforge training steps (after 2 warm-up steps), one model."""
+    torch.manual_seed(0)
+    model = create_model("efficientnet_lite0", classes, multilabel=multilabel)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(args.batch, 3, args.size, args.size, generator=gen)
+    if multilabel:  # ~20% verified positive, ~20% verified negative, the rest unknown
+        u = torch.rand(args.batch, classes, generator=gen)
+        y = torch.where(u < 0.2, 1.0, torch.where(u < 0.4, 0.0, -1.0))
+        loss_fn: torch.nn.Module = MultiLabelLoss("bce")
+    else:
+        y = torch.randint(classes, (args.batch,), generator=gen)
+        loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+    ctx = StepContext(
+        module=model.train(), optimizer=torch.optim.AdamW(model.parameters(), lr=1e-4),
+        loss_fn=loss_fn, device=torch.device("cpu"), set_lr=lambda _: None,
+        should_stop=lambda: "",
+    )  # fmt: skip
+    for _ in range(2):
+        train_step(ctx, x, y)
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        train_step(ctx, x, y)
+    return time.perf_counter() - start
+
+
+def multilabel_overhead(args: argparse.Namespace) -> Row:
+    """Multi-label step vs single-label step, alternating, medians."""
+    single, multi = [], []
+    for rep in range(args.repeats):
+        for multilabel in (False, True) if rep % 2 == 0 else (True, False):  # order alternates
+            (multi if multilabel else single).append(step_seconds(multilabel, args))
+        print(f"  repeat {rep}: multi-label {multi[-1]:.2f} s, single-label {single[-1]:.2f} s "
+              f"({args.steps} steps); load {_load()}")  # fmt: skip
+    m, s = statistics.median(multi), statistics.median(single)
+    print(f"multi-label train step vs single-label (lite0, 50 classes, batch {args.batch}, "
+          f"{args.size} px): {1000 * m / args.steps:.0f} ms vs {1000 * s / args.steps:.0f} ms "
+          f"per step: overhead {100 * (m / s - 1):+.1f}% (target <= 10%)")  # fmt: skip
+    return Row(
+        "multi-label step (masked BCE, 60% unknown) per step", round(m / args.steps, 4), "s",
+        "single-label step (cross-entropy)", round(s / args.steps, 4), round(m / s, 3),
+        "<= 1.10", m / s <= 1.10, {"batch": args.batch, "size": args.size, "classes": 50},
+    )  # fmt: skip
 
 
 def time_to_accuracy(ds: Path, out: Path, mode: str, args: argparse.Namespace) -> str:
@@ -196,6 +256,8 @@ def main() -> None:
     parser.add_argument("--tta-size", type=int, default=160)
     parser.add_argument("--gpu-batch", type=int, default=128)
     parser.add_argument("--gpu-steps", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=10, help="Steps per multi-label timing.")
+    parser.add_argument("--skip-loop", action="store_true", help="Only the multi-label figure.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)  # OpenMP spinning on a shared machine hurts both alike
     root = Path(tempfile.mkdtemp(prefix="bench-train-"))
@@ -207,12 +269,14 @@ def main() -> None:
         f"torch threads {torch.get_num_threads()}, {args.images} train images 320x240, "
         f"{args.size} px, batch {args.batch}, workers {args.workers}, load {_load()}"
     )
-    compare(root, ds, args)
+    rows = [] if args.skip_loop else compare(root, ds, args)
+    rows.append(multilabel_overhead(args))
     gpu_figures(args)
     if args.sample_dataset:
         for mode in ("probe", "finetune"):
             line = time_to_accuracy(args.sample_dataset, root / f"tta-{mode}", mode, args)
             print(f"time to val_acc >= {args.target} ({mode}, {args.tta_size} px): {line}")
+    print(f"wrote {write_results('bench_train', rows)}")
 
 
 if __name__ == "__main__":

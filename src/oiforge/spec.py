@@ -261,6 +261,7 @@ class EvaluateSpec(_Frozen):
     workers: int = Field(default=2, ge=0)
     worst: int = Field(default=12, ge=0)
     tta: TtaName = "none"  # test-time augmentation: none | flip | multi-crop
+    target_precision: float | None = Field(default=None, gt=0, le=1)  # multi-label thresholds
 
 
 class ExportSpec(_Frozen):

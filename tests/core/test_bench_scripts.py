@@ -19,7 +19,7 @@ SCRIPTS = sorted(BENCH.glob("bench_*.py"))
 MAX_RESULTS_LINES = 150
 #: Scripts whose owners are adding ``write_results`` in their own branches (issue #23). Strict:
 #: once a script writes its JSON this xfail fails, so whoever lands it removes its name here.
-PENDING = {"bench_train.py"}
+PENDING: set[str] = set()
 
 
 def _case(script: Path) -> object:

@@ -39,3 +39,26 @@ def probe_run(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     )
     train(config)
     return out
+
+
+@pytest.fixture(scope="session")
+def multilabel_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 classes, 24/10/10 photos with 1-2 classes each, most other labels verified absent,
+    some drawn but never verified (tests/helpers/multilabel.py)."""
+    from tests.helpers.multilabel import make_multilabel_dataset
+
+    return make_multilabel_dataset(tmp_path_factory.mktemp("ml") / "ds", hidden_rate=0.15)
+
+
+@pytest.fixture(scope="session")
+def multilabel_run(multilabel_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished multi-label linear probe (64 px) shared by the read-only tests."""
+    from oiforge.train import build_config, train
+
+    out = tmp_path_factory.mktemp("runs") / "ml-probe"
+    config = build_config(
+        dataset=str(multilabel_dataset), out=str(out), mode="probe", image_size=64,
+        epochs=6, workers=0, batch_size=16,
+    )  # fmt: skip
+    train(config)
+    return out

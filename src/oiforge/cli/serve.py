@@ -46,9 +46,17 @@ def export(
         raise typer.Exit(1)
 
 
-def _rows(item: ItemResult) -> list[dict[str, Any]]:
+def _rows(item: ItemResult, multilabel: bool) -> list[dict[str, Any]]:
+    """CSV rows: the top-k; multi-label, also every class at or above its threshold, with
+    ``above_threshold`` saying which are."""
     if item.status != "ok":
         return [{"source": item.source, "status": item.status, "rank": "", "error": item.error}]
+    scores = item.scores
+    above = {s.index for s in item.labels or []}
+    if multilabel:
+        shown = {s.index for s in scores}
+        extra = [s for s in item.labels or [] if s.index not in shown]
+        scores = sorted([*scores, *extra], key=lambda s: -s.probability)
     return [
         {
             "source": item.source,
@@ -57,23 +65,28 @@ def _rows(item: ItemResult) -> list[dict[str, Any]]:
             "name": s.name,
             "mid": s.mid,
             "probability": f"{s.probability:.6f}",
+            **({"above_threshold": str(s.index in above).lower()} if multilabel else {}),
         }
-        for r, s in enumerate(item.scores, 1)
+        for r, s in enumerate(scores, 1)
     ]
 
 
-def _print_table(results: list[ItemResult]) -> None:
+def _print_table(results: list[ItemResult], multilabel: bool) -> None:
     from rich.table import Table
 
-    table = Table("source", "status", "top-k (probability)")
+    heads = ["source", "status", *(["labels (at or above threshold)"] if multilabel else [])]
+    table = Table(*heads, "top-k (probability)")
     for item in results:
         text = (
             item.error
             if item.status != "ok"
             else ", ".join(f"{s.name} ({s.probability:.3f})" for s in item.scores)
         )
+        labels = [", ".join(s.name for s in item.labels or []) or "(none)"] if multilabel else []
+        if item.status != "ok":
+            labels = [""] if multilabel else []
         style = "" if item.status == "ok" else "red"
-        table.add_row(item.source, item.status, text, style=style)
+        table.add_row(item.source, item.status, *labels, text, style=style)
     console.print(table)
 
 
@@ -83,6 +96,7 @@ def _print_json(results: list[ItemResult]) -> None:
             "source": i.source,
             "status": i.status,
             "error": i.error or None,
+            **({} if i.labels is None else {"labels": [vars(s) for s in i.labels]}),
             "top_k": [vars(s) for s in i.scores],
             "width": i.width,
             "height": i.height,
@@ -92,12 +106,14 @@ def _print_json(results: list[ItemResult]) -> None:
     typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
 
 
-def _print_csv(results: list[ItemResult]) -> None:
+def _print_csv(results: list[ItemResult], multilabel: bool) -> None:
     fields = ["source", "status", "rank", "name", "mid", "probability", "error"]
+    if multilabel:
+        fields.insert(-1, "above_threshold")
     writer = csv.DictWriter(sys.stdout, fieldnames=fields, restval="", lineterminator="\n")
     writer.writeheader()
     for item in results:
-        writer.writerows(_rows(item))
+        writer.writerows(_rows(item, multilabel))
 
 
 def predict(
@@ -109,7 +125,8 @@ def predict(
     batch_size: int = typer.Option(16, "--batch-size", min=1, max=1024),
     threads: int = typer.Option(0, "--threads", min=0, help="ONNX Runtime threads (0: auto)."),
 ) -> None:
-    """Top-k classes for images with ONNX Runtime (no torch)."""
+    """Top-k classes for images with ONNX Runtime (no torch); a multi-label model also lists
+    every class at or above its threshold."""
     from oiforge.errors import InvalidInputError
     from oiforge.serve.batch import expand_sources, predict_sources
     from oiforge.serve.predictor import Predictor
@@ -124,12 +141,13 @@ def predict(
         for item in predict_sources(predictor, sources, top_k, batch_size):
             results.append(item)
             progress.advance(task)
+    multilabel = predictor.labels.multilabel
     if as_json:
         _print_json(results)
     elif as_csv:
-        _print_csv(results)
+        _print_csv(results, multilabel)
     else:
-        _print_table(results)
+        _print_table(results, multilabel)
     failed = sum(1 for r in results if r.status != "ok")
     if failed:
         err_console.print(f"[yellow]{failed} of {len(results)} images failed[/]")

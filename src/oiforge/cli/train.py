@@ -44,8 +44,18 @@ def train_command(
     warmup_epochs: float = typer.Option(0.0, "--warmup-epochs", help="Linear warm-up epochs."),
     image_size: int = typer.Option(224, "--image-size", help="Input side in pixels."),
     augment: str = typer.Option("light", "--augment", help="none | light | strong | randaugment."),
-    balance: str = typer.Option("none", "--balance", help="none | weights | sampler."),
-    label_smoothing: float = typer.Option(0.1, "--label-smoothing", help="0 turns it off."),
+    balance: str = typer.Option(
+        "none", "--balance", help="none | weights | sampler (multi-label: positive weights)."
+    ),
+    label_smoothing: float = typer.Option(
+        0.1, "--label-smoothing", help="0 turns it off (single-label only)."
+    ),
+    loss: str = typer.Option(
+        "bce", "--loss", help="Multi-label: bce | asl (asymmetric); unknown labels masked."
+    ),
+    unknown_as_negative: bool = typer.Option(
+        False, "--unknown-as-negative", help="Multi-label: labels nobody checked count as absent."
+    ),
     head: str = typer.Option("linear", "--head", help="linear | mlp."),
     train_blocks: int = typer.Option(
         2, "--train-blocks", help="partial: how many of the last blocks train."
@@ -142,12 +152,15 @@ def _summary_table(out: str, summary: dict[str, Any]) -> None:
 def candidates_table(rows: list[dict[str, Any]]) -> Table:
     """auto's candidates: what each scored on validation, how long it took, which won."""
     table = Table(title="auto: candidates (validation split)")
-    for col in ("candidate", "val acc", "val loss", "seconds", "status"):
+    multi = any("val_map" in row for row in rows)
+    cols = ["candidate", *(["val mAP"] if multi else []), "val acc", "val loss", "seconds"]
+    for col in (*cols, "status"):
         table.add_column(col, justify="right" if col.startswith(("val", "sec")) else "left")
     for row in rows:
         mark = " [green](chosen)[/]" if row.get("chosen") else ""
+        scores = [_num(row.get(k)) for k in (["val_map"] if multi else []) + ["val_acc"]]
         table.add_row(
-            f"{row['name']}{mark}", _num(row.get("val_acc")), _num(row.get("val_loss")),
+            f"{row['name']}{mark}", *scores, _num(row.get("val_loss")),
             _num(row.get("seconds"), 1), str(row.get("status", "")),
         )  # fmt: skip
     return table
@@ -214,8 +227,9 @@ def _draw(events: Iterable[Event]) -> dict[str, Any]:
                 progress.update(task, completed=progress.tasks[task].total, stats=text)
             elif isinstance(event, CandidateEnd):
                 row = event.row
+                first = f"val_mAP {_num(row['val_map'])} " if "val_map" in row else ""
                 score = (
-                    f"val_acc {row['val_acc']:.3f} val_loss {row['val_loss']:.3f} "
+                    f"{first}val_acc {row['val_acc']:.3f} val_loss {row['val_loss']:.3f} "
                     f"({row['seconds']:.0f} s)"
                     if row.get("status") == "finished"
                     else row.get("status", "")
@@ -241,20 +255,35 @@ def evaluate_command(
     tta: str = typer.Option(
         "none", "--tta", help="Test-time augmentation: none | flip | multi-crop (10 views)."
     ),
+    target_precision: float | None = typer.Option(
+        None,
+        "--target-precision",
+        help="Multi-label: per-class thresholds reaching this val precision (default: best F1).",
+    ),
 ) -> None:
     """Evaluate a run on the held-out test split: metrics.json, plots, report.html."""
     from oiforge.evaluate import run_evaluation
 
     events = run_evaluation(
-        run, dataset, batch_size=batch_size, workers=workers, worst=worst, tta=tta
-    )
+        run, dataset, batch_size=batch_size, workers=workers, worst=worst, tta=tta,
+        target_precision=target_precision,
+    )  # fmt: skip
     summary = _draw(events)
     table = Table(title=f"evaluation of {run} ({summary.get('split')} split)", show_header=False)
     for key, value in summary.items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        table.add_row(key, _cell(value))
     console.print(table)
     console.print(meaning(summary))
     console.print(f"report: {run / 'report.html'}")
+
+
+def _cell(value: Any) -> str:
+    """A summary value as text: numbers to 4 places (an interval's two ends too)."""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, list) and value and all(isinstance(v, float) for v in value):
+        return " - ".join(f"{v:.4f}" for v in value)
+    return str(value)
 
 
 def meaning(summary: dict[str, Any]) -> str:
@@ -263,6 +292,14 @@ def meaning(summary: dict[str, Any]) -> str:
     n, right = int(summary.get("samples") or 0), int(summary.get("correct") or 0)
     if not n:
         return ""
+    if "map" in summary:
+        ci = summary.get("map_ci95")
+        interval = f" (95% bootstrap CI {ci[0]:.2f}-{ci[1]:.2f})" if ci else ""
+        return (
+            f"mAP {_num(summary['map'])}{interval}: the mean, over {summary['map_classes']} "
+            f"classes with a verified positive, of their average precision on {n} held-out "
+            f"{summary.get('split')} photos (verified labels only)"
+        )
     z = 1.96
     p = right / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)

@@ -2,7 +2,11 @@
 
     run/labels.json   the classes and the preprocessing the model expects (:class:`Labels`);
                       written by training, rewritten by ``oiforge export`` with a ``model``
-                      block (name, version, architecture); read by export, serve and predict
+                      block (name, version, architecture); read by export, serve and predict.
+                      A multi-label model's also says ``"task": "multilabel"`` and the
+                      per-class ``thresholds`` from which a label is reported (chosen on the
+                      validation split by training, again by ``oiforge evaluate``); a
+                      single-label model's has neither key
     run/config.yaml   the resolved training config; owned and written by training
                       (``oiforge.train.config``), read elsewhere only through
                       :func:`read_run_config`
@@ -19,13 +23,15 @@ from pathlib import Path
 from typing import Any, Final
 
 from oiforge.atomic import write_text_atomic
-from oiforge.contracts.dataset import ClassInfo
+from oiforge.contracts.dataset import TASKS, ClassInfo, Task
 from oiforge.errors import MalformedFileError
 
 LABELS_FILE: Final = "labels.json"
 CONFIG_FILE: Final = "config.yaml"
 
 RESIZE_MODES: Final = ("shorter-then-center-crop",)
+#: A multi-label class's threshold when none was chosen.
+DEFAULT_THRESHOLD: Final = 0.5
 INPUT_RANGES: Final = ("0-1",)
 
 
@@ -69,10 +75,22 @@ class Labels:
     classes: tuple[ClassInfo, ...]
     preprocessing: Preprocessing
     model: ModelInfo | None = None  # None until ``oiforge export`` names the model
+    task: Task = "singlelabel"
+    #: multi-label: per class, the probability from which it is reported (None: not chosen)
+    thresholds: tuple[float, ...] | None = None
 
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.classes]
+
+    @property
+    def multilabel(self) -> bool:
+        return self.task == "multilabel"
+
+    @property
+    def cutoffs(self) -> tuple[float, ...]:
+        """The thresholds, or 0.5 for every class where none were chosen."""
+        return self.thresholds or (DEFAULT_THRESHOLD,) * len(self.classes)
 
     @property
     def model_info(self) -> ModelInfo:
@@ -86,6 +104,9 @@ class Labels:
         }
         if self.model is not None:
             data["model"] = asdict(self.model)
+        if self.multilabel:
+            data["task"] = self.task
+            data["thresholds"] = list(self.cutoffs)
         return data
 
 
@@ -143,11 +164,29 @@ def parse_labels(path: str, raw: object) -> Labels:
     """Validate a parsed ``labels.json``; ``path`` names the file in errors."""
     if not isinstance(raw, dict):
         raise MalformedFileError(path, "expected a JSON object")
+    classes = _parse_classes(path, raw.get("classes"))
+    task = raw.get("task", "singlelabel")
+    if task not in TASKS:
+        raise MalformedFileError(path, f"task {task!r} is not one of {', '.join(TASKS)}")
     return Labels(
-        classes=_parse_classes(path, raw.get("classes")),
+        classes=classes,
         preprocessing=parse_preprocessing(path, raw.get("preprocessing")),
         model=_parse_model(raw.get("model")),
+        task=task,
+        thresholds=_parse_thresholds(path, raw.get("thresholds"), len(classes)),
     )
+
+
+def _parse_thresholds(path: str, raw: object, classes: int) -> tuple[float, ...] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or len(raw) != classes:
+        raise MalformedFileError(path, f"'thresholds' must be a list of {classes} numbers")
+    if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in raw):
+        raise MalformedFileError(path, "'thresholds' must hold numbers")
+    if not all(0.0 <= float(t) <= 1.0 for t in raw):
+        raise MalformedFileError(path, "'thresholds' must lie in 0..1")
+    return tuple(float(t) for t in raw)
 
 
 def read_labels(path: Path) -> Labels:

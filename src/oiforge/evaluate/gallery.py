@@ -44,6 +44,7 @@ class Mistake:
     confidence: float
     thumbnail_b64: str
     attribution: dict[str, str] = field(default_factory=dict)
+    kind: str = ""  # multi-label: "false positive" or "false negative"
 
 
 def worst_mistakes(probs: Probs, labels: Labels, limit: int) -> list[int]:
@@ -130,10 +131,13 @@ def build_gallery(
 
 
 def as_dict(m: Mistake) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "key": m.key,
         "true": m.true_name,
         "predicted": m.predicted_name,
         "confidence": m.confidence,
         "attribution": m.attribution,
     }
+    if m.kind:  # multi-label: which kind, and the class's probability
+        out = {"kind": m.kind, **out, "probability": out.pop("confidence")}
+    return out

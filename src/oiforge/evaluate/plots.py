@@ -59,17 +59,19 @@ def confusion_png(matrix: Sequence[Sequence[int]], names: Sequence[str]) -> byte
 
 
 def pr_curves_png(probs: Probs, labels: Labels, names: Sequence[str]) -> bytes:
-    """One precision-recall curve per class (one-vs-rest), with average precision."""
+    """One precision-recall curve per class (one-vs-rest), with average precision; for
+    multi-label targets ``(N, C)``, over each class's verified labels only."""
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 6))
     for i, name in enumerate(names):
-        truth = labels == i
+        known = labels[:, i] >= 0 if labels.ndim == 2 else np.ones(len(labels), bool)
+        truth = labels[known, i] == 1 if labels.ndim == 2 else labels == i
         if not truth.any():
             continue
-        precision, recall, _ = precision_recall_curve(truth, probs[:, i])
-        ap = average_precision_score(truth, probs[:, i])
+        precision, recall, _ = precision_recall_curve(truth, probs[known, i])
+        ap = average_precision_score(truth, probs[known, i])
         ax.plot(recall, precision, label=f"{name} (AP {ap:.2f})" if len(names) <= 20 else None)
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")

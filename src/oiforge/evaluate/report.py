@@ -64,7 +64,19 @@ def _facts(facts: Mapping[str, Any]) -> str:
     return f'<div class="table-wrap"><table class="facts">{rows}</table></div>'
 
 
+MULTILABEL_NOTE = (
+    "<p>Multi-label, the Open Images way: every number counts only labels a person verified "
+    "(present or absent). A class nobody checked in a photo is neither a hit nor a mistake. "
+    "<b>AP</b> ranks the photos whose label for a class was verified by the model's "
+    "probability and averages the precision at each correct photo; <b>mAP</b> is the mean "
+    "over the classes with a verified positive. Each class is reported from its own "
+    "threshold, chosen on the validation split.</p>"
+)
+
+
 def _summary(metrics: Mapping[str, Any]) -> str:
+    if metrics.get("task") == "multilabel":
+        return MULTILABEL_NOTE + _multilabel_summary(metrics)
     rows: list[list[Any]] = [["samples", metrics["samples"]], ["accuracy", metrics["accuracy"]]]
     rows += [[f"top-{k} accuracy", v] for k, v in metrics["top_k"].items() if k != "1"]
     for avg in ("macro", "weighted"):
@@ -73,7 +85,38 @@ def _summary(metrics: Mapping[str, Any]) -> str:
     return _table(["metric", "value"], rows)
 
 
+def _multilabel_summary(metrics: Mapping[str, Any]) -> str:
+    verified = f"{metrics['verified_labels']} ({metrics['unknown_labels']} unknown: ignored)"
+    rows: list[list[Any]] = [
+        ["photos", metrics["samples"]],
+        [f"mAP ({metrics['map_classes']} classes with a verified positive)", metrics["map"]],
+        ["mAP 95% bootstrap interval", _interval(metrics.get("map_ci95"))],
+        ["verified labels", verified],
+        ["thresholds", metrics["threshold_rule"]],
+    ]
+    for avg in ("micro", "macro"):
+        rows += [
+            [f"{avg} {m} at the thresholds", metrics[avg][m]] for m in ("precision", "recall", "f1")
+        ]
+    expand = metrics.get("expand_up")
+    if expand is not None:
+        rows.append(["ground truth expanded up the hierarchy", "yes" if expand else "no"])
+    return _table(["metric", "value"], rows)
+
+
+def _interval(ci: Sequence[float] | None) -> str:
+    return "n/a" if not ci else f"{ci[0]:.3f} – {ci[1]:.3f}"
+
+
 def _per_class(metrics: Mapping[str, Any]) -> str:
+    if metrics.get("task") == "multilabel":
+        heads = ["class", "AP", "positives", "negatives", "threshold", "precision", "recall"]
+        keys = ("support", "negatives", "threshold", "precision", "recall", "f1")
+        rows = [
+            [name, "n/a" if c["ap"] is None else c["ap"], *(c[k] for k in keys)]
+            for name, c in metrics["per_class"].items()
+        ]
+        return _table([*heads, "F1"], rows)
     rows = [
         [c["name"], c["precision"], c["recall"], c["f1"], c["support"]]
         for c in metrics["per_class"]
@@ -104,28 +147,52 @@ def _gallery(mistakes: Sequence[Mistake]) -> str:
             if m.thumbnail_b64
             else ""
         )
+        if m.kind:  # multi-label: a verified label the model got wrong
+            said = "said present" if m.kind == "false positive" else "said absent"
+            what = (
+                f"<b>{escape(m.true_name)}</b> (verified), model {said}: "
+                f'<span class="bad">p = {m.confidence:.2f}</span>'
+            )
+        else:
+            what = (
+                f"<b>{escape(m.true_name)}</b> → "
+                f'<span class="bad">{escape(m.predicted_name)}</span> ({m.confidence:.2f})'
+            )
         figures.append(
-            f"<figure>{img}<figcaption><b>{escape(m.true_name)}</b> → "
-            f'<span class="bad">{escape(m.predicted_name)}</span> ({m.confidence:.2f})'
+            f"<figure>{img}<figcaption>{what}"
             f"<br><small>{escape(m.key)}</small>{_attribution(m.attribution)}</figcaption></figure>"
         )
     return f'<div class="gallery">{"".join(figures)}</div>'
+
+
+def _mistakes(mistakes: Sequence[Mistake]) -> str:
+    """The worst mistakes; multi-label: false positives and false negatives apart."""
+    if not any(m.kind for m in mistakes):
+        return f"<h2>Worst mistakes</h2>{_gallery(mistakes)}"
+    parts = []
+    for kind in ("false positive", "false negative"):
+        some = [m for m in mistakes if m.kind == kind]
+        parts.append(f"<h2>Worst {kind}s (verified labels)</h2>{_gallery(some)}")
+    return "".join(parts)
 
 
 def _candidates(rows: Sequence[Mapping[str, Any]]) -> str:
     """``--mode auto``: every candidate's validation score and time, the chosen one marked."""
     if not rows:
         return ""
-    cols = ("name", "val_acc", "val_loss", "seconds", "epochs", "status")
+    cols: tuple[str, ...] = ("name", "val_acc", "val_loss", "seconds", "epochs", "status")
+    heads = ["candidate", "val accuracy", "val log-loss", "seconds", "epochs", "status"]
+    better = "gets more validation images right than"
+    if any("val_map" in r for r in rows):  # multi-label: mAP decides
+        cols, heads = ("name", "val_map", *cols[1:]), ["candidate", "val mAP", *heads[1:]]
+        better = "has a higher validation mAP than"
     body = [[r.get(c, "") if r.get(c) is not None else "" for c in cols] for r in rows]
     for row, r in zip(body, rows, strict=True):
         row[0] = f"{row[0]} (chosen)" if r.get("chosen") else row[0]
     note = (
-        "<p>Scores on the validation split; a costlier candidate is chosen only when it gets "
-        "more validation images right than the simpler one by more than one standard error "
-        "of the paired difference.</p>"
+        f"<p>Scores on the validation split; a costlier candidate is chosen only when it {better} "
+        "the simpler one by more than one standard error of the paired difference.</p>"
     )
-    heads = ["candidate", "val accuracy", "val log-loss", "seconds", "epochs", "status"]
     return f"<h2>Candidates (--mode auto)</h2>{note}{_table(heads, body)}"
 
 
@@ -149,5 +216,5 @@ def render_report(
         f"<body><main class='page'><h1>{escape(title)}</h1>{facts_html}"
         f"<h2>Summary</h2>{_summary(metrics)}{_candidates(candidates)}"
         f"<h2>Per class</h2>{_per_class(metrics)}{plots_html}"
-        f"<h2>Worst mistakes</h2>{_gallery(mistakes)}</main></body></html>\n"
+        f"{_mistakes(mistakes)}</main></body></html>\n"
     )

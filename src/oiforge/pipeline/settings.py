@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from oiforge.download import DownloadConfig
     from oiforge.train import TrainConfig
 
-#: TrainConfig fields the runner sets itself (the folders, the class count, DDP's world size).
-TRAIN_DECIDED: Final = frozenset({"dataset", "out", "num_classes", "world_size"})
+#: TrainConfig fields the runner or the dataset sets (the folders, the class count and task,
+#: DDP's world size).
+TRAIN_DECIDED: Final = frozenset({"dataset", "out", "num_classes", "world_size", "task"})
 #: Keys of ``train:`` that are not TrainConfig fields: DDP on this machine (``launch``).
 TRAIN_LAUNCH: Final = ("gpus", "procs")
 #: The book section's key that is no book setting: where the book's photos are fetched from.

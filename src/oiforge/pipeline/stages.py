@@ -92,6 +92,13 @@ def _train_settings(s: Settings) -> dict[str, Any]:
     return _qualified("train", {**train_config(s).training_fields(), "gpus": gpus, "procs": procs})
 
 
+def _evaluate_settings(s: Settings) -> dict[str, Any]:
+    sec = s.spec.evaluate
+    precision = sec.target_precision  # only when set: older working folders keep their state
+    extra = {} if precision is None else {"evaluate.target_precision": precision}
+    return {"evaluate.worst": sec.worst, "evaluate.tta": sec.tta, **extra}
+
+
 def _evaluate_inputs(s: Settings) -> dict[str, Path]:
     other = s.beside_spec(s.spec.evaluate.dataset)
     data = {"evaluate.dataset": other} if other is not None else {DATASET: s.path(DATASET)}
@@ -157,9 +164,7 @@ STAGES: Final = (
         steps.run_train,
     ),
     Stage(
-        "evaluate",
-        lambda s: {"evaluate.worst": s.spec.evaluate.worst, "evaluate.tta": s.spec.evaluate.tta},
-        _evaluate_inputs,
+        "evaluate", _evaluate_settings, _evaluate_inputs,
         (Output(f"{RUN}/metrics.json", "test-split metrics"),
          Output(f"{RUN}/report.html", "the evaluation report")),
         steps.run_evaluate,

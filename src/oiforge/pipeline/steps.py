@@ -178,8 +178,10 @@ def run_train(s: Settings, obs: Observer, resume: bool) -> str:
         from oiforge.train import run_training
 
         summary = obs.follow(run_training(config, resume=resume))
-    acc = summary.get("best_val_acc")
+    acc, val_map = summary.get("best_val_acc"), summary.get("best_val_map")
     shown = f"best val_acc {acc:.3f}" if isinstance(acc, float) else "trained"
+    if isinstance(val_map, float):
+        shown = f"best val mAP {val_map:.3f}"
     return f"{shown} at epoch {summary.get('best_epoch')} of {summary.get('epochs_run')}"
 
 
@@ -189,14 +191,13 @@ def run_evaluate(s: Settings, obs: Observer, _resume: bool) -> str:
     sec = s.spec.evaluate
     dataset = s.beside_spec(sec.dataset) or s.path(DATASET)
     events = run_evaluation(
-        s.path(RUN),
-        dataset,
-        batch_size=sec.batch_size,
-        workers=sec.workers,
-        worst=sec.worst,
-        tta=sec.tta,
-    )
+        s.path(RUN), dataset, batch_size=sec.batch_size, workers=sec.workers, worst=sec.worst,
+        tta=sec.tta, target_precision=sec.target_precision,
+    )  # fmt: skip
     summary = obs.follow(events)
+    if summary.get("task") == "multilabel":
+        shown = f"mAP {summary.get('map', float('nan')):.3f}"
+        return f"{summary.get('split')} split: {shown} on {summary.get('samples')}"
     return (
         f"{summary.get('split')} split: accuracy {summary.get('accuracy', float('nan')):.3f}, "
         f"macro F1 {summary.get('macro_f1', float('nan')):.3f} on {summary.get('samples')}"

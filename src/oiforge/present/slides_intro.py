@@ -40,6 +40,11 @@ MODE_TEXT = {
     "finetune": "fine-tuning: the new head first with the network frozen, then the whole "
     "network at a lower learning rate for its pretrained layers",
     "scratch": "a small CNN trained from random weights (no pretrained features)",
+    "partial": "partial fine-tuning: the last blocks of the pretrained network and the head "
+    "train on cached activations of augmented views, the head starting from the linear probe",
+    "auto": "automatic: the cheap candidates first (probe, MLP head, partial, fine-tuning), "
+    "within a time limit; a costlier one is kept only if validation says it is better by "
+    "more than chance",
 }
 
 

@@ -42,6 +42,7 @@ class ItemResult:
     error: str = ""
     width: int = 0
     height: int = 0
+    labels: list[Score] | None = None  # multi-label: the classes at or above their thresholds
 
 
 def _is_url(arg: str) -> bool:
@@ -107,16 +108,15 @@ def _run_batch(
     predictor: Predictor, items: list[_Prepared | ItemResult], top_k: int
 ) -> Iterator[ItemResult]:
     ready = [item for item in items if isinstance(item, _Prepared)]
-    ranked = (
-        iter(predictor.top_k(predictor.probabilities([r.array for r in ready]), top_k))
-        if ready
-        else iter([])
-    )
+    probs = predictor.probabilities([r.array for r in ready]) if ready else None
+    ranked = iter(predictor.top_k(probs, top_k)) if probs is not None else iter([])
+    above = iter((predictor.above_thresholds(probs) if probs is not None else None) or [])
     for item in items:
         if isinstance(item, ItemResult):
             yield item
         else:
-            yield ItemResult(item.source, "ok", next(ranked), width=item.width, height=item.height)
+            scores, labels = next(ranked), next(above, None)
+            yield ItemResult(item.source, "ok", scores, "", item.width, item.height, labels)
 
 
 def predict_sources(

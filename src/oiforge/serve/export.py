@@ -3,7 +3,9 @@
 
 The only serve module that imports torch. The ONNX graph has a dynamic batch axis; after
 writing it, the export runs the same random inputs through torch and ONNX Runtime and records
-the largest absolute logit difference (the parity the tests hold to 1e-4).
+the largest absolute logit difference (the parity the tests hold to 1e-4). A multi-label
+model's graph ends in a sigmoid per class: its output ``probabilities`` is what serve
+compares with each class's threshold from labels.json.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ log = logging.getLogger(__name__)
 OPSET: Final = 17
 INPUT_NAME: Final = "input"
 OUTPUT_NAME: Final = "logits"
+#: The output of a multi-label graph (a probability per class, sigmoid inside the graph).
+PROBABILITIES_NAME: Final = "probabilities"
 PARITY_TOLERANCE: Final = 1e-4
 
 
@@ -55,21 +59,21 @@ class ExportResult:
     max_abs_diff: float
 
 
-def _write_onnx(model: torch.nn.Module, size: int, target: Path) -> None:
+def _write_onnx(model: torch.nn.Module, size: int, target: Path, output: str) -> None:
     """Export to a temp file beside ``target``, then rename it into place (atomic)."""
 
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        _export_to(model, size, tmp)
+        _export_to(model, size, tmp, output)
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(target.parent)
 
 
-def _export_to(model: torch.nn.Module, size: int, path: Path) -> None:
+def _export_to(model: torch.nn.Module, size: int, path: Path, output: str) -> None:
     import torch
 
     dummy = torch.zeros(1, 3, size, size)
@@ -82,8 +86,8 @@ def _export_to(model: torch.nn.Module, size: int, path: Path) -> None:
             (dummy,),
             str(path),
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            output_names=[output],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, output: {0: "batch"}},
             opset_version=OPSET,
             dynamo=False,
         )
@@ -104,12 +108,13 @@ def check_parity(model: torch.nn.Module, onnx_dir: Path, size: int, batch: int =
 def export_model(
     model: torch.nn.Module, labels: Labels, out_dir: Path, facts: RunFacts | None = None
 ) -> ExportResult:
-    """Write ``model.onnx``, ``labels.json`` and ``MODEL.md`` for an eval-mode torch model."""
+    """Write ``model.onnx``, ``labels.json`` and ``MODEL.md`` for an eval-mode torch model
+    (multi-label: ``model`` outputs probabilities, as ``train.models.with_tta`` makes it)."""
     model = model.eval()
     size = labels.preprocessing.size
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / MODEL_FILE
-    _write_onnx(model, size, onnx_path)
+    _write_onnx(model, size, onnx_path, PROBABILITIES_NAME if labels.multilabel else OUTPUT_NAME)
     version = file_sha256(onnx_path)[:12]
     labels = replace(labels, model=replace(labels.model_info, version=version))
     write_labels(out_dir / LABELS_FILE, labels)
@@ -135,7 +140,9 @@ def _labels_from_trained(trained: Any, run_dir: Path) -> Labels:
     config = trained.config if isinstance(trained.config, dict) else {}
     arch = str(config.get("model") or config.get("architecture") or "unknown")
     name = model_name(run_dir, config, list(trained.classes))
-    return Labels(classes, pre, ModelInfo(name=name, architecture=arch))
+    task = trained.task
+    thresholds = trained.thresholds if task == "multilabel" else None
+    return Labels(classes, pre, ModelInfo(name=name, architecture=arch), task, thresholds)
 
 
 #: folder names that say nothing about a model (the CLI's defaults)
@@ -190,7 +197,7 @@ def export_run(run_dir: Path, out_dir: Path | None = None, tta: str = "none") ->
     trained = load_trained(run_dir)
     labels = _labels_from_trained(trained, run_dir)
     labels = replace(labels, model=replace(labels.model_info, tta=tta))
-    model = with_tta(trained.model, tta, labels.preprocessing.size)
+    model = with_tta(trained.model, tta, labels.preprocessing.size, labels.multilabel)
     return export_model(model, labels, out_dir or run_dir, run_facts(run_dir))
 
 
@@ -242,10 +249,35 @@ def _config_lines(config: dict[str, Any]) -> list[str]:
 
 def _class_lines(labels: Labels) -> list[str]:
     shown = labels.classes[:MAX_LISTED_CLASSES]
-    lines = [f"| {c.index} | {c.name} | `{c.mid}` |" for c in shown]
+    if labels.multilabel:
+        cut = labels.cutoffs
+        lines = [f"| {c.index} | {c.name} | `{c.mid}` | {cut[c.index]:.3f} |" for c in shown]
+        head = ["| index | name | MID | threshold |", "|---|---|---|---|"]
+    else:
+        lines = [f"| {c.index} | {c.name} | `{c.mid}` |" for c in shown]
+        head = ["| index | name | MID |", "|---|---|---|"]
     if len(labels.classes) > len(shown):
         lines.append(f"| … | {len(labels.classes) - len(shown)} more in labels.json | |")
-    return ["| index | name | MID |", "|---|---|---|", *lines]
+    return [*head, *lines]
+
+
+def _file_lines(labels: Labels, parity: float) -> list[str]:
+    pre, n, tta = labels.preprocessing, len(labels.classes), labels.model_info.tta
+    if labels.multilabel:
+        output = f"output `probabilities` (N, {n}), a sigmoid per class"
+        listed = "classes (index, name, Open Images MID), preprocessing, task and thresholds"
+        views = " (output: the views' mean probabilities)." if tta != "none" else "."
+    else:
+        output = f"output `logits` (N, {n})"
+        listed = "classes (index, name, Open Images MID) and preprocessing"
+        views = " (output: log of the views' mean probabilities)." if tta != "none" else "."
+    return [
+        f"- `model.onnx`: input `input` float32 (N, 3, {pre.size}, {pre.size}), {output}; "
+        "dynamic N.",
+        f"- `labels.json`: {listed}.",
+        f"- ONNX Runtime vs torch parity on random inputs: max |logit diff| = {parity:.2e}.",
+        f"- Test-time augmentation inside the graph: {tta}{views}",
+    ]
 
 
 def render_card(labels: Labels, facts: RunFacts, parity: float) -> str:
@@ -259,16 +291,7 @@ def render_card(labels: Labels, facts: RunFacts, parity: float) -> str:
         f"architecture `{labels.model_info.architecture}`, exported {today} from `{facts.source}`.",
         "",
         "## Files",
-        "- `model.onnx`: input `input` float32 (N, 3, "
-        f"{pre.size}, {pre.size}), output `logits` (N, {len(labels.classes)}); dynamic N.",
-        "- `labels.json`: classes (index, name, Open Images MID) and preprocessing.",
-        f"- ONNX Runtime vs torch parity on random inputs: max |logit diff| = {parity:.2e}.",
-        f"- Test-time augmentation inside the graph: {labels.model_info.tta}"
-        + (
-            " (output: log of the views' mean probabilities)."
-            if labels.model_info.tta != "none"
-            else "."
-        ),
+        *_file_lines(labels, parity),
         "",
         "## Preprocessing",
         f"RGB (EXIF orientation applied), shorter side resized to {pre.scale_size} (bilinear), "
@@ -286,12 +309,13 @@ def render_card(labels: Labels, facts: RunFacts, parity: float) -> str:
         f"## Classes ({len(labels.classes)})",
         *_class_lines(labels),
         "",
+        *(_MULTILABEL_USE if labels.multilabel else _SINGLE_LABEL_USE),
         *_LIMITS,
     ]
     return "\n".join(parts) + "\n"
 
 
-_LIMITS = [
+_SINGLE_LABEL_USE = [
     "## Intended use",
     "Single-label classification of everyday photos into the classes above, for prototypes, "
     "search and sorting, and teaching. Every prediction is a guess with a probability; "
@@ -299,6 +323,18 @@ _LIMITS = [
     "",
     "## Limits",
     "- It only knows the classes above; any other photo still gets one of them.",
+]
+_MULTILABEL_USE = [
+    "## Intended use",
+    "Multi-label tagging of everyday photos: every class above whose probability reaches its "
+    "threshold (chosen on the validation split) is reported, so a photo may get several "
+    "labels or none. It learnt only from labels a person verified; labels nobody checked "
+    "were left out of training, not taken as absent.",
+    "",
+    "## Limits",
+    "- It only knows the classes above; a photo of something else may still get one of them.",
+]
+_LIMITS = [
     "- Open Images labels are partly machine-generated and verified by people; some are "
     "wrong or missing, and Flickr photos over-represent some places, people and objects.",
     "- Not for decisions about people (identity, health, employment, law enforcement).",

@@ -152,6 +152,7 @@ class ItemPrediction:
     width: int
     height: int
     scores: list[Score]
+    labels: list[Score] | None = None  # multi-label: the classes at or above their thresholds
 
 
 def _image_bytes(item: ImageInput, index: int, config: ServeConfig) -> bytes:
@@ -203,11 +204,14 @@ async def predict_inputs(
     finally:
         holder.pending -= len(items)
         holder.metrics.pending.set(holder.pending)
-    ranked = predictor.top_k(np.stack([p.probs for p in predictions]), top_k)
+    probs = np.stack([p.probs for p in predictions])
+    ranked = predictor.top_k(probs, top_k)
+    above: list[list[Score] | None] = [None] * len(items)
+    above = list(predictor.above_thresholds(probs) or above)
     holder.metrics.images.inc(len(items))
     return [
-        ItemPrediction(item.name, p.width, p.height, scores)
-        for item, p, scores in zip(items, predictions, ranked, strict=True)
+        ItemPrediction(item.name, p.width, p.height, scores, labels)
+        for item, p, scores, labels in zip(items, predictions, ranked, above, strict=True)
     ]
 
 

@@ -1,14 +1,33 @@
-"""The API's JSON shapes (pydantic, so they appear in the OpenAPI spec)."""
+"""The API's JSON shapes (pydantic, so they appear in the OpenAPI spec).
+
+A multi-label model's answers carry more: each image's ``labels`` (every class at or above
+its threshold), the model's ``task`` and each class's ``threshold``. A single-label model's
+answers leave those keys out (:class:`Compact`), so their shape is what it always was.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Final, Self
+from typing import Any, ClassVar, Final, Self
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from oiforge.serve.holder import ItemPrediction
 from oiforge.serve.inputs import FILE_FIELD, IMAGE_TYPES, MAX_TOP_K
-from oiforge.serve.predictor import Predictor
+from oiforge.serve.predictor import Predictor, Score
+
+
+class Compact(BaseModel):
+    """Leaves out the fields of :attr:`OMITTED_WHEN_NONE` that are None."""
+
+    OMITTED_WHEN_NONE: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        for name in self.OMITTED_WHEN_NONE:
+            if getattr(self, name) is None:
+                data.pop(name, None)
+        return data
 
 
 class ClassScore(BaseModel):
@@ -18,11 +37,18 @@ class ClassScore(BaseModel):
     probability: float
 
 
-class ImagePrediction(BaseModel):
+class ImagePrediction(Compact):
+    OMITTED_WHEN_NONE: ClassVar[tuple[str, ...]] = ("labels",)
+
     name: str
     width: int
     height: int
     top_k: list[ClassScore]
+    labels: list[ClassScore] | None = Field(
+        None,
+        description="Multi-label models only: every class whose probability reaches its "
+        "threshold, most probable first (may be empty).",
+    )
 
 
 class PredictResponse(BaseModel):
@@ -38,7 +64,8 @@ class PredictResponse(BaseModel):
                 name=item.name,
                 width=item.width,
                 height=item.height,
-                top_k=[ClassScore(**vars(s)) for s in item.scores],
+                top_k=_scores(item.scores),
+                labels=None if item.labels is None else _scores(item.labels),
             )
             for item in items
         ]
@@ -50,10 +77,17 @@ class PredictResponse(BaseModel):
         )
 
 
-class ClassEntry(BaseModel):
+def _scores(scores: list[Score]) -> list[ClassScore]:
+    return [ClassScore(**vars(s)) for s in scores]
+
+
+class ClassEntry(Compact):
+    OMITTED_WHEN_NONE: ClassVar[tuple[str, ...]] = ("threshold",)
+
     index: int
     name: str
     mid: str
+    threshold: float | None = Field(None, description="Multi-label models only.")
 
 
 class PreprocessingInfo(BaseModel):
@@ -65,24 +99,32 @@ class PreprocessingInfo(BaseModel):
     input_range: str
 
 
-class ModelResponse(BaseModel):
+class ModelResponse(Compact):
+    OMITTED_WHEN_NONE: ClassVar[tuple[str, ...]] = ("task",)
+
     name: str
     version: str
     architecture: str
     sha256: str
     classes: list[ClassEntry]
     preprocessing: PreprocessingInfo
+    task: str | None = Field(None, description="`multilabel` for multi-label models only.")
 
     @classmethod
     def of(cls, predictor: Predictor) -> Self:
         labels = predictor.labels
+        cut = labels.cutoffs if labels.multilabel else [None] * len(labels.classes)
         return cls(
             name=labels.model_info.name,
             version=predictor.version,
             architecture=labels.model_info.architecture,
             sha256=predictor.sha256,
-            classes=[ClassEntry(index=c.index, name=c.name, mid=c.mid) for c in labels.classes],
+            classes=[
+                ClassEntry(index=c.index, name=c.name, mid=c.mid, threshold=t)
+                for c, t in zip(labels.classes, cut, strict=True)
+            ],
             preprocessing=PreprocessingInfo(**labels.preprocessing.to_json()),
+            task=labels.task if labels.multilabel else None,
         )
 
 

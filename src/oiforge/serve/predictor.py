@@ -132,8 +132,10 @@ class Predictor:
         return np.asarray(out, dtype=np.float32)
 
     def probabilities(self, inputs: Sequence[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
-        """Softmax probabilities for a list of (3, H, W) inputs, one model call."""
-        return softmax(self.logits(np.stack(list(inputs))))
+        """Softmax probabilities for a list of (3, H, W) inputs, one model call (multi-label:
+        the graph's own per-class probabilities)."""
+        out = self.logits(np.stack(list(inputs)))
+        return out if self.labels.multilabel else softmax(out)
 
     def top_k(self, probs: npt.NDArray[np.float32], k: int) -> list[list[Score]]:
         """The ``k`` best classes per row, best first (k is capped at the class count)."""
@@ -144,6 +146,22 @@ class Predictor:
             [Score(int(i), classes[i].name, classes[i].mid, float(row[i])) for i in idx]
             for row, idx in zip(probs, order, strict=True)
         ]
+
+    def above_thresholds(self, probs: npt.NDArray[np.float32]) -> list[list[Score]] | None:
+        """Multi-label: per row, every class whose probability reaches its threshold, most
+        probable first; None for a single-label model."""
+        if not self.labels.multilabel:
+            return None
+        cut = np.asarray(self.labels.cutoffs, dtype=np.float32)
+        classes = self.labels.classes
+        out = []
+        for row in probs:
+            hits = np.flatnonzero(row >= cut)
+            hits = hits[np.argsort(-row[hits], kind="stable")]
+            out.append(
+                [Score(int(i), classes[i].name, classes[i].mid, float(row[i])) for i in hits]
+            )
+        return out
 
 
 DEFAULT_MAX_BATCH: Final = 8

@@ -14,10 +14,12 @@ one that finds no time left is skipped (and said so), and one stopped by the lim
 best epoch. The pick walks the candidates in that order: a costlier one replaces the current
 pick only if, on the same validation images, it gets more right by more than
 :data:`SELECTION_Z` standard errors of the paired difference (wins minus losses, McNemar's
-view); otherwise the simpler model stays (ties go to the simpler model). A dataset with fewer
-than :data:`MIN_PHOTOS_PER_CLASS` training photos in a class trains the probe alone: nothing
-could tell the candidates apart on it. Deterministic with a seed, as long as no candidate is
-stopped by the time limit.
+view); otherwise the simpler model stays (ties go to the simpler model). Multi-label, the
+score is the validation mAP (Open Images': average precision over the verified labels of
+each class, averaged over the classes), and its standard error comes from a paired bootstrap
+of the validation photos. A dataset with fewer than :data:`MIN_PHOTOS_PER_CLASS` training
+photos in a class trains the probe alone: nothing could tell the candidates apart on it.
+Deterministic with a seed, as long as no candidate is stopped by the time limit.
 
 The chosen candidate's ``best.safetensors``, ``metrics.csv`` and ``curves.png`` become the
 run's; ``config.yaml`` records the pick (``chosen``, and the ``head``/``train_blocks`` that
@@ -34,15 +36,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save
 
 from oiforge.atomic import write_bytes_atomic
+from oiforge.contracts.run import LABELS_FILE
 from oiforge.errors import InvalidInputError, OiforgeError, StageError
 from oiforge.progress import CandidateEnd, Event, Finished, Notice
 from oiforge.train.config import DEFAULT_LR, TrainConfig
 from oiforge.train.dataset import DatasetIndex, source_of
 from oiforge.train.ddp import Dist
+from oiforge.train.heads import log_loss_and_acc, mean_average_precision
 from oiforge.train.images import dataset_notices
 from oiforge.train.loop import train_one
 from oiforge.train.models import preprocessing_for
@@ -71,6 +76,8 @@ MIN_PHOTOS_PER_CLASS = 5
 CPU_MINUTES = 10.0
 GPU_MINUTES = 20.0
 VAL_PROBS_FILE = "val_probs.safetensors"
+#: Paired bootstrap resamples of the validation photos (multi-label: mAP's standard error).
+BOOTSTRAP = 100
 
 
 class NothingFinishedError(StageError):
@@ -121,9 +128,11 @@ class Result:
 
 
 def smallest_class_photos(index: DatasetIndex) -> int:
+    """The fewest training photos of a class (multi-label: verified to show it)."""
     photos: dict[int, set[str]] = {}
     for s in index.splits["train"]:
-        photos.setdefault(s.label, set()).add(source_of(s))
+        for label in s.positives if s.multilabel else (s.label,):
+            photos.setdefault(label, set()).add(source_of(s))
     return min(len(p) for p in photos.values())
 
 
@@ -145,7 +154,7 @@ def run_auto(config: TrainConfig, index: DatasetIndex, resume: bool) -> Iterator
     prepare_run_dir(config, resume)
     write_config(run, config)
     preprocessing = preprocessing_for(config.model, config.image_size, config.crop_pct)
-    write_labels(run, index.classes, preprocessing)
+    write_labels(run, index.classes, preprocessing, config.task)
     yield from dataset_notices(index)
     candidates, note = plan(index)
     if note:
@@ -202,6 +211,8 @@ def _result(
     row: dict[str, Any], summary: dict[str, Any], probs: torch.Tensor, labels: torch.Tensor
 ) -> Result:
     acc, loss = _scores(probs, labels)
+    if labels.dim() == 2:
+        row["val_map"] = _rounded(mean_average_precision(probs.numpy(), labels.numpy()))
     row = {
         **row,
         "val_acc": acc,
@@ -216,9 +227,17 @@ def _result(
     return Result(row, probs, labels)
 
 
+def _rounded(value: float) -> float | None:
+    return None if np.isnan(value) else round(value, 6)
+
+
 def _scores(probs: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     if not len(labels):
         return float("nan"), float("nan")
+    if labels.dim() == 2:  # the verified labels' log-loss and accuracy at p = 0.5
+        logits = torch.logit(probs.double().clamp(1e-12, 1 - 1e-12))
+        loss, acc = log_loss_and_acc(logits, labels.double())
+        return round(acc, 6), round(loss, 6)
     acc = float((probs.argmax(1) == labels).float().mean())
     picked = probs[torch.arange(len(labels)), labels].clamp_min(1e-12)
     return round(acc, 6), round(float(-picked.log().mean()), 6)
@@ -230,6 +249,8 @@ def beats(new: Result, old: Result) -> bool:
     assert new.probs is not None and old.probs is not None and new.labels is not None
     if new.probs.shape != old.probs.shape or not len(new.labels):
         return bool(new.row["val_acc"] > old.row["val_acc"])
+    if new.labels.dim() == 2:
+        return beats_map(new.probs.numpy(), old.probs.numpy(), new.labels.numpy())
     right_new = new.probs.argmax(1) == new.labels
     right_old = old.probs.argmax(1) == new.labels
     wins = int((right_new & ~right_old).sum())
@@ -237,6 +258,25 @@ def beats(new: Result, old: Result) -> bool:
     diff, n = wins - losses, len(new.labels)
     se = math.sqrt(max(wins + losses - diff * diff / n, 0.0))
     return diff > 0 and diff > SELECTION_Z * se
+
+
+def beats_map(new: np.ndarray, old: np.ndarray, targets: np.ndarray, seed: int = 0) -> bool:
+    """Multi-label: whether ``new``'s validation mAP beats ``old``'s by more than
+    ``SELECTION_Z`` standard errors of the difference, estimated by resampling the validation
+    photos (the same resample for both: a paired bootstrap)."""
+    diff = mean_average_precision(new, targets) - mean_average_precision(old, targets)
+    if np.isnan(diff) or diff <= 0:
+        return False
+    rng, n = np.random.default_rng(seed), len(targets)
+    diffs = []
+    for _ in range(BOOTSTRAP):
+        rows = rng.integers(0, n, n)
+        diffs.append(
+            mean_average_precision(new[rows], targets[rows])
+            - mean_average_precision(old[rows], targets[rows])
+        )
+    se = float(np.nanstd(diffs, ddof=1))
+    return bool(diff > SELECTION_Z * se)
 
 
 def pick(results: list[Result]) -> Result:
@@ -259,7 +299,7 @@ def _adopt(config: TrainConfig, chosen: Result, results: list[Result]) -> dict[s
     run = Path(config.out)
     name = chosen.row["name"]
     source = run / CANDIDATES_DIR / name
-    for file in (BEST_FILE, METRICS_FILE, CURVES_FILE):
+    for file in (BEST_FILE, METRICS_FILE, CURVES_FILE, LABELS_FILE):
         if (source / file).is_file():
             shutil.copyfile(source / file, run / f".{file}.tmp")
             (run / f".{file}.tmp").replace(run / file)
@@ -276,10 +316,15 @@ def _adopt(config: TrainConfig, chosen: Result, results: list[Result]) -> dict[s
         "chosen_mode": chosen.row.get("mode"),
         "max_minutes": config.max_minutes,
         "candidates": [r.row for r in results],
-        "selection": (
-            f"paired validation accuracy: a costlier candidate must win by > {SELECTION_Z:g} "
-            "standard error(s) of the paired difference; ties go to the simpler model"
-        ),
+        "selection": _selection_text(config),
     }
     write_json(run / SUMMARY_FILE, summary)
     return summary
+
+
+def _selection_text(config: TrainConfig) -> str:
+    score = "validation mAP" if config.task == "multilabel" else "paired validation accuracy"
+    return (
+        f"{score}: a costlier candidate must win by > {SELECTION_Z:g} standard error(s) of the "
+        "paired difference; ties go to the simpler model"
+    )

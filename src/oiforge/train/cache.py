@@ -34,7 +34,7 @@ from oiforge.train import ddp
 from oiforge.train.config import TrainConfig
 from oiforge.train.dataset import DatasetIndex, Sample, source_of
 from oiforge.train.ddp import Dist, broadcast_flag, gather_to_main
-from oiforge.train.heads import ROUND_ITERS, fit_probe
+from oiforge.train.heads import ROUND_ITERS, fit_probe, probabilities
 from oiforge.train.images import (
     Feeder,
     activation_feeder,
@@ -112,7 +112,7 @@ def cache_key(
     for s in samples:
         st = Path(s.path).stat()
         digest.update(f"{s.path}\0{s.offset}\0{s.size}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-        digest.update(f"{s.label}\n".encode())
+        digest.update(f"{s.label_key}\n".encode())
     return digest.hexdigest()
 
 
@@ -283,7 +283,7 @@ def start_from_probe(
         return
     plain = train.x[:, 0] if views > 1 else train.x
     feats, val_feats = tail_features(tail, plain), tail_features(tail, val.x)
-    weights = loss_weights(train.y.tolist(), head.out_features, balance)
+    weights = loss_weights(train.y, head.out_features, balance)
     fitting = fit_probe(
         feats, train.y, groups, val_feats, val.y, class_weight=weights, seed=seed,
         max_rounds=rounds,
@@ -313,7 +313,7 @@ class CachedInputs:
     feeder: Feeder
     backbone: list[nn.Parameter]
     module: nn.Module
-    labels: list[int]
+    labels: torch.Tensor  # classes, or (N, C) multi-label targets
 
 
 def _model_id(config: TrainConfig) -> str:
@@ -366,7 +366,7 @@ def train_linear_probe(
     _note_no_augmentation(config)
     train, val, head = sets["train"], sets["val"], get_head(model)
     started, run, history = time.monotonic(), Path(config.out), []
-    weights = loss_weights(train.y.tolist(), config.num_classes, config.balance)
+    weights = loss_weights(train.y, config.num_classes, config.balance)
     fitting = fit_probe(
         train.x, train.y, groups_of(index.splits["train"], train), val.x, val.y,
         class_weight=weights, seed=config.seed, max_rounds=config.epochs,
@@ -391,7 +391,7 @@ def train_linear_probe(
     state = LoopState(epoch=len(history), best_epoch=len(history), history=history)
     state.elapsed_s = time.monotonic() - started
     extra = {"probe_C": result.c, "probe_cv_folds": result.folds, "probe_cv": result.cv}
-    probs = run_frozen(head, val.x).softmax(1)
+    probs = probabilities(run_frozen(head, val.x), val.y.dim() == 2)
     converged = bool(history) and history[-1]["lbfgs_iters"] < ROUND_ITERS
     stopped = "converged" if converged else f"not converged in {config.epochs} L-BFGS rounds"
     return finish_run(config, state, stopped, probs, val.y, extra)
@@ -418,7 +418,7 @@ def cached_inputs(
             train, val, batch_size=config.batch_size, num_classes=config.num_classes,
             balance=config.balance, seed=config.seed,
         )  # fmt: skip
-        return CachedInputs(feeder, [], get_head(model), train.y.tolist())
+        return CachedInputs(feeder, [], get_head(model), train.y)
     return (yield from _partial_inputs(config, index, model, preprocessing, device))
 
 
@@ -455,4 +455,4 @@ def _partial_inputs(
     )  # fmt: skip
     head_ids = {id(p) for p in get_head(model).parameters()}
     blocks = [p for p in tail.trainable() if id(p) not in head_ids]
-    return CachedInputs(feeder, blocks, tail, train.y.tolist())
+    return CachedInputs(feeder, blocks, tail, train.y)

@@ -11,6 +11,9 @@ Why the defaults are what they are (docs/train.md says the same for users):
 - ``train_blocks=2``, ``views=3``: the last two blocks of a network carry most of what
   fine-tuning changes (the later the layer, the more task-specific); three augmented views
   make the cached activations cost three forward passes per image, once.
+- ``task`` is the dataset's (never an option); ``loss="bce"``: a multi-label model learns one
+  sigmoid per class by binary cross-entropy over the verified labels only (``asl``: the
+  asymmetric loss); ``unknown_as_negative=False``: a label nobody checked is not a negative.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from oiforge.contracts.dataset import Task
 from oiforge.errors import InvalidInputError, MalformedFileError
 
 if TYPE_CHECKING:
@@ -32,6 +36,7 @@ Balance = Literal["none", "weights", "sampler"]
 Schedule = Literal["cosine", "onecycle"]
 Head = Literal["linear", "mlp"]
 Monitor = Literal["val_acc", "val_loss"]
+Loss = Literal["bce", "asl"]
 
 DEFAULT_MODEL = "efficientnet_lite0"
 #: Peak learning rates per mode (AdamW). probe: the MLP head's (a linear probe uses L-BFGS);
@@ -90,6 +95,9 @@ class TrainConfig(BaseModel):
     usd_per_hour: float | None = Field(None, ge=0)
     world_size: int = Field(1, ge=1)  # processes (DDP); --batch-size is per process
     chosen: str = ""  # auto: the candidate whose weights are best.safetensors
+    task: Task = "singlelabel"  # the dataset's (classes.json), filled in by training
+    loss: Loss = "bce"  # multi-label: bce or asl (single-label: cross-entropy)
+    unknown_as_negative: bool = False  # multi-label: unverified labels count as absent
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (validated)."""
@@ -134,7 +142,12 @@ def config_differences(old: TrainConfig, new: TrainConfig) -> list[str]:
 
 def resolve_config(config: TrainConfig, index: DatasetIndex) -> TrainConfig:
     """Fill in what the dataset and the mode decide."""
-    changes: dict[str, object] = {"num_classes": len(index.classes)}
+    changes: dict[str, object] = {"num_classes": len(index.classes), "task": index.task}
+    if not index.multilabel and config.loss != "bce":
+        raise InvalidInputError(
+            f"--loss {config.loss} is for multi-label datasets; {index.root} is single-label "
+            "(it trains with cross-entropy)"
+        )
     if config.lr is None and config.mode != "auto":  # auto: per candidate (auto.py)
         changes["lr"] = DEFAULT_LR[config.mode]
     if config.mode == "scratch":

@@ -111,6 +111,30 @@ def broadcast_flag(d: Dist, flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
+def broadcast_module(d: Dist, module: nn.Module) -> None:
+    """Rank 0's parameters and buffers in ``module`` on every rank."""
+    if not d.active:
+        return
+    with torch.no_grad():
+        for tensor in module.state_dict().values():
+            dist.broadcast(tensor, src=0)
+
+
+def gather_rows(d: Dist, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Every rank's rows of each tensor, concatenated on rank 0 (in rank order); the other
+    ranks keep their own."""
+    if not d.active:
+        return tensors
+    parts = gather_to_main(d, [t.cpu() for t in tensors])
+    if not d.is_main:
+        return tensors
+    out = []
+    for i, own in enumerate(tensors):
+        rows = [part[i] for part in parts if len(part[i])]
+        out.append(torch.cat(rows) if rows else own)
+    return tuple(out)
+
+
 def wrap(d: Dist, module: nn.Module, device: torch.device) -> nn.Module:
     """``module`` inside DistributedDataParallel when there are several ranks."""
     if not d.active:

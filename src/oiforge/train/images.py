@@ -35,8 +35,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Transform = Callable[[Image.Image], torch.Tensor]
-Item = tuple[torch.Tensor | None, int, int]
+Target = int | tuple[float, ...]  # a class, or one POSITIVE/NEGATIVE/UNKNOWN per class
+Item = tuple[torch.Tensor | None, Target, int]
 Inputs = tuple[torch.Tensor, torch.Tensor, list[int]]  # x, y, bad sample indexes
+#: The largest positive weight of a rare class (``--balance weights``, multi-label): beyond
+#: it, a class with a handful of positives among thousands of negatives makes steps jumpy.
+MAX_POS_WEIGHT = 100.0
 
 
 def decode_image(data: bytes, min_side: int) -> Image.Image:
@@ -137,10 +141,10 @@ class ImageDataset(Dataset[Item]):
         sample = self.samples[index]
         try:
             image = decode_image(sample.read_bytes(), self.min_side)
-            return self._transform(image, index), sample.label, index
+            return self._transform(image, index), sample.target, index
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             log.debug("cannot decode %s: %s", sample.key, exc)
-            return None, sample.label, index
+            return None, sample.target, index
 
     def _transform(self, image: Image.Image, index: int) -> torch.Tensor:
         if self.seed is None:
@@ -164,7 +168,7 @@ def collate(items: list[Item]) -> Batch:
         empty = torch.empty(0)
         return empty, empty.long(), empty.long(), bad
     images = torch.stack([x for x, _, _ in good])
-    labels = torch.tensor([y for _, y, _ in good], dtype=torch.long)
+    labels = stack_targets([y for _, y, _ in good])
     indexes = torch.tensor([i for _, _, i in good], dtype=torch.long)
     return images, labels, indexes, bad
 
@@ -190,29 +194,69 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
-def class_weights(labels: Sequence[int], num_classes: int) -> torch.Tensor:
-    """Inverse-frequency weights, mean 1 over the classes present."""
-    counts = torch.bincount(torch.tensor(list(labels), dtype=torch.long), minlength=num_classes)
+def stack_targets(targets: Sequence[Target]) -> torch.Tensor:
+    """Classes as int64 (N,); multi-label targets as float32 (N, C)."""
+    if targets and isinstance(targets[0], tuple):
+        return torch.tensor(targets, dtype=torch.float32)
+    return torch.tensor(targets, dtype=torch.long)
+
+
+def targets_of(samples: Sequence[Sample]) -> torch.Tensor:
+    """The targets of ``samples`` (:func:`stack_targets`)."""
+    return stack_targets([s.target for s in samples])
+
+
+Labels = Sequence[int] | torch.Tensor  # classes, or (N, C) multi-label targets
+
+
+def class_weights(labels: Labels, num_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights, mean 1 over the classes present (multi-label: counts of
+    verified positives)."""
+    if isinstance(labels, torch.Tensor) and labels.dim() == 2:
+        counts = (labels == 1).sum(0)
+    else:
+        counts = torch.bincount(torch.as_tensor(labels, dtype=torch.long), minlength=num_classes)
     weights = torch.where(counts > 0, len(labels) / (num_classes * counts.clamp(min=1)), 0.0)
     return weights.float()
 
 
-def loss_weights(labels: Sequence[int], num_classes: int, balance: str) -> torch.Tensor:
-    """Per-class loss weights of the linear probe: inverse frequency unless ``balance=none``
-    (the probe has no sampler: ``sampler`` weighs the loss instead, the same in expectation)."""
+def positive_weights(targets: torch.Tensor) -> torch.Tensor:
+    """Per class, verified negatives / verified positives (BCE's ``pos_weight``: a class's
+    positives then weigh as much as its negatives), within 1/:data:`MAX_POS_WEIGHT` ..
+    :data:`MAX_POS_WEIGHT`; 1 for a class without both kinds."""
+    pos, neg = (targets == 1).sum(0).float(), (targets == 0).sum(0).float()
+    ratio = torch.where((pos > 0) & (neg > 0), neg / pos.clamp(min=1), 1.0)
+    return ratio.clamp(1 / MAX_POS_WEIGHT, MAX_POS_WEIGHT)
+
+
+def loss_weights(labels: Labels, num_classes: int, balance: str) -> torch.Tensor:
+    """Per-class loss weights of the linear probe: inverse frequency (multi-label: positive
+    weights) unless ``balance=none`` (the probe has no sampler: ``sampler`` weighs the loss
+    instead, the same in expectation)."""
     if balance == "none":
         return torch.ones(num_classes)
+    if isinstance(labels, torch.Tensor) and labels.dim() == 2:
+        return positive_weights(labels)
     return class_weights(labels, num_classes)
 
 
-def epoch_order(
-    labels: Sequence[int], num_classes: int, balance: str, gen: torch.Generator
-) -> list[int]:
+def sample_weights(labels: Labels, num_classes: int) -> torch.Tensor:
+    """Draw weights of ``balance=sampler``: the class's inverse frequency; multi-label, the
+    largest of its verified classes' (a photo of a rare class is drawn as often as that class
+    needs; 1 for a photo verified to show none)."""
+    per_class = class_weights(labels, num_classes)
+    if isinstance(labels, torch.Tensor) and labels.dim() == 2:
+        shown = labels == 1
+        best = torch.where(shown, per_class, 0.0).amax(1)
+        return torch.where(shown.any(1), best, 1.0).double()
+    return per_class[torch.as_tensor(labels, dtype=torch.long)].double()
+
+
+def epoch_order(labels: Labels, num_classes: int, balance: str, gen: torch.Generator) -> list[int]:
     """An epoch's sample order: a permutation, or class-balanced draws (``balance=sampler``)."""
     if balance != "sampler":
         return torch.randperm(len(labels), generator=gen).tolist()
-    per_class = class_weights(labels, num_classes)
-    weights = per_class[torch.tensor(list(labels), dtype=torch.long)].double()
+    weights = sample_weights(labels, num_classes)
     sampler: Sampler[int] = WeightedRandomSampler(
         weights.tolist(), len(labels), replacement=True, generator=gen
     )
@@ -264,7 +308,7 @@ def image_feeder(
     size = resize_size(opts.image_size, opts.crop_pct)
     train_set = ImageDataset(train, train_transform(preprocessing, opts.augment), size)
     val_set = ImageDataset(val[d.rank :: d.world], eval_transform(preprocessing), size)
-    labels = [s.label for s in train]
+    labels = targets_of(train)
     per_rank = -(-len(train) // d.world)
     drop_last = per_rank > opts.batch_size  # a batch of 1 breaks BatchNorm
     common: dict[str, Any] = {
@@ -335,7 +379,7 @@ def activation_feeder(
 ) -> Feeder:
     """Batches of cached activations: each epoch takes one seeded-random view per image
     (``train.x`` is (images, views, ...) when ``views`` > 1)."""
-    labels = train.y.tolist()
+    labels = train.y
 
     def train_batches(epoch: int) -> Iterable[Inputs]:
         gen = epoch_generator(seed, epoch)
@@ -360,7 +404,7 @@ def feature_feeder(
     seed: int,
 ) -> Feeder:  # fmt: skip
     """Batches of cached features (the MLP head), seeded by (seed, epoch)."""
-    labels = train.y.tolist()
+    labels = train.y
     bs = batch_size
 
     def train_batches(epoch: int) -> Iterable[Inputs]:

@@ -15,7 +15,9 @@
    - ``auto``: the candidates of ``auto.py``, each one of the above.
    The cached modes prepare their inputs in ``cache.py``.
 3. The optimizer (AdamW, backbone and head groups), the loss (cross-entropy with label
-   smoothing and optional class weights), the learning-rate schedule: ``steps.py``.
+   smoothing and optional class weights; multi-label: binary cross-entropy or the asymmetric
+   loss over the verified labels only, optional positive weights), the learning-rate
+   schedule: ``steps.py``.
 4. The epoch loop: train (``steps.train_epoch``), validate, keep the best (``--monitor``,
    never before ``--min-epochs`` unless nothing better exists), checkpoint, stop early or on
    a budget.
@@ -43,7 +45,7 @@ from oiforge.train.cache import cached_inputs, train_linear_probe
 from oiforge.train.config import TrainConfig, resolve_config
 from oiforge.train.dataset import DatasetIndex, open_dataset
 from oiforge.train.ddp import Dist, all_reduce_sums, any_rank, gather_lists, wrap
-from oiforge.train.images import Feeder, FeedOptions, dataset_notices, image_feeder
+from oiforge.train.images import Feeder, FeedOptions, dataset_notices, image_feeder, targets_of
 from oiforge.train.models import backbone_parameters, get_head, pick_device, preprocessing_for
 from oiforge.train.rundir import (
     BEST_FILE,
@@ -71,6 +73,7 @@ from oiforge.train.steps import (
     lr_setter,
     train_epoch,
     val_probabilities,
+    validation_loss,
 )
 
 # --- 1. setup ----------------------------------------------------------------------------
@@ -78,7 +81,9 @@ from oiforge.train.steps import (
 
 def resolve_run(config: TrainConfig) -> tuple[TrainConfig, DatasetIndex]:
     """The dataset's index and the config with everything it decides filled in."""
-    index = open_dataset(config.dataset, config.val_fraction, config.seed)
+    index = open_dataset(
+        config.dataset, config.val_fraction, config.seed, config.unknown_as_negative
+    )
     return resolve_config(config, index), index
 
 
@@ -146,7 +151,7 @@ def train_one(
     run = Path(config.out)
     if d.is_main:
         write_config(run, config)
-        write_labels(run, index.classes, preprocessing)
+        write_labels(run, index.classes, preprocessing, config.task)
     model = build_model(config, pretrained=config.pretrained).to(device)
     setup = Setup(config, model, device, has_checkpoint, val_probs, d)
     if config.mode == "probe" and config.head == "linear":
@@ -162,8 +167,8 @@ def train_one(
     feeder = image_feeder(
         _feed_options(config), train, val, preprocessing, device.type == "cuda", d
     )
-    labels = [s.label for s in train]
-    return (yield from _fit(setup, feeder, list(backbone_parameters(model)), labels))
+    targets = targets_of(train)
+    return (yield from _fit(setup, feeder, list(backbone_parameters(model)), targets))
 
 
 @dataclass(frozen=True)
@@ -192,15 +197,16 @@ def _fit(
     s: Setup,
     feeder: Feeder,
     backbone: Sequence[nn.Parameter],
-    labels: Sequence[int],
+    targets: torch.Tensor,
     module: nn.Module | None = None,
 ) -> Generator[Event, None, Outcome]:
     """Optimizer, loss, the checkpoint to resume from, then the epoch loop. ``module``: what
-    trains when it is not the whole model (on one rank: its inputs were sharded already)."""
+    trains when it is not the whole model (on one rank: its inputs were sharded already).
+    ``targets``: the training targets (the loss's class or positive weights)."""
     optimizer = create_optimizer(backbone, get_head(s.model), s.config)
     checkpoint = Path(s.config.out) / CHECKPOINT_FILE
     state = load_checkpoint(checkpoint, s.model, optimizer) if s.has_checkpoint else None
-    loss_fn = create_loss(s.config, labels)
+    loss_fn = create_loss(s.config, targets)
     d = s.d if module is None else Dist()
     parts = Parts(s.config, s.model, feeder, optimizer, s.device, loss_fn, d, module=module)
     return (yield from fit(parts, state or LoopState(), s.val_probs))
@@ -238,7 +244,7 @@ def fit(parts: Parts, state: LoopState, val_probs: bool = False) -> Generator[Ev
         already_s=state.elapsed_s, max_minutes=config.max_minutes,
         budget_usd=config.budget_usd, usd_per_hour=config.usd_per_hour,
     )  # fmt: skip
-    val_ctx = _context(parts, parts.module or parts.model, nn.CrossEntropyLoss(), deadline)
+    val_ctx = _context(parts, parts.module or parts.model, validation_loss(config), deadline)
     stopped = ""
     for epoch in range(state.epoch + 1, config.epochs + 1):
         yield PhaseStart("epoch", feeder.steps_per_epoch, epoch, config.epochs)
@@ -262,7 +268,13 @@ def fit(parts: Parts, state: LoopState, val_probs: bool = False) -> Generator[Ev
     if parts.d.is_main and (parts.run_dir / BEST_FILE).is_file():
         best = load_file(str(parts.run_dir / BEST_FILE), device=str(parts.device))
         parts.model.load_state_dict(best)
-    probs, labels = val_probabilities(val_ctx, feeder.val() if val_probs else [])
+    multilabel = config.task == "multilabel"  # its thresholds are chosen on validation
+    if multilabel:
+        ddp.broadcast_module(parts.d, parts.model)  # every rank: the best model
+    wanted = feeder.val() if val_probs or multilabel else []
+    probs, labels = val_probabilities(val_ctx, wanted)
+    if multilabel:
+        probs, labels = ddp.gather_rows(parts.d, probs, labels)
     return finish_run(config, state, stopped or "completed", probs, labels, {}, parts.d.is_main)
 
 
@@ -336,6 +348,7 @@ def _context(
         scaler=scaler,
         distributed=parts.d.active,
         sample_shape=parts.feeder.sample_shape,
+        labels_width=parts.config.num_classes if parts.config.task == "multilabel" else 0,
     )
 
 
@@ -359,11 +372,11 @@ def _reduce(parts: Parts, stats: EpochStats) -> EpochStats:
     """The epoch's sums over all ranks (each saw its own share of the images)."""
     if not parts.d.active:
         return stats
-    loss, correct, seen = all_reduce_sums(
-        parts.d, [stats.loss, stats.correct, stats.seen], parts.device
+    loss, correct, seen, judged = all_reduce_sums(
+        parts.d, [stats.loss, stats.correct, stats.seen, stats.judged], parts.device
     )
     bad = gather_lists(parts.d, stats.bad)
-    return EpochStats(loss, int(correct), int(seen), stats.steps, bad, stats.stopped)
+    return EpochStats(loss, int(correct), int(seen), stats.steps, bad, stats.stopped, int(judged))
 
 
 def improved(config: TrainConfig, state: LoopState, epoch: int, val: EpochStats) -> bool:

@@ -115,9 +115,11 @@ def create_model(
     pretrained: bool = False,
     head: str = "linear",
     drop_rate: float = 0.2,
+    multilabel: bool = False,
 ) -> nn.Module:
-    """Build the full model (backbone + ``classifier`` head) exactly as training saves it."""
-    if num_classes < 2:
+    """Build the full model (backbone + ``classifier`` head) exactly as training saves it
+    (multi-label: one output per class, so one class is enough)."""
+    if num_classes < (1 if multilabel else 2):
         raise InvalidInputError(f"a classifier needs at least 2 classes, got {num_classes}")
     if name == SCRATCH_MODEL:
         model: nn.Module = SmallCNN(num_classes, drop_rate=drop_rate)
@@ -355,6 +357,29 @@ TTA_KINDS = ("none", "flip", "multi-crop")
 CORNER_SCALE = 0.875
 
 
+def tta_views(x: torch.Tensor, kind: str, size: int) -> list[torch.Tensor]:
+    """The views of a batch: itself (``none``); and its mirror image (``flip``); or itself,
+    its four corners at 7/8 of each side resized back, each also mirrored (``multi-crop``)."""
+    crops = [x]
+    if kind == "none":
+        return crops
+    if kind == "multi-crop":
+        c = round(size * CORNER_SCALE)
+        for top, left in ((0, 0), (0, size - c), (size - c, 0), (size - c, size - c)):
+            corner = x[:, :, top : top + c, left : left + c]
+            crops.append(
+                nn.functional.interpolate(
+                    corner, size=(size, size), mode="bilinear", align_corners=False
+                )
+            )
+    return crops + [torch.flip(v, dims=[3]) for v in crops]
+
+
+def _check_tta(kind: str) -> None:
+    if kind not in TTA_KINDS:
+        raise InvalidInputError(f"unknown --tta {kind!r}: one of {', '.join(TTA_KINDS)}")
+
+
 class TestTimeAugmented(nn.Module):
     """Averages the class probabilities of several views of each input; returns their log,
     so the output is still logits to a softmax (softmax(log p) = p).
@@ -373,18 +398,7 @@ class TestTimeAugmented(nn.Module):
         self.size = size  # the input side (fixed: labels.json's preprocessing.size)
 
     def views(self, x: torch.Tensor) -> list[torch.Tensor]:
-        crops = [x]
-        if self.kind == "multi-crop":
-            size = self.size
-            c = round(size * CORNER_SCALE)
-            for top, left in ((0, 0), (0, size - c), (size - c, 0), (size - c, size - c)):
-                corner = x[:, :, top : top + c, left : left + c]
-                crops.append(
-                    nn.functional.interpolate(
-                        corner, size=(size, size), mode="bilinear", align_corners=False
-                    )
-                )
-        return crops + [torch.flip(v, dims=[3]) for v in crops]
+        return tta_views(x, self.kind, self.size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         views = self.views(x)
@@ -393,8 +407,27 @@ class TestTimeAugmented(nn.Module):
         return torch.logsumexp(logp, 0) - math.log(len(views))
 
 
-def with_tta(model: nn.Module, kind: str, size: int) -> nn.Module:
-    """``model`` itself for ``none``, else wrapped in :class:`TestTimeAugmented` (eval mode)."""
+class LabelProbabilities(nn.Module):
+    """A multi-label model's output: a probability per class (the sigmoid of its logit),
+    averaged over the test-time views when ``kind`` is ``flip`` or ``multi-crop``."""
+
+    def __init__(self, model: nn.Module, kind: str, size: int) -> None:
+        super().__init__()
+        _check_tta(kind)
+        self.model = model
+        self.kind = kind
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        views = tta_views(x, self.kind, self.size)
+        return torch.stack([self.model(v).float().sigmoid() for v in views]).mean(0)
+
+
+def with_tta(model: nn.Module, kind: str, size: int, multilabel: bool = False) -> nn.Module:
+    """``model`` itself for ``none``, else wrapped in :class:`TestTimeAugmented` (eval mode).
+    Multi-label: always :class:`LabelProbabilities` (the output is probabilities)."""
+    if multilabel:
+        return LabelProbabilities(model, kind, size).eval()
     if kind == "none":
         return model
     return TestTimeAugmented(model, kind, size).eval()

@@ -2,6 +2,7 @@
 
     RUN/config.yaml          the resolved TrainConfig (model, num_classes, image_size, mode, ...)
     RUN/labels.json          {"classes": [{index, name, mid}], "preprocessing": {...}}
+                             (multi-label: + "task", "thresholds" chosen on validation)
     RUN/best.safetensors     state dict of the FULL model as built by ``create_model``
     RUN/metrics.csv          one row per epoch (probe: per L-BFGS round)
     RUN/curves.png           training curves
@@ -25,7 +26,7 @@ import json
 import math
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +38,12 @@ from torch import nn
 
 from oiforge.atomic import write_bytes_atomic, write_text_atomic
 from oiforge.contracts import run as run_files
-from oiforge.contracts.dataset import ClassInfo
+from oiforge.contracts.dataset import ClassInfo, Task
 from oiforge.contracts.run import CONFIG_FILE as CONFIG_FILE  # train.loop and auto import it here
 from oiforge.contracts.run import LABELS_FILE, Labels, Preprocessing
 from oiforge.errors import InvalidInputError, MalformedFileError, StageError
 from oiforge.train.config import TrainConfig, config_differences, dump_config, read_config
+from oiforge.train.heads import choose_thresholds, mean_average_precision
 from oiforge.train.models import create_model
 
 BEST_FILE = "best.safetensors"
@@ -63,6 +65,12 @@ class TrainedModel:
     preprocessing: dict[str, Any]
     config: dict[str, Any]
     run_dir: Path
+    task: Task = "singlelabel"
+    thresholds: tuple[float, ...] | None = None
+
+    @property
+    def multilabel(self) -> bool:
+        return self.task == "multilabel"
 
 
 def write_config(run_dir: Path, config: TrainConfig) -> None:
@@ -70,7 +78,11 @@ def write_config(run_dir: Path, config: TrainConfig) -> None:
 
 
 def write_labels(
-    run_dir: Path, classes: Sequence[ClassInfo], preprocessing: dict[str, Any]
+    run_dir: Path,
+    classes: Sequence[ClassInfo],
+    preprocessing: dict[str, Any],
+    task: Task = "singlelabel",
+    thresholds: Sequence[float] | None = None,
 ) -> None:
     """``labels.json`` for the run (no ``model`` block: ``oiforge export`` adds it)."""
     pre = Preprocessing(
@@ -81,7 +93,15 @@ def write_labels(
         std=_triple(preprocessing["std"]),
         input_range=str(preprocessing["input_range"]),
     )
-    run_files.write_labels(run_dir / LABELS_FILE, Labels(tuple(classes), pre))
+    cutoffs = None if thresholds is None else tuple(float(t) for t in thresholds)
+    run_files.write_labels(run_dir / LABELS_FILE, Labels(tuple(classes), pre, None, task, cutoffs))
+
+
+def set_thresholds(run_dir: Path, thresholds: Sequence[float]) -> None:
+    """Record a multi-label model's per-class thresholds in the run's ``labels.json``."""
+    labels = read_labels(run_dir)
+    cutoffs = tuple(float(t) for t in thresholds)
+    run_files.write_labels(run_dir / LABELS_FILE, replace(labels, thresholds=cutoffs))
 
 
 def _triple(values: Sequence[float]) -> tuple[float, float, float]:
@@ -134,6 +154,7 @@ def build_model(config: TrainConfig, *, pretrained: bool) -> nn.Module:
         pretrained=pretrained,
         head=config.head,
         drop_rate=config.drop_rate,
+        multilabel=config.task == "multilabel",
     )
 
 
@@ -161,6 +182,8 @@ def load_trained(run_dir: str | Path, device: str = "cpu") -> TrainedModel:
         preprocessing=labels.preprocessing.to_json(),
         config=config.model_dump(),
         run_dir=run,
+        task=labels.task,
+        thresholds=labels.thresholds,
     )
 
 
@@ -185,7 +208,14 @@ def prepare_run_dir(config: TrainConfig, resume: bool) -> bool:
     if resume:
         if not has_run:
             raise InvalidInputError(f"nothing to resume in {run}: no {CONFIG_FILE}")
-        diffs = config_differences(read_config(run / CONFIG_FILE), config)
+        old = read_config(run / CONFIG_FILE)
+        if old.task != config.task:
+            raise InvalidInputError(
+                f"--resume: the run in {run} trained a {old.task} model, but {config.dataset} "
+                f"is a {config.task} dataset; the two cannot continue each other (train into "
+                "a new --out)"
+            )
+        diffs = config_differences(old, config)
         if diffs:
             raise InvalidInputError(
                 "--resume with a different config: " + "; ".join(diffs) + " (use a new --out)"
@@ -306,7 +336,7 @@ def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> None:
 
 # --- --seeds N ---
 
-KEYS = ("best_val_acc", "accuracy", "macro_f1", "ece", "train_seconds")
+KEYS = ("best_val_acc", "best_val_map", "accuracy", "map", "macro_f1", "ece", "train_seconds")
 
 
 def summarize_seeds(results: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, float]]:
@@ -355,6 +385,8 @@ def finish_run(
     run = Path(config.out)
     if main:
         plot_curves(state.history, run / CURVES_FILE)
+    if config.task == "multilabel":
+        extra = {**extra, **_label_thresholds(run, val_probs, val_labels, main)}
     best = next((r for r in state.history if r["epoch"] == state.best_epoch), {})
     summary = {
         "run_dir": str(run),
@@ -373,3 +405,17 @@ def finish_run(
     if main:
         write_json(run / SUMMARY_FILE, summary)
     return Outcome(summary, val_probs, val_labels)
+
+
+def _label_thresholds(
+    run: Path, probs: torch.Tensor, targets: torch.Tensor, main: bool
+) -> dict[str, Any]:
+    """Multi-label: the best model's validation mAP, and its per-class thresholds at the best
+    validation F1, written to labels.json (``oiforge evaluate`` chooses them again)."""
+    if not len(targets):
+        return {"best_val_map": None}
+    p, t = probs.numpy(), targets.numpy()
+    if main:
+        set_thresholds(run, choose_thresholds(p, t)[0])
+    value = mean_average_precision(p, t)
+    return {"best_val_map": None if math.isnan(value) else round(value, 6)}

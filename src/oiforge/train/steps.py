@@ -20,7 +20,9 @@ from torch import nn
 from oiforge.errors import StageError, UserError
 from oiforge.progress import Step
 from oiforge.train.config import TrainConfig
-from oiforge.train.images import Inputs, class_weights
+from oiforge.train.dataset import UNKNOWN
+from oiforge.train.heads import MultiLabelLoss, hits, probabilities
+from oiforge.train.images import Inputs, class_weights, positive_weights
 
 #: Steps between host syncs (progress event, finite-loss check, stop check).
 SYNC_EVERY = 8
@@ -46,9 +48,21 @@ def create_optimizer(
     return torch.optim.AdamW(groups, lr=lr, weight_decay=config.weight_decay)
 
 
-def create_loss(config: TrainConfig, labels: Sequence[int]) -> nn.Module:
-    weight = class_weights(labels, config.num_classes) if config.balance == "weights" else None
+def create_loss(config: TrainConfig, targets: torch.Tensor) -> nn.Module:
+    """Cross-entropy (label smoothing, class weights with ``--balance weights``); multi-label:
+    ``--loss`` over the verified labels, positive weights with ``--balance weights`` (label
+    smoothing does not apply)."""
+    weights = config.balance == "weights"
+    if config.task == "multilabel":
+        return MultiLabelLoss(config.loss, positive_weights(targets) if weights else None)
+    weight = class_weights(targets, config.num_classes) if weights else None
     return nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
+
+
+def validation_loss(config: TrainConfig) -> nn.Module:
+    """The loss that picks the best epoch: plain cross-entropy, or plain BCE over the
+    verified labels (no weights, no smoothing, whatever ``--loss``: a proper score)."""
+    return MultiLabelLoss() if config.task == "multilabel" else nn.CrossEntropyLoss()
 
 
 def lr_factor(step: int, total: int, warmup: int, kind: str) -> float:
@@ -86,12 +100,15 @@ def lr_setter(
 
 @dataclass
 class EpochStats:
+    """Sums of an epoch: ``correct`` of ``judged`` (images; multi-label: verified labels)."""
+
     loss: float = 0.0
     correct: int = 0
     seen: int = 0
     steps: int = 0
     bad: list[int] = field(default_factory=list)
     stopped: str = ""
+    judged: int = 0
 
     @property
     def mean_loss(self) -> float:
@@ -99,7 +116,7 @@ class EpochStats:
 
     @property
     def acc(self) -> float:
-        return self.correct / self.seen if self.seen else float("nan")
+        return self.correct / self.judged if self.judged else float("nan")
 
 
 @dataclass
@@ -143,6 +160,7 @@ class StepContext:
     #: rank whose whole batch failed to decode takes an idle step instead of skipping it.
     distributed: bool = False
     sample_shape: tuple[int, ...] = ()  # one input's shape, for the idle step's blank input
+    labels_width: int = 0  # multi-label: the class count (targets are (N, C)); else 0
 
 
 def autocast(ctx: StepContext) -> AbstractContextManager[object]:
@@ -160,8 +178,9 @@ def to_device(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch
 
 def train_step(
     ctx: StepContext, x: torch.Tensor, y: torch.Tensor, weight: float = 1.0
-) -> tuple[torch.Tensor, ...]:
-    """One optimizer step; returns (summed loss, correct count) as tensors on the device.
+) -> tuple[torch.Tensor | int, ...]:
+    """One optimizer step; returns (summed loss, correct count, judged count) on the device
+    (judged: images; multi-label: verified labels, whose answers at p = 0.5 are counted).
 
     No host sync here: on a GPU the next batch is queued while this one runs; the loop reads
     the running sums (and checks the loss is finite) only every ``SYNC_EVERY`` steps.
@@ -180,8 +199,8 @@ def train_step(
     else:
         loss.backward()
         ctx.optimizer.step()
-    correct = (logits.detach().argmax(1) == y).sum()
-    return loss.detach() * len(y), correct
+    correct, judged = hits(logits.detach(), y)
+    return loss.detach() * len(y), correct, judged
 
 
 def idle_step(ctx: StepContext) -> None:
@@ -192,6 +211,8 @@ def idle_step(ctx: StepContext) -> None:
     had a sample, momentum and weight decay still move them, the same on every rank)."""
     blank = torch.zeros((1, *ctx.sample_shape))
     target = torch.zeros(1, dtype=torch.long)
+    if ctx.labels_width:
+        target = torch.full((1, ctx.labels_width), UNKNOWN)
     was_training = ctx.module.training
     ctx.module.eval()
     try:
@@ -202,25 +223,30 @@ def idle_step(ctx: StepContext) -> None:
 
 @dataclass
 class _Running:
-    """Loss and correct-count sums kept on the device between host syncs."""
+    """Loss, correct-count and judged-count sums kept on the device between host syncs."""
 
-    loss: torch.Tensor | None = None
-    correct: torch.Tensor | None = None
+    loss: torch.Tensor | int | None = None
+    correct: torch.Tensor | int | None = None
+    judged: torch.Tensor | int | None = None
 
-    def add(self, loss: torch.Tensor, correct: torch.Tensor) -> None:
+    def add(
+        self, loss: torch.Tensor | int, correct: torch.Tensor | int, judged: torch.Tensor | int
+    ) -> None:
         self.loss = loss if self.loss is None else self.loss + loss
         self.correct = correct if self.correct is None else self.correct + correct
+        self.judged = judged if self.judged is None else self.judged + judged
 
     def flush(self, stats: EpochStats, check: bool = True) -> None:
         """Move the sums into ``stats`` (one host sync); a NaN/inf training loss stops the run."""
-        if self.loss is None or self.correct is None:
+        if self.loss is None or self.correct is None or self.judged is None:
             return
-        loss, correct = float(self.loss), int(self.correct)
-        self.loss = self.correct = None
+        loss, correct, judged = float(self.loss), int(self.correct), int(self.judged)
+        self.loss = self.correct = self.judged = None
         if check and not math.isfinite(loss):
             raise NonFiniteLossError(f"the loss became {loss}")
         stats.loss += loss
         stats.correct += correct
+        stats.judged += judged
 
 
 def train_epoch(
@@ -250,7 +276,9 @@ def train_epoch(
     return stats
 
 
-def _guarded_step(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def _guarded_step(
+    ctx: StepContext, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor | int, ...]:
     try:
         return train_step(ctx, x, y)
     except torch.OutOfMemoryError as exc:
@@ -278,7 +306,7 @@ def evaluate_batches(ctx: StepContext, batches: Iterable[Inputs]) -> EpochStats:
         xd, yd = to_device(ctx, x, y)
         with autocast(ctx):
             logits = ctx.module(xd).float()
-        running.add(ctx.loss_fn(logits, yd) * len(y), (logits.argmax(1) == yd).sum())
+        running.add(ctx.loss_fn(logits, yd) * len(y), *hits(logits, yd))
         stats.seen += len(y)
     running.flush(stats, check=False)
     return stats
@@ -295,7 +323,7 @@ def val_probabilities(
         if len(y):
             xd, _ = to_device(ctx, x, y)
             with autocast(ctx):
-                probs.append(ctx.module(xd).float().softmax(1).cpu())
+                probs.append(probabilities(ctx.module(xd).float(), bool(ctx.labels_width)).cpu())
             labels.append(y)
     if not probs:
         return torch.empty(0, 0), torch.empty(0, dtype=torch.long)

@@ -1,4 +1,5 @@
-// The oiforge web page: drop or choose a photo, POST it to /v1/predict, draw the top-k bars.
+// The oiforge web page: drop or choose a photo, POST it to /v1/predict, draw the top-k bars
+// (a multi-label model: first every label at or above its threshold, as chips).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -13,12 +14,33 @@ function setStatus(text, isError) {
   $("status").className = isError ? "error" : "";
 }
 
+function drawLabels(prediction) {
+  const box = $("labels");
+  box.replaceChildren();
+  if (!prediction.labels) return;
+  const head = document.createElement("div");
+  head.className = "labels-head";
+  head.textContent = prediction.labels.length
+    ? "Labels at or above their thresholds:"
+    : "No label reaches its threshold.";
+  box.append(head);
+  for (const score of prediction.labels) {
+    const chip = document.createElement("span");
+    chip.className = "chip";
+    chip.textContent = score.name + " " + (score.probability * 100).toFixed(0) + "%";
+    chip.title = score.mid;
+    box.append(chip);
+  }
+}
+
 function drawBars(prediction) {
   const bars = $("bars");
   bars.replaceChildren();
+  drawLabels(prediction);
+  const above = new Set((prediction.labels || []).map((s) => s.index));
   for (const score of prediction.top_k) {
     const row = document.createElement("div");
-    row.className = "row";
+    row.className = above.has(score.index) ? "row above" : "row";
     const label = document.createElement("div");
     label.className = "label";
     const name = document.createElement("span");
@@ -52,6 +74,7 @@ async function classify(file) {
     const body = await resp.json();
     if (!resp.ok) {
       $("bars").replaceChildren();
+      $("labels").replaceChildren();
       setStatus(body.error ? body.error.message : "error " + resp.status, true);
       return;
     }
@@ -66,9 +89,12 @@ async function loadModel() {
   try {
     const resp = await fetch("/v1/model", { headers: headers() });
     const body = await resp.json();
+    const multi = resp.ok && body.task === "multilabel";
     $("model").textContent = resp.ok
-      ? body.name + " · " + body.architecture + " · " + body.classes.length + " classes · v" + body.version
+      ? body.name + " · " + body.architecture + " · " + body.classes.length + " classes" +
+        (multi ? " · multi-label" : "") + " · v" + body.version
       : (body.error ? body.error.message : "model unavailable");
+    if (multi) $("question").textContent = "Which Open Images classes are in it?";
   } catch (err) {
     $("model").textContent = "model unavailable: " + err;
   }
