@@ -185,9 +185,11 @@ class BuildSpec(_Frozen):
     @model_validator(mode="before")
     @classmethod
     def _multilabel_formats(cls, data: Any) -> Any:
-        """A multi-label build without formats named writes Parquet (folders cannot hold it)."""
+        """A multi-label build without formats named writes Parquet (for tables and Hugging
+        Face ``datasets``) and WebDataset shards (what ``oiforge train`` reads); class folders
+        cannot hold several labels a photo."""
         if isinstance(data, dict) and data.get("task") == "multilabel" and "formats" not in data:
-            return {**data, "formats": ("parquet",)}
+            return {**data, "formats": ("parquet", "webdataset")}
         return data
 
     @model_validator(mode="after")

@@ -118,6 +118,36 @@ def test_the_card_states_the_task_counts_and_negatives(multi: tuple[Path, Any]) 
     assert f"{pos} / {neg} / {train - pos - neg}" in card
 
 
+def test_the_built_dataset_trains_evaluates_and_predicts(
+    multi: tuple[Path, Any], tmp_path: Path
+) -> None:
+    """select -> build --task multilabel -> train -> evaluate -> export -> predict, through the
+    CLI: the task travels from the dataset to the model's labels.json and its predictions."""
+    out, _ = multi
+    run = tmp_path / "run"
+    cli = CliRunner()
+    small = ["--image-size", "64", "--workers", "0", "--batch-size", "16"]
+    res = cli.invoke(app, ["train", str(out), "--out", str(run), "--mode", "probe", *small])
+    assert res.exit_code == 0, res.output
+    labels = json.loads((run / "labels.json").read_text())
+    assert labels["task"] == "multilabel"
+    assert len(labels["thresholds"]) == len(read_classes(out).classes)  # type: ignore[union-attr]
+    res = cli.invoke(app, ["evaluate", str(run), "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["task"] == "multilabel" and 0.0 <= metrics["map"] <= 1.0
+    assert (run / "predictions.csv").is_file()
+    res = cli.invoke(app, ["export", str(run)])
+    assert res.exit_code == 0, res.output
+    photo = next((out / "wds").glob("test-*.tar"))
+    with tarfile.open(photo) as tar:
+        name = next(n for n in tar.getnames() if n.endswith((".jpg", ".jpeg", ".png")))
+        (tmp_path / "p.jpg").write_bytes(tar.extractfile(name).read())  # type: ignore[union-attr]
+    res = cli.invoke(app, ["predict", str(run / "model.onnx"), str(tmp_path / "p.jpg"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert "labels" in res.output and "Traceback" not in res.output
+
+
 def test_folders_with_multilabel_is_a_named_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="use parquet or webdataset"):
         BuildSpec(task="multilabel", formats=("folders",))
@@ -126,7 +156,7 @@ def test_folders_with_multilabel_is_a_named_error(tmp_path: Path) -> None:
     )
     assert res.exit_code != 0 and "use parquet or webdataset" in res.output
     assert "Traceback" not in res.output
-    assert BuildSpec.model_validate({"task": "multilabel"}).formats == ("parquet",)
+    assert BuildSpec.model_validate({"task": "multilabel"}).formats == ("parquet", "webdataset")
     assert issubclass(SpecError, Exception)
 
 

@@ -37,7 +37,7 @@ def build_command(
         None,
         "--task",
         help="singlelabel (one class a sample) | multilabel (one sample a photo with its "
-        "verified positive and negative labels; parquet by default, no folders).",
+        "verified positive and negative labels; parquet + webdataset by default, no folders).",
     ),
     size: int | None = typer.Option(None, "--size", help="Output side in px."),
     aspect: str | None = typer.Option(None, "--aspect", help="keep | square-pad | square-crop."),
@@ -105,7 +105,7 @@ def _build_spec(base: Any, overrides: dict[str, Any]) -> Any:
     data = {**base.model_dump(), **overrides}
     explicit = {*overrides, *base.model_fields_set}
     if overrides.get("task") == "multilabel" and "formats" not in explicit:
-        del data["formats"]  # multilabel's own default (parquet): folders cannot hold it
+        del data["formats"]  # multilabel's own default (parquet, webdataset): no folders
     try:
         return BuildSpec.model_validate(data)
     except ValidationError as exc:
