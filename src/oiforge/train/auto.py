@@ -43,9 +43,9 @@ from oiforge.progress import CandidateEnd, Event, Finished, Notice
 from oiforge.train.config import DEFAULT_LR, TrainConfig
 from oiforge.train.dataset import DatasetIndex, source_of
 from oiforge.train.ddp import Dist
-from oiforge.train.images import dataset_notices
+from oiforge.train.images import dataset_notices, eval_transform, loader_over, resize_size
 from oiforge.train.loop import train_one
-from oiforge.train.models import preprocessing_for
+from oiforge.train.models import pick_device, preprocessing_for
 from oiforge.train.rundir import (
     BEST_FILE,
     CANDIDATES_DIR,
@@ -53,6 +53,7 @@ from oiforge.train.rundir import (
     CURVES_FILE,
     METRICS_FILE,
     SUMMARY_FILE,
+    build_model,
     prepare_run_dir,
     read_json,
     write_config,
@@ -71,6 +72,8 @@ MIN_PHOTOS_PER_CLASS = 5
 CPU_MINUTES = 10.0
 GPU_MINUTES = 20.0
 VAL_PROBS_FILE = "val_probs.safetensors"
+#: Training images whose decoding and forward pass are timed to size the candidates' costs.
+TIMED_IMAGES = 8
 
 
 class NothingFinishedError(StageError):
@@ -90,6 +93,52 @@ CANDIDATES = (
     Candidate("partial-2", {"mode": "partial", "head": "linear", "train_blocks": 2}),
     Candidate("finetune", {"mode": "finetune", "head": "linear"}),
 )
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Rough seconds of what a candidate cannot stop midway (its forward passes over images,
+    caching features or activations), from the time one image takes to decode and go through
+    the network, measured on a few training images on this machine. A candidate starts only
+    when the time left covers that and about one epoch of training; the deadline stops the rest.
+    """
+
+    per_image_s: float
+    train: int
+    val: int
+
+    @staticmethod
+    def measure(config: TrainConfig, index: DatasetIndex) -> Costs:
+        train, val = len(index.splits["train"]), len(index.splits["val"])
+        samples = index.splits["train"][: 2 * TIMED_IMAGES]
+        prep = preprocessing_for(config.model, config.image_size, config.crop_pct)
+        size = resize_size(config.image_size, config.crop_pct)
+        device = pick_device(config.device)
+        model = build_model(config.replace(num_classes=len(index.classes)), pretrained=False)
+        model = model.to(device).eval()
+        batches = iter(loader_over(samples, eval_transform(prep), size, TIMED_IMAGES, workers=0))
+        per_image = 0.0
+        with torch.no_grad():
+            while True:  # the first batch warms the network up; the last one is timed
+                started = time.monotonic()
+                batch = next(batches, None)
+                if batch is None:
+                    break
+                if len(batch[1]):
+                    model(batch[0].to(device)).cpu()
+                    per_image = (time.monotonic() - started) / len(batch[1])
+        return Costs(per_image, train, val)
+
+    def needed_s(self, cand: Candidate, config: TrainConfig) -> float:
+        """The probe is auto's fallback and always runs; the MLP head reuses its features."""
+        n, v, f = self.train, self.val, self.per_image_s
+        mode = cand.changes["mode"]
+        if mode == "probe":
+            return 0.0
+        if mode == "partial":  # the views and val cached, then about an epoch on the tail
+            return (config.views * n + v + n) * f
+        # finetune: the head epochs and one full epoch (a backward costs about two forwards)
+        return (1 + config.head_epochs) * (3 * n + v) * f
 
 
 def candidate_config(config: TrainConfig) -> TrainConfig:
@@ -152,9 +201,12 @@ def run_auto(config: TrainConfig, index: DatasetIndex, resume: bool) -> Iterator
         yield Notice("warning", note)
     started, results = time.monotonic(), []
     budget_s = float(config.max_minutes or CPU_MINUTES) * 60
+    costs = Costs.measure(config, index)
     for number, cand in enumerate(candidates, 1):
         left_s = budget_s - (time.monotonic() - started)
-        result = yield from _try(config, index, cand, left_s, resume)
+        result = yield from _try(
+            config, index, cand, (left_s, costs.needed_s(cand, config)), resume
+        )
         results.append(result)
         yield CandidateEnd(number, len(candidates), result.row)
     skipped = [r.row["name"] for r in results if r.row["status"].startswith("skipped: no time")]
@@ -164,21 +216,29 @@ def run_auto(config: TrainConfig, index: DatasetIndex, resume: bool) -> Iterator
             f"--max-minutes {config.max_minutes:g} ran out: not tried: {', '.join(skipped)}",
         )
     chosen = pick(results)
-    yield Finished(str(run), _adopt(config, chosen, results))
+    took_s = time.monotonic() - started
+    yield Finished(str(run), _adopt(config, chosen, results, (took_s, budget_s)))
 
 
 def _try(
-    config: TrainConfig, index: DatasetIndex, cand: Candidate, left_s: float, resume: bool
+    config: TrainConfig,
+    index: DatasetIndex,
+    cand: Candidate,
+    time_s: tuple[float, float],
+    resume: bool,
 ) -> Generator[Event, None, Result]:
-    """Train one candidate (or read it back when a resumed run finished it before)."""
+    """Train one candidate (or read it back when a resumed run finished it before);
+    ``time_s``: the seconds left of the budget, and the seconds it needs at the least."""
+    left_s, needed_s = time_s
     row: dict[str, Any] = {"name": cand.name, **cand.changes}
     out = Path(config.out) / CANDIDATES_DIR / cand.name
     if resume and (out / VAL_PROBS_FILE).is_file() and (out / SUMMARY_FILE).is_file():
         summary = read_json(out / SUMMARY_FILE)
         saved = load_file(str(out / VAL_PROBS_FILE))
         return _result(row, summary, saved["probs"], saved["labels"])
-    if left_s <= 0:
-        return Result({**row, "status": "skipped: no time left"})
+    if left_s <= 0 or needed_s > left_s:
+        why = f"needs ~{needed_s:.0f} s, {max(left_s, 0):.0f} s left" if left_s > 0 else "none"
+        return Result({**row, "status": f"skipped: no time left ({why})"})
     lr = config.lr or DEFAULT_LR[cand.changes["mode"]]
     cfg = config.replace(out=str(out), max_minutes=left_s / 60, chosen="", lr=lr, **cand.changes)
     started = time.monotonic()
@@ -254,8 +314,11 @@ def pick(results: list[Result]) -> Result:
     return chosen
 
 
-def _adopt(config: TrainConfig, chosen: Result, results: list[Result]) -> dict[str, Any]:
-    """Make the chosen candidate the run's model; write config.yaml and summary.json."""
+def _adopt(
+    config: TrainConfig, chosen: Result, results: list[Result], took: tuple[float, float]
+) -> dict[str, Any]:
+    """Make the chosen candidate the run's model; write config.yaml and summary.json
+    (``took``: the seconds auto ran, and its budget)."""
     run = Path(config.out)
     name = chosen.row["name"]
     source = run / CANDIDATES_DIR / name
@@ -275,6 +338,8 @@ def _adopt(config: TrainConfig, chosen: Result, results: list[Result]) -> dict[s
         "chosen": name,
         "chosen_mode": chosen.row.get("mode"),
         "max_minutes": config.max_minutes,
+        "auto_seconds": round(took[0], 3),
+        "auto_overrun_seconds": round(max(took[0] - took[1], 0.0), 3),
         "candidates": [r.row for r in results],
         "selection": (
             f"paired validation accuracy: a costlier candidate must win by > {SELECTION_Z:g} "
