@@ -9,9 +9,13 @@ The candidates, in order of cost (each a normal run in ``RUN/candidates/<name>/`
    of augmented views (the head starts from the linear probe);
 4. ``finetune``: the whole network on images, for whatever time is left.
 
-Every candidate gets the time left of ``--max-minutes`` (default :func:`default_minutes`);
-one that finds no time left is skipped (and said so), and one stopped by the limit keeps its
-best epoch. The pick walks the candidates in that order: a costlier one replaces the current
+Every candidate gets the time left of ``--max-minutes`` (default :func:`default_minutes`),
+counted from its start. One whose uninterruptible part (the forward passes that fill its
+cache, about an epoch; :class:`Costs`, timed on a few images first) does not fit in the time
+left is skipped and said so: no candidate starts that cannot finish. One stopped by the limit
+keeps its best epoch; the overrun (the last step and validation) is recorded.
+
+The pick walks the candidates in that order: a costlier one replaces the current
 pick only if, on the same validation images, it gets more right by more than
 :data:`SELECTION_Z` standard errors of the paired difference (wins minus losses, McNemar's
 view); otherwise the simpler model stays (ties go to the simpler model). A dataset with fewer
@@ -236,8 +240,10 @@ def _try(
         summary = read_json(out / SUMMARY_FILE)
         saved = load_file(str(out / VAL_PROBS_FILE))
         return _result(row, summary, saved["probs"], saved["labels"])
-    if left_s <= 0 or needed_s > left_s:
-        why = f"needs ~{needed_s:.0f} s, {max(left_s, 0):.0f} s left" if left_s > 0 else "none"
+    if left_s <= 0:
+        return Result({**row, "status": "skipped: no time left"})
+    if needed_s > left_s:
+        why = f"needs ~{needed_s:.0f} s, {left_s:.0f} s left"
         return Result({**row, "status": f"skipped: no time left ({why})"})
     lr = config.lr or DEFAULT_LR[cand.changes["mode"]]
     cfg = config.replace(out=str(out), max_minutes=left_s / 60, chosen="", lr=lr, **cand.changes)
