@@ -34,6 +34,7 @@ VERSIONS = ("v1", "v2", "v3", "v4", "v5", "v6", "v7")
 FlagRule = Literal["keep", "drop", "only"]
 NegativesMode = Literal["none", "verified", "random", "both"]
 TaskName = Literal["singlelabel", "multilabel"]
+TtaName = Literal["none", "flip", "multi-crop"]
 
 
 class _Frozen(BaseModel):
@@ -252,10 +253,13 @@ class EvaluateSpec(_Frozen):
     batch_size: int = Field(default=64, ge=1)
     workers: int = Field(default=2, ge=0)
     worst: int = Field(default=12, ge=0)
+    tta: TtaName = "none"  # test-time augmentation: none | flip | multi-crop
 
 
 class ExportSpec(_Frozen):
-    """The spec's ``export:`` section: ``oiforge export`` has no option the runner leaves open."""
+    """The spec's ``export:`` section (``oiforge export``)."""
+
+    tta: TtaName = "none"  # test-time augmentation inside the ONNX graph
 
 
 class PresentSpec(_Frozen):

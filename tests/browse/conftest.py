@@ -26,9 +26,9 @@ IMAGES: list[Image] = [
     ("train", [(CAT, 1, None, [NOFLAGS]), (DOG, 1, None, [NOFLAGS])]),
     ("validation", [(DOG, 1, None, [OCCLUDED]), (PERSON, 1, None, [])]),
     ("test", [(CAT, 1, None, [NOFLAGS])]),
-    ("train", [(DOG, 0, 0.8, []), (BEAR, 1, None, [NOFLAGS])]),
-    ("validation", [(CAT, 0, 0.4, [])]),
-    ("train", [(CAT, 0, 0.9, [])]),
+    ("train", [(DOG, None, 0.8, []), (BEAR, 1, None, [NOFLAGS])]),
+    ("validation", [(CAT, None, 0.4, [])]),
+    ("train", [(CAT, None, 0.9, [])]),
 ]
 #: stored sizes, in image order: wide, tall, square, ...
 SIZES = [(512, 288), (300, 400), (400, 400), (480, 320), (512, 288), (288, 512), (400, 300)]

@@ -32,8 +32,9 @@ CAT, DOG, PERSON, FACE, BURGER = "/m/01yrx", "/m/0bt9lr", "/m/01g317", "/m/0dzct
 CARNIVORE, BEAR, PANDA = "/m/01lrl", "/m/01dws", "/m/03bj1"
 MIDS = (CAT, DOG, PERSON, FACE, BURGER, BEAR, PANDA)
 
-# one image: (split, [(mid, human_confidence, machine_confidence|None, [box flag tuples])])
-Label = tuple[str, int, float | None, list[tuple[int, int, int, int, int]]]
+# one image: (split, [(mid, human_confidence|None, machine_confidence|None, [box flag tuples])]);
+# a human confidence of None: no person checked the label (a machine label only)
+Label = tuple[str, int | None, float | None, list[tuple[int, int, int, int, int]]]
 Image = tuple[str, list[Label]]
 
 
@@ -45,7 +46,8 @@ def build(home: Path, images: Sequence[Image]) -> Catalog:
         iid = f"{n * 2654435761 % 2**64:016x}"
         tables["images"][split].append(image_row(iid, split))
         for mid, human, machine, boxes in labels:
-            tables["human_labels"][split].append([iid, "verification", mid, str(human)])
+            if human is not None:
+                tables["human_labels"][split].append([iid, "verification", mid, str(human)])
             if machine is not None:
                 tables["machine_labels"][split].append([iid, "machine", mid, f"{machine:.1f}"])
             for b, flags in enumerate(boxes):

@@ -42,6 +42,9 @@ NOT_IN_SPEC = {
     ("train", "resume"): "decided by the runner",
     # prints a store's counts and runs nothing
     ("download", "status"): "a report, not a setting",
+    # re-check a store against its journal: a check, not a setting of the download
+    ("download", "verify"): "`oiforge download --verify STORE`",
+    ("download", "remote"): "goes with --verify",
     # rebuilds a dataset byte-identically from its lock: the opposite of building from a spec
     ("build", "lock"): "`oiforge build --lock`",
     # N seeds make N run folders; evaluate, export and present take one run

@@ -11,7 +11,7 @@ from oiforge.pipeline import Observer, StageResult
 
 if TYPE_CHECKING:
     from oiforge.download import ProgressUpdate
-    from oiforge.train.events import Event
+    from oiforge.progress import Event
 
 
 class RichObserver(Observer):

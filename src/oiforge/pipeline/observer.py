@@ -12,7 +12,7 @@ from oiforge.pipeline.results import StageResult
 
 if TYPE_CHECKING:
     from oiforge.download import ProgressUpdate
-    from oiforge.train.events import Event
+    from oiforge.progress import Event
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class Observer:
 
     def follow(self, events: Iterable[Event]) -> dict[str, Any]:
         """Consume a train/evaluate event stream; returns its final summary."""
-        from oiforge.train.events import Finished, Notice
+        from oiforge.progress import Finished, Notice
 
         summary: dict[str, Any] = {}
         for event in events:

@@ -136,10 +136,6 @@ def _named(*pairs: tuple[str, Path | None]) -> dict[str, Path]:
     return {name: path for name, path in pairs if path is not None}
 
 
-def _nothing(_s: Settings) -> dict[str, Any]:
-    return {}
-
-
 STAGES: Final = (
     Stage(
         "select", _select_settings, _select_inputs,
@@ -161,13 +157,16 @@ STAGES: Final = (
         steps.run_train,
     ),
     Stage(
-        "evaluate", lambda s: {"evaluate.worst": s.spec.evaluate.worst}, _evaluate_inputs,
+        "evaluate",
+        lambda s: {"evaluate.worst": s.spec.evaluate.worst, "evaluate.tta": s.spec.evaluate.tta},
+        _evaluate_inputs,
         (Output(f"{RUN}/metrics.json", "test-split metrics"),
          Output(f"{RUN}/report.html", "the evaluation report")),
         steps.run_evaluate,
     ),
     Stage(
-        "export", _nothing, lambda s: _run_files(s, "best.safetensors", "config.yaml",
+        "export", lambda s: {"export.tta": s.spec.export.tta},
+        lambda s: _run_files(s, "best.safetensors", "config.yaml",
                                                  "metrics.csv"),
         (Output(f"{RUN}/model.onnx", "the ONNX model (labels.json, MODEL.md beside)"),),
         steps.run_export,

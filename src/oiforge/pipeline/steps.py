@@ -189,7 +189,12 @@ def run_evaluate(s: Settings, obs: Observer, _resume: bool) -> str:
     sec = s.spec.evaluate
     dataset = s.beside_spec(sec.dataset) or s.path(DATASET)
     events = run_evaluation(
-        s.path(RUN), dataset, batch_size=sec.batch_size, workers=sec.workers, worst=sec.worst
+        s.path(RUN),
+        dataset,
+        batch_size=sec.batch_size,
+        workers=sec.workers,
+        worst=sec.worst,
+        tta=sec.tta,
     )
     summary = obs.follow(events)
     return (
@@ -202,7 +207,7 @@ def run_export(s: Settings, obs: Observer, _resume: bool) -> str:
     from oiforge.serve import PARITY_TOLERANCE, export_run
 
     with obs.status("exporting to ONNX"):
-        result = export_run(s.path(RUN))
+        result = export_run(s.path(RUN), tta=s.spec.export.tta)
     if result.max_abs_diff > PARITY_TOLERANCE:
         raise StageError(
             f"export: torch and ONNX Runtime differ by {result.max_abs_diff:.2e} "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from oiforge.present.curve import LearningCurve
 from oiforge.present.facts import DatasetFacts, EvalFacts, Missing
 from oiforge.present.figures import headline
@@ -24,6 +26,7 @@ from oiforge.present.slides_data import reason_text, status_text
 from oiforge.present.slides_next import CURVE_SOURCE, next_images
 
 OVERFIT_GAP = 0.1  # train accuracy this far above validation's
+NEXT_SCALE_ROWS = 5  # GPU machines on the cost slide besides this one (the cheapest)
 
 
 ESTIMATE_SOURCE = "present/estimate.json"
@@ -85,13 +88,13 @@ def _next_scale(inputs: Inputs) -> tuple[str, tuple[str, ...]]:
     factor = images / max(now, 1)
     rate = inputs.price[0]
     rows = []
-    for r in est.rows:
-        hours = float(r["hours"]) * factor
-        cost = float(r["usd"]) * factor if r.get("note") != "measured" else hours * rate
+    shown_rows = _cheapest(est.rows, factor, rate)
+    for r, hours, cost in shown_rows:
         img_s = fact("estimate.img_s", r["img_s"], f"{float(r['img_s']):,.0f}", key=str(r["name"]))
         rows.append(
             [cell(r["name"]), img_s, duration(hours * 3600), usd(cost), cell(r.get("note", ""))]
         )
+    left_out = len(est.rows) - len(shown_rows)
     date = inputs.gpu_table.get("table_date", "undated")
     shown = fact("derived.next_train_images", images, num(images))
     text = (
@@ -100,8 +103,25 @@ def _next_scale(inputs: Inputs) -> tuple[str, tuple[str, ...]]:
         + table(["where", "img/s", "time", "USD", "note"], rows, (1, 2, 3))
         + f"\n\nGPU prices: table of {fact('gpu.table_date', date)}; measured here: "
         f"{est.here_img_s:.1f} img/s ({cell(est.here_what)})."
+        + (f" {plural(left_out, 'dearer machine')} in {ESTIMATE_SOURCE}." if left_out else "")
     )
     return text, (ESTIMATE_SOURCE, "oiforge/data/train/gpu_instances.yaml")
+
+
+def _cheapest(
+    rows: list[dict[str, Any]], factor: float, rate: float
+) -> list[tuple[dict[str, Any], float, float]]:
+    """(row, hours, USD) at the next scale: this machine's measured row, then the
+    ``NEXT_SCALE_ROWS`` cheapest others in the table's order (a slide holds a short table)."""
+    priced = []
+    for r in rows:
+        hours = float(r["hours"]) * factor
+        measured = r.get("note") == "measured"
+        priced.append((r, hours, hours * rate if measured else float(r["usd"]) * factor))
+    here = [p for p in priced if p[0].get("note") == "measured"]
+    others = [p for p in priced if p[0].get("note") != "measured"]
+    keep = {id(p[0]) for p in sorted(others, key=lambda p: p[2])[:NEXT_SCALE_ROWS]}
+    return here + [p for p in others if id(p[0]) in keep]
 
 
 def problems_slide(inputs: Inputs) -> Slide:
