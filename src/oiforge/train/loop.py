@@ -62,7 +62,6 @@ from oiforge.train.rundir import (
     write_weights,
 )
 from oiforge.train.steps import (
-    SYNC_EVERY,
     Deadline,
     EpochStats,
     NonFiniteLossError,
@@ -344,7 +343,6 @@ def _context(
         scaler=scaler,
         distributed=parts.d.active,
         sample_shape=parts.feeder.sample_shape,
-        sync_every=SYNC_EVERY if parts.device.type == "cuda" else 1,
     )
 
 

@@ -143,9 +143,6 @@ class StepContext:
     #: rank whose whole batch failed to decode takes an idle step instead of skipping it.
     distributed: bool = False
     sample_shape: tuple[int, ...] = ()  # one input's shape, for the idle step's blank input
-    #: Steps between host syncs: :data:`SYNC_EVERY` on an accelerator; 1 on a CPU, where a
-    #: sync costs nothing and a step may take seconds (the deadline is then asked each step).
-    sync_every: int = SYNC_EVERY
 
 
 def autocast(ctx: StepContext) -> AbstractContextManager[object]:
@@ -244,11 +241,11 @@ def train_epoch(
             ctx.set_lr(step)
             idle_step(ctx)
             step, stats.steps = step + 1, stats.steps + 1
-        if batch % ctx.sync_every == 0:
+        if batch % SYNC_EVERY == 0:
             yield _sync(ctx, stats, running)
             if stats.stopped:
                 return stats
-    if batch % ctx.sync_every:
+    if batch % SYNC_EVERY:
         yield _sync(ctx, stats, running)
     return stats
 
