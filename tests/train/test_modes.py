@@ -161,13 +161,15 @@ def test_auto_with_no_time_for_any_candidate_is_a_named_error(tmp_path: Path) ->
 def test_auto_starts_no_candidate_that_cannot_finish_in_the_time_left(
     tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A machine measured as slow (an hour an image): the probe and the MLP head on its
-    features run; partial and finetune, whose forward passes cannot stop midway, are skipped
-    and say what they would need."""
+    """A machine measured as slow (an hour an image; the probe's features come from the
+    cache, so its run does not re-measure): the probe and the MLP head on its features run;
+    partial and finetune, whose forward passes cannot stop midway, are skipped and say what
+    they would need."""
     measured = Costs.measure(_config(tiny_dataset, tmp_path / "m"), open_dataset(tiny_dataset))
     assert measured.per_image_s > 0 and (measured.train, measured.val) == (48, 18)
     slow = Costs(per_image_s=3600.0, train=48, val=18)
     monkeypatch.setattr(Costs, "measure", staticmethod(lambda *_: slow))
+    monkeypatch.setattr("oiforge.train.auto.probe_features_cached", lambda *_: True)
     summary = train(_config(tiny_dataset, tmp_path / "r", max_minutes=30, epochs=2))
     status = {c["name"]: c["status"] for c in summary["candidates"]}
     assert status["probe"] == status["mlp"] == "finished"

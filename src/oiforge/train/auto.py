@@ -44,6 +44,7 @@ from safetensors.torch import load_file, save
 from oiforge.atomic import write_bytes_atomic
 from oiforge.errors import InvalidInputError, OiforgeError, StageError
 from oiforge.progress import CandidateEnd, Event, Finished, Notice
+from oiforge.train.cache import probe_features_cached
 from oiforge.train.config import DEFAULT_LR, TrainConfig
 from oiforge.train.dataset import DatasetIndex, source_of
 from oiforge.train.ddp import Dist
@@ -133,6 +134,12 @@ class Costs:
                     per_image = (time.monotonic() - started) / len(batch[1])
         return Costs(per_image, train, val)
 
+    def from_probe(self, seconds: float) -> Costs:
+        """The probe's own run (features of every training and validation image computed in
+        batches, decoded in parallel) is the better measure when it computed them: a few
+        images timed a batch at a time overstate the cost, most on a busy machine."""
+        return Costs(seconds / max(self.train + self.val, 1), self.train, self.val)
+
     def needed_s(self, cand: Candidate, config: TrainConfig) -> float:
         """The probe is auto's fallback and always runs; the MLP head reuses its features."""
         n, v, f = self.train, self.val, self.per_image_s
@@ -203,16 +210,9 @@ def run_auto(config: TrainConfig, index: DatasetIndex, resume: bool) -> Iterator
     candidates, note = plan(index)
     if note:
         yield Notice("warning", note)
-    started, results = time.monotonic(), []
+    started = time.monotonic()
     budget_s = float(config.max_minutes or CPU_MINUTES) * 60
-    costs = Costs.measure(config, index)
-    for number, cand in enumerate(candidates, 1):
-        left_s = budget_s - (time.monotonic() - started)
-        result = yield from _try(
-            config, index, cand, (left_s, costs.needed_s(cand, config)), resume
-        )
-        results.append(result)
-        yield CandidateEnd(number, len(candidates), result.row)
+    results = yield from _candidates(config, index, candidates, started + budget_s, resume)
     skipped = [r.row["name"] for r in results if r.row["status"].startswith("skipped: no time")]
     if skipped:
         yield Notice(
@@ -222,6 +222,26 @@ def run_auto(config: TrainConfig, index: DatasetIndex, resume: bool) -> Iterator
     chosen = pick(results)
     took_s = time.monotonic() - started
     yield Finished(str(run), _adopt(config, chosen, results, (took_s, budget_s)))
+
+
+def _candidates(
+    config: TrainConfig,
+    index: DatasetIndex,
+    candidates: tuple[Candidate, ...],
+    until: float,
+    resume: bool,
+) -> Generator[Event, None, list[Result]]:
+    """Each candidate in turn while time is left (``until``: a ``time.monotonic()``)."""
+    costs, probe_cached = Costs.measure(config, index), probe_features_cached(config, index)
+    results = []
+    for number, cand in enumerate(candidates, 1):
+        time_s = (until - time.monotonic(), costs.needed_s(cand, config))
+        result = yield from _try(config, index, cand, time_s, resume)
+        results.append(result)
+        yield CandidateEnd(number, len(candidates), result.row)
+        if cand.name == "probe" and result.finished and not probe_cached:
+            costs = costs.from_probe(float(result.row["seconds"]))
+    return results
 
 
 def _try(
