@@ -7,9 +7,11 @@ A CSV file with a header; ``#`` lines are comments::
 
 ``verdict`` is ``confirmed`` or ``rejected``. ``select --review FILE`` drops the rejected
 labels from a selection and marks the confirmed ones (``source`` becomes ``reviewed``);
-``build --review FILE`` leaves the samples of rejected labels out (recorded in
-``excluded.parquet`` and the lock, as exclude-list entries). Only ``image_id``,
-``label_mid`` and ``verdict`` are read; the other columns help a person reading the file.
+``build --review FILE`` leaves the samples of rejected labels out, and only those: every box of
+the label in box mode, the label's sample in image mode (the image stays under its other
+labels); they are recorded in ``excluded.parquet`` and the lock, as exclude-list entries.
+Only ``image_id``, ``label_mid`` and ``verdict`` are read; the other columns help a person
+reading the file.
 """
 
 from __future__ import annotations
@@ -94,15 +96,15 @@ def apply_reviews(table: pa.Table, verdicts: Verdicts) -> pa.Table:
     return table.filter(pc.not_equal(marks, REJECTED))
 
 
-def rejected_rows(table: pa.Table, verdicts: Verdicts) -> list[tuple[str, int | None, str]]:
-    """``(image_id, box_index or None, reason)`` exclusions for a build: every box of a
-    rejected label, or (image mode) the image of a rejected label."""
-    out = []
+def rejected_rows(table: pa.Table, verdicts: Verdicts) -> list[tuple[str, int | str, str]]:
+    """``(image_id, box_index or label MID, reason)`` exclusions for a build: every box of a
+    rejected label, or (image mode, no box) the label itself on that image."""
+    out: list[tuple[str, int | str, str]] = []
     boxes = table.column("box_index").to_pylist()
     for (image_id, mid), box in zip(_keys(table), boxes, strict=True):
         hit = verdicts.get((image_id, mid))
         if hit is not None and hit[0] == REJECTED:
-            out.append((image_id, box, f"review rejected {hit[1] or mid}"))
+            out.append((image_id, mid if box is None else box, f"review rejected {hit[1] or mid}"))
     return out
 
 
@@ -117,10 +119,10 @@ def exclude_rejected(exclude: ExcludeList, selection: Path, review: Path) -> Exc
     """``exclude`` plus every sample of ``selection`` whose label ``review`` rejected."""
     verdicts = read_review_file(review)
     table = read_selection_table(selection, ["image_id", "label_mid", "box_index"])
-    out = ExcludeList(dict(exclude.images), dict(exclude.boxes))
-    for image_id, box, reason in rejected_rows(table, verdicts):
-        if box is None:
-            out.images.setdefault(image_id, reason)
+    out = ExcludeList(dict(exclude.images), dict(exclude.boxes), dict(exclude.labels))
+    for image_id, what, reason in rejected_rows(table, verdicts):
+        if isinstance(what, str):
+            out.labels.setdefault((image_id, what), reason)
         else:
-            out.boxes.setdefault((image_id, box), reason)
+            out.boxes.setdefault((image_id, what), reason)
     return out

@@ -136,3 +136,32 @@ def test_build_review_leaves_out_the_boxes_of_rejected_labels(
     dropped = pq.read_table(out / "excluded.parquet").to_pylist()
     boxes = {r["box_index"] for r in dropped if r["image_id"] == first["image_id"]}
     assert boxes == {b["index"] for b in first["boxes"]}
+
+
+@pytest.mark.slow
+def test_build_review_in_image_mode_drops_only_the_rejected_label(
+    make_browse: Callable[[str], Browse], tmp_path: Path
+) -> None:
+    from oiforge.build import read_lock
+    from oiforge.reviews import write_reviews
+
+    b = make_browse("image")
+    labels: dict[str, list[str]] = {}
+    for row in pq.read_table(b.selection, columns=["image_id", "label_mid"]).to_pylist():
+        labels.setdefault(row["image_id"], []).append(row["label_mid"])
+    ok = {i: sorted(set(m)) for i, m in labels.items() if i != b.failed}
+    two = next(i for i, m in ok.items() if len(m) >= 2)
+    one = next(i for i, m in ok.items() if len(m) == 1)
+    gone = {(two, ok[two][0]), (one, ok[one][0])}
+    write_reviews(b.review_file, dict.fromkeys(gone, ("rejected", "", "")))
+    out = tmp_path / "ds"
+    where = ["--selection", str(b.selection), "--store", str(b.store), "--out", str(out)]
+    res = CliRunner().invoke(app, ["build", *where, "--no-dedupe", "--review", str(b.review_file)])
+    assert res.exit_code == 0, res.output
+    kept = pq.read_table(out / "manifest.parquet", columns=["image_id", "label_mid"]).to_pylist()
+    pairs = {(r["image_id"], r["label_mid"]) for r in kept}
+    assert not gone & pairs and {(two, m) for m in ok[two][1:]} <= pairs
+    assert one not in {i for i, _ in pairs}
+    dropped = pq.read_table(out / "excluded.parquet").to_pylist()
+    assert {(r["image_id"], r["label_mid"]) for r in dropped if "review" in r["reason"]} == gone
+    assert {(i, m) for i, m, _ in read_lock(out)["exclude_list"]} == gone

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from oiforge.build import BuildInputs, build_dataset, read_exclude_list
+from oiforge.build import BuildInputs, ExcludeList, build_dataset, read_exclude_list
 from oiforge.build.synthetic import (
     SyntheticSet,
     image_id_for,
@@ -128,6 +128,11 @@ def test_exclude_list_parsing(tmp_path: Path) -> None:
     assert ex.reason("00000000000000aa", None) == "listed"
     assert ex.reason("00000000000000bb", 2) == "blurry, dark"
     assert ex.reason("00000000000000bb", 1) is None
+    p.write_text("00000000000000cc,/m/01yrx,review rejected Cat\n")  # one label of an image
+    ex = read_exclude_list(p)
+    assert ex.reason("00000000000000cc", None, "/m/01yrx") == "review rejected Cat"
+    assert ex.reason("00000000000000cc", None, "/m/0bt9lr") is None
+    assert ExcludeList.from_entries(ex.entries()) == ex
     p.write_text("../../etc/passwd\n")
     with pytest.raises(InvalidInputError, match=r"ex.txt:1"):
         read_exclude_list(p)

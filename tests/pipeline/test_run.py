@@ -97,7 +97,8 @@ def test_the_sandwiches_example_runs_then_reruns_only_what_changed(
     fourth = oiforge.run("sandwiches.yaml")
     assert fourth.ran == ["book", "present"]
     assert (work / "book" / "interior.pdf").read_bytes().startswith(b"%PDF")
-    assert (work / "deck" / "index.html").is_file()
+    assert (work / "deck" / "index.html").is_file() and (work / "deck" / "slides.md").is_file()
+    assert fourth.stage("present").why and oiforge.run("sandwiches.yaml").ran == []
 
 
 def _ok_paths(store: Path) -> set[str]:

@@ -10,7 +10,7 @@ import pytest
 from present_helpers import Artefacts, cli, parse_deck, same
 
 from oiforge.present.figures import wilson
-from oiforge.present.render import parse_markdown, render_markdown
+from oiforge.present.model import parse_markdown, render_markdown
 
 pytestmark = pytest.mark.slow
 

@@ -10,11 +10,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oiforge.errors import InvalidInputError, MalformedFileError
-from oiforge.present.curve import pick_subset
 from oiforge.present.facts import SampleRow
 from oiforge.present.figures import power_fit, wilson
-from oiforge.present.model import COLUMN_BREAK, LAYOUTS, Deck, Slide, fact
-from oiforge.present.render import inline_assets, parse_markdown, render_markdown
+from oiforge.present.measure import pick_subset
+from oiforge.present.model import (
+    COLUMN_BREAK,
+    LAYOUTS,
+    Deck,
+    Slide,
+    fact,
+    inline_assets,
+    parse_markdown,
+    render_markdown,
+)
 
 _line = (
     st.text(

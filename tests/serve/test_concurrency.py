@@ -1,4 +1,4 @@
-"""Concurrent requests share decode threads and model calls, yet each gets its own answer."""
+"""Concurrent requests share the workers and their model calls, yet each gets its own answer."""
 
 from __future__ import annotations
 
@@ -56,11 +56,11 @@ def test_the_first_bad_image_by_position_fails_the_request(service: str) -> None
     assert _ask(service, [("image", good)]).status_code == 200
 
 
-def test_serving_threads_leave_cores_for_decoding_and_never_spin() -> None:
+def test_serving_threads_one_model_thread_per_worker_and_never_spin() -> None:
     config = ServeConfig()
-    assert 1 <= config.inference_threads <= config.decode_workers
-    assert ServeConfig(threads=3, decode_threads=5).inference_threads == 3
-    assert ServeConfig(threads=3, decode_threads=5).decode_workers == 5
+    assert config.inference_threads == 1 and config.worker_threads >= 1
+    assert ServeConfig(threads=3, workers=5).inference_threads == 3
+    assert ServeConfig(threads=3, workers=5).worker_threads == 5
     opts = session_options(config.inference_threads, spin=False)
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert opts.intra_op_num_threads == config.inference_threads

@@ -42,5 +42,5 @@ def test_cgroup_v1_quota(tmp_path: Path) -> None:
 
 def test_serving_pools_follow_the_usable_cores() -> None:
     config = ServeConfig()
-    assert config.decode_workers == usable_cores()
-    assert config.inference_threads == max(1, usable_cores() // 2)
+    assert config.worker_threads == usable_cores()
+    assert config.inference_threads == 1

@@ -126,7 +126,7 @@ def _samples(
         box = _box_of(row)
         idx = row.get("box_index") if box is not None else None
         s = SampleTask(key, str(row["label_mid"]), idx, box)
-        reason = excludes.reason(image_id, idx)
+        reason = excludes.reason(image_id, idx, s.label_mid)
         if reason is not None:
             excluded.append(Exclusion(image_id, key, s.label_mid, idx, f"exclude_list: {reason}"))
         else:

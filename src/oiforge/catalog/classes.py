@@ -26,13 +26,13 @@ from typing import Any, Literal
 
 from rapidfuzz import fuzz, process
 
+from oiforge.contracts.selection import is_mid
 from oiforge.errors import MalformedFileError, UnknownClassError, UserError
 
 #: The hierarchy root: in the hierarchy JSON but in no class list.
 ROOT_MID = "/m/0bl9f"
 _QUALIFIER_RE = re.compile(r"\s*\([^()]*\)\s*$")
 ROOT_NAME = "Entity"
-_MID_RE = re.compile(r"^/[a-z]{1,4}/[^\s,/]+$")
 
 
 log = logging.getLogger(__name__)
@@ -69,11 +69,6 @@ class ClassMatch:
     boxable: bool
     score: float
     matched: str
-
-
-def is_mid(text: str) -> bool:
-    """True for a Knowledge-Graph MID like ``/m/0cmf2``, ``/g/11b7...`` or ``/oi/m_0dzf4``."""
-    return _MID_RE.match(text) is not None
 
 
 def parse_class_csv(text: str, source: str) -> list[tuple[str, str]]:

@@ -27,7 +27,7 @@ def browse(
     selection: Path | None = typer.Argument(None, help="selection.parquet to review."),
     store: Path = typer.Option(Path("store"), "--store", help="Image store (store/<id[:2]>/)."),
     exclude_list: Path = typer.Option(
-        Path("exclude.txt"), "--exclude-list", help="The exclude-list build and book read."
+        Path("exclude.txt"), "--exclude-list", help="The exclude-list build reads."
     ),
     review: Path | None = typer.Option(
         None,

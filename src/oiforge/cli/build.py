@@ -49,7 +49,7 @@ def build_command(
         None, "--near-distance", help="pHash bits for near-duplicates."
     ),
     exclude_list: Path | None = typer.Option(
-        None, "--exclude-list", help="ImageID[,box][,reason] lines."
+        None, "--exclude-list", help="ImageID[,box|label_mid][,reason] lines."
     ),
     review: Path | None = typer.Option(
         None, "--review", help="Label review file (oiforge browse): leave rejected labels out."

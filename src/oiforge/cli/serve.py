@@ -140,10 +140,14 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", min=0, max=65535),
     threads: int = typer.Option(
-        0, "--threads", min=0, help="ONNX Runtime threads (0: half the cores, at least 1)."
+        0, "--threads", min=0, help="ONNX Runtime threads per model call (0: one)."
     ),
-    decode_threads: int = typer.Option(
-        0, "--decode-threads", min=0, help="Threads decoding uploads (0: one per core)."
+    workers: int = typer.Option(
+        0,
+        "--workers",
+        "--decode-threads",
+        min=0,
+        help="Threads that decode images and run the model (0: one per core).",
     ),
     max_batch: int = typer.Option(8, "--max-batch", min=1, help="Images per model call."),
     max_pending: int = typer.Option(
@@ -169,7 +173,7 @@ def serve(
         url_allow_private=url_allow_private,
         threads=threads,
         max_batch=max_batch,
-        decode_threads=decode_threads,
+        workers=workers,
         max_pending=max_pending,
     )
     err_console.print(f"serving {model} on http://{host}:{port} (Ctrl-C stops gracefully)")

@@ -59,12 +59,18 @@ ATTRIBUTION_COLUMNS: Final = (
     "original_url",
 )
 IMAGE_ID_RE: Final = re.compile(r"^[0-9a-f]{16}$")
+MID_RE: Final = re.compile(r"^/[a-z]{1,4}/[^\s,/]+$")
 BOX_FLAGS: Final = ("is_occluded", "is_truncated", "is_group_of", "is_depiction", "is_inside")
 
 
 def is_image_id(value: object) -> bool:
     """True for a 16-hex-char ImageID: the only thing that may ever become a path."""
     return isinstance(value, str) and IMAGE_ID_RE.match(value) is not None
+
+
+def is_mid(text: str) -> bool:
+    """True for a Knowledge-Graph MID like ``/m/0cmf2``, ``/g/11b7...`` or ``/oi/m_0dzf4``."""
+    return MID_RE.match(text) is not None
 
 
 #: selection.parquet: one row per (image, label) in image mode, per (image, box) in box mode.

@@ -22,12 +22,10 @@ from oiforge.present import slides_data as data
 from oiforge.present import slides_intro as intro
 from oiforge.present import slides_next as nxt
 from oiforge.present import slides_results as results
-from oiforge.present.curve import LearningCurve
 from oiforge.present.facts import Missing
 from oiforge.present.gather import Inputs, Options, gather
-from oiforge.present.model import Deck
-from oiforge.present.render import read_markdown, render_html, render_markdown
-from oiforge.present.sizing import EstimateFacts
+from oiforge.present.measure import EstimateFacts, LearningCurve
+from oiforge.present.model import Deck, read_markdown, render_html, render_markdown
 
 HTML_FILE = "index.html"
 MARKDOWN_FILE = "slides.md"

@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 
 from oiforge.errors import StageError
 from oiforge.present import facts
-from oiforge.present.curve import LearningCurve, learning_curve
 from oiforge.present.facts import (
     DatasetFacts,
     DownloadFacts,
@@ -23,7 +22,14 @@ from oiforge.present.facts import (
     RunFacts,
     SelectionFacts,
 )
-from oiforge.present.sizing import Capacity, EstimateFacts, cached_estimate, serve_capacity
+from oiforge.present.measure import (
+    Capacity,
+    EstimateFacts,
+    LearningCurve,
+    cached_estimate,
+    learning_curve,
+    serve_capacity,
+)
 
 T = TypeVar("T")
 DEFAULT_BENCH = Path("bench/results/bench_serve.json")

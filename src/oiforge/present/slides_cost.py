@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from oiforge.present.curve import LearningCurve
 from oiforge.present.facts import DatasetFacts, EvalFacts, Missing
 from oiforge.present.figures import headline
 from oiforge.present.gather import Inputs
+from oiforge.present.measure import LearningCurve
 from oiforge.present.model import (
     Slide,
     bullets,

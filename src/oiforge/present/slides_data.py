@@ -20,7 +20,7 @@ from oiforge.present.model import (
     pct,
     table,
 )
-from oiforge.present.photos import licence_name
+from oiforge.present.pictures import licence_name
 
 MAX_ROWS = 12
 

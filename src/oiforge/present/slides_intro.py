@@ -21,9 +21,15 @@ from oiforge.present.model import (
     pct,
     table,
 )
-from oiforge.present.photos import figure_html, photos_html, save_photo
+from oiforge.present.pictures import (
+    Chart,
+    Series,
+    figure_html,
+    photos_html,
+    render_chart,
+    save_photo,
+)
 from oiforge.present.slides_data import MAX_ROWS
-from oiforge.present.svg import Chart, Series, render_chart
 
 PHOTOS = 6
 

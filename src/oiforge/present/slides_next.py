@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from oiforge.present.curve import LearningCurve, overall_fit
 from oiforge.present.facts import DatasetFacts, EvalFacts, Missing
 from oiforge.present.figures import (
     CONFIDENT,
@@ -19,6 +18,14 @@ from oiforge.present.figures import (
     source_id,
 )
 from oiforge.present.gather import Inputs
+from oiforge.present.measure import (
+    LOADS_RPS,
+    Capacity,
+    LearningCurve,
+    break_even,
+    overall_fit,
+    replicas_for,
+)
 from oiforge.present.model import (
     Slide,
     bullets,
@@ -33,8 +40,7 @@ from oiforge.present.model import (
     table,
     usd,
 )
-from oiforge.present.sizing import LOADS_RPS, Capacity, break_even, replicas_for
-from oiforge.present.svg import Chart, Plan, Series, render_chart, render_diagram
+from oiforge.present.pictures import Chart, Plan, Series, render_chart, render_diagram
 
 MAX_EXTRAPOLATION = 100.0
 

@@ -27,7 +27,7 @@ from oiforge.present.model import (
     pct,
     table,
 )
-from oiforge.present.photos import figure_html, photos_html, save_photo
+from oiforge.present.pictures import figure_html, photos_html, save_photo
 from oiforge.present.slides_data import MAX_ROWS
 from oiforge.present.slides_intro import kpis
 

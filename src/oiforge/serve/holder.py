@@ -2,13 +2,13 @@
 and the per-request work: fetch, decode, infer.
 
 A request never holds a thread while it waits: URL fetches run in the loop's default
-executor, decoding in a pool with one thread per core (FIFO, so under load requests finish in
-arrival order instead of 40 threads time-slicing each other), and inference in the batcher's
-thread, awaited as a future.
+executor; decoding, preprocessing and inference run in the inference pool's workers, one per
+core (FIFO, so under load requests finish in arrival order instead of 40 threads
+time-slicing each other), each image's future awaited on the event loop.
 
 The pools are sized by the cores this process may really use (:func:`usable_cores`):
 ``os.cpu_count()`` is the host's count: in a container limited to 2 CPUs on a 64-core host
-it says 64, and a service sized by it would run 64 decode and 32 inference threads on 2 CPUs.
+it says 64, and a service sized by it would run 64 workers on 2 CPUs.
 This reads the CPU affinity and the cgroup CPU quota (v2 ``cpu.max``, v1 ``cfs_quota_us``).
 """
 
@@ -19,15 +19,12 @@ import logging
 import math
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 import numpy as np
-import numpy.typing as npt
 
-from oiforge.contracts.run import Preprocessing
 from oiforge.errors import OiforgeError
 from oiforge.serve.api_errors import ApiError
 from oiforge.serve.images import (
@@ -36,11 +33,16 @@ from oiforge.serve.images import (
     FetchRejected,
     ImageRejected,
     fetch_url,
-    preprocess_bytes,
 )
 from oiforge.serve.inputs import ImageInput
 from oiforge.serve.metrics import Metrics
-from oiforge.serve.predictor import DEFAULT_MAX_BATCH, Batcher, Predictor, Score
+from oiforge.serve.predictor import (
+    DEFAULT_MAX_BATCH,
+    InferencePool,
+    Prediction,
+    Predictor,
+    Score,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +66,22 @@ class ServeConfig:
     url_timeout_s: float = 10.0
     threads: int = 0
     max_batch: int = DEFAULT_MAX_BATCH
-    decode_threads: int = 0
+    workers: int = 0
     max_pending: int = DEFAULT_MAX_PENDING
 
     @property
-    def decode_workers(self) -> int:
-        """Threads that decode uploads (``decode_threads`` 0: one per usable core)."""
-        return self.decode_threads or usable_cores()
+    def worker_threads(self) -> int:
+        """Threads that decode images and run the model (``workers`` 0: one per usable core)."""
+        return self.workers or usable_cores()
 
     @property
     def inference_threads(self) -> int:
-        """ONNX Runtime intra-op threads (``threads`` 0: half the cores, at least one).
+        """ONNX Runtime intra-op threads per model call (``threads`` 0: one).
 
-        The other half decodes uploads and runs the event loop; on 2 cores one inference
-        thread used ~15% less CPU per request than two (bench/RESULTS.md, "serve").
+        Throughput comes from the workers running calls side by side; one thread per call
+        costs the least CPU per image (no intra-op synchronisation; bench/RESULTS.md, "serve").
         """
-        return self.threads or max(1, usable_cores() // 2)
+        return self.threads or 1
 
     @property
     def fetch_policy(self) -> FetchPolicy:
@@ -97,8 +99,7 @@ class ModelHolder:
         self._predictor = model if isinstance(model, Predictor) else None
         self._error = ""
         self._lock = threading.Lock()
-        self.batcher: Batcher | None = None
-        self.decode_pool = ThreadPoolExecutor(config.decode_workers, "oiforge-decode")
+        self.pool: InferencePool | None = None
         self.pending = 0  # images accepted and not answered; touched by the event loop only
 
     def load(self) -> None:
@@ -111,18 +112,23 @@ class ModelHolder:
                 except OiforgeError as exc:
                     self._error = str(exc)
                     log.error("model failed to load: %s", exc)
-            if self._predictor is not None and self.batcher is None:
-                self.batcher = Batcher(self._predictor, self.metrics, self.config.max_batch)
-            self.metrics.ready.set(1 if self.batcher else 0)
+            if self._predictor is not None and self.pool is None:
+                self.pool = InferencePool(
+                    self._predictor,
+                    self.metrics,
+                    self.config.worker_threads,
+                    self.config.max_batch,
+                    self.config.max_pixels,
+                )
+            self.metrics.ready.set(1 if self.pool else 0)
 
     def close(self) -> None:
         self.draining = True
-        if self.batcher is not None:
-            self.batcher.close()
-        self.decode_pool.shutdown(wait=False, cancel_futures=True)
+        if self.pool is not None:
+            self.pool.close()
 
     def require_ready(self) -> Predictor:
-        if self._predictor is None or self.batcher is None:
+        if self._predictor is None or self.pool is None:
             raise ApiError(503, "not_ready", f"not ready: {self._error or 'model loading'}")
         return self._predictor
 
@@ -164,44 +170,25 @@ def _payloads(items: list[ImageInput], config: ServeConfig) -> list[bytes]:
     return [_image_bytes(item, i, config) for i, item in enumerate(items)]
 
 
-def _decode(
-    data: bytes, index: int, name: str, pre: Preprocessing, max_pixels: int
-) -> tuple[npt.NDArray[np.float32], int, int]:
-    try:
-        arr, decoded = preprocess_bytes(data, pre, max_pixels)
-    except ImageRejected as exc:
-        status = FAILURE_STATUS.get(exc.code, 422)
-        raise ApiError(status, exc.code, f"image {index} ({name}): {exc}", index=index) from exc
-    return arr, decoded.width, decoded.height
+def _failure(exc: BaseException, index: int, name: str) -> BaseException:
+    if not isinstance(exc, ImageRejected):
+        return exc
+    status = FAILURE_STATUS.get(exc.code, 422)
+    return ApiError(status, exc.code, f"image {index} ({name}): {exc}", index=index)
 
 
-async def _decode_all(
-    holder: ModelHolder, predictor: Predictor, items: list[ImageInput], payloads: list[bytes]
-) -> list[tuple[npt.NDArray[np.float32], int, int]]:
-    loop = asyncio.get_running_loop()
-    pre, max_pixels = predictor.labels.preprocessing, holder.config.max_pixels
-    jobs = [
-        loop.run_in_executor(holder.decode_pool, _decode, data, i, item.name, pre, max_pixels)
-        for i, (item, data) in enumerate(zip(items, payloads, strict=True))
-    ]
-    results = await asyncio.gather(*jobs, return_exceptions=True)
-    for result in results:  # the first bad image (by position) fails the request
-        if isinstance(result, BaseException):
-            raise result
-    return [r for r in results if not isinstance(r, BaseException)]
-
-
-async def _infer(
-    holder: ModelHolder, predictor: Predictor, items: list[ImageInput]
-) -> tuple[npt.NDArray[np.float32], list[tuple[npt.NDArray[np.float32], int, int]]]:
+async def _infer(holder: ModelHolder, items: list[ImageInput]) -> list[Prediction]:
     if all(item.data is not None for item in items):
         payloads = [item.data or b"" for item in items]
     else:
         payloads = await asyncio.to_thread(_payloads, items, holder.config)
-    decoded = await _decode_all(holder, predictor, items, payloads)
-    assert holder.batcher is not None  # require_ready() checked it
-    probs = await asyncio.wrap_future(holder.batcher.submit([arr for arr, _, _ in decoded]))
-    return probs, decoded
+    assert holder.pool is not None  # require_ready() checked it
+    futures = [asyncio.wrap_future(holder.pool.submit(data)) for data in payloads]
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    for i, result in enumerate(results):  # the first bad image (by position) fails the request
+        if isinstance(result, BaseException):
+            raise _failure(result, i, items[i].name) from result
+    return [r for r in results if isinstance(r, Prediction)]
 
 
 async def predict_inputs(
@@ -212,15 +199,15 @@ async def predict_inputs(
     holder.pending += len(items)
     holder.metrics.pending.set(holder.pending)
     try:
-        probs, decoded = await _infer(holder, predictor, items)
+        predictions = await _infer(holder, items)
     finally:
         holder.pending -= len(items)
         holder.metrics.pending.set(holder.pending)
-    ranked = predictor.top_k(probs, top_k)
+    ranked = predictor.top_k(np.stack([p.probs for p in predictions]), top_k)
     holder.metrics.images.inc(len(items))
     return [
-        ItemPrediction(item.name, w, h, scores)
-        for item, (_, w, h), scores in zip(items, decoded, ranked, strict=True)
+        ItemPrediction(item.name, p.width, p.height, scores)
+        for item, p, scores in zip(items, predictions, ranked, strict=True)
     ]
 
 

@@ -1,16 +1,17 @@
 """The ONNX Runtime predictor: ``model.onnx`` + ``labels.json`` → top-k per image, and the
-dynamic batcher that lets concurrent requests share its calls.
+inference pool that turns a service's uploads into predictions.
 
 This module and everything it imports stay free of torch, so ``oiforge predict`` and
 ``oiforge serve`` start fast and run in a small image.
 
-Dynamic batching: one worker thread owns the model. Each request submits its images and
-waits; the worker takes everything queued at that moment (up to ``max_batch`` images) and runs
-it as one batch. It never waits for more work, so a lone request pays no extra latency, and
-under load the per-call overhead is shared (FACTS.md: 124 img/s at batch 1, 198 img/s at batch
-32, with 2 threads). With one inference thread (the default on 2 cores) batches beyond 4-8
-images gain nothing per image, while every request of a batch waits for the whole batch:
-hence 8.
+The pool (:class:`InferencePool`): one worker thread per core, each running the whole path of
+an image (decode, preprocess, model call) with one ONNX Runtime thread per call. A free worker
+takes everything queued at that moment (up to ``max_batch`` images) and runs it as one batch;
+it never waits for more work, so a lone request pays no extra latency, and under load the
+per-call cost is shared. Replaced a decode pool feeding one model thread (bench/RESULTS.md,
+"serve"): an image crossed three threads, and the model thread was the queue's bottleneck
+while the decoders idled. With one ORT thread a batch beyond 4-8 images gains nothing per
+image while every request of a batch waits for the whole batch: hence 8.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy.typing as npt
 from oiforge.contracts.run import LABELS_FILE, Labels, read_labels
 from oiforge.errors import InvalidInputError, StageError
 from oiforge.errtext import exception_text
+from oiforge.serve.images import DEFAULT_MAX_PIXELS, preprocess_bytes
 from oiforge.serve.metrics import Metrics
 
 MODEL_FILE: Final = "model.onnx"
@@ -148,69 +150,119 @@ DEFAULT_MAX_BATCH: Final = 8
 Probs = npt.NDArray[np.float32]
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """One image's softmax row and its decoded (upright) size."""
+
+    probs: Probs
+    width: int
+    height: int
+
+
 @dataclass
-class _Job:
-    arrays: list[npt.NDArray[np.float32]]
-    future: Future[Probs] = field(default_factory=Future)
+class _Item:
+    data: bytes
+    future: Future[Prediction] = field(default_factory=Future)
 
 
-class Batcher:
+@dataclass(frozen=True)
+class _Ready:
+    item: _Item
+    array: npt.NDArray[np.float32]
+    width: int
+    height: int
+
+
+class InferencePool:
+    """Worker threads that turn queued image bytes into predictions, each on its own.
+
+    A worker takes everything queued when it is free (up to ``max_batch`` images), decodes
+    and preprocesses those images and runs them through the model as one call, on the same
+    thread: the image never changes threads between its bytes and its probabilities, and a
+    request costs one hand-off to a worker and one back. Several workers run model calls
+    side by side (ONNX Runtime sessions are thread-safe), so no thread waits for another's
+    decode. A lone image pays no batching delay.
+    """
+
     def __init__(
-        self, predictor: Predictor, metrics: Metrics, max_batch: int = DEFAULT_MAX_BATCH
+        self,
+        predictor: Predictor,
+        metrics: Metrics,
+        workers: int = 1,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.predictor = predictor
         self.metrics = metrics
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name="oiforge-batcher", daemon=True)
-        self._thread.start()
+        self.max_pixels = max_pixels
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"oiforge-worker-{i}", daemon=True)
+            for i in range(max(1, workers))
+        ]
+        for thread in self._threads:
+            thread.start()
 
-    def submit(self, arrays: list[npt.NDArray[np.float32]]) -> Future[Probs]:
-        """Queue ``arrays``; the future gets their softmax rows (await it, no thread blocked)."""
-        job = _Job(arrays)
-        self._queue.put(job)
-        return job.future
+    def submit(self, data: bytes) -> Future[Prediction]:
+        """Queue one image's bytes; the future gets its prediction or ``ImageRejected``."""
+        item = _Item(data)
+        self._queue.put(item)
+        return item.future
 
-    def probabilities(self, arrays: list[npt.NDArray[np.float32]]) -> Probs:
-        """Softmax rows for ``arrays``, computed in a shared batch (blocks until done)."""
-        return self.submit(arrays).result()
+    def predict(self, images: Sequence[bytes]) -> list[Prediction]:
+        """Predictions for ``images``, computed in shared batches (blocks until done)."""
+        return [future.result() for future in [self.submit(data) for data in images]]
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=30)
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=30)
 
-    def _take(self, first: _Job) -> tuple[list[_Job], bool]:
-        jobs, size = [first], len(first.arrays)
-        while size < self.max_batch:
+    def _take(self, first: _Item) -> tuple[list[_Item], bool]:
+        items = [first]
+        while len(items) < self.max_batch:
             try:
-                job = self._queue.get_nowait()
+                item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if job is None:
-                return jobs, True
-            jobs.append(job)
-            size += len(job.arrays)
-        return jobs, False
+            if item is None:
+                return items, True
+            items.append(item)
+        return items, False
 
-    def _run(self, jobs: list[_Job]) -> None:
-        arrays = [a for job in jobs for a in job.arrays]
+    def _prepare(self, item: _Item) -> _Ready | None:
+        if not item.future.set_running_or_notify_cancel():
+            return None
+        try:
+            arr, decoded = preprocess_bytes(
+                item.data, self.predictor.labels.preprocessing, self.max_pixels
+            )
+        except Exception as exc:  # ImageRejected, or a bug: that request fails, not the worker
+            item.future.set_exception(exc)
+            return None
+        return _Ready(item, arr, decoded.width, decoded.height)
+
+    def _run(self, items: list[_Item]) -> None:
+        ready = [r for r in map(self._prepare, items) if r is not None]
+        if not ready:
+            return
         start = time.perf_counter()
         try:
-            probs = self.predictor.probabilities(arrays)
+            probs = self.predictor.probabilities([r.array for r in ready])
         except Exception as exc:  # handed to every waiting request, never kills the worker
-            for job in jobs:
-                job.future.set_exception(exc)
+            for r in ready:
+                r.item.future.set_exception(exc)
             return
         self.metrics.inference.observe(time.perf_counter() - start)
-        self.metrics.batch_size.observe(len(arrays))
-        offset = 0
-        for job in jobs:
-            job.future.set_result(probs[offset : offset + len(job.arrays)])
-            offset += len(job.arrays)
+        self.metrics.batch_size.observe(len(ready))
+        for r, row in zip(ready, probs, strict=True):
+            r.item.future.set_result(Prediction(row, r.width, r.height))
 
     def _loop(self) -> None:
         while (first := self._queue.get()) is not None:
-            jobs, stop = self._take(first)
-            self._run(jobs)
+            items, stop = self._take(first)
+            self._run(items)
             if stop:
                 return
