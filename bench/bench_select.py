@@ -85,9 +85,15 @@ def _boxes(con: duckdb.DuckDBPyConnection, out: Path, n: int, n_img: int) -> Non
     """)
 
 
-def _images(con: duckdb.DuckDBPyConnection, out: Path, n: int, split: str) -> None:
+def _images(
+    con: duckdb.DuckDBPyConnection,
+    out: Path,
+    n: int,
+    split: str,
+    image_id: str = "lower(lpad(to_hex(hash(i)), 16, '0'))",
+) -> None:
     con.execute(f"""
-    COPY (SELECT lower(lpad(to_hex(hash(i)), 16, '0')) AS ImageID, '{split}' AS Subset,
+    COPY (SELECT {image_id} AS ImageID, '{split}' AS Subset,
       'https://c1.staticflickr.com/5/' || i || '/' || i || '_46f356962f_o.jpg' AS OriginalURL,
       'https://www.flickr.com/photos/someone/' || i AS OriginalLandingURL,
       'https://creativecommons.org/licenses/by/2.0/' AS License,

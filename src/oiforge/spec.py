@@ -34,6 +34,8 @@ VERSIONS = ("v1", "v2", "v3", "v4", "v5", "v6", "v7")
 FlagRule = Literal["keep", "drop", "only"]
 NegativesMode = Literal["none", "verified", "random", "both"]
 TaskName = Literal["singlelabel", "multilabel"]
+#: The formats a ``multilabel`` build can write (class folders hold one class a photo).
+MULTILABEL_FORMATS = ("parquet", "webdataset")
 TtaName = Literal["none", "flip", "multi-crop"]
 
 
@@ -192,6 +194,11 @@ class BuildSpec(_Frozen):
     def _check_build(self) -> BuildSpec:
         if not self.formats:
             raise ValueError("choose at least one format")
+        if self.task == "multilabel" and "folders" in self.formats:
+            raise ValueError(
+                "task multilabel cannot use the folders format (a photo with several labels "
+                f"has no one class folder): use {' or '.join(MULTILABEL_FORMATS)}"
+            )
         if isinstance(self.split, tuple) and (
             min(self.split) < 0 or abs(sum(self.split) - 1.0) > 1e-6
         ):

@@ -143,3 +143,22 @@ def test_parquet_copy_is_sorted_by_label_then_image(tmp_path: Path) -> None:
     parquet = next((tmp_path / "parquet").rglob("*bbox.csv.parquet"))
     got = _rows(cat, f"SELECT label_mid, image_id FROM read_parquet('{parquet}')")
     assert got == sorted(got)
+
+
+def test_an_ingest_sort_is_bounded_by_the_memory_available_then_restored(tmp_path: Path) -> None:
+    import duckdb
+
+    from oiforge.catalog.ingest import available_memory, bound_memory
+
+    con = duckdb.connect()
+    before = con.execute("SELECT current_setting('memory_limit')").fetchall()
+    free = available_memory()
+    with bound_memory(con, tmp_path / "spill"):
+        inside = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        spill = con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
+    assert spill == str(tmp_path / "spill")
+    if free is not None:  # Linux: at most half of what is available (1 GiB at least)
+        value, unit = inside.split()
+        gib = float(value) * {"MiB": 1 / 1024, "GiB": 1.0}[unit]
+        assert gib <= max(1.0, free / 2**30 / 2) + 0.01
+    assert con.execute("SELECT current_setting('memory_limit')").fetchall() == before

@@ -18,12 +18,26 @@ import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
-from oiforge.build.plan import Exclusion, ImageMeta, Plan, reindex
-from oiforge.build.records import OK, Box, ImageRecord, SampleTask
+from oiforge.build.plan import Exclusion, ImageLabels, ImageMeta, Plan, reindex
+from oiforge.build.records import OK, Box, ImageRecord, SampleResult, SampleTask
 from oiforge.contracts import DATASET_SPLITS
 from oiforge.contracts.dataset import ClassInfo
 from oiforge.spec import BuildSpec
+
+
+@dataclass(frozen=True)
+class Tags:
+    """A ``multilabel`` sample's classes: verified positives, verified negatives, machine."""
+
+    labels: tuple[ClassInfo, ...]
+    negatives: tuple[ClassInfo, ...]
+    machine: tuple[ClassInfo, ...]
+
+
+#: The ``cls`` of a ``multilabel`` sample without a verified positive (no class folder).
+NO_CLASS: Final = ClassInfo(-1, "", "", "")
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,7 @@ class ExportSample:
     crop: str
     record: ImageRecord
     meta: ImageMeta
+    tags: Tags | None = None  # multilabel only; ``cls`` is then its first positive
 
     @property
     def folder_path(self) -> str:
@@ -128,7 +143,10 @@ def _splits(
         return known
     labels: dict[str, list[str]] = defaultdict(list)
     for iid, gid in groups.items():
-        labels[gid] += [s.label_mid for s in records[iid].samples if s.status == OK]
+        if iid in plan.labels:  # multilabel: stratified by all positives of the group
+            labels[gid] += list(plan.labels[iid].labels) or [""]
+        else:
+            labels[gid] += [s.label_mid for s in records[iid].samples if s.status == OK]
     by_group = assign_splits(labels, spec.split, spec.split_seed)
     return {iid: by_group[gid] for iid, gid in groups.items()}
 
@@ -142,16 +160,15 @@ def assemble(plan: Plan, records: dict[str, ImageRecord], spec: BuildSpec) -> As
     excluded = list(plan.excluded)
     ids = _failures(plan, records, excluded)
     split_of = _splits(_dedupe(ids, records, plan, spec, excluded), plan, records, spec, excluded)
-    by_mid = {c.mid: c for c in plan.classes}
     tasks = _tasks_by_key(plan)
     raw = [(iid, s) for iid in sorted(split_of) for s in records[iid].samples if s.status == OK]
-    classes = reindex(plan.classes, {s.label_mid for _, s in raw})
+    classes = reindex(plan.classes, _used_mids(plan, raw))
     by_mid = {c.mid: c for c in classes}
     samples = [
         ExportSample(
             s.key,
             split_of[iid],
-            by_mid[s.label_mid],
+            by_mid.get(s.label_mid, NO_CLASS),
             s.box_index,
             tasks[s.key].box,
             s.sha256,
@@ -160,12 +177,27 @@ def assemble(plan: Plan, records: dict[str, ImageRecord], spec: BuildSpec) -> As
             s.crop,
             records[iid],
             plan.images[iid],
+            _tags(plan.labels[iid], by_mid) if plan.task == "multilabel" else None,
         )
         for iid, s in raw
     ]
     order = {name: i for i, name in enumerate(DATASET_SPLITS)}
     samples.sort(key=lambda x: (order[x.split], x.cls.folder, x.key))
     return Assembly(samples, classes, sorted(excluded, key=lambda e: (e.image_id, e.key)))
+
+
+def _used_mids(plan: Plan, raw: list[tuple[str, SampleResult]]) -> set[str]:
+    """The classes the exported samples use (multilabel: any known label of them)."""
+    if plan.task != "multilabel":
+        return {s.label_mid for _, s in raw}
+    return {m for iid, _ in raw for m in plan.labels[iid].mids()}
+
+
+def _tags(found: ImageLabels, by_mid: Mapping[str, ClassInfo]) -> Tags:
+    def classes(mids: tuple[str, ...]) -> tuple[ClassInfo, ...]:
+        return tuple(sorted((by_mid[m] for m in mids if m in by_mid), key=lambda c: c.index))
+
+    return Tags(classes(found.labels), classes(found.negatives), classes(found.machine))
 
 
 #: When duplicates in official splits disagree, keep the copy in the first of these.

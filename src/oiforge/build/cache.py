@@ -7,9 +7,11 @@ Layout (inside the staging directory, removed once the dataset is renamed into p
     .cache/journal/<host>-<pid>-<token>.jsonl   one JSON ``ImageRecord`` a line, per process
 
 Each process appends to its own journal (no locking, safe on shared file systems) once per
-batch, after the batch's sample files are written, then fdatasyncs it. On resume a torn or
-stale line costs a re-render, never a wrong sample: a record is reused only when its task,
-source file and sample files still hash right.
+batch, after the batch's sample files are written; its background writer thread then
+fdatasyncs it while the worker decodes the next batch (a failed sync fails the next batch; a
+worker process finishes its syncs before it exits). On resume a torn or stale line costs
+a re-render, never a wrong sample: a record is reused only when its task, source file and
+sample files still hash right.
 """
 
 from __future__ import annotations
@@ -115,6 +117,17 @@ class SampleWriter:
         for fut in pending:
             fut.result()
 
+    def sync_later(self, fd: int) -> None:
+        """fdatasync and close ``fd`` on the writer thread, after every write queued so far."""
+        self._pending.append(self._pool.submit(_sync_and_close, fd))
+
+
+def _sync_and_close(fd: int) -> None:
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
 
 _WRITERS: dict[int, SampleWriter] = {}
 
@@ -140,8 +153,11 @@ def _journal_name() -> str:
     return _JOURNAL_NAME[pid]
 
 
-def append_records(cache: Path, records: Iterable[ImageRecord]) -> None:
-    """Append records to this process's journal in one write, then make them durable."""
+def append_records(
+    cache: Path, records: Iterable[ImageRecord], writer: SampleWriter | None = None
+) -> None:
+    """Append records to this process's journal in one write, then make them durable: now,
+    or with ``writer`` on its thread (the caller flushes it before relying on durability)."""
     data = "".join(r.to_json() + "\n" for r in records).encode()
     if not data:
         return
@@ -150,9 +166,13 @@ def append_records(cache: Path, records: Iterable[ImageRecord]) -> None:
     fd = os.open(folder / _journal_name(), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         _write_all(fd, data)
-        os.fdatasync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    if writer is not None:
+        writer.sync_later(fd)
+    else:
+        _sync_and_close(fd)
 
 
 def read_records(cache: Path) -> dict[str, ImageRecord]:

@@ -18,7 +18,7 @@ import io
 import json
 import os
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -57,6 +57,7 @@ class CardInfo:
     version: str  # Open Images version, or "unknown"
     spec: BuildSpec
     selection_sha256: str
+    labels: tuple[str, ...] = ()  # the "Labels" section: task, where negatives came from
 
 
 def _class_table(asm: Assembly) -> list[str]:
@@ -65,10 +66,55 @@ def _class_table(asm: Assembly) -> list[str]:
     lines = [head, "|" + "---|" * (4 + len(DATASET_SPLITS))]
     for c in asm.classes:
         per = " | ".join(str(counts[(c.mid, sp)]) for sp in DATASET_SPLITS)
-        lines.append(f"| {c.index} | {_cell(c.name)} | `{c.folder}` | `{c.mid}` | {per} |")
+        mid = f"`{c.mid}`" if c.mid else "none (added negatives)"
+        lines.append(f"| {c.index} | {_cell(c.name)} | `{c.folder}` | {mid} | {per} |")
     totals = Counter(s.split for s in asm.samples)
     lines.append("| | **total** | | | " + " | ".join(str(totals[s]) for s in DATASET_SPLITS) + " |")
     return lines
+
+
+def negatives_words(made: Mapping[str, object], background: Mapping[str, int]) -> list[str]:
+    """The card's plain-words account of where the negatives came from."""
+    lines = []
+    if made.get("multi_label") == "multi":
+        down = " and expanded down the class hierarchy" if made.get("expand_up") else ""
+        lines.append(
+            "- Negatives of the selected photos: labels a person verified as *not* in the "
+            f"photo (Open Images human-verified labels with Confidence 0){down}."
+        )
+    if background:
+        kinds = {"verification": "humans verified as not showing the classes",
+                 "random": "drawn at random among photos with no positive label of the "
+                           "classes or their sub-classes (nobody checked them)"}  # fmt: skip
+        for source, n in sorted(background.items()):
+            lines.append(f"- {n} photos added as negatives: {kinds.get(source, source)}.")
+    if made.get("min_confidence") is not None:
+        lines.append(
+            f"- Machine labels at confidence >= {made['min_confidence']} that no person "
+            "verified are kept apart (`machine`), never counted as verified."
+        )
+    return lines or ["- No negatives: only the photos' verified positive labels."]
+
+
+def _multi_class_table(asm: Assembly) -> list[str]:
+    """Per class and split: photos with it verified present / verified absent / unknown."""
+    known: Counter[tuple[str, str, str]] = Counter()
+    for s in asm.samples:
+        for kind in ("labels", "negatives"):
+            for c in getattr(s.tags, kind, ()):
+                known[(kind, c.mid, s.split)] += 1
+    photos = Counter(s.split for s in asm.samples)
+    head = "| index | class | MID | " + " | ".join(f"{sp} + / − / ?" for sp in DATASET_SPLITS)
+    lines = [head + " |", "|" + "---|" * (3 + len(DATASET_SPLITS))]
+    for c in asm.classes:
+        cells = []
+        for sp in DATASET_SPLITS:
+            pos, neg = known[("labels", c.mid, sp)], known[("negatives", c.mid, sp)]
+            cells.append(f"{pos} / {neg} / {photos[sp] - pos - neg}")
+        lines.append(f"| {c.index} | {_cell(c.name)} | `{c.mid}` | {' | '.join(cells)} |")
+    lines.append("| | **photos** | | " + " | ".join(str(photos[s]) for s in DATASET_SPLITS) + " |")
+    return [*lines, "", "`+` verified present, `−` verified absent, `?` unknown (nobody "
+            "checked; machine labels count as unknown)."]  # fmt: skip
 
 
 def _cell(text: str) -> str:
@@ -95,9 +141,10 @@ def write_card(root: Path, asm: Assembly, info: CardInfo, formats: list[str]) ->
         f"{len(asm.samples)} samples of {len(asm.classes)} classes from {images} Open Images "
         f"photos (Open Images version: {info.version}). Formats: {', '.join(formats)}.",
         "",
+        *(["## Labels", "", *info.labels, ""] if info.labels else []),
         "## Classes",
         "",
-        *_class_table(asm),
+        *(_multi_class_table(asm) if info.spec.task == "multilabel" else _class_table(asm)),
         "",
         "## Filters and exclusions",
         "",

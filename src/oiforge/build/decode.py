@@ -1,11 +1,8 @@
 """Pixels: open and fully decode one store image, and the array operations on it.
 
 Decoding: checks, draft-mode scaling, upright orientation; every failure is a reason string
-(``DecodeFailure``), never an exception out of here. Pixel operations on H×W×3 uint8 arrays
-use OpenCV/simplejpeg when installed, Pillow otherwise: stock Pillow's resize costs more than
-the JPEG decode (FACTS.md), so the hot path uses OpenCV: area averaging for reductions of 2×
-or more (after JPEG DCT scaling there are few), bilinear below that, bicubic to enlarge. Both
-paths are deterministic for one environment.
+(``DecodeFailure``), never an exception out of here. The array operations shared with the
+download stage (libjpeg-turbo decode and encode, OpenCV resize) live in ``oiforge.pixels``.
 """
 
 from __future__ import annotations
@@ -21,48 +18,12 @@ import numpy as np
 from PIL import Image
 
 from oiforge.orientation import EXIF_TRANSPOSE, SWAPS_AXES, exif_orientation
-
-Array = np.ndarray[Any, np.dtype[np.uint8]]
-
-
-def _optional(name: str) -> Any:
-    """An optional fast-path module, or None."""
-    import importlib
-
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
-
-cv2: Any = _optional("cv2")
-simplejpeg: Any = _optional("simplejpeg")
-if cv2 is not None:
-    cv2.setNumThreads(1)  # one image per process: threads would only fight the pool
-
-
-def _interpolation(src_w: int, src_h: int, out_w: int, out_h: int) -> int:
-    factor = min(src_w / out_w, src_h / out_h)
-    if factor >= 2.0:
-        return int(cv2.INTER_AREA)
-    return int(cv2.INTER_LINEAR if factor >= 1.0 else cv2.INTER_CUBIC)
-
-
-def resize(arr: Array, width: int, height: int) -> Array:
-    """``arr`` resized to ``width`` × ``height`` (antialiased when reducing)."""
-    h, w = arr.shape[:2]
-    if (w, h) == (width, height):
-        return arr
-    if cv2 is not None:
-        out: Array = cv2.resize(
-            arr, (width, height), interpolation=_interpolation(w, h, width, height)
-        )
-        return out
-    im = Image.fromarray(np.ascontiguousarray(arr), "RGB")
-    resized: Array = np.asarray(
-        im.resize((width, height), Image.Resampling.BICUBIC, reducing_gap=3.0)
-    )
-    return resized
+from oiforge.pixels import (
+    Array,
+    decode_jpeg_fast,
+    optional_module,
+    turn_array,
+)
 
 
 def thumbnail(arr: Array, side: int = 64) -> Array:
@@ -71,6 +32,7 @@ def thumbnail(arr: Array, side: int = 64) -> Array:
     With OpenCV: exact 2×2 box halvings (its fast bilinear path at exactly half size) while
     the image is at least four sides high, then one area resize; a box filter either way.
     """
+    cv2 = optional_module("cv2")
     if cv2 is None:
         h, w = arr.shape[:2]
         k = max(1, min(h, w) // side)
@@ -85,42 +47,10 @@ def thumbnail(arr: Array, side: int = 64) -> Array:
     return small
 
 
-def encode_jpeg(arr: Array, quality: int) -> bytes:
-    """Baseline JPEG, 4:2:0, at ``quality``."""
-    arr = np.ascontiguousarray(arr)
-    if simplejpeg is not None:
-        return bytes(simplejpeg.encode_jpeg(arr, quality, "RGB", "420"))
-    buf = io.BytesIO()
-    Image.fromarray(arr, "RGB").save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
-
-
-def decode_jpeg_fast(data: bytes, min_width: int, min_height: int) -> Array | None:
-    """libjpeg-turbo via simplejpeg, strict (any warning → None, so Pillow decides)."""
-    if simplejpeg is None:
-        return None
-    try:
-        out: Array = simplejpeg.decode_jpeg(
-            data, "RGB", min_width=min_width, min_height=min_height, strict=True
-        )
-    except (ValueError, RuntimeError):
-        return None
-    return out
-
-
 #: Formats a store file may hold; anything else Pillow happens to parse is refused. MPO is a
 #: JPEG with extra frames (stereo, depth) appended, as many cameras write; its first frame is
 #: the photo.
 ALLOWED_FORMATS: Final = frozenset({"JPEG", "MPO", "PNG", "WEBP"})
-_TURN_ARRAY: Final[dict[Image.Transpose, Callable[[Array], Array]]] = {
-    Image.Transpose.FLIP_LEFT_RIGHT: lambda a: a[:, ::-1],
-    Image.Transpose.ROTATE_180: lambda a: a[::-1, ::-1],
-    Image.Transpose.FLIP_TOP_BOTTOM: lambda a: a[::-1],
-    Image.Transpose.TRANSPOSE: lambda a: a.transpose(1, 0, 2),
-    Image.Transpose.TRANSVERSE: lambda a: np.rot90(a, 2).transpose(1, 0, 2),
-    Image.Transpose.ROTATE_90: lambda a: np.rot90(a, 1),
-    Image.Transpose.ROTATE_270: lambda a: np.rot90(a, 3),
-}
 #: Open Images ``Rotation`` (degrees clockwise to turn the photo upright) as a transpose.
 _ROTATION: Final = {
     90: Image.Transpose.ROTATE_270,
@@ -187,7 +117,7 @@ def decode(
     if rgb is None:
         rgb = np.asarray(_pillow_decode(im, d))
     if turn is not None:
-        rgb = np.ascontiguousarray(_TURN_ARRAY[turn](rgb))
+        rgb = turn_array(rgb, turn)
     return Decoded(rgb, full_w, full_h, note)
 
 

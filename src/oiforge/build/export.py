@@ -28,7 +28,7 @@ from oiforge.atomic import atomic_open
 from oiforge.build.assemble import ExportSample
 from oiforge.build.plan import Exclusion
 from oiforge.contracts import DATASET_SPLITS
-from oiforge.contracts.dataset import ClassInfo
+from oiforge.contracts.dataset import ClassInfo, Task
 from oiforge.contracts.dataset import write_manifest as write_dataset_manifest
 
 
@@ -58,7 +58,20 @@ def write_folders(
 
 
 def sample_json(s: ExportSample) -> dict[str, object]:
-    """The small per-sample metadata stored beside the image."""
+    """The small per-sample metadata stored beside the image (``multilabel``: the class
+    indexes, names and MIDs of its verified positives, verified negatives and machine labels;
+    every other class is unknown)."""
+    if s.tags is not None:
+        return {
+            "key": s.key,
+            "image_id": s.record.image_id,
+            **{
+                f"{kind}{suffix}": [getattr(c, attr) for c in getattr(s.tags, kind)]
+                for kind in ("labels", "negatives", "machine")
+                for suffix, attr in (("", "index"), ("_names", "name"), ("_mids", "mid"))
+            },
+            **{k: s.meta.attribution[k] for k in ("license", "author", "landing_url")},
+        }
     return {
         "key": s.key,
         "image_id": s.record.image_id,
@@ -88,7 +101,8 @@ def _write_shard(path: Path, chunk: list[ExportSample], source: Callable[[str], 
     ):
         for s in chunk:
             _add(tar, f"{s.key}.jpg", source(s.key).read_bytes())
-            _add(tar, f"{s.key}.cls", str(s.cls.index).encode())
+            if s.tags is None:
+                _add(tar, f"{s.key}.cls", str(s.cls.index).encode())
             meta = json.dumps(sample_json(s), sort_keys=True, ensure_ascii=False)
             _add(tar, f"{s.key}.json", meta.encode())
 
@@ -122,6 +136,32 @@ _SCHEMA = pa.schema(
 )
 
 
+_LISTS: Final = ("labels", "negatives", "machine")
+_MULTI_SCHEMA = pa.schema(
+    [
+        ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+        ("labels", pa.list_(pa.int64())),
+        ("negatives", pa.list_(pa.int64())),
+        ("machine", pa.list_(pa.int64())),
+        ("key", pa.string()),
+        ("image_id", pa.string()),
+        ("sha256", pa.string()),
+    ]
+)
+
+
+def _multi_schema(classes: list[ClassInfo]) -> pa.Schema:
+    """``labels``, ``negatives``, ``machine``: HF ``Sequence(ClassLabel)`` of the classes."""
+    names = {"_type": "ClassLabel", "names": [c.folder for c in classes]}
+    features = {
+        "image": {"_type": "Image"},
+        **{k: {"_type": "Sequence", "feature": names} for k in ("labels", "negatives", "machine")},
+        **{k: {"dtype": "string", "_type": "Value"} for k in ("key", "image_id", "sha256")},
+    }
+    meta = {"huggingface": json.dumps({"info": {"features": features}})}
+    return _MULTI_SCHEMA.with_metadata(meta)
+
+
 def _schema(classes: list[ClassInfo]) -> pa.Schema:
     features = {
         "image": {"_type": "Image"},
@@ -134,17 +174,28 @@ def _schema(classes: list[ClassInfo]) -> pa.Schema:
     return _SCHEMA.with_metadata(meta)
 
 
+def _parquet_row(s: ExportSample) -> dict[str, Any]:
+    if s.tags is not None:
+        return {
+            **{k: [c.index for c in getattr(s.tags, k)] for k in _LISTS},
+            "key": s.key, "image_id": s.record.image_id, "sha256": s.sha256,
+        }  # fmt: skip
+    return {
+        "label": s.cls.index,
+        "key": s.key,
+        "image_id": s.record.image_id,
+        "label_mid": s.cls.mid,
+        "box_index": s.box_index,
+        "sha256": s.sha256,
+    }
+
+
 def _batch(chunk: list[ExportSample], source: Callable[[str], Path], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist(
         [
             {
                 "image": {"bytes": source(s.key).read_bytes(), "path": f"{s.key}.jpg"},
-                "label": s.cls.index,
-                "key": s.key,
-                "image_id": s.record.image_id,
-                "label_mid": s.cls.mid,
-                "box_index": s.box_index,
-                "sha256": s.sha256,
+                **_parquet_row(s),
             }
             for s in chunk
         ],
@@ -157,9 +208,10 @@ def write_parquet(
     samples: list[ExportSample],
     source: Callable[[str], Path],
     classes: list[ClassInfo],
+    task: Task = "singlelabel",
 ) -> dict[str, str]:
     """One Parquet file per split; return key → file path (relative to ``root``)."""
-    schema = _schema(classes)
+    schema = _multi_schema(classes) if task == "multilabel" else _schema(classes)
     where: dict[str, str] = {}
     for split in DATASET_SPLITS:
         items = [s for s in samples if s.split == split]
@@ -197,14 +249,22 @@ def manifest_row(s: ExportSample, where: Mapping[str, Mapping[str, str]]) -> dic
     primary = where.get("folders", {}).get(s.key) or (
         f"{wds[s.key]}#{s.key}.jpg" if s.key in wds else f"{parquet.get(s.key, '')}#{s.key}"
     )
+    if s.tags is not None:
+        classes: dict[str, Any] = {
+            k: [c.mid for c in getattr(s.tags, k)] for k in ("labels", "negatives", "machine")
+        }
+    else:
+        classes = {
+            "class_index": s.cls.index,
+            "class_name": s.cls.name,
+            "class_folder": s.cls.folder,
+            "label_mid": s.cls.mid,
+        }
     return {
         "sample_path": primary,
         "key": s.key,
         "split": s.split,
-        "class_index": s.cls.index,
-        "class_name": s.cls.name,
-        "class_folder": s.cls.folder,
-        "label_mid": s.cls.mid,
+        **classes,
         "image_id": s.record.image_id,
         "box_index": s.box_index,
         **{k: (getattr(box, k) if box else None) for k in ("x_min", "x_max", "y_min", "y_max")},
@@ -221,11 +281,14 @@ def manifest_row(s: ExportSample, where: Mapping[str, Mapping[str, str]]) -> dic
 
 
 def write_manifest(
-    root: Path, samples: list[ExportSample], where: Mapping[str, Mapping[str, str]]
+    root: Path,
+    samples: list[ExportSample],
+    where: Mapping[str, Mapping[str, str]],
+    task: Task = "singlelabel",
 ) -> list[dict[str, Any]]:
     """``manifest.parquet``: one row per sample, attribution included."""
     rows = [manifest_row(s, where) for s in samples]
-    write_dataset_manifest(root, rows)
+    write_dataset_manifest(root, rows, task)
     return rows
 
 

@@ -4,6 +4,8 @@
   out what the exclude list names (:class:`Exclusion` values, never errors).
 - Classes: display names become safe, unique folder names (:func:`make_classes`), indexed in
   sorted folder order like torchvision; the MID of each is kept (classes.json).
+- Roles (a selection made with ``multi_label: multi`` or ``negatives``): see
+  :func:`single_label_rows` and :func:`multi_label_rows`.
 - The ``--exclude-list`` file (:func:`read_exclude_list`): one entry a line,
   ``ImageID[,box_index][,reason]`` (commas or tabs); ``#`` starts a comment.
 """
@@ -14,20 +16,149 @@ import logging
 import math
 import re
 import unicodedata
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from oiforge.build.records import Box, RenderTask, SampleTask
-from oiforge.contracts.dataset import DATASET_SPLIT_OF, ClassInfo
+from oiforge.contracts.dataset import DATASET_SPLIT_OF, ClassInfo, Task
 from oiforge.contracts.excludes import ExcludeList
 from oiforge.contracts.journal import rotated_images, store_image_path
-from oiforge.contracts.selection import ATTRIBUTION_COLUMNS, is_image_id, read_selection_table
+from oiforge.contracts.selection import (
+    ATTRIBUTION_COLUMNS,
+    BACKGROUND,
+    NEGATIVE,
+    POSITIVE,
+    is_image_id,
+    read_selection_table,
+)
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS: Final = ("image_id", "split", "label_mid", "label_name")
+
+
+# What a selection's ``role`` column means for each build task.
+#
+# A selection made with ``multi_label: multi`` or ``negatives`` has a ``role`` per row
+# (``positive``, ``negative``: a human-verified negative of a selected photo, ``background``: a
+# photo added as a negative, "X vs not X"; see :mod:`oiforge.contracts.selection`).
+#
+# - ``singlelabel`` (:func:`single_label_rows`): every positive row is a sample of its class;
+#   verified negatives of a selected photo are not samples (they say what is *not* in it);
+#   every background photo is one sample of the ``not <X>`` class (:data:`BACKGROUND_MID`).
+# - ``multilabel`` (:func:`multi_label_rows`): one sample per photo, whose
+#   :class:`ImageLabels` are its verified positives (``labels``), verified negatives
+#   (``negatives``) and machine labels nobody verified (``machine``); every other class is
+#   unknown for that photo. A background photo verified as not showing X has X among its
+#   negatives; a random one (nobody checked) has no known label at all.
+
+#: ``label_mid`` of the added negatives' class ("not X" is no Open Images class).
+BACKGROUND_MID: Final = ""
+
+
+@dataclass(frozen=True)
+class ImageLabels:
+    """A photo's known labels (MIDs): verified positives, verified negatives, machine."""
+
+    labels: tuple[str, ...] = ()
+    negatives: tuple[str, ...] = ()
+    machine: tuple[str, ...] = ()
+
+    def mids(self) -> set[str]:
+        return {*self.labels, *self.negatives, *self.machine}
+
+
+@dataclass
+class LabelPlan:
+    """The rows a build plans with, and what the labels say beyond them."""
+
+    rows: list[dict[str, Any]]
+    labels: dict[str, ImageLabels] = field(default_factory=dict)  # multilabel: per image
+    names: dict[str, str] = field(default_factory=dict)  # multilabel: every class MID → name
+    background: Counter[str] = field(default_factory=Counter)  # added negatives per source
+
+
+def _role(row: Mapping[str, Any]) -> str:
+    return str(row.get("role") or POSITIVE)
+
+
+def _background_sources(rows: Sequence[Mapping[str, Any]]) -> Counter[str]:
+    """Background photos per source (``verification`` or ``random``)."""
+    first: dict[str, str] = {}
+    for r in rows:
+        if _role(r) == BACKGROUND:
+            first.setdefault(str(r.get("image_id")), str(r.get("source") or ""))
+    return Counter(first.values())
+
+
+def single_label_rows(rows: list[dict[str, Any]]) -> LabelPlan:
+    """Positives as they are, one ``not X`` row per background photo, no negatives."""
+    out, seen = [], set()
+    for r in rows:
+        role = _role(r)
+        if role == NEGATIVE:
+            continue
+        if role == BACKGROUND:
+            if r.get("image_id") in seen:
+                continue
+            seen.add(r.get("image_id"))
+            r = {**r, "label_mid": BACKGROUND_MID}
+        out.append(r)
+    return LabelPlan(out, background=_background_sources(rows))
+
+
+def multi_label_rows(rows: list[dict[str, Any]]) -> LabelPlan:
+    """One row per photo (its first positive as ``label_mid``) and every photo's labels."""
+    by_image: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    names: dict[str, str] = {}
+    for r in rows:
+        by_image[str(r.get("image_id"))].append(r)
+        if _role(r) != BACKGROUND and r.get("label_mid"):
+            names.setdefault(str(r["label_mid"]), str(r.get("label_name") or ""))
+    out, labels = [], {}
+    for iid, group in by_image.items():
+        found = _image_labels(group)
+        labels[iid] = found
+        first = found.labels[0] if found.labels else BACKGROUND_MID
+        name = names.get(first, "") if found.labels else "(no verified positive)"
+        role = POSITIVE if found.labels else BACKGROUND
+        out.append({**group[0], "label_mid": first, "label_name": name, "role": role})
+    return LabelPlan(out, labels, names, _background_sources(rows))
+
+
+def _image_labels(group: list[dict[str, Any]]) -> ImageLabels:
+    pos, neg, machine = [], [], []
+    for r in group:
+        mid, role = r.get("label_mid"), _role(r)
+        if not mid:
+            continue
+        if role in (NEGATIVE, BACKGROUND):
+            neg.append(str(mid))
+        elif r.get("source") == "machine":
+            machine.append(str(mid))
+        else:
+            pos.append(str(mid))
+    pos_set = set(pos)
+    return ImageLabels(
+        tuple(sorted(pos_set)),
+        tuple(sorted(set(neg) - pos_set)),
+        tuple(sorted(set(machine) - pos_set - set(neg))),
+    )
+
+
+def negatives_source(made: Mapping[str, object]) -> str:
+    """Where a dataset's negatives came from, as a token for ``classes.json``:
+    ``verified`` (human-verified negatives of the selected photos), ``added:<mode>`` (photos
+    added without the classes: ``verified``, ``random`` or ``both``), joined by ``+``;
+    ``none`` without either."""
+    parts = ["verified"] if made.get("multi_label") == "multi" else []
+    added = made.get("negatives") or "none"
+    if added != "none":
+        parts.append(f"added:{added}")
+    return "+".join(parts) or "none"
 
 
 @dataclass(frozen=True)
@@ -58,6 +189,11 @@ class Plan:
     images: dict[str, ImageMeta]
     classes: list[ClassInfo]
     excluded: list[Exclusion] = field(default_factory=list)
+    task: Task = "singlelabel"
+    #: ``multilabel``: each image's known labels (its one sample's ``label_mid`` is the first)
+    labels: dict[str, ImageLabels] = field(default_factory=dict)
+    #: photos added as negatives ("X vs not X"), per source (verification, random)
+    background: dict[str, int] = field(default_factory=dict)
 
 
 def read_selection(path: Path) -> list[dict[str, Any]]:
@@ -105,11 +241,19 @@ def _group_rows(
             excluded.append(
                 Exclusion(str(iid)[:64], "", str(row.get("label_mid")), None, "invalid_image_id")
             )
-        elif not row.get("label_mid") or not str(row.get("label_name") or "").strip():
+        elif _no_label(row):
             excluded.append(Exclusion(str(iid), "", str(row.get("label_mid")), None, "no_label"))
         else:
             by_image[str(iid)].append(row)
     return {iid: sorted(rs, key=_row_order) for iid, rs in sorted(by_image.items())}
+
+
+def _no_label(row: dict[str, Any]) -> bool:
+    """No class to export: no MID (an added negative's class has none) or no name."""
+    mid = row.get("label_mid")
+    if mid is None or (not mid and row.get("role") != BACKGROUND):
+        return True
+    return not str(row.get("label_name") or "").strip()
 
 
 def _meta(image_id: str, row: dict[str, Any]) -> ImageMeta | None:
@@ -134,10 +278,14 @@ def _samples(
     return samples
 
 
-def make_plan(rows: list[dict[str, Any]], store: Path, excludes: ExcludeList) -> Plan:
-    """Group rows by image, give every sample a key, name the classes, apply the exclude list."""
+def make_plan(
+    rows: list[dict[str, Any]], store: Path, excludes: ExcludeList, task: Task = "singlelabel"
+) -> Plan:
+    """Group rows by image, give every sample a key, name the classes, apply the exclude list
+    (``multilabel``: one sample per image carrying all its labels, see :mod:`.labels`)."""
     excluded: list[Exclusion] = []
-    grouped = _group_rows(rows, excluded)
+    lp = multi_label_rows(rows) if task == "multilabel" else single_label_rows(rows)
+    grouped = _group_rows(lp.rows, excluded)
     upright = rotated_images(store)
     tasks, images = [], {}
     for iid, rs in grouped.items():
@@ -149,8 +297,14 @@ def make_plan(rows: list[dict[str, Any]], store: Path, excludes: ExcludeList) ->
         images[iid] = meta
         rotation = None if iid in upright else rs[0].get("rotation")
         tasks.append(RenderTask(iid, str(store_image_path(store, iid)), rotation, tuple(samples)))
-    names = {str(r["label_mid"]): str(r["label_name"]) for rs in grouped.values() for r in rs}
-    return Plan(tasks, images, make_classes(names), excluded)
+    return Plan(tasks, images, make_classes(_names(lp, grouped)), excluded, task,
+                lp.labels, dict(lp.background))  # fmt: skip
+
+
+def _names(lp: LabelPlan, grouped: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    if lp.labels:
+        return lp.names
+    return {str(r["label_mid"]): str(r["label_name"]) for rs in grouped.values() for r in rs}
 
 
 _UNSAFE: Final = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f]')

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import multiprocessing.context
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import (
@@ -22,6 +23,7 @@ from concurrent.futures import (
     wait,
 )
 from dataclasses import dataclass, field
+from multiprocessing import forkserver
 from pathlib import Path
 
 from oiforge.build.cache import (
@@ -31,6 +33,7 @@ from oiforge.build.cache import (
     prepare_cache,
     read_records,
     sample_path,
+    sample_writer,
     staging_dir,
 )
 from oiforge.build.lock import file_sha256
@@ -95,6 +98,20 @@ def _batches(tasks: list[RenderTask]) -> Iterator[list[RenderTask]]:
         yield tasks[start : start + BATCH]
 
 
+def _context() -> multiprocessing.context.ForkServerContext:
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(_PRELOAD)
+    return ctx
+
+
+def start_workers_early(images: int, workers: int | None) -> None:
+    """Start the fork server (it imports the renderer: ~0.3 s) while the caller plans, when
+    ``images`` will go to a pool; a running one is kept."""
+    if (workers or os.cpu_count() or 1) > 1 and images > BATCH:
+        _context()
+        forkserver.ensure_running()
+
+
 def _run_pool(
     todo: list[RenderTask],
     opts: RenderOptions,
@@ -103,9 +120,7 @@ def _run_pool(
     done: Callable[[list[ImageRecord]], None],
     run: str,
 ) -> None:
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(_PRELOAD)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
         pending: set[Future[list[ImageRecord]]] = set()
         for batch in _batches(todo):
             if len(pending) >= workers * 4:
@@ -146,6 +161,7 @@ def render_all(
     if n <= 1 or len(todo) <= BATCH:
         for batch in _batches(todo):
             done(run_batch(batch, opts, str(cache), run))
+        sample_writer().flush()  # this process's journal syncs
     else:
         _run_pool(todo, opts, cache, n, done, run)
     return records, reused
@@ -200,6 +216,6 @@ def render_images(
     """
     opts = RenderOptions.from_spec(spec)
     check_cache(cache, opts)
-    plan = make_plan(read_selection(selection), store, exclude or ExcludeList())
+    plan = make_plan(read_selection(selection), store, exclude or ExcludeList(), spec.task)
     records, reused = render_all(plan.tasks, opts, cache, workers, progress, run=run)
     return RenderedImages(records, reused)

@@ -18,14 +18,11 @@ import numpy as np
 
 from oiforge.build.cache import append_records, sample_path, sample_writer, write_cache_file
 from oiforge.build.decode import (
-    Array,
     Decoded,
     DecodeFailure,
     decode,
-    encode_jpeg,
     image_flags,
     perceptual_hash,
-    resize,
     thumbnail,
 )
 from oiforge.build.records import (
@@ -37,6 +34,7 @@ from oiforge.build.records import (
     SampleResult,
     task_hash,
 )
+from oiforge.pixels import Array, encode_jpeg, resize
 
 #: Boxes may overshoot [0, 1] by this much (annotation rounding); more is an error.
 BOX_TOLERANCE: Final = 1e-3
@@ -247,6 +245,6 @@ def run_batch(
     records = [process_image(t, opts, folder, writer.write) for t in tasks]
     for record in records:
         record.run = run
-    writer.flush()  # samples on disk before the journal says they are
-    append_records(folder, records)
+    writer.flush()  # samples written (and the last batch's journal synced) before the journal
+    append_records(folder, records, writer)  # says they are; synced while the next one renders
     return records

@@ -9,9 +9,11 @@ converted again only when its bytes changed. Per-class counts are kept beside ea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -123,6 +125,41 @@ def files_change(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET parquet_metadata_cache = false")
 
 
+#: Share of the memory available now that a sort during ingest may hold before it spills.
+SORT_MEMORY_SHARE: Final = 0.5
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (``MemAvailable``), or None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+@contextlib.contextmanager
+def bound_memory(con: duckdb.DuckDBPyConnection, spill: Path) -> Iterator[None]:
+    """Let ``con``'s big sorts spill to ``spill`` once they hold half the memory available now.
+
+    DuckDB's default limit is 80% of *installed* memory: sorting the full-size machine-label
+    file (165M rows) grew to 17.5 GB on a 24 GB machine that other processes shared, and the
+    kernel killed it. A limit from what is free keeps the ingest alive (slower, on disk).
+    """
+    free = available_memory()
+    with contextlib.suppress(duckdb.Error):
+        con.execute(f"SET temp_directory = {_quote(str(spill))}")
+        if free is not None:
+            mb = max(1024, int(free * SORT_MEMORY_SHARE) >> 20)
+            con.execute(f"SET memory_limit = '{mb}MB'")
+    try:
+        yield
+    finally:
+        con.execute("RESET memory_limit")  # the catalog never sets one of its own
+
+
 def convert(con: duckdb.DuckDBPyConnection, file: OfficialFile, csv: Path, out: Path) -> Ingested:
     """Read ``csv`` strictly, write a sorted Parquet copy (temp + rename) and its counts."""
     files_change(con)
@@ -139,7 +176,8 @@ def convert(con: duckdb.DuckDBPyConnection, file: OfficialFile, csv: Path, out: 
         f"ORDER BY {SORT_KEYS[kind]}) TO {_quote(str(tmp))} "
         "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"
     )
-    _run_csv_sql(con, sql, csv)
+    with bound_memory(con, out.parent / ".duckdb-spill"):
+        _run_csv_sql(con, sql, csv)
     tmp.replace(out)
     rows = _scalar(con, f"SELECT count(*) FROM read_parquet({_quote(str(out))})")
     counts = _write_counts(con, kind, out) if kind != "images" else None

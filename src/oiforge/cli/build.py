@@ -33,6 +33,12 @@ def build_command(
     formats: list[str] = typer.Option(
         [], "--format", "-f", help="folders | webdataset | parquet (repeat)."
     ),
+    task: str | None = typer.Option(
+        None,
+        "--task",
+        help="singlelabel (one class a sample) | multilabel (one sample a photo with its "
+        "verified positive and negative labels; parquet by default, no folders).",
+    ),
     size: int | None = typer.Option(None, "--size", help="Output side in px."),
     aspect: str | None = typer.Option(None, "--aspect", help="keep | square-pad | square-crop."),
     padding: float | None = typer.Option(None, "--padding", help="Box padding (fraction of side)."),
@@ -65,7 +71,7 @@ def build_command(
     overrides = {
         "formats": tuple(formats) or None, "size": size, "aspect": aspect, "padding": padding,
         "min_crop_side": min_crop, "jpeg_quality": quality, "split": _split(split),
-        "split_seed": seed, "dedupe": dedupe, "near_duplicate_distance": near,
+        "split_seed": seed, "dedupe": dedupe, "near_duplicate_distance": near, "task": task,
     }  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if lock is not None:
@@ -96,8 +102,12 @@ def _build_spec(base: Any, overrides: dict[str, Any]) -> Any:
 
     from oiforge.spec import BuildSpec
 
+    data = {**base.model_dump(), **overrides}
+    explicit = {*overrides, *base.model_fields_set}
+    if overrides.get("task") == "multilabel" and "formats" not in explicit:
+        del data["formats"]  # multilabel's own default (parquet): folders cannot hold it
     try:
-        return BuildSpec.model_validate({**base.model_dump(), **overrides})
+        return BuildSpec.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise SpecError(f"build options: {problems}") from exc
