@@ -1,27 +1,26 @@
 """Which model does `oiforge train` give on REAL photos, on a 2-core CPU, against a floor?
 
-Three real labelled image sets that ship inside PyPI wheels (installed with `.[dev]`; nothing
-is downloaded, nothing of them is committed: the bench writes them under bench/out/real/):
+Three real labelled image sets, fetched at bench time (nothing of them is committed: the bench
+writes them under bench/out/bench_models/real/):
 
-- `digits`: scikit-learn's `load_digits()` -- 1,797 real handwritten digits (UCI "Optical
-  Recognition of Handwritten Digits", CC BY 4.0; BSD-3 scikit-learn), 8x8 greyscale, 10
-  classes. The farthest from ImageNet: tiny, greyscale, handwriting.
-- `faces`: scikit-image's `lfw_subset()` -- 100 real face crops from Labeled Faces in the Wild
-  and 100 background crops of the same photos (non-faces), 25x25 greyscale, 2 classes.
-- `textures`: scikit-image's `brick()`, `grass()`, `gravel()` -- three real 512x512 photos
-  (CC0), cut into 32x32 tiles, 3 classes; split by region (tile rows), never mixing tiles of
-  one region across splits.
+- `elpv`: the elpv-dataset wheel from PyPI (CC BY-NC-SA 4.0; `pip download`ed into bench/out/
+  when absent): 300x300 greyscale electroluminescence images of solar cells, functional
+  (defect probability 0) vs defective (>= 0.67); 500/100/600 train/val/test, stratified by
+  class and cell type. Industrial, greyscale: the farthest from ImageNet.
+- `fashion`: Fashion-MNIST from Debian's `dataset-fashion-mnist` (MIT), 28x28 greyscale
+  product photos, 10 classes; 500/100 train/val from its training set, 1,000 test.
+- `digits`: scikit-learn's `load_digits()` (UCI, CC BY 4.0), 8x8 greyscale handwriting,
+  10 classes, stratified 70/15/15 with seed 0.
 
-Splits are fixed and documented here: digits and faces stratified 70/15/15 with seed 0
-(`split_indexes`); textures: tile rows 0-9 train, rows 10-11 val, rows 12-15 test (256
-tiles per photo). For every dataset: test accuracy and wall time (training; evaluation not included)
-of `probe`, an MLP head, `partial` with 1 and 2 trained blocks, `finetune` (capped by
-`--finetune-minutes`), `auto` (its default budget), and the floor: scikit-learn's
-LogisticRegression on the same frozen features (standardised, C by 5-fold cross-validation
-over 10^-4..10^4, `LogisticRegressionCV`). Writes bench/results/bench_models.json.
+For every dataset: the floor -- scikit-learn's LogisticRegressionCV on the same frozen
+features (standardised, C by 5-fold cross-validation over 10^-4..10^4) -- and `--mode auto`
+with its default budget, timed from images (the feature cache is emptied first); each of
+auto's candidates (probe, mlp, partial-1, partial-2, finetune on the time left) is scored on
+the test split from its `candidates/<name>/` run. `--methods` can also train a mode alone.
+Writes bench/results/bench_models.json.
 
     flock -x /tmp/oiforge-cpu.lock .venv/bin/python bench/bench_models.py \
-        [--datasets digits,faces,textures] [--methods probe,mlp,...] [--finetune-minutes 4]
+        [--datasets elpv,fashion,digits] [--methods floor,auto,probe,...] [--finetune-minutes 4]
 """
 
 from __future__ import annotations
@@ -44,6 +43,8 @@ from record import Row, write_results
 
 OUT = Path(__file__).resolve().parent / "out" / "bench_models"
 METHODS = ("floor", "probe", "mlp", "partial-1", "partial-2", "finetune", "auto")
+#: By default: the floor and auto (whose candidates are probe, mlp, partial-1/2, finetune).
+DEFAULT_METHODS = ("floor", "auto")
 
 
 def split_indexes(labels: np.ndarray, seed: int = 0) -> dict[str, list[int]]:
@@ -194,8 +195,28 @@ def counts(root: Path) -> dict[str, int]:
     return {s: sum(1 for _ in (root / s).rglob("*.png")) for s in ("train", "val", "test")}
 
 
+def _drain(gen: Any) -> Any:
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def test_accuracy(run: Path, ds: Path, workers: int) -> float:
+    """A run's (or a candidate's) accuracy on the test split (the same index as training)."""
+    from oiforge.evaluate.run import predict
+    from oiforge.train import load_trained
+    from oiforge.train.dataset import open_dataset
+
+    samples = open_dataset(ds).splits["test"]
+    preds = _drain(predict(load_trained(run), samples, batch_size=64, workers=workers))
+    return round(float((preds.probs.argmax(1) == preds.labels).mean()), 4)
+
+
 def train_method(ds: Path, method: str, args: argparse.Namespace) -> dict[str, Any]:
-    from oiforge.evaluate import evaluate
+    """One mode trained alone; ``auto`` also gives each candidate's test accuracy (from its
+    ``candidates/<name>/`` run), so one auto run fills the probe..finetune columns."""
     from oiforge.train import build_config, train
 
     changes: dict[str, Any] = {
@@ -206,21 +227,30 @@ def train_method(ds: Path, method: str, args: argparse.Namespace) -> dict[str, A
         "finetune": {"mode": "finetune", "max_minutes": args.finetune_minutes},
         "auto": {"mode": "auto"},
     }[method]
+    from oiforge.train.cache import features_dir
+
     out = OUT / "runs" / ds.name / method
     shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(features_dir(), ignore_errors=True)  # timed from images, as a user's first run
     config = build_config(dataset=str(ds), out=str(out), workers=args.workers, **changes)
     start = time.perf_counter()
     summary = train(config)
     seconds = time.perf_counter() - start
-    result = evaluate(out, workers=args.workers)
-    row = {"accuracy": result["accuracy"], "seconds": round(seconds, 1)}
-    if method == "auto":
-        row["chosen"] = summary.get("chosen")
-        row["candidates"] = [
-            {k: c.get(k) for k in ("name", "val_acc", "seconds", "status")}
-            for c in summary.get("candidates", [])
-        ]
-    return row
+    if method != "auto":
+        return {"accuracy": test_accuracy(out, ds, args.workers), "seconds": round(seconds, 1)}
+    candidates = [
+        {k: c.get(k) for k in ("name", "val_acc", "seconds", "status")}
+        for c in summary.get("candidates", [])
+    ]
+    for c in candidates:
+        if c["status"] == "finished":  # auto's model is its chosen candidate's weights
+            c["test_acc"] = test_accuracy(out / "candidates" / c["name"], ds, args.workers)
+    chosen = next(c for c in candidates if c["name"] == summary.get("chosen"))
+    return {
+        "accuracy": chosen["test_acc"], "seconds": round(seconds, 1),
+        "chosen": chosen["name"], "overrun_s": summary.get("auto_overrun_seconds"),
+        "candidates": candidates,
+    }  # fmt: skip
 
 
 def floor(ds: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -263,11 +293,12 @@ def floor(ds: Path, args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", default="elpv,fashion,digits")
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), help=f"of {METHODS}")
     parser.add_argument("--finetune-minutes", type=float, default=4.0)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    os.environ.setdefault("OIFORGE_HOME", str(OUT / "home"))
+    if not os.environ.get("OIFORGE_HOME"):  # its own cache: features of these sets only
+        os.environ["OIFORGE_HOME"] = str(OUT / "home")
     rows, table = [], {}
     for name in args.datasets.split(","):
         ds, source = prepare(name)
@@ -282,20 +313,23 @@ def main() -> None:
     print(json.dumps(table, indent=1))
 
 
+#: The dataset farthest from ImageNet, where #24 asks auto for floor + 0.03.
+FARTHEST = "elpv"
+
+
 def _rows(name: str, entry: dict[str, Any]) -> list[Row]:
     methods: dict[str, dict[str, Any]] = entry["methods"]
     base = methods.get("floor", {}).get("accuracy")
+    margin = 0.03 if name == FARTHEST else 0.0
     rows = []
     for method, r in methods.items():
         ratio = r["accuracy"] / base if base and method != "floor" else None
-        goal = ">= floor + 0.03 (digits)" if name == "digits" else ">= floor"
-        met = None
-        if method == "auto" and base is not None:
-            met = r["accuracy"] >= base + (0.03 if name == "digits" else 0.0)
+        met = r["accuracy"] >= base + margin if method == "auto" and base is not None else None
+        goal = f">= floor + {margin:g}" if method == "auto" else ""
         rows.append(
             Row(f"{name} {method} test accuracy", r["accuracy"], "accuracy",
                 peer="sklearn LogisticRegressionCV (floor)", peer_value=base, ratio=ratio,
-                goal=goal if method == "auto" else "", met=met,
+                goal=goal, met=met,
                 extra={"seconds": r["seconds"], "n": entry["n"], "source": entry["source"],
                        **{k: v for k, v in r.items() if k not in ("accuracy", "seconds")}})
         )  # fmt: skip

@@ -20,7 +20,8 @@ from oiforge.cli import app
 from oiforge.errors import InvalidInputError
 from oiforge.progress import CandidateEnd, Notice
 from oiforge.train import build_config, load_trained, run_training, train
-from oiforge.train.auto import NothingFinishedError, Result, beats, pick
+from oiforge.train.auto import Costs, NothingFinishedError, Result, beats, pick
+from oiforge.train.dataset import open_dataset
 from oiforge.train.models import create_model
 from oiforge.train.rundir import read_metrics
 
@@ -155,6 +156,26 @@ def test_auto_with_no_time_for_any_candidate_is_a_named_error(tmp_path: Path) ->
     args = ["train", str(ds), "--out", str(tmp_path / "c"), "--max-minutes", "1e-9"]
     result = runner.invoke(app, args, env=ENV)
     assert result.exit_code == 1 and "--max-minutes" in result.output
+
+
+def test_auto_starts_no_candidate_that_cannot_finish_in_the_time_left(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A machine measured as slow (an hour an image; the probe's features come from the
+    cache, so its run does not re-measure): the probe and the MLP head on its features run;
+    partial and finetune, whose forward passes cannot stop midway, are skipped and say what
+    they would need."""
+    measured = Costs.measure(_config(tiny_dataset, tmp_path / "m"), open_dataset(tiny_dataset))
+    assert measured.per_image_s > 0 and (measured.train, measured.val) == (48, 18)
+    slow = Costs(per_image_s=3600.0, train=48, val=18)
+    monkeypatch.setattr(Costs, "measure", staticmethod(lambda *_: slow))
+    monkeypatch.setattr("oiforge.train.auto.probe_features_cached", lambda *_: True)
+    summary = train(_config(tiny_dataset, tmp_path / "r", max_minutes=30, epochs=2))
+    status = {c["name"]: c["status"] for c in summary["candidates"]}
+    assert status["probe"] == status["mlp"] == "finished"
+    assert status["partial-1"].startswith("skipped: no time left (needs ~")
+    assert status["finetune"].startswith("skipped: no time left")
+    assert summary["auto_seconds"] > 0 and summary["auto_overrun_seconds"] == 0.0
 
 
 def test_auto_refuses_several_processes(tiny_dataset: Path, tmp_path: Path) -> None:

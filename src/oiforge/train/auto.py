@@ -9,9 +9,13 @@ The candidates, in order of cost (each a normal run in ``RUN/candidates/<name>/`
    of augmented views (the head starts from the linear probe);
 4. ``finetune``: the whole network on images, for whatever time is left.
 
-Every candidate gets the time left of ``--max-minutes`` (default :func:`default_minutes`);
-one that finds no time left is skipped (and said so), and one stopped by the limit keeps its
-best epoch. The pick walks the candidates in that order: a costlier one replaces the current
+Every candidate gets the time left of ``--max-minutes`` (default :func:`default_minutes`),
+counted from its start. One whose uninterruptible part (the forward passes that fill its
+cache, about an epoch; :class:`Costs`, timed on a few images first) does not fit in the time
+left is skipped and said so: no candidate starts that cannot finish. One stopped by the limit
+keeps its best epoch; the overrun (the last step and validation) is recorded.
+
+The pick walks the candidates in that order: a costlier one replaces the current
 pick only if, on the same validation images, it gets more right by more than
 :data:`SELECTION_Z` standard errors of the paired difference (wins minus losses, McNemar's
 view); otherwise the simpler model stays (ties go to the simpler model). Multi-label, the
@@ -44,13 +48,14 @@ from oiforge.atomic import write_bytes_atomic
 from oiforge.contracts.run import LABELS_FILE
 from oiforge.errors import InvalidInputError, OiforgeError, StageError
 from oiforge.progress import CandidateEnd, Event, Finished, Notice
+from oiforge.train.cache import probe_features_cached
 from oiforge.train.config import DEFAULT_LR, TrainConfig
 from oiforge.train.dataset import DatasetIndex, source_of
 from oiforge.train.ddp import Dist
 from oiforge.train.heads import log_loss_and_acc, mean_average_precision
-from oiforge.train.images import dataset_notices
+from oiforge.train.images import dataset_notices, eval_transform, loader_over, resize_size
 from oiforge.train.loop import train_one
-from oiforge.train.models import preprocessing_for
+from oiforge.train.models import pick_device, preprocessing_for
 from oiforge.train.rundir import (
     BEST_FILE,
     CANDIDATES_DIR,
@@ -58,6 +63,7 @@ from oiforge.train.rundir import (
     CURVES_FILE,
     METRICS_FILE,
     SUMMARY_FILE,
+    build_model,
     prepare_run_dir,
     read_json,
     write_config,
@@ -78,6 +84,8 @@ GPU_MINUTES = 20.0
 VAL_PROBS_FILE = "val_probs.safetensors"
 #: Paired bootstrap resamples of the validation photos (multi-label: mAP's standard error).
 BOOTSTRAP = 100
+#: Training images whose decoding and forward pass are timed to size the candidates' costs.
+TIMED_IMAGES = 8
 
 
 class NothingFinishedError(StageError):
@@ -97,6 +105,58 @@ CANDIDATES = (
     Candidate("partial-2", {"mode": "partial", "head": "linear", "train_blocks": 2}),
     Candidate("finetune", {"mode": "finetune", "head": "linear"}),
 )
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Rough seconds of what a candidate cannot stop midway (its forward passes over images,
+    caching features or activations), from the time one image takes to decode and go through
+    the network, measured on a few training images on this machine. A candidate starts only
+    when the time left covers that and about one epoch of training; the deadline stops the rest.
+    """
+
+    per_image_s: float
+    train: int
+    val: int
+
+    @staticmethod
+    def measure(config: TrainConfig, index: DatasetIndex) -> Costs:
+        train, val = len(index.splits["train"]), len(index.splits["val"])
+        samples = index.splits["train"][: 2 * TIMED_IMAGES]
+        prep = preprocessing_for(config.model, config.image_size, config.crop_pct)
+        size = resize_size(config.image_size, config.crop_pct)
+        device = pick_device(config.device)
+        model = build_model(config.replace(num_classes=len(index.classes)), pretrained=False)
+        model = model.to(device).eval()
+        batches = iter(loader_over(samples, eval_transform(prep), size, TIMED_IMAGES, workers=0))
+        per_image = 0.0
+        with torch.no_grad():
+            while True:  # the first batch warms the network up; the last one is timed
+                started = time.monotonic()
+                batch = next(batches, None)
+                if batch is None:
+                    break
+                if len(batch[1]):
+                    model(batch[0].to(device)).cpu()
+                    per_image = (time.monotonic() - started) / len(batch[1])
+        return Costs(per_image, train, val)
+
+    def from_probe(self, seconds: float) -> Costs:
+        """The probe's own run (features of every training and validation image computed in
+        batches, decoded in parallel) is the better measure when it computed them: a few
+        images timed a batch at a time overstate the cost, most on a busy machine."""
+        return Costs(seconds / max(self.train + self.val, 1), self.train, self.val)
+
+    def needed_s(self, cand: Candidate, config: TrainConfig) -> float:
+        """The probe is auto's fallback and always runs; the MLP head reuses its features."""
+        n, v, f = self.train, self.val, self.per_image_s
+        mode = cand.changes["mode"]
+        if mode == "probe":
+            return 0.0
+        if mode == "partial":  # the views and val cached, then about an epoch on the tail
+            return (config.views * n + v + n) * f
+        # finetune: the head epochs and one full epoch (a backward costs about two forwards)
+        return (1 + config.head_epochs) * (3 * n + v) * f
 
 
 def candidate_config(config: TrainConfig) -> TrainConfig:
@@ -159,13 +219,9 @@ def run_auto(config: TrainConfig, index: DatasetIndex, resume: bool) -> Iterator
     candidates, note = plan(index)
     if note:
         yield Notice("warning", note)
-    started, results = time.monotonic(), []
+    started = time.monotonic()
     budget_s = float(config.max_minutes or CPU_MINUTES) * 60
-    for number, cand in enumerate(candidates, 1):
-        left_s = budget_s - (time.monotonic() - started)
-        result = yield from _try(config, index, cand, left_s, resume)
-        results.append(result)
-        yield CandidateEnd(number, len(candidates), result.row)
+    results = yield from _candidates(config, index, candidates, started + budget_s, resume)
     skipped = [r.row["name"] for r in results if r.row["status"].startswith("skipped: no time")]
     if skipped:
         yield Notice(
@@ -173,13 +229,40 @@ def run_auto(config: TrainConfig, index: DatasetIndex, resume: bool) -> Iterator
             f"--max-minutes {config.max_minutes:g} ran out: not tried: {', '.join(skipped)}",
         )
     chosen = pick(results)
-    yield Finished(str(run), _adopt(config, chosen, results))
+    took_s = time.monotonic() - started
+    yield Finished(str(run), _adopt(config, chosen, results, (took_s, budget_s)))
+
+
+def _candidates(
+    config: TrainConfig,
+    index: DatasetIndex,
+    candidates: tuple[Candidate, ...],
+    until: float,
+    resume: bool,
+) -> Generator[Event, None, list[Result]]:
+    """Each candidate in turn while time is left (``until``: a ``time.monotonic()``)."""
+    costs, probe_cached = Costs.measure(config, index), probe_features_cached(config, index)
+    results = []
+    for number, cand in enumerate(candidates, 1):
+        time_s = (until - time.monotonic(), costs.needed_s(cand, config))
+        result = yield from _try(config, index, cand, time_s, resume)
+        results.append(result)
+        yield CandidateEnd(number, len(candidates), result.row)
+        if cand.name == "probe" and result.finished and not probe_cached:
+            costs = costs.from_probe(float(result.row["seconds"]))
+    return results
 
 
 def _try(
-    config: TrainConfig, index: DatasetIndex, cand: Candidate, left_s: float, resume: bool
+    config: TrainConfig,
+    index: DatasetIndex,
+    cand: Candidate,
+    time_s: tuple[float, float],
+    resume: bool,
 ) -> Generator[Event, None, Result]:
-    """Train one candidate (or read it back when a resumed run finished it before)."""
+    """Train one candidate (or read it back when a resumed run finished it before);
+    ``time_s``: the seconds left of the budget, and the seconds it needs at the least."""
+    left_s, needed_s = time_s
     row: dict[str, Any] = {"name": cand.name, **cand.changes}
     out = Path(config.out) / CANDIDATES_DIR / cand.name
     if resume and (out / VAL_PROBS_FILE).is_file() and (out / SUMMARY_FILE).is_file():
@@ -188,6 +271,9 @@ def _try(
         return _result(row, summary, saved["probs"], saved["labels"])
     if left_s <= 0:
         return Result({**row, "status": "skipped: no time left"})
+    if needed_s > left_s:
+        why = f"needs ~{needed_s:.0f} s, {left_s:.0f} s left"
+        return Result({**row, "status": f"skipped: no time left ({why})"})
     lr = config.lr or DEFAULT_LR[cand.changes["mode"]]
     cfg = config.replace(out=str(out), max_minutes=left_s / 60, chosen="", lr=lr, **cand.changes)
     started = time.monotonic()
@@ -294,8 +380,11 @@ def pick(results: list[Result]) -> Result:
     return chosen
 
 
-def _adopt(config: TrainConfig, chosen: Result, results: list[Result]) -> dict[str, Any]:
-    """Make the chosen candidate the run's model; write config.yaml and summary.json."""
+def _adopt(
+    config: TrainConfig, chosen: Result, results: list[Result], took: tuple[float, float]
+) -> dict[str, Any]:
+    """Make the chosen candidate the run's model; write config.yaml and summary.json
+    (``took``: the seconds auto ran, and its budget)."""
     run = Path(config.out)
     name = chosen.row["name"]
     source = run / CANDIDATES_DIR / name
@@ -315,6 +404,8 @@ def _adopt(config: TrainConfig, chosen: Result, results: list[Result]) -> dict[s
         "chosen": name,
         "chosen_mode": chosen.row.get("mode"),
         "max_minutes": config.max_minutes,
+        "auto_seconds": round(took[0], 3),
+        "auto_overrun_seconds": round(max(took[0] - took[1], 0.0), 3),
         "candidates": [r.row for r in results],
         "selection": _selection_text(config),
     }

@@ -51,6 +51,7 @@ from oiforge.train.models import (
     check_train_blocks,
     extract_features,
     get_head,
+    preprocessing_for,
     set_head,
     split_blocks,
 )
@@ -318,6 +319,15 @@ class CachedInputs:
 
 def _model_id(config: TrainConfig) -> str:
     return f"{config.model}|pretrained={config.pretrained}"
+
+
+def probe_features_cached(config: TrainConfig, index: DatasetIndex) -> bool:
+    """Whether the probe's training features are in the cache already (then a probe run
+    says nothing about how long forward passes take here)."""
+    preprocessing = preprocessing_for(config.model, config.image_size, config.crop_pct)
+    model_id = _model_id(config) + "|head-input"
+    key = cache_key(f"{model_id}|head-input", dict(preprocessing), index.splits["train"])
+    return (features_dir() / f"{key}.safetensors").is_file()
 
 
 def _cached(

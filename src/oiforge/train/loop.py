@@ -29,6 +29,7 @@ runs this; rank 0 alone writes the run directory (see ``ddp.py``).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,7 +145,9 @@ def train_one(
 ) -> Generator[Event, None, Outcome | None]:
     """One run of a concrete mode into ``config.out``; None on ranks other than 0 when rank 0
     trains alone (probe, partial: the costly part, the forward passes, was sharded).
-    ``val_probs``: also return the best model's validation probabilities (auto compares them)."""
+    ``val_probs``: also return the best model's validation probabilities (auto compares them).
+    ``--max-minutes`` counts from here: the forward passes that fill a cache are part of it."""
+    started = time.monotonic()
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
     preprocessing = preprocessing_for(config.model, config.image_size, config.crop_pct)
@@ -153,7 +156,7 @@ def train_one(
         write_config(run, config)
         write_labels(run, index.classes, preprocessing, config.task)
     model = build_model(config, pretrained=config.pretrained).to(device)
-    setup = Setup(config, model, device, has_checkpoint, val_probs, d)
+    setup = Setup(config, model, device, has_checkpoint, val_probs, d, started)
     if config.mode == "probe" and config.head == "linear":
         return (yield from train_linear_probe(config, index, model, preprocessing, device))
     if config.mode in ("probe", "partial"):
@@ -181,6 +184,7 @@ class Setup:
     has_checkpoint: bool
     val_probs: bool
     d: Dist
+    started: float  # time.monotonic() when the run began (its deadline counts from there)
 
 
 def _feed_options(config: TrainConfig) -> FeedOptions:
@@ -208,7 +212,9 @@ def _fit(
     state = load_checkpoint(checkpoint, s.model, optimizer) if s.has_checkpoint else None
     loss_fn = create_loss(s.config, targets)
     d = s.d if module is None else Dist()
-    parts = Parts(s.config, s.model, feeder, optimizer, s.device, loss_fn, d, module=module)
+    parts = Parts(
+        s.config, s.model, feeder, optimizer, s.device, loss_fn, d, module=module, started=s.started
+    )
     return (yield from fit(parts, state or LoopState(), s.val_probs))
 
 
@@ -228,6 +234,7 @@ class Parts:
     loss_fn: nn.Module
     d: Dist = field(default_factory=Dist)
     module: nn.Module | None = None
+    started: float = field(default_factory=time.monotonic)  # when the run began
     wrapped: dict[bool, nn.Module] = field(default_factory=dict)  # DDP wrapper per phase
 
     @property
@@ -241,7 +248,7 @@ def fit(parts: Parts, state: LoopState, val_probs: bool = False) -> Generator[Ev
     writes files."""
     config, feeder = parts.config, parts.feeder
     deadline = Deadline(
-        already_s=state.elapsed_s, max_minutes=config.max_minutes,
+        started=parts.started, already_s=state.elapsed_s, max_minutes=config.max_minutes,
         budget_usd=config.budget_usd, usd_per_hour=config.usd_per_hour,
     )  # fmt: skip
     val_ctx = _context(parts, parts.module or parts.model, validation_loss(config), deadline)
