@@ -165,3 +165,39 @@ def test_build_review_in_image_mode_drops_only_the_rejected_label(
     dropped = pq.read_table(out / "excluded.parquet").to_pylist()
     assert {(r["image_id"], r["label_mid"]) for r in dropped if "review" in r["reason"]} == gone
     assert {(i, m) for i, m, _ in read_lock(out)["exclude_list"]} == gone
+
+
+def test_verified_negatives_show_as_absent_and_do_not_match_their_class(tmp_path: Path) -> None:
+    """A multi-label selection keeps each photo's verified negatives (``role`` negative): the
+    grid says "not Cat" for them, and the Cat filter and counts leave those photos out."""
+    from tests.catalog.test_select import CAT, DOG, NOFLAGS, build
+
+    from oiforge.browse import create_app
+    from oiforge.catalog import select
+    from oiforge.spec import SelectSpec
+
+    from .conftest import _Server, fill_store
+
+    images = [
+        ("train", [(CAT, 1, None, [NOFLAGS])]),
+        ("train", [(DOG, 1, None, [NOFLAGS]), (CAT, 0, None, [])]),  # a dog, verified no cat
+    ]
+    cat = build(tmp_path / "home", images)
+    sel = select(SelectSpec(classes=("Cat", "Dog"), multi_label="multi"), catalog=cat)
+    parquet = sel.write(tmp_path / "selection.parquet")
+    ids = sorted(set(sel.table.column("image_id").to_pylist()))
+    fill_store(tmp_path / "store", ids, failed="")
+    app_ = create_app(cat, tmp_path / "store", tmp_path / "ex.txt", parquet, tmp_path / "rv.csv")
+    try:
+        with _Server(app_) as url:
+            grid = httpx.get(f"{url}/api/images").json()
+            roles = {(lab["name"], lab["role"]) for g in grid["images"] for lab in g["labels"]}
+            assert ("Cat", "negative") in roles and ("Dog", "positive") in roles
+            dog_photo = next(g for g in grid["images"] if g["labels"][0]["name"] == "Dog")
+            assert [lab["role"] for lab in dog_photo["labels"]] == ["positive", "negative"]
+            cats = httpx.get(f"{url}/api/images", params={"cls": CAT}).json()
+            assert cats["total"] == 1 and dog_photo["image_id"] not in {
+                g["image_id"] for g in cats["images"]
+            }
+    finally:
+        cat.close()

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from oiforge.arrays import to_numpy
 from oiforge.contracts import ATTRIBUTION_COLUMNS, BOX_FLAGS, SELECTION_SCHEMA
+from oiforge.contracts.selection import NEGATIVE, ROLE_FIELD
 from oiforge.errors import InvalidInputError
 from oiforge.errtext import exception_text
 from oiforge.reviews import REVIEWED_SOURCE
@@ -82,6 +83,11 @@ class ImageIndex:
         self.image_of_row = np.repeat(
             np.arange(len(self.ids), dtype=np.int32), np.diff(self.starts)
         )
+        #: rows of a human-verified negative (``role`` negative: the photo does NOT show it)
+        self.negative: Vector = np.zeros(n, bool)
+        if "role" in self.rows.column_names:
+            role = self.rows.column("role").combine_chunks()
+            self.negative = to_numpy(pc.fill_null(pc.equal(role, NEGATIVE), False))
         self._rows_arrays()
         self.review = np.zeros(n, np.int8)
         self.label_images = self._images_per_label()
@@ -110,11 +116,17 @@ class ImageIndex:
         if selection is None:
             return cls(SELECTION_SCHEMA.empty_table().select(list(_COLUMNS)))
         try:
-            table = pq.read_table(selection, columns=list(_COLUMNS))
+            names = set(pq.read_schema(selection).names)
+            table = pq.read_table(
+                selection, columns=[*_COLUMNS, *(["role"] if "role" in names else [])]
+            )
         except (OSError, ValueError, KeyError) as exc:
             why = exception_text(exc)
             raise InvalidInputError(f"cannot read selection {selection}: {why}") from exc
-        return cls(table.cast(SELECTION_SCHEMA.empty_table().select(list(_COLUMNS)).schema))
+        schema = SELECTION_SCHEMA.empty_table().select(list(_COLUMNS)).schema
+        if "role" in table.column_names:
+            schema = schema.append(ROLE_FIELD)
+        return cls(table.cast(schema))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -131,8 +143,8 @@ class ImageIndex:
             nonlocal mask
             mask = m if mask is None else mask & m
 
-        if f.labels is not None:
-            both(np.isin(self.label, f.labels))
+        if f.labels is not None:  # photos that show the class (not its verified negatives)
+            both(np.isin(self.label, f.labels) & ~self.negative)
         if f.source == "human":
             both(~self.machine)
         elif f.source == "machine":
@@ -144,10 +156,13 @@ class ImageIndex:
         return mask
 
     def _images_per_label(self) -> list[Vector]:
-        """For each label code, the sorted positions of the images that have it."""
-        order = np.argsort(self.label, kind="stable")
-        cuts = np.searchsorted(self.label[order], np.arange(1, len(self.mids)))
-        return [np.unique(a) for a in np.split(self.image_of_row[order], cuts)]
+        """For each label code, the sorted positions of the images that show it (a verified
+        negative row does not count)."""
+        shown = np.flatnonzero(~self.negative)
+        label, image = self.label[shown], self.image_of_row[shown]
+        order = np.argsort(label, kind="stable")
+        cuts = np.searchsorted(label[order], np.arange(1, len(self.mids)))
+        return [np.unique(a) for a in np.split(image[order], cuts)]
 
     def count_images(self, codes: Vector) -> int:
         """How many images have a row with one of the label ``codes`` (a union of the

@@ -18,6 +18,7 @@ from oiforge.browse.downloads import NOT_DOWNLOADED, Downloads
 from oiforge.browse.excludes import ExcludeStore, ReviewStore
 from oiforge.browse.index import ATTRIBUTION, CONFIRMED, REJECTED, ImageIndex, RowFilter
 from oiforge.contracts import BOX_FLAGS, ExcludeList
+from oiforge.contracts.selection import NEGATIVE, POSITIVE
 from oiforge.errors import InvalidInputError
 from oiforge.licences import licence_name
 from oiforge.reviews import Verdicts
@@ -193,7 +194,8 @@ def _has(row: dict[str, Any]) -> bool:
 
 
 def _labels(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per class of the image (its boxes' rows share one label)."""
+    """One entry per class of the image (its boxes' rows share one label): the classes it
+    shows first, then those a person verified it does not show (``role`` negative)."""
     seen: dict[str, dict[str, Any]] = {}
     for r in rows:
         conf = r.get("confidence")
@@ -205,9 +207,10 @@ def _labels(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "source": r.get("source") or "",
                 "confidence": None if conf is None else round(float(conf), 3),
                 "review": _VERDICT_NAMES[int(r["review"])],
+                "role": r.get("role") or POSITIVE,
             },
         )
-    return list(seen.values())
+    return sorted(seen.values(), key=lambda label: label["role"] == NEGATIVE)
 
 
 def _box(r: dict[str, Any], excluded: str | None) -> dict[str, Any]:

@@ -170,6 +170,12 @@ function caption(img, i) {
   const c = el("div", "cap");
   for (const l of img.labels.slice(0, 3)) {
     const machine = l.source === "machine";
+    if (l.role === "negative") {  // a person verified the photo does not show it
+      const chip = el("span", "chip neg", `not ${l.name}`);
+      chip.title = `${l.name} · verified absent`;
+      c.append(chip);
+      continue;
+    }
     const chip = el("span", "chip" + (l.review === "rejected" ? " bad" : l.review === "confirmed" ? " good" : machine ? " warn" : ""),
       machine ? `${l.name} ${l.confidence ?? ""}` : l.name);
     chip.title = `${l.name} · ${l.source || "?"}${l.review ? " · " + l.review : ""}`;
@@ -340,7 +346,9 @@ function detailBody(img) {
   labels.append(headRow("Class", "Source", "Review"));
   for (const l of img.labels) {
     const tr = el("tr");
-    tr.append(el("td", "", l.name), el("td", "", l.source + (l.source === "machine" ? ` ${l.confidence}` : "")));
+    const negative = l.role === "negative";
+    tr.append(el("td", negative ? "neg" : "", negative ? `not ${l.name}` : l.name),
+      el("td", "", negative ? "verified absent" : l.source + (l.source === "machine" ? ` ${l.confidence}` : "")));
     const td = el("td");
     for (const [v, t] of [["confirmed", "✓"], ["rejected", "✗"]]) {
       const b = el("button", "", t); b.title = v === "confirmed" ? "confirm (c)" : "reject (r)";
