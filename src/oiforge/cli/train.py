@@ -262,7 +262,7 @@ def evaluate_command(
     ),
 ) -> None:
     """Evaluate a run on the held-out test split: metrics.json, plots, report.html."""
-    from oiforge.evaluate import run_evaluation
+    from oiforge.evaluate import run_evaluation, summary_meaning
 
     events = run_evaluation(
         run, dataset, batch_size=batch_size, workers=workers, worst=worst, tta=tta,
@@ -273,7 +273,7 @@ def evaluate_command(
     for key, value in summary.items():
         table.add_row(key, _cell(value))
     console.print(table)
-    console.print(meaning(summary))
+    console.print(summary_meaning(summary))
     console.print(f"report: {run / 'report.html'}")
 
 
@@ -284,30 +284,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, list) and value and all(isinstance(v, float) for v in value):
         return " - ".join(f"{v:.4f}" for v in value)
     return str(value)
-
-
-def meaning(summary: dict[str, Any]) -> str:
-    """What the accuracy says, in photos, with a 95% Wilson interval (small test sets are
-    honest about how little they can tell)."""
-    n, right = int(summary.get("samples") or 0), int(summary.get("correct") or 0)
-    if not n:
-        return ""
-    if "map" in summary:
-        ci = summary.get("map_ci95")
-        interval = f" (95% bootstrap CI {ci[0]:.2f}-{ci[1]:.2f})" if ci else ""
-        return (
-            f"mAP {_num(summary['map'])}{interval}: the mean, over {summary['map_classes']} "
-            f"classes with a verified positive, of their average precision on {n} held-out "
-            f"{summary.get('split')} photos (verified labels only)"
-        )
-    z = 1.96
-    p = right / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
-    return (
-        f"accuracy {p:.3f} = {right} of {n} held-out {summary.get('split')} photos right; "
-        f"95% CI {max(0.0, centre - half):.2f}-{min(1.0, centre + half):.2f}"
-    )
 
 
 def estimate_command(

@@ -8,7 +8,7 @@ Public API::
 
 from __future__ import annotations
 
-from oiforge.evaluate.metrics import compute_metrics
+from oiforge.evaluate.metrics import compute_metrics, summary_meaning
 from oiforge.evaluate.run import evaluate, run_evaluation
 
-__all__ = ["compute_metrics", "evaluate", "run_evaluation"]
+__all__ = ["compute_metrics", "evaluate", "run_evaluation", "summary_meaning"]

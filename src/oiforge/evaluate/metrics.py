@@ -118,3 +118,27 @@ def compute_metrics(
         "ece": ece,
         "calibration_bins": bins,
     }
+
+
+def summary_meaning(summary: dict[str, Any]) -> str:
+    """What the accuracy says, in photos, with a 95% Wilson interval (small test sets are
+    honest about how little they can tell)."""
+    n, right = int(summary.get("samples") or 0), int(summary.get("correct") or 0)
+    if not n:
+        return ""
+    if "map" in summary:
+        ci = summary.get("map_ci95")
+        interval = f" (95% bootstrap CI {ci[0]:.2f}-{ci[1]:.2f})" if ci else ""
+        return (
+            f"mAP {float(summary['map']):.3f}{interval}: the mean, over {summary['map_classes']} "
+            f"classes with a verified positive, of their average precision on {n} held-out "
+            f"{summary.get('split')} photos (verified labels only)"
+        )
+    z = 1.96
+    p = right / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return (
+        f"accuracy {p:.3f} = {right} of {n} held-out {summary.get('split')} photos right; "
+        f"95% CI {max(0.0, centre - half):.2f}-{min(1.0, centre + half):.2f}"
+    )

@@ -186,7 +186,7 @@ def run_train(s: Settings, obs: Observer, resume: bool) -> str:
 
 
 def run_evaluate(s: Settings, obs: Observer, _resume: bool) -> str:
-    from oiforge.evaluate import run_evaluation
+    from oiforge.evaluate import run_evaluation, summary_meaning
 
     sec = s.spec.evaluate
     dataset = s.beside_spec(sec.dataset) or s.path(DATASET)
@@ -195,13 +195,11 @@ def run_evaluate(s: Settings, obs: Observer, _resume: bool) -> str:
         tta=sec.tta, target_precision=sec.target_precision,
     )  # fmt: skip
     summary = obs.follow(events)
+    said = summary_meaning(summary)  # in photos, with its confidence interval
     if summary.get("task") == "multilabel":
-        shown = f"mAP {summary.get('map', float('nan')):.3f}"
-        return f"{summary.get('split')} split: {shown} on {summary.get('samples')}"
-    return (
-        f"{summary.get('split')} split: accuracy {summary.get('accuracy', float('nan')):.3f}, "
-        f"macro F1 {summary.get('macro_f1', float('nan')):.3f} on {summary.get('samples')}"
-    )
+        return said or f"{summary.get('split')} split: mAP {summary.get('map', float('nan')):.3f}"
+    f1 = f"macro F1 {summary.get('macro_f1', float('nan')):.3f}"
+    return f"{said}; {f1}" if said else f"{summary.get('split')} split: {f1}"
 
 
 def run_export(s: Settings, obs: Observer, _resume: bool) -> str:
