@@ -5,6 +5,8 @@ Public API::
     from oiforge.build import BuildInputs, build_dataset, verify_dataset
     result = build_dataset(BuildInputs(selection=..., store=..., out=..., spec=BuildSpec()))
     report = verify_dataset(result.out)
+    # the same in two steps (plan while something else runs, then render and assemble):
+    result = finish_build(plan_build(inputs))
     # the per-image half alone (one shard of a distributed build), into build_dataset's cache:
     cache = build_cache_dir(out); prepare_build_cache(cache, spec)
     rendered = render_images(shard_selection, store, cache, spec)  # .records, .reused, .ok
@@ -30,7 +32,15 @@ from oiforge.build.pool import (
     render_fingerprint,
     render_images,
 )
-from oiforge.build.runner import BuildInputs, BuildResult, build_dataset, check_out_dir
+from oiforge.build.runner import (
+    BuildInputs,
+    BuildResult,
+    PlannedBuild,
+    build_dataset,
+    check_out_dir,
+    finish_build,
+    plan_build,
+)
 from oiforge.contracts.excludes import ExcludeList, read_exclude_list
 
 __all__ = [
@@ -38,6 +48,7 @@ __all__ = [
     "BuildInputs",
     "BuildResult",
     "ExcludeList",
+    "PlannedBuild",
     "RenderedImages",
     "TransferResult",
     "VerifyReport",
@@ -45,6 +56,8 @@ __all__ = [
     "build_dataset",
     "catalog_md5s",
     "check_out_dir",
+    "finish_build",
+    "plan_build",
     "prepare_build_cache",
     "publish",
     "pull",

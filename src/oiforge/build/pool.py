@@ -50,15 +50,21 @@ _PRELOAD = ["oiforge.build.render"]
 
 
 def is_reusable(rec: ImageRecord, task: RenderTask, cache: Path, *, trusted: bool = False) -> bool:
-    """Whether a journal record answers ``task`` and its source and samples still hash right.
+    """Whether a journal record answers ``task`` and its source and samples are still right.
 
-    ``trusted``: the record was written during this build (by one of its shard jobs), so its
-    source file is not hashed again; its sample files still are, which catches a sample that
-    a retried job was rewriting."""
+    ``trusted``: the record was written during this build (by one of its shard jobs), whose
+    worker hashed every sample from the bytes it wrote and journaled it only after the write
+    completed; so neither its source nor its samples are read again, only each sample's size
+    checked (a missing or torn file, e.g. one a retried job was rewriting, is rendered
+    again). Any other record is checked in full: source and samples hashed."""
     try:
         if rec.task_hash != task_hash(task):
             return False
-        if not trusted and file_sha256(Path(task.path)) != rec.source_sha256:
+        if trusted:
+            return all(
+                _has_size(sample_path(cache, s.key), s.size) for s in rec.samples if s.status == OK
+            )
+        if file_sha256(Path(task.path)) != rec.source_sha256:
             return False
         return all(
             file_sha256(sample_path(cache, s.key)) == s.sha256
@@ -67,6 +73,10 @@ def is_reusable(rec: ImageRecord, task: RenderTask, cache: Path, *, trusted: boo
         )
     except OSError:
         return False
+
+
+def _has_size(path: Path, size: int) -> bool:
+    return size > 0 and os.stat(path).st_size == size  # noqa: PTH116 (hot loop)
 
 
 def _reusable(

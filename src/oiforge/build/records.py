@@ -88,6 +88,7 @@ class SampleResult:
     width: int = 0
     height: int = 0
     crop: str = ""  # a human note: the source rectangle and the resize
+    size: int = 0  # bytes of the rendered file (0 in records of older versions)
 
 
 @dataclass

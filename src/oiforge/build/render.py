@@ -161,8 +161,9 @@ def _resize(img: Array, box: Rect, full: Rect, opts: RenderOptions) -> Array:
 
 def _render_sample(
     dec: Decoded, rect: Rect, opts: RenderOptions, write: Writer, path: Path
-) -> tuple[str, int, int, str]:
-    """Cut, resize, encode and store one sample: (sha256, width, height, crop note)."""
+) -> tuple[str, int, int, str, int]:
+    """Cut, resize, encode and store one sample: (sha256, width, height, crop note, bytes);
+    the hash and size are of the bytes written (the build trusts them: ``pool.is_reusable``)."""
     img = dec.image
     h, w = img.shape[:2]
     small = scale_rect(rect, w / dec.full_width, h / dec.full_height, w, h)
@@ -175,7 +176,7 @@ def _render_sample(
         note += f" ({dec.turn})"
     oh, ow = out.shape[:2]
     note += f"; {opts.aspect} -> {ow}x{oh}"
-    return hashlib.sha256(data).hexdigest(), ow, oh, note
+    return hashlib.sha256(data).hexdigest(), ow, oh, note, len(data)
 
 
 def _render_all(
@@ -192,7 +193,7 @@ def _render_all(
             if min(rect[2] - rect[0], rect[3] - rect[1]) < opts.min_crop_side:
                 res.status = "crop_too_small"
             else:
-                res.sha256, res.width, res.height, res.crop = _render_sample(
+                res.sha256, res.width, res.height, res.crop, res.size = _render_sample(
                     dec, rect, opts, write, sample_path(cache, s.key)
                 )
         results.append(res)

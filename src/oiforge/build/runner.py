@@ -105,6 +105,10 @@ class _Clock:
         self.timings[phase] = round(now - self._last, 4)
         self._last = now
 
+    def restart(self) -> None:
+        """The next lap starts now."""
+        self._last = time.perf_counter()
+
 
 def check_out_dir(out: Path) -> None:
     """Refuse an ``out`` that exists and is not an oiforge dataset (a build replaces it)."""
@@ -226,25 +230,52 @@ def _finalize(staging: Path, out: Path) -> None:
     replace_dir(staging, out)
 
 
-def build_dataset(inputs: BuildInputs, progress: Progress | None = None) -> BuildResult:
-    """Build the dataset described by ``inputs`` into ``inputs.out``."""
-    out, clock = inputs.out, _Clock()
-    check_out_dir(out)
+@dataclass(frozen=True)
+class PlannedBuild:
+    """A build planned but not yet rendered (:func:`plan_build`); :func:`finish_build` does
+    the rest. A sharded build plans its final pass while its shard jobs render."""
+
+    inputs: BuildInputs
+    plan: Plan
+    staging: Path
+    cache: Path
+    opts: RenderOptions
+    clock: _Clock
+
+
+def plan_build(inputs: BuildInputs) -> PlannedBuild:
+    """The first phase of :func:`build_dataset`: read the selection, plan every image."""
+    clock = _Clock()
+    check_out_dir(inputs.out)
     if inputs.version == "unknown":
         inputs = replace(inputs, version=selection_version(inputs.selection) or "unknown")
     rows = read_selection(inputs.selection)
     if inputs.trusted_run is None:  # a sharded build's final pass finds its images rendered
         start_workers_early(len(rows), inputs.workers)
     plan = make_plan(rows, inputs.store, inputs.exclude, inputs.spec.task)
-    staging = staging_dir(out)
+    staging = staging_dir(inputs.out)
     cache = staging / CACHE_NAME
     opts = RenderOptions.from_spec(inputs.spec)
     prepare_cache(cache, opts)
     clock.lap("plan")
+    return PlannedBuild(inputs, plan, staging, cache, opts, clock)
+
+
+def build_dataset(inputs: BuildInputs, progress: Progress | None = None) -> BuildResult:
+    """Build the dataset described by ``inputs`` into ``inputs.out``."""
+    return finish_build(plan_build(inputs), progress)
+
+
+def finish_build(planned: PlannedBuild, progress: Progress | None = None) -> BuildResult:
+    """Render (what the cache does not hold), assemble, export, lock and rename into place."""
+    inputs, plan, staging, cache, clock = (
+        planned.inputs, planned.plan, planned.staging, planned.cache, planned.clock
+    )  # fmt: skip
+    clock.restart()  # the time between planning and now is not this build's
     if len(plan.tasks) > BATCH:
         _import_in_background("pandas")
     records, reused = render_all(
-        plan.tasks, opts, cache, inputs.workers, progress, trust_run=inputs.trusted_run
+        plan.tasks, planned.opts, cache, inputs.workers, progress, trust_run=inputs.trusted_run
     )
     clock.lap("render")
     asm = assemble(plan, records, inputs.spec)
@@ -260,11 +291,11 @@ def build_dataset(inputs: BuildInputs, progress: Progress | None = None) -> Buil
     lock = _lock(staging, asm, inputs, selection_sha)
     _check_expected(inputs, lock, staging)
     clock.lap("lock")
-    _finalize(staging, out)
+    _finalize(staging, inputs.out)
     clock.lap("finalize")
     log.info("build phases (s): %s", clock.timings)
     return BuildResult(
-        out=out,
+        out=inputs.out,
         samples=len(asm.samples),
         per_split=dict(Counter(s.split for s in asm.samples)),
         classes=len(asm.classes),

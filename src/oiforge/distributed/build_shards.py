@@ -4,13 +4,18 @@ The build has two halves. Rendering is per image and embarrassingly parallel; as
 (dedupe across images, splits, exporters, manifest, lock) needs every image at once but only
 reads small records and copies finished files. So each shard job renders its images into the
 build's own resumable cache (``.<out>.oiforge-partial/.cache``, on a file system every node
-sees), with the build stage's own planner and renderer; then the driver calls
-:func:`oiforge.build.build_dataset` unchanged, which finds every image in the cache (checked
-by hash) and only assembles. The dataset is therefore byte-identical to a local build, and a
-shard that failed for good costs time, not correctness: the final build renders what is left.
-Records this run's shard jobs wrote carry its token, so the final pass does not hash their
-source files again (their samples still are); records from an earlier run (a resume) are
-checked in full.
+sees), with the build stage's own planner and renderer; then the driver runs
+:func:`oiforge.build.build_dataset` unchanged (as its two halves, ``plan_build`` and
+``finish_build``), which finds every image in the cache and only assembles. The dataset is
+therefore byte-identical to a local build, and a shard that failed for good costs time, not
+correctness: the final build renders what is left.
+Records this run's shard jobs wrote carry its token; their workers hashed each sample from the
+bytes they wrote, so the final pass reads neither their sources nor their samples again (it
+checks each sample's size); records from an earlier run (a resume) are checked in full.
+
+What a run costs beyond the rendering itself, and what hides it: the final pass is planned
+(selection read, every image planned) on a thread as soon as one shard is done, while the
+others still render; the Ray connection is closed on a thread while the final pass runs.
 """
 
 from __future__ import annotations
@@ -20,15 +25,19 @@ import secrets
 import shutil
 import sys
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from oiforge.build import (
     BuildInputs,
     BuildResult,
+    PlannedBuild,
     build_cache_dir,
     build_dataset,
     check_out_dir,
+    finish_build,
+    plan_build,
     prepare_build_cache,
     render_fingerprint,
     render_images,
@@ -39,7 +48,9 @@ from oiforge.distributed.engine import (
     EventCallback,
     ProgressMerger,
     Reporter,
+    ShardEvent,
     ShardProgress,
+    Tick,
     announce,
     check_backend,
     open_engine,
@@ -147,7 +158,8 @@ def run_build_sharded(
     work = shards_dir(inputs.out)
     options_key = render_fingerprint(inputs.spec)
     run = secrets.token_hex(8)
-    with open_engine(chosen, address) as engine:
+    final = FinalPlan(replace(inputs, trusted_run=run))
+    with open_engine(chosen, address, close_in_background=True) as engine:
         announce(engine, on_event)
         n = (
             num_shards
@@ -160,15 +172,49 @@ def run_build_sharded(
         outcomes = engine.run(
             render_shard,
             [(j.shard.name, j.shard.path.parent, j) for j in jobs],
-            merger.tick(_report(progress)),
+            final.tick(merger.tick(_report(progress))),
         )
     for failed in (o for o in outcomes if o.error):
         log.warning(
             "shard %s failed (%s); the final build renders its images", failed.shard, failed.error
         )
-    result = build_dataset(replace(inputs, trusted_run=run), progress)
+    try:
+        result = finish_build(final.result(), progress)
+    finally:
+        engine.join()
     shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+class FinalPlan:
+    """Plans the final pass (:func:`oiforge.build.plan_build`) on a thread, started once a
+    shard has finished (a CPU is free then; on a cluster, the driver's own work overlaps the
+    last shards) or, at the latest, when ``result`` is asked for."""
+
+    def __init__(self, inputs: BuildInputs) -> None:
+        self._inputs = inputs
+        self._future: Future[PlannedBuild] | None = None
+
+    def start(self) -> None:
+        if self._future is None:
+            pool = ThreadPoolExecutor(1, thread_name_prefix="oiforge-final-plan")
+            self._future = pool.submit(plan_build, self._inputs)
+            pool.shutdown(wait=False)  # the thread ends with its one task
+
+    def tick(self, inner: Tick) -> Tick:
+        """``inner``, after starting the plan when a shard reports all its images done."""
+
+        def tick(progress: dict[str, ShardProgress], events: list[ShardEvent]) -> None:
+            if any(p.total and p.done >= p.total for p in progress.values()):
+                self.start()
+            inner(progress, events)
+
+        return tick
+
+    def result(self) -> PlannedBuild:
+        self.start()
+        assert self._future is not None
+        return self._future.result()
 
 
 def _jobs(

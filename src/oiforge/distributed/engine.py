@@ -147,6 +147,9 @@ class Engine(Protocol):
         self, fn: ShardFn[J, R], jobs: Sequence[Job[J]], tick: Tick
     ) -> list[ShardOutcome[R]]: ...
 
+    def join(self) -> None:
+        """Wait until the engine, left with ``close_in_background``, has closed."""
+
 
 def run_job(fn: ShardFn[J, R], job: J, reporter: Reporter) -> R:
     reporter.started()
@@ -161,6 +164,9 @@ class LocalEngine:
 
     def cpus(self) -> int:
         return os.cpu_count() or 1
+
+    def join(self) -> None:
+        """Nothing to wait for."""
 
     def run(self, fn: ShardFn[J, R], jobs: Sequence[Job[J]], tick: Tick) -> list[ShardOutcome[R]]:
         board = Board(lambda: tick(*board.drain()[:2]))
@@ -196,15 +202,21 @@ def check_backend(backend: str, address: str | None) -> Backend:
 
 @contextlib.contextmanager
 def open_engine(
-    backend: Backend, address: str | None, cpus_per_shard: float = 1.0
+    backend: Backend,
+    address: str | None,
+    cpus_per_shard: float = 1.0,
+    *,
+    close_in_background: bool = False,
 ) -> Iterator[Engine]:
-    """The engine for ``backend``; a Ray instance this call started is shut down after."""
+    """The engine for ``backend``; a Ray connection this call opened is closed after (on a
+    thread with ``close_in_background``, when the block ended without an error: the caller
+    goes on with its own work and calls ``engine.join()`` before it returns)."""
     if backend == "local":
         yield LocalEngine()
         return
     from oiforge.distributed.ray_engine import RayEngine
 
-    with RayEngine(address, cpus_per_shard, DEFAULT_MAX_RETRIES) as engine:
+    with RayEngine(address, cpus_per_shard, DEFAULT_MAX_RETRIES, close_in_background) as engine:
         yield engine
 
 
