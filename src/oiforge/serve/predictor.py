@@ -9,10 +9,11 @@ an image (decode, preprocess, model call) with one ONNX Runtime thread per call.
 takes its share of what is queued at that moment (the queue over the workers, at most
 ``max_batch`` images) and runs it as one batch; it never waits for more work, so a lone
 request pays no extra latency, and a burst is spread over the workers (taking the whole queue
-made one worker run a long batch while another idled: p99 63 ms at 50 rps against 32 ms). Replaced a decode pool feeding one model thread (bench/RESULTS.md,
-"serve"): an image crossed three threads, and the model thread was the queue's bottleneck
-while the decoders idled. With one ORT thread a batch beyond 4-8 images gains nothing per
-image while every request of a batch waits for the whole batch: hence 8.
+let one worker run a burst as one long batch while another idled). Replaced a decode pool
+feeding one model thread (bench/RESULTS.md, "serve"): an image crossed three threads, and
+the model thread was the queue's bottleneck while the decoders idled. With one ORT thread a
+batch beyond 4-8 images gains nothing per image while every request of a batch waits for the
+whole batch: hence 8.
 """
 
 from __future__ import annotations
