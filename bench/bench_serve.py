@@ -12,6 +12,9 @@
    aiohttp load generator (requests are sent on a fixed schedule whatever the replies, at
    most 256 in flight) at each rate for --seconds: p50/p99 latency, achieved rate, errors.
    Prints p99 / 100 ms at 50 rps (target < 1). Client and server share the machine's cores.
+   Server CPU per answered request against its peer (#25: <= 1.25x): the predictor run in a
+   process of its own on the same photo, back to back, as the server sets it up; the peer runs
+   right before each server (its mean CPU per photo; median over those runs).
 """
 
 from __future__ import annotations
@@ -170,6 +173,32 @@ def in_process_cpu_ms(export: Path, iters: int) -> float:
     print(f"  predictor in process, as the server runs it ({threads} thread, no spin): "
           f"{cpu:.2f} ms CPU/image")  # fmt: skip
     return cpu
+
+
+def peer_cpu_ms(export: Path, iters: int) -> float:
+    """Mean CPU ms per photo of the predictor run back to back in a fresh process, set up as
+    the server sets it up: the server's figure is a mean (CPU over requests), so is this one,
+    and it is taken right beside each server run because the host's speed drifts by 10-25%
+    within minutes (a peer timed once at the start made the ratio swing with it)."""
+    cmd = [sys.executable, __file__, "--peer", "--iters", str(iters)]
+    out = subprocess.run(cmd, capture_output=True, check=True, text=True).stdout
+    return float(json.loads(out.strip().splitlines()[-1])["cpu_ms"])
+
+
+def run_peer(export: Path, iters: int) -> None:
+    """The peer's own process: prints one JSON line, the mean CPU ms per photo."""
+    from oiforge.serve.holder import ServeConfig
+    from oiforge.serve.images import preprocess_bytes
+    from oiforge.serve.predictor import Predictor
+
+    predictor = Predictor(export, threads=ServeConfig().inference_threads, spin=False)
+    jpeg, pre = photo_jpeg(), predictor.labels.preprocessing
+    for _ in range(10):  # warm-up, as the server's first requests
+        predictor.top_k(predictor.probabilities([preprocess_bytes(jpeg, pre)[0]]), 5)
+    start = time.process_time()
+    for _ in range(iters):
+        predictor.top_k(predictor.probabilities([preprocess_bytes(jpeg, pre)[0]]), 5)
+    print(json.dumps({"cpu_ms": (time.process_time() - start) * 1000 / iters}))
 
 
 def _cpu_ms(fn: Any, iters: int) -> tuple[float, float]:
@@ -368,15 +397,24 @@ def print_row(name: str, row: dict[str, Any]) -> None:
 
 
 def bench_http(
-    export: Path, rates: list[float], seconds: float, rounds: int, variants: dict[str, Path | None]
-) -> list[tuple[str, dict[str, Any]]]:
-    """Every variant at every rate, ``rounds`` times, variants alternating within a round."""
+    export: Path,
+    rates: list[float],
+    seconds: float,
+    rounds: int,
+    variants: dict[str, Path | None],
+    peer_iters: int,
+) -> tuple[list[tuple[str, dict[str, Any]]], list[float]]:
+    """Every variant at every rate, ``rounds`` times, variants alternating within a round;
+    the in-process peer (``peer_iters`` photos, 0: none) runs before each server."""
     jpeg_path = OUT / "photo.jpg"
     jpeg_path.write_bytes(photo_jpeg())
     print(f"  request: multipart, one {len(jpeg_path.read_bytes()) / 1000:.0f} KB JPEG")
-    rows = []
+    rows, peers = [], []
     for _ in range(rounds):
         for name, src in variants.items():
+            if peer_iters:
+                peers.append(peer_cpu_ms(export, peer_iters))
+                print(f"  peer: predictor in process, back to back: {peers[-1]:.2f} ms CPU/photo")
             proc, url = start_server(export, src)
             try:
                 for rate in rates:
@@ -385,11 +423,11 @@ def bench_http(
             finally:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(60)
-    return rows
+    return rows, peers
 
 
 def print_medians(
-    rows: list[tuple[str, dict[str, Any]]], in_process_cpu: float | None
+    rows: list[tuple[str, dict[str, Any]]], in_process_cpu: float | None, at_start: float | None
 ) -> list[Row]:
     """Prints the medians over rounds; returns p99 against 100 ms and server CPU per request
     against the in-process predictor's CPU for the same photo, for each variant and rate."""
@@ -409,7 +447,7 @@ def print_medians(
             f"CPU-bound capacity {(os.cpu_count() or 1) * 1000 / per_req:.0f} rps, "
             f"load {med['load']:.1f} ({len(runs)} runs)"
         )
-        results += http_rows(f"{name} {rate:.0f} rps", med, errors, in_process_cpu)
+        results += http_rows(f"{name} {rate:.0f} rps", med, errors, in_process_cpu, at_start)
     return results
 
 
@@ -418,7 +456,11 @@ P99_LIMIT_MS, CPU_GOAL = 100.0, 1.25
 
 
 def http_rows(
-    what: str, med: dict[str, float], errors: int, in_process_cpu: float | None
+    what: str,
+    med: dict[str, float],
+    errors: int,
+    in_process_cpu: float | None,
+    at_start: float | None = None,
 ) -> list[Row]:
     at_50 = what.endswith(" 50 rps")
     p99 = med["p99"] / P99_LIMIT_MS
@@ -431,8 +473,9 @@ def http_rows(
         cpu = med["server_ms_per_req"] / in_process_cpu
         rows.append(
             Row(f"{what}: server CPU per request", med["server_ms_per_req"], "ms",
-                "in-process predictor CPU, same photo", in_process_cpu, cpu,
-                f"<= {CPU_GOAL} (#25)", cpu <= CPU_GOAL)
+                "in-process predictor CPU, same photo (mean, beside each server run)",
+                in_process_cpu, cpu, f"<= {CPU_GOAL} (#25)", cpu <= CPU_GOAL,
+                extra={"peer_median_per_call_at_start_ms": at_start})
         )  # fmt: skip
     return rows
 
@@ -451,6 +494,7 @@ def parse_args() -> argparse.Namespace:
         "--compare-src", type=Path, help="Also run this checkout's src/ (e.g. a `git archive`)."
     )
     parser.add_argument("--client", help=argparse.SUPPRESS)
+    parser.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--jpeg", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -460,6 +504,9 @@ def main() -> None:
     args = parse_args()
     if args.client:
         run_client(args.client, args.rate, args.seconds, args.jpeg)
+        return
+    if args.peer:
+        run_peer(build_export(), args.iters)
         return
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -482,8 +529,13 @@ def main() -> None:
         variants["compare"] = args.compare_src.resolve()
     rates = [float(r) for r in args.rates.split(",") if r]  # --rates "": no HTTP part
     if rates:
-        rows = bench_http(export, rates, args.seconds, args.rounds, variants)
-        results += print_medians(rows, in_process_cpu)
+        peer_iters = args.iters * 2 if in_process_cpu else 0
+        rows, peers = bench_http(export, rates, args.seconds, args.rounds, variants, peer_iters)
+        peer = statistics.median(peers) if peers else None
+        if peer and in_process_cpu:
+            print(f"peer: {peer:.2f} ms CPU/photo (median of {len(peers)} runs beside the servers;"
+                  f" {in_process_cpu:.2f} ms as a median per call at the start)")  # fmt: skip
+        results += print_medians(rows, peer, in_process_cpu)
     how = f"--iters {args.iters} --seconds {args.seconds} --rates {args.rates}"
     write_results("bench_serve", results, notes=f"{how}, {args.rounds} rounds")
 

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
 
 from oiforge import __version__
@@ -24,9 +24,16 @@ from oiforge.paths import package_data
 from oiforge.serve.api_errors import ApiError, install_error_handlers
 from oiforge.serve.docs import add_offline_docs
 from oiforge.serve.holder import ModelHolder, ServeConfig, predict_inputs
-from oiforge.serve.inputs import MAX_TOP_K, BodyLimitMiddleware, parse_request
+from oiforge.serve.inputs import BodyLimitMiddleware, parse_body, parse_top_k
 from oiforge.serve.metrics import Metrics, MetricsMiddleware
-from oiforge.serve.models import ERROR_RESPONSES, PREDICT_BODY, ModelResponse, PredictResponse
+from oiforge.serve.models import (
+    ERROR_RESPONSES,
+    PREDICT_BODY,
+    PREDICT_QUERY,
+    ModelResponse,
+    PredictResponse,
+    predict_json,
+)
 from oiforge.serve.predictor import Predictor
 
 API_KEY_ENV = "OIFORGE_API_KEY"
@@ -121,20 +128,23 @@ def _add_v1_routes(app: FastAPI, holder: ModelHolder, api_key: str | None) -> No
         "/v1/predict",
         response_model=PredictResponse,
         responses=ERROR_RESPONSES,
-        openapi_extra={"requestBody": PREDICT_BODY},
+        openapi_extra={"requestBody": PREDICT_BODY, "parameters": PREDICT_QUERY},
         summary="Top-k classes for one or more images.",
     )
-    async def predict(
-        request: Request, top_k: int | None = Query(None, ge=1, le=MAX_TOP_K)
-    ) -> PredictResponse:
+    async def predict(request: Request) -> Response:
+        # The hot path: the request is parsed and the answer written here (no FastAPI
+        # parameter or response-model handling; see docs/serving.md, "Performance").
         start = time.perf_counter()
         _check_key(request, api_key)
         if request.scope.get("oiforge.too_large"):
             limit = holder.config.max_upload_bytes
             raise ApiError(413, "payload_too_large", f"body over {limit} bytes")
+        top_k = parse_top_k(request.query_params.get("top_k"))
         predictor = holder.require_ready()
         holder.check_capacity()  # shed before reading the body: the cheapest possible 503
-        parsed = await parse_request(request, holder.config.max_images)
+        ctype = request.headers.get("content-type", "")
+        parsed = parse_body(ctype, await request.body(), holder.config.max_images)
         k = parsed.top_k or top_k or holder.config.default_top_k
         items = await predict_inputs(holder, predictor, parsed.images, k)
-        return PredictResponse.of(predictor, items, time.perf_counter() - start)
+        body = predict_json(predictor, items, time.perf_counter() - start)
+        return Response(body, media_type="application/json")

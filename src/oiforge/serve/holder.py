@@ -15,6 +15,7 @@ This reads the CPU affinity and the cgroup CPU quota (v2 ``cpu.max``, v1 ``cfs_q
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import os
@@ -121,6 +122,9 @@ class ModelHolder:
                     self.config.max_pixels,
                 )
             self.metrics.ready.set(1 if self.pool else 0)
+        # everything alive now (modules, the model) lives as long as the process: keep it out
+        # of the cyclic collector's sweeps, which each request's garbage would otherwise pay
+        gc.freeze()
 
     def close(self) -> None:
         self.draining = True

@@ -13,11 +13,10 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
-from starlette.datastructures import UploadFile
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oiforge.serve.api_errors import ApiError
+from oiforge.serve.multipart import FormPart, MultipartError, TooManyFiles, boundary_of, split_form
 
 IMAGE_TYPES: Final = frozenset(
     {"image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff"}
@@ -40,8 +39,8 @@ class ParsedRequest:
     top_k: int | None
 
 
-def media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", errors="replace")
 
 
 def parse_top_k(value: object) -> int | None:
@@ -65,35 +64,46 @@ def _check_count(n: int, max_images: int) -> None:
         raise ApiError(413, "too_many_images", f"{n} images; at most {max_images} per request")
 
 
-async def _parse_multipart(request: Request, max_images: int) -> ParsedRequest:
-    form = await request.form(max_files=max_images + 1, max_fields=8)
+def _form_image(part: FormPart, i: int) -> ImageInput:
+    if part.filename is None:
+        raise ApiError(422, "not_a_file", f"field {FILE_FIELD!r} #{i} is not a file")
+    if part.content_type not in PART_TYPES:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"file #{i} is {part.content_type!r}; allowed: {sorted(IMAGE_TYPES)}",
+            index=i,
+        )
+    return ImageInput(part.filename or f"image-{i}", data=part.data)
+
+
+def _form_parts(content_type: str, body: bytes, max_images: int) -> list[FormPart]:
     try:
-        unknown = sorted({k for k in form if k not in (FILE_FIELD, "top_k")})
-        if unknown:
-            raise ApiError(
-                422,
-                "unknown_field",
-                f"unknown form fields {unknown}; "
-                f"send files as {FILE_FIELD!r} and optionally 'top_k'",
-            )
-        images = []
-        for i, part in enumerate(form.getlist(FILE_FIELD)):
-            if not isinstance(part, UploadFile):
-                raise ApiError(422, "not_a_file", f"field {FILE_FIELD!r} #{i} is not a file")
-            ctype = (part.content_type or "").split(";", 1)[0].strip().lower()
-            if ctype not in PART_TYPES:
-                raise ApiError(
-                    415,
-                    "unsupported_media_type",
-                    f"file #{i} is {ctype!r}; allowed: {sorted(IMAGE_TYPES)}",
-                    index=i,
-                )
-            images.append(ImageInput(part.filename or f"image-{i}", data=await part.read()))
-        _check_count(len(images), max_images)
-        top_k = form.get("top_k")
-        return ParsedRequest(images, parse_top_k(top_k if isinstance(top_k, str) else None))
-    finally:
-        await form.close()
+        return split_form(body, boundary_of(content_type), max_images)
+    except TooManyFiles:
+        raise ApiError(
+            413, "too_many_images", f"over {max_images} images; at most {max_images} per request"
+        ) from None
+    except MultipartError as exc:
+        raise ApiError(400, "bad_request", f"malformed multipart body: {exc}") from None
+
+
+def _parse_multipart(content_type: str, body: bytes, max_images: int) -> ParsedRequest:
+    parts = _form_parts(content_type, body, max_images)
+    unknown = sorted({p.name for p in parts if p.name not in (FILE_FIELD, "top_k")})
+    if unknown:
+        raise ApiError(
+            422,
+            "unknown_field",
+            f"unknown form fields {unknown}; send files as {FILE_FIELD!r} and optionally 'top_k'",
+        )
+    files = [p for p in parts if p.name == FILE_FIELD]
+    images = [_form_image(part, i) for i, part in enumerate(files)]
+    _check_count(len(images), max_images)
+    top_k = next((p for p in parts if p.name == "top_k"), None)
+    if top_k is not None and top_k.filename is not None:
+        raise ApiError(422, "invalid_top_k", "top_k must be an integer")
+    return ParsedRequest(images, parse_top_k(None if top_k is None else _text(top_k.data)))
 
 
 def _decode_b64(value: str, i: int) -> bytes:
@@ -119,9 +129,9 @@ def _json_image(item: object, i: int) -> ImageInput:
     raise ApiError(422, "invalid_request", f"images[{i}].data/url must be a string")
 
 
-async def _parse_json(request: Request, max_images: int) -> ParsedRequest:
+def _parse_json(body: bytes, max_images: int) -> ParsedRequest:
     try:
-        payload: Any = json.loads(await request.body())
+        payload: Any = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(payload, dict) or set(payload) - {"images", "top_k"}:
@@ -134,14 +144,14 @@ async def _parse_json(request: Request, max_images: int) -> ParsedRequest:
     return ParsedRequest(images, parse_top_k(payload.get("top_k")))
 
 
-async def parse_request(request: Request, max_images: int) -> ParsedRequest:
-    kind = media_type(request)
+def parse_body(content_type: str, body: bytes, max_images: int) -> ParsedRequest:
+    """The images (and form/JSON ``top_k``) of a whole request body of ``content_type``."""
+    kind = content_type.split(";", 1)[0].strip().lower()
     if kind == "multipart/form-data":
-        return await _parse_multipart(request, max_images)
+        return _parse_multipart(content_type, body, max_images)
     if kind == "application/json":
-        return await _parse_json(request, max_images)
+        return _parse_json(body, max_images)
     if kind in IMAGE_TYPES:
-        body = await request.body()
         _check_count(1 if body else 0, max_images)
         return ParsedRequest([ImageInput("image-0", data=body)], None)
     allowed = ["multipart/form-data", "application/json", *sorted(IMAGE_TYPES)]

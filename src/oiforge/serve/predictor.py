@@ -6,12 +6,14 @@ This module and everything it imports stay free of torch, so ``oiforge predict``
 
 The pool (:class:`InferencePool`): one worker thread per core, each running the whole path of
 an image (decode, preprocess, model call) with one ONNX Runtime thread per call. A free worker
-takes everything queued at that moment (up to ``max_batch`` images) and runs it as one batch;
-it never waits for more work, so a lone request pays no extra latency, and under load the
-per-call cost is shared. Replaced a decode pool feeding one model thread (bench/RESULTS.md,
-"serve"): an image crossed three threads, and the model thread was the queue's bottleneck
-while the decoders idled. With one ORT thread a batch beyond 4-8 images gains nothing per
-image while every request of a batch waits for the whole batch: hence 8.
+takes its share of what is queued at that moment (the queue over the workers, at most
+``max_batch`` images) and runs it as one batch; it never waits for more work, so a lone
+request pays no extra latency, and a burst is spread over the workers (taking the whole queue
+let one worker run a burst as one long batch while another idled). Replaced a decode pool
+feeding one model thread (bench/RESULTS.md, "serve"): an image crossed three threads, and
+the model thread was the queue's bottleneck while the decoders idled. With one ORT thread a
+batch beyond 4-8 images gains nothing per image while every request of a batch waits for the
+whole batch: hence 8.
 """
 
 from __future__ import annotations
@@ -194,7 +196,7 @@ class _Ready:
 class InferencePool:
     """Worker threads that turn queued image bytes into predictions, each on its own.
 
-    A worker takes everything queued when it is free (up to ``max_batch`` images), decodes
+    A worker takes its share of what is queued when it is free (up to ``max_batch``), decodes
     and preprocesses those images and runs them through the model as one call, on the same
     thread: the image never changes threads between its bytes and its probabilities, and a
     request costs one hand-off to a worker and one back. Several workers run model calls
@@ -239,8 +241,11 @@ class InferencePool:
             thread.join(timeout=30)
 
     def _take(self, first: _Item) -> tuple[list[_Item], bool]:
+        # a fair share of what is queued, not all of it: a burst is spread over the workers
+        # instead of one worker running it as one long batch while the others idle
+        share = 1 + self._queue.qsize() // len(self._threads)
         items = [first]
-        while len(items) < self.max_batch:
+        while len(items) < min(share, self.max_batch):
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
