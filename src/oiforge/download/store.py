@@ -1,9 +1,12 @@
-"""The image store: ``store/<id[:2]>/<id>.jpg``, written via temp file, fsync and rename.
+"""The image store: ``store/<id[:2]>/<id>.jpg``, written via temp file and rename.
 
 Temp files live in ``store/.tmp/<pid>-<token>/`` so a killed run leaves no partial file
 beside the images; the next run removes temp folders whose process is gone (after adopting
-what their :class:`WrittenLog` lists, see ``adopt``). The
-:class:`Writer` protocol is the seam for other back ends (and for tests of a full disk).
+what their :class:`WrittenLog` lists, see ``adopt``). Files are not fsynced one by one: the
+run makes a batch durable with one ``sync_filesystem`` of the store before it journals the
+batch as ``ok`` (group commit, see ``runner``), so the journal never claims a file an OS crash
+could lose. The :class:`Writer` protocol is the seam for other back ends (and for tests of a
+full disk).
 """
 
 from __future__ import annotations
@@ -17,11 +20,9 @@ import re
 import secrets
 import shutil
 import threading
-from dataclasses import asdict
 from pathlib import Path
 from typing import Final, Protocol
 
-from oiforge.atomic import fsync_dir
 from oiforge.contracts.journal import JournalRow, store_image_path
 from oiforge.errors import InvalidInputError
 
@@ -46,7 +47,8 @@ class WrittenLog:
         self._fd: int | None = None
 
     def record(self, row: JournalRow) -> None:
-        line = (json.dumps(asdict(row), separators=(",", ":")) + "\n").encode()
+        # vars, not dataclasses.asdict: no deep copy of the row's plain values
+        line = (json.dumps(vars(row), separators=(",", ":")) + "\n").encode()
         with self._lock:
             if self._fd is None:
                 self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -60,16 +62,20 @@ class WrittenLog:
 
 
 class Writer(Protocol):
-    """Puts bytes at a store path atomically; raises ``OSError`` when it cannot."""
+    """Puts bytes at a store path atomically (a reader sees the whole file or none), on the
+    store's file system (the run syncs that before it journals the file); raises ``OSError``
+    when it cannot."""
 
     def write(self, path: Path, data: bytes) -> None: ...
 
 
 class FileWriter:
-    """Temp file in the run's temp folder, fsync, rename into place, fsync the folder."""
+    """Temp file in the run's temp folder, renamed into place; durable at the run's next
+    ``sync_filesystem`` of the store (before the journal says ``ok``)."""
 
     def __init__(self, tmp_dir: Path) -> None:
         self._tmp_dir = tmp_dir
+        self._folders: set[Path] = set()  # store folders known to exist (one mkdir each)
 
     def write(self, path: Path, data: bytes) -> None:
         _check_room(self._tmp_dir, len(data))
@@ -80,16 +86,16 @@ class FileWriter:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
-                os.fsync(fd)
             finally:
                 os.close(fd)
-            path.parent.mkdir(exist_ok=True)
+            if path.parent not in self._folders:
+                path.parent.mkdir(exist_ok=True)
+                self._folders.add(path.parent)
             tmp.replace(path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
-        fsync_dir(path.parent)
 
 
 def _check_room(folder: Path, size: int) -> None:
