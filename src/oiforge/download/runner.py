@@ -322,11 +322,7 @@ class _Run:
         """Commit the rows that arrived; ``ok`` ones only after their files are durable."""
         rows, self.pending = self.pending, []
         if any(r.status == "ok" for r in rows):
-            try:
-                sync_filesystem(self.store.root)
-            except OSError as exc:  # unjournaled: the next run adopts or fetches them again
-                self.stopped = self.stopped or f"cannot sync the store ({exc})"
-                raise StageError(f"download stopped: cannot sync the store: {exc}") from exc
+            self._sync()
         try:
             self.journal.append(rows)
         except sqlite3.OperationalError as exc:
@@ -343,8 +339,16 @@ class _Run:
             if statuses.get(t.image_id) == "ok"
         ]
         if lost:
-            self.journal.append(lost)
+            self.pending.extend(lost)
+            self._flush()
+            self._sync()
+
+    def _sync(self) -> None:
+        try:
             sync_filesystem(self.store.root)
+        except OSError as exc:  # unjournaled: the next run adopts or fetches them again
+            self.stopped = self.stopped or f"cannot sync the store ({exc})"
+            raise StageError(f"download stopped: cannot sync the store: {exc}") from exc
 
     def _record_invalid(self) -> None:
         for raw in self.invalid_ids:
