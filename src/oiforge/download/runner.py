@@ -204,7 +204,7 @@ def download(
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's loop where it is installed (about half the CPU per request), else asyncio's."""
+    """uvloop's loop where it is installed (less CPU per request), else asyncio's."""
     try:
         import uvloop
     except ImportError:
