@@ -1,6 +1,6 @@
 """Download throughput: oiforge vs img2dataset on loopback, same URL list, one run.
 
-    .venv/bin/python bench/bench_download.py [--images 5000] [--reps 2]
+    .venv/bin/python bench/bench_download.py [--images 5000] [--reps 2] [--compare-src OLD/src]
 
 Generates photo-like JPEGs (640x480 to 1024x768, q90) into a mirror root under bench/out/,
 serves it with `oiforge mirror serve` (or `--server static`: a plain aiohttp static server),
@@ -10,6 +10,8 @@ and times, alternating, for two settings (as served; resize to 256 max side):
   - `oiforge download` (subprocess, end to end);
   - img2dataset 1.47 in its own venv (bench/out/i2d-venv, pip-installed on first use),
     `--processes_count 2 --thread_count 32 --output_format files`.
+  - with ``--compare-src OLD/src``: also `oiforge download` of that source tree (another
+    checkout's ``src``), in the same alternation, for a before/after in one run.
 Prints images/s, CPU seconds (user+sys of the client process tree) and the ratio oiforge /
 img2dataset for each setting.
 """
@@ -110,11 +112,12 @@ def start_server(kind: str, root: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError(f"{kind} server did not start: {' '.join(cmd)}")
 
 
-def timed(cmd: list[str]) -> tuple[float, float]:
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user+sys of the child tree) of a command."""
+    subprocess.run(["sync"], check=True)  # the last run's dirty pages are not this run's work
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -152,12 +155,14 @@ def run_ceiling(url_file: Path, code: str = CEILING) -> tuple[float, float]:
     return timed([sys.executable, "-c", code, str(url_file)])
 
 
-def run_oiforge(sel: Path, base: str, resize: bool) -> tuple[float, float]:
+def run_oiforge(sel: Path, base: str, resize: bool, src: Path | None = None) -> tuple[float, float]:
+    """`oiforge download` end to end; ``src``: of that source tree instead of this one's."""
     out = OUT / "oiforge-store"
     shutil.rmtree(out, ignore_errors=True)
     cmd = [str(VENV_BIN / "oiforge"), "download", str(sel), "--out", str(out), "--mirror", base]
     cmd += ["--sources", "resized"] + (["--max-side", "256"] if resize else [])
-    result = timed(cmd)
+    env = {**os.environ, "PYTHONPATH": str(src.resolve())} if src is not None else None
+    result = timed(cmd, env)
     stats = json.loads((out / "stats.json").read_text())
     assert stats["successes"] == stats["selected"], stats["status_dict"]
     return result
@@ -190,6 +195,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--server", choices=("mirror", "static"), default="mirror")
     ap.add_argument("--httpx", action="store_true", help="also time an httpx GET loop")
+    ap.add_argument("--compare-src", type=Path, help="also time oiforge from this src folder")
     args = ap.parse_args()
     ensure_img2dataset()
     root, ids = make_root(args.images)
@@ -197,14 +203,17 @@ def main() -> None:
     print(f"{len(ids)} JPEGs, mean {statistics.mean(sizes) / 1e3:.0f} KB; server: {args.server}")
     proc, base = start_server(args.server, root)
     try:
-        rows = bench(ids, base, args.reps, args.httpx)
+        rows = bench(ids, base, args.reps, args.httpx, args.compare_src)
     finally:
         proc.kill()
     notes = f"{len(ids)} JPEGs, {args.reps} reps, server {args.server}"
+    notes += f", compared with {args.compare_src}" if args.compare_src else ""
     write_results("bench_download", rows, notes=notes)
 
 
-def bench(ids: list[str], base: str, reps: int, httpx: bool) -> list[Row]:
+def bench(
+    ids: list[str], base: str, reps: int, httpx: bool, old_src: Path | None = None
+) -> list[Row]:
     url_file, sel = OUT / "urls.txt", OUT / "selection.parquet"
     url_file.write_text("".join(f"{base}/open-images-dataset/train/{i}.jpg\n" for i in ids))
     pq.write_table(pa.table({"image_id": ids, "split": ["train"] * len(ids)}), sel)
@@ -214,15 +223,14 @@ def bench(ids: list[str], base: str, reps: int, httpx: bool) -> list[Row]:
         wall, cpu = min(run_ceiling(url_file, CEILING_HTTPX) for _ in range(reps))
         print(f"httpx GET loop (64 in flight): {n / wall:,.0f} img/s  cpu {cpu:.2f} s")
     for resize in (False, True):
-        runs: dict[str, list[tuple[float, float]]] = {
-            "ceiling": [],
-            "oiforge": [],
-            "img2dataset": [],
-        }
+        names = ["ceiling", "oiforge", "img2dataset"] + (["oiforge (old)"] if old_src else [])
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
         for _ in range(reps):  # alternate so drift and neighbours' load hit all alike
             runs["ceiling"].append(run_ceiling(url_file))
             runs["img2dataset"].append(run_img2dataset(url_file, resize))
             runs["oiforge"].append(run_oiforge(sel, base, resize))
+            if old_src:
+                runs["oiforge (old)"].append(run_oiforge(sel, base, resize, old_src))
         rows += report(n, "resize 256" if resize else "as served", runs)
     return rows
 
@@ -243,7 +251,15 @@ def report(n: int, setting: str, runs: dict[str, list[tuple[float, float]]]) -> 
     ratio = rates["oiforge"] / rates["img2dataset"]
     print(f"{setting:11s} ratio oiforge/img2dataset: {ratio:.2f}x")
     cpu = {"cpu_s": cpus["oiforge"], "peer_cpu_s": cpus["img2dataset"], "images": n}
+    old: list[Row] = []
+    if "oiforge (old)" in rates:
+        old_ratio = rates["oiforge (old)"] / rates["img2dataset"]
+        print(f"{setting:11s} ratio oiforge (old)/img2dataset: {old_ratio:.2f}x")
+        old = [Row(f"{setting}: oiforge download, --compare-src", rates["oiforge (old)"],
+                   "img/s", "img2dataset 1.47", rates["img2dataset"], old_ratio,
+                   extra={"cpu_s": cpus["oiforge (old)"], "images": n})]  # fmt: skip
     return [
+        *old,
         Row(f"{setting}: oiforge download", rates["oiforge"], "img/s", "img2dataset 1.47",
             rates["img2dataset"], ratio, f">= {GOAL:.0f}x (#25)", ratio >= GOAL, extra=cpu),
         Row(f"{setting}: oiforge download vs the loopback ceiling", rates["oiforge"], "img/s",

@@ -1,6 +1,6 @@
 """Property tests for the contract readers that parse untrusted input.
 
-No hypothesis deadline on the Arrow one: its first group_by in a process loads Acero.
+No hypothesis deadline on the Arrow ones: Arrow's first group_by in a process loads Acero.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +21,7 @@ from oiforge.contracts import (
     read_classes,
     read_selected_images,
 )
+from oiforge.contracts.selection import first_per_image
 from oiforge.errors import MalformedFileError
 
 JSON = st.recursive(
@@ -81,3 +83,23 @@ def test_selected_images_are_distinct_valid_and_sorted(
     assert set(ids) | set(sel.invalid_ids) == {r[0] for r in rows if r[0] is not None}
     assert all(t.rotation in (0, 90, 180, 270) for t in sel.tasks)
     assert all(t.split in (None, "train", "validation", "test") for t in sel.tasks)
+
+
+@settings(deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["b", "a", "c", None]),
+                          st.sampled_from(["x", "y", None]), st.integers(0, 2) | st.none()),
+                max_size=30))  # fmt: skip
+def test_first_per_image_is_arrows_group_by_first(
+    rows: list[tuple[str | None, str | None, int | None]],
+) -> None:
+    """Each image once, sorted, each column's first non-null value: Arrow's own group_by."""
+    names = ("image_id", "split", "original_size")
+    types = (pa.string(), pa.string(), pa.int64())
+    columns = [pa.array([r[i] for r in rows], t) for i, t in enumerate(types)]
+    table = pa.table(columns, names=names)
+    grouped = table.group_by("image_id", use_threads=False).aggregate(
+        [("split", "first"), ("original_size", "first")]
+    )
+    grouped = grouped.rename_columns([n.removesuffix("_first") for n in grouped.column_names])
+    grouped = grouped.filter(pc.is_valid(grouped["image_id"])).sort_by("image_id")
+    assert first_per_image(table).to_pylist() == grouped.select(names).to_pylist()

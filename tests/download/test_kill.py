@@ -155,3 +155,65 @@ def test_without_a_written_log_only_a_byte_exact_original_is_adopted(
     rows = {r["image_id"]: r for r in read_journal(store).to_pylist()}
     assert all(rows[i["image_id"]]["source"] == "original" for i in images[:2])
     assert all(rows[i["image_id"]]["status"] == "ok" for i in images)
+
+
+def test_a_failed_store_sync_journals_no_image_as_ok(
+    sample_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit: the journal says ``ok`` only after the store's sync. When the sync fails
+    the run stops with a named error and no ``ok`` row; a rerun ends with the right bytes."""
+    import errno
+
+    import oiforge.download.runner as runner
+    from oiforge.download import DownloadConfig, download
+    from oiforge.endpoints import Endpoints
+    from oiforge.errors import StageError
+
+    def broken(path: Path) -> None:
+        raise OSError(errno.EIO, "Input/output error", str(path))
+
+    images = [i for i in sample_images(sample_root) if i["fault"] == "none"][:6]
+    store, cfg = tmp_path / "store", DownloadConfig(sources=("resized",), connections=2)
+    with MirrorServer(sample_root, faults=[]) as server:
+        ep = Endpoints.for_mirror(server.url)
+        with monkeypatch.context() as patched:
+            patched.setattr(runner, "sync_filesystem", broken)
+            with pytest.raises(StageError, match="cannot sync the store"):
+                download(sample_selection(images), store, cfg, ep)
+        assert not _ok_ids(store)
+        again = download(sample_selection(images), store, cfg, ep)
+    assert again.ok == len(images)
+    for img in images:
+        served = sample_root / "open-images-dataset" / img["split"] / f"{img['image_id']}.jpg"
+        stored = store / img["image_id"][:2] / f"{img['image_id']}.jpg"
+        assert stored.read_bytes() == served.read_bytes()
+
+
+def test_an_ok_image_whose_file_is_gone_is_reopened_before_it_is_fetched_again(
+    sample_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its ``ok`` row becomes ``error`` and is synced before the new file is written, so an
+    OS crash in between cannot leave the old ``ok`` row over a file that never reached disk."""
+    import oiforge.download.runner as runner
+    from oiforge.atomic import sync_filesystem
+    from oiforge.download import DownloadConfig, download
+    from oiforge.endpoints import Endpoints
+
+    images = [i for i in sample_images(sample_root) if i["fault"] == "none"][:2]
+    store, cfg = tmp_path / "store", DownloadConfig(sources=("resized",), connections=1)
+    gone = images[0]["image_id"]
+    seen: list[str] = []
+
+    def recording(path: Path) -> None:
+        rows = {r["image_id"]: r for r in read_journal(store).to_pylist()}
+        seen.append(rows[gone]["status"])
+        sync_filesystem(path)
+
+    with MirrorServer(sample_root, faults=[]) as server:
+        ep = Endpoints.for_mirror(server.url)
+        download(sample_selection(images), store, cfg, ep)
+        (store / gone[:2] / f"{gone}.jpg").unlink()
+        monkeypatch.setattr(runner, "sync_filesystem", recording)
+        again = download(sample_selection(images), store, cfg, ep)
+    assert again.ok == 1 and seen[0] == "error"
+    assert (store / gone[:2] / f"{gone}.jpg").is_file() and gone in _ok_ids(store)

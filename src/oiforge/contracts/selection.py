@@ -370,20 +370,46 @@ def read_selected_images(source: str | Path | pa.Table) -> SelectedImages:
         table = read_selection_table(source, columns=list(_TASK_TYPES))
     if "image_id" not in table.column_names:
         raise MalformedFileError(str(source)[:200], "no `image_id` column")
-    table = (
-        _project(table)
-        .group_by("image_id", use_threads=False)
-        .aggregate([(c, "first") for c in list(_TASK_TYPES)[1:]])
-    )
-    table = table.rename_columns([n.removesuffix("_first") for n in table.column_names])
     tasks, invalid = [], []
-    for row in table.sort_by("image_id").to_pylist():
+    for row in first_per_image(_project(table)).to_pylist():
         image_id = row["image_id"]
         if is_image_id(image_id):
             tasks.append(_task(row))
         elif image_id is not None:
             invalid.append(str(image_id))
     return SelectedImages(tuple(tasks), tuple(invalid))
+
+
+def first_per_image(table: pa.Table) -> pa.Table:
+    """One row per non-null ``image_id``, sorted by it; each other column holds the first
+    non-null value of that image's rows (what Arrow's ``group_by(...).aggregate("first")``
+    gives, without loading Acero, whose import pulls in pandas: a third of a second)."""
+    table = table.filter(pc.is_valid(table.column("image_id")))
+    table = table.take(pc.sort_indices(table, [("image_id", "ascending")]))  # stable
+    ids = table.column("image_id").combine_chunks()
+    starts = np.ones(len(ids), dtype=bool)
+    if len(ids) > 1:
+        starts[1:] = ~to_numpy(pc.equal(ids.slice(1), ids.slice(0, len(ids) - 1)))
+    if starts.all():  # the common case of a deduplicated selection: nothing to merge
+        return table
+    group = np.cumsum(starts) - 1
+    columns = [table.column("image_id").filter(pa.array(starts))]
+    for name in table.column_names[1:]:
+        columns.append(table.column(name).take(_first_valid(table.column(name), group)))
+    return pa.table(columns, names=table.column_names)
+
+
+def _first_valid(column: pa.ChunkedArray, group: np.ndarray) -> pa.Array:
+    """Per group (sorted group numbers of the rows): the row of its first non-null value,
+    null where the group has none."""
+    rows = np.flatnonzero(to_numpy(pc.is_valid(column)))
+    in_group = group[rows]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = in_group[1:] != in_group[:-1]
+    take = np.zeros(int(group[-1]) + 1, dtype=np.int64)
+    has = np.zeros(len(take), dtype=bool)
+    take[in_group[first]], has[in_group[first]] = rows[first], True
+    return pa.array(take, mask=~has)
 
 
 def _project(table: pa.Table) -> pa.Table:

@@ -6,8 +6,10 @@ appends an image's journal row to ``store/.tmp/<run>/written.jsonl`` just before
 renamed into place (one ``write`` call, no fsync: it only has to outlive a killed process).
 The next run reads the logs of dead runs before it removes their temp folders and adopts each
 logged image whose file is in the store with the logged size and sha256, unless the journal
-already has a final row for it. A file is renamed into place only after it was verified and
-fsynced, so a file at its place is whole; the hash check catches anything else.
+already has a final row for it, and syncs the store before it journals them (a killed run's
+last files may still be only in the page cache). A file is renamed into place only after it
+was verified and written whole, so a file at its place is whole unless an OS crash came before
+the store's sync; the hash check catches that.
 
 Without a log line (an OS crash can lose one), a file that is byte for byte the Flickr original
 (the selection's ``OriginalMD5``) is adopted as such. Any other unjournaled file is fetched
@@ -26,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
+from oiforge.atomic import sync_filesystem
 from oiforge.contracts.journal import Journal, JournalRow, is_transient
 from oiforge.contracts.selection import ImageTask
 from oiforge.download.fetch_image import now_iso, source_url
@@ -126,6 +129,8 @@ def adopt_leftovers(
         adopted = _from_log(store, _logged_rows(stale), statuses)
         statuses.update((r.image_id, r.status) for r in adopted)
         adopted += _from_originals(store, tasks, statuses, endpoints)
+        if adopted:  # renamed into place but maybe never synced: durable before journaled
+            sync_filesystem(store.root)
         journal.append(adopted)
     if adopted:
         log.info("%d images %s", len(adopted), _ADOPTED_NOTE)

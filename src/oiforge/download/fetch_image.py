@@ -17,7 +17,6 @@ from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from oiforge.contracts.journal import JournalRow, is_transient
@@ -121,15 +120,37 @@ class ImageFetcher:
         self, task: ImageTask, fetched: Fetched, row: JournalRow
     ) -> _Stored | Rejection:
         """Check and store one fetched body; ``row`` (image, source, URL) is what the written
-        log records for it."""
+        log records for it. Hashing and file work run on a write thread, off the event loop."""
         if is_placeholder_url(fetched.redirects[1:]):  # whatever the placeholder URL answers
             return Rejection("placeholder", f"redirected to {fetched.redirects[-1]}")
         if fetched.body is None:
             return Rejection(fetched.status, fetched.error or fetched.status)
+        body, loop = fetched.body, asyncio.get_running_loop()
+        threads = self._pools.threads
+        checked = await loop.run_in_executor(threads, self._check_and_store, task, fetched, row)
+        if not isinstance(checked, ImageInfo):
+            return checked
+        job = ImageJob(body, self._config.max_side, self._config.jpeg_quality, task.rotation)
+        encoded = await self._encode(job)
+        if isinstance(encoded, Rejection):
+            return encoded
+        data, width, height, rotated = _unpack(encoded)
+        row = replace(row, width=width, height=height, rotated=rotated)
+        return await loop.run_in_executor(threads, self._store_image, task, data, row)
+
+    def _check_and_store(
+        self, task: ImageTask, fetched: Fetched, row: JournalRow
+    ) -> _Stored | Rejection | ImageInfo:
+        """Verify the body and store it as served; an :class:`ImageInfo` back means it is
+        to be re-encoded first (resized, or not a JPEG). Runs on a write thread."""
         checked = self._check(task, row.source or "", fetched)
         if isinstance(checked, Rejection):
             return checked
-        return await self._store_image(task, fetched.body, checked, row)
+        if self._config.max_side is not None or checked.format != "jpeg":
+            return checked
+        assert fetched.body is not None
+        row = replace(row, width=checked.width, height=checked.height)
+        return self._store_image(task, fetched.body, row)
 
     def _check(self, task: ImageTask, source: str, fetched: Fetched) -> ImageInfo | Rejection:
         assert fetched.body is not None
@@ -145,28 +166,21 @@ class ImageFetcher:
             md5_from=expected[1] if expected else "expected",
         )
 
-    async def _store_image(
-        self, task: ImageTask, body: bytes, info: ImageInfo, row: JournalRow
-    ) -> _Stored | Rejection:
-        loop = asyncio.get_running_loop()
-        data, width, height, rotated = body, info.width, info.height, 0
-        if self._config.max_side is not None or info.format != "jpeg":
-            job = ImageJob(body, self._config.max_side, self._config.jpeg_quality, task.rotation)
-            encoded = await self._encode(job)
-            if isinstance(encoded, Rejection):
-                return encoded
-            data, width, height, rotated = _unpack(encoded)
+    def _store_image(self, task: ImageTask, data: bytes, row: JournalRow) -> _Stored | Rejection:
+        """Hash, log (before the rename, so a killed run's stored images are known), store.
+        Runs on a write thread."""
         path = self._store.image_path(task.image_id)
-        row = replace(row, bytes=len(data), width=width, height=height, rotated=rotated)
+        digest = sha256_hex(data)
+        row = replace(row, bytes=len(data), sha256=digest)
         try:
-            digest = await loop.run_in_executor(
-                self._pools.threads, _write, self._writer, path, data, self._written, row
-            )
+            if self._written is not None:
+                self._written.record(replace(row, finished_at=now_iso()))
+            self._writer.write(path, data)
         except OSError as exc:
             if exc.errno in _DISK_ERRNOS:
                 self.disk_error = self.disk_error or f"{exc.strerror} ({exc.filename})"
             return Rejection("error", f"store write failed: {exc}")
-        return _Stored(len(data), digest, width, height, rotated)
+        return _Stored(len(data), digest, row.width or 0, row.height or 0, row.rotated)
 
     async def _encode(self, job: ImageJob) -> Encoded | Rejection:
         loop = asyncio.get_running_loop()
@@ -181,17 +195,6 @@ class ImageFetcher:
 
 def _unpack(encoded: Encoded) -> tuple[bytes, int, int, int]:
     return encoded.data, encoded.width, encoded.height, encoded.rotated
-
-
-def _write(
-    writer: Writer, path: Path, data: bytes, written: WrittenLog | None, row: JournalRow
-) -> str:
-    """Hash, log (before the rename, so a killed run's stored images are known), store."""
-    digest = sha256_hex(data)
-    if written is not None:
-        written.record(replace(row, sha256=digest, finished_at=now_iso()))
-    writer.write(path, data)
-    return digest
 
 
 #: Permanent failures, most telling first: what the photo itself is beats a fallback's 404.
