@@ -122,8 +122,9 @@ def test_auto_writes_every_candidate_and_repeats_with_a_seed(
     first = train(_config(tiny_dataset, tmp_path / "a", **kw))
     second = train(_config(tiny_dataset, tmp_path / "b", **kw))
     names = [c["name"] for c in first["candidates"]]
-    assert names == ["probe", "mlp", "partial-1", "partial-2", "finetune"]
+    assert names == ["probe", "mlp", "partial-1", "partial-2", "finetune", "ensemble"]
     assert all(c["status"] == "finished" for c in first["candidates"])
+    assert first["candidates"][-1]["members"] == names[:-1]
     assert all(isinstance(c["val_acc"], float) and c["seconds"] >= 0 for c in first["candidates"])
     keys = ("name", "val_acc", "val_loss", "epochs", "chosen")
     assert [{k: c[k] for k in keys} for c in first["candidates"]] == [
@@ -132,10 +133,14 @@ def test_auto_writes_every_candidate_and_repeats_with_a_seed(
     chosen = first["chosen"]
     config = (tmp_path / "a" / "config.yaml").read_text()
     assert f"chosen: {chosen}" in config and "mode: auto" in config
+    trained = load_trained(tmp_path / "a")
+    assert trained.classes == ["Class0", "Class1", "Class2"]
+    if chosen == "ensemble":  # its members rebuilt from config.yaml, the trunk shared
+        assert type(trained.model).__name__ == "Ensemble" and "trunk_blocks: 14" in config
+        return
     best = load_file(str(tmp_path / "a" / "best.safetensors"))
     mine = load_file(str(tmp_path / "a" / "candidates" / chosen / "best.safetensors"))
     assert all(torch.equal(best[k], mine[k]) for k in best)
-    assert load_trained(tmp_path / "a").classes == ["Class0", "Class1", "Class2"]
 
 
 @pytest.mark.slow

@@ -61,6 +61,9 @@ def train_command(
         2, "--train-blocks", help="partial: how many of the last blocks train."
     ),
     views: int = typer.Option(3, "--views", help="partial: augmented views cached per image."),
+    ensemble: bool = typer.Option(
+        True, "--ensemble/--no-ensemble", help="auto: may average the finished candidates."
+    ),
     monitor: str = typer.Option("val_loss", "--monitor", help="val_loss | val_acc."),
     patience: int = typer.Option(5, "--patience", help="Epochs without improvement to stop."),
     min_epochs: int = typer.Option(

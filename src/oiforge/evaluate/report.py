@@ -191,8 +191,15 @@ def _candidates(rows: Sequence[Mapping[str, Any]]) -> str:
         row[0] = f"{row[0]} (chosen)" if r.get("chosen") else row[0]
     note = (
         f"<p>Scores on the validation split; a costlier candidate is chosen only when it {better} "
-        "the simpler one by more than one standard error of the paired difference.</p>"
+        "the simpler one by more than one standard error of the paired difference."
     )
+    if any(r.get("name") == "ensemble" for r in rows):
+        judge = "mAP" if "val_map" in cols else "validation log-loss"
+        note += (
+            " The ensemble averages the finished candidates' probabilities; it is kept unless "
+            f"that pick beats it by more than one standard error of the paired {judge}."
+        )
+    note += "</p>"
     return f"<h2>Candidates (--mode auto)</h2>{note}{_table(heads, body)}"
 
 

@@ -50,7 +50,20 @@ NON_TRAINING_FIELDS = frozenset(
     {"out", "dataset", "max_minutes", "budget_usd", "usd_per_hour", "workers", "device", "chosen"}
 )
 #: Fields auto fills in with its pick: a finished auto run's config.yaml carries them.
-AUTO_FIELDS = frozenset({"chosen", "head", "train_blocks"})
+AUTO_FIELDS = frozenset({"chosen", "head", "train_blocks", "members", "trunk_blocks"})
+#: ``chosen`` when auto's model is the average of several candidates (``members``).
+ENSEMBLE = "ensemble"
+
+
+class Member(BaseModel):
+    """One model of auto's ensemble: the candidate it came from, its head, and whether it
+    shares the frozen ImageNet trunk (probe, MLP, partial) or runs on the image itself."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    head: Head = "linear"
+    shared: bool = True
 
 
 class TrainConfig(BaseModel):
@@ -94,7 +107,10 @@ class TrainConfig(BaseModel):
     budget_usd: float | None = Field(None, gt=0)
     usd_per_hour: float | None = Field(None, ge=0)
     world_size: int = Field(1, ge=1)  # processes (DDP); --batch-size is per process
-    chosen: str = ""  # auto: the candidate whose weights are best.safetensors
+    chosen: str = ""  # auto: the candidate whose weights are best.safetensors, or "ensemble"
+    ensemble: bool = True  # auto: may average the finished candidates (see auto.py)
+    members: tuple[Member, ...] = ()  # auto's ensemble: its models, in order
+    trunk_blocks: int = Field(0, ge=0)  # auto's ensemble: blocks of the shared frozen trunk
     task: Task = "singlelabel"  # the dataset's (classes.json), filled in by training
     loss: Loss = "bce"  # multi-label: bce or asl (single-label: cross-entropy)
     unknown_as_negative: bool = False  # multi-label: unverified labels count as absent

@@ -254,6 +254,9 @@ def fit(parts: Parts, state: LoopState, val_probs: bool = False) -> Generator[Ev
     val_ctx = _context(parts, parts.module or parts.model, validation_loss(config), deadline)
     stopped = ""
     for epoch in range(state.epoch + 1, config.epochs + 1):
+        if state.best_epoch and (stopped := val_ctx.should_stop()):  # no epoch past the limit
+            yield Notice("info", f"stopped before epoch {epoch}: {stopped}")
+            break
         yield PhaseStart("epoch", feeder.steps_per_epoch, epoch, config.epochs)
         train = yield from _train_epoch(parts, state, epoch, deadline)
         state.step += train.steps

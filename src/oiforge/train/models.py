@@ -443,3 +443,76 @@ def pick_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InvalidInputError("--device cuda asked for, but no CUDA device is available")
     return device
+
+
+# --- auto's ensemble: several candidates' probabilities averaged, the frozen trunk run once --
+
+
+class Ensemble(nn.Module):
+    """The average of several trained models' class probabilities; returns logits whose
+    softmax (single-label) or sigmoid (multi-label) is that average, so it drops in wherever
+    one model's logits go (evaluate, export, TTA).
+
+    ``shared`` members were trained on a frozen ImageNet trunk (the stem and the first
+    ``trunk_blocks`` blocks, identical in all of them): :func:`cut_trunk` moved that trunk out
+    of them into ``trunk``, which runs once per image. ``full`` members (full fine-tuning)
+    run on the image themselves.
+    """
+
+    def __init__(
+        self, trunk: nn.Module, shared: list[nn.Module], full: list[nn.Module], multilabel: bool
+    ) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.shared = nn.ModuleList(shared)
+        self.full = nn.ModuleList(full)
+        self.multilabel = multilabel
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cut = self.trunk(x) if len(self.shared) else x
+        outs = [m(cut) for m in self.shared] + [m(x) for m in self.full]
+        if self.multilabel:  # the logit of the mean probability
+            p = torch.stack([o.float().sigmoid() for o in outs]).mean(0)
+            return torch.logit(p.clamp(1e-7, 1 - 1e-7))
+        logp = torch.stack([o.float().log_softmax(1) for o in outs])
+        return torch.logsumexp(logp, 0) - math.log(len(outs))
+
+
+def cut_trunk(model: nn.Module, blocks: int) -> nn.Sequential:
+    """Move ``model``'s stem and first ``blocks`` blocks into a new Sequential (returned) and
+    put identities in their place, so ``model`` then maps that trunk's output to logits."""
+    split = split_blocks(model)
+    if not 0 <= blocks <= len(split.units):
+        raise StageError(f"a shared trunk of {blocks} blocks: the network has {len(split.units)}")
+    names = {id(m): n for n, m in model.named_modules()}
+    moved: list[nn.Module] = []
+    for path in [*split.stem, *(names[id(u)] for u in split.units[:blocks])]:
+        parent_path, _, leaf = path.rpartition(".")
+        parent = model.get_submodule(parent_path) if parent_path else model
+        moved.append(getattr(parent, leaf))
+        setattr(parent, leaf, nn.Identity())
+    return nn.Sequential(*moved)
+
+
+def trunk_state(model: nn.Module, blocks: int) -> list[torch.Tensor]:
+    """The parameters and buffers of ``model``'s stem and first ``blocks`` blocks, in order
+    (two models share a trunk when these are equal)."""
+    split = split_blocks(model)
+    parts = [getattr(model, n) for n in split.stem] + list(split.units[:blocks])
+    return [t for p in parts for t in (*p.parameters(), *p.buffers())]
+
+
+def build_ensemble(
+    members: Sequence[nn.Module], shared: Sequence[bool], trunk_blocks: int, multilabel: bool
+) -> Ensemble:
+    """An :class:`Ensemble` of ``members`` (each a full model); the ``shared`` ones lose their
+    trunk to the ensemble's (the first shared member's: the caller checked they are equal)."""
+    trunk: nn.Module = nn.Identity()
+    tails: list[nn.Module] = []
+    for member, is_shared in zip(members, shared, strict=True):
+        if is_shared:
+            cut = cut_trunk(member, trunk_blocks)
+            trunk = cut if not tails else trunk
+            tails.append(member)
+    full = [m for m, s in zip(members, shared, strict=True) if not s]
+    return Ensemble(trunk, tails, full, multilabel).eval()

@@ -42,9 +42,15 @@ from oiforge.contracts.dataset import ClassInfo, Task
 from oiforge.contracts.run import CONFIG_FILE as CONFIG_FILE  # train.loop and auto import it here
 from oiforge.contracts.run import LABELS_FILE, Labels, Preprocessing
 from oiforge.errors import InvalidInputError, MalformedFileError, StageError
-from oiforge.train.config import TrainConfig, config_differences, dump_config, read_config
+from oiforge.train.config import (
+    ENSEMBLE,
+    TrainConfig,
+    config_differences,
+    dump_config,
+    read_config,
+)
 from oiforge.train.heads import choose_thresholds, mean_average_precision
-from oiforge.train.models import create_model
+from oiforge.train.models import build_ensemble, create_model
 
 BEST_FILE = "best.safetensors"
 METRICS_FILE = "metrics.csv"
@@ -147,14 +153,24 @@ def read_labels(run_dir: Path) -> Labels:
 
 
 def build_model(config: TrainConfig, *, pretrained: bool) -> nn.Module:
-    """The model a config describes (architecture only unless ``pretrained``)."""
+    """The model a config describes (architecture only unless ``pretrained``); auto's
+    ensemble when ``chosen`` says so (architecture only: its weights are the run's)."""
+    multilabel = config.task == "multilabel"
+    if config.chosen == ENSEMBLE:
+        members = [config.replace(chosen="", head=m.head) for m in config.members]
+        return build_ensemble(
+            [build_model(m, pretrained=False) for m in members],
+            [m.shared for m in config.members],
+            config.trunk_blocks,
+            multilabel,
+        )
     return create_model(
         config.model,
         config.num_classes,
         pretrained=pretrained,
         head=config.head,
         drop_rate=config.drop_rate,
-        multilabel=config.task == "multilabel",
+        multilabel=multilabel,
     )
 
 

@@ -253,7 +253,8 @@ def train_epoch(
     ctx: StepContext, batches: Iterable[Inputs], first_step: int
 ) -> Generator[Step, None, EpochStats]:
     """Run one epoch; yields a Step every ``SYNC_EVERY`` batches and at the end; stops early
-    when ``should_stop`` (asked at those batches, the same on every rank) says why."""
+    when ``should_stop`` says why (asked at those batches, the same on every rank; one
+    process asks at every batch, so a deadline is never overrun by more than a step)."""
     stats, running = EpochStats(), _Running()
     ctx.module.train()
     step, batch = first_step, 0
@@ -271,6 +272,9 @@ def train_epoch(
             yield _sync(ctx, stats, running)
             if stats.stopped:
                 return stats
+        elif not ctx.distributed and ctx.should_stop():  # one process: ask every batch
+            yield _sync(ctx, stats, running)
+            return stats
     if batch % SYNC_EVERY:
         yield _sync(ctx, stats, running)
     return stats
