@@ -298,9 +298,8 @@ def _select_postgres(spec: Any, dsn: str, out: Path, review: Path | None = None)
     """``select --catalog postgresql://...``: the same selection, from `oiforge pg load`."""
     if not dsn.startswith(("postgresql://", "postgres://")):
         raise InvalidInputError(f"--catalog takes a postgresql:// URL, not {dsn.split('@')[-1]!r}")
-    from oiforge.postgres import select_pg
-
     from oiforge.contracts import WrittenSelection
+    from oiforge.postgres import select_pg
 
     with console.status("selecting from PostgreSQL..."):
         result = _reviewed(select_pg(spec, dsn), review)
