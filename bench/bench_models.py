@@ -203,15 +203,46 @@ def _drain(gen: Any) -> Any:
             return stop.value
 
 
-def test_accuracy(run: Path, ds: Path, workers: int) -> float:
-    """A run's (or a candidate's) accuracy on the test split (the same index as training)."""
+def test_predictions(run: Path, ds: Path, workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """A run's (or a candidate's) class probabilities on the test split, and the labels."""
     from oiforge.evaluate.run import predict
     from oiforge.train import load_trained
     from oiforge.train.dataset import open_dataset
 
     samples = open_dataset(ds).splits["test"]
     preds = _drain(predict(load_trained(run), samples, batch_size=64, workers=workers))
-    return round(float((preds.probs.argmax(1) == preds.labels).mean()), 4)
+    return np.asarray(preds.probs), np.asarray(preds.labels)
+
+
+def test_accuracy(run: Path, ds: Path, workers: int) -> float:
+    probs, labels = test_predictions(run, ds, workers)
+    return round(float((probs.argmax(1) == labels).mean()), 4)
+
+
+def score_auto(out: Path, ds: Path, seconds: float, workers: int) -> dict[str, Any]:
+    """Auto's result: the run's own model on the test split (an ensemble as saved), and each
+    finished candidate's (the ensemble row: its members' test probabilities averaged)."""
+    summary = json.loads((out / "summary.json").read_text())
+    candidates = [
+        {k: c.get(k) for k in ("name", "val_acc", "val_loss", "seconds", "status", "members")}
+        for c in summary.get("candidates", [])
+    ]
+    probs: dict[str, np.ndarray] = {}
+    labels = np.zeros(0)
+    for c in candidates:
+        if c["status"] != "finished":
+            continue
+        if c["name"] == "ensemble":
+            mean = np.mean([probs[m] for m in c["members"]], axis=0)
+            c["test_acc"] = round(float((mean.argmax(1) == labels).mean()), 4)
+            continue
+        probs[c["name"]], labels = test_predictions(out / "candidates" / c["name"], ds, workers)
+        c["test_acc"] = round(float((probs[c["name"]].argmax(1) == labels).mean()), 4)
+    return {
+        "accuracy": test_accuracy(out, ds, workers), "seconds": round(seconds, 1),
+        "chosen": summary.get("chosen"), "overrun_s": summary.get("auto_overrun_seconds"),
+        "candidates": [{k: v for k, v in c.items() if v is not None} for c in candidates],
+    }  # fmt: skip
 
 
 def train_method(ds: Path, method: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -230,27 +261,18 @@ def train_method(ds: Path, method: str, args: argparse.Namespace) -> dict[str, A
     from oiforge.train.cache import features_dir
 
     out = OUT / "runs" / ds.name / method
+    if method == "auto" and args.rescore and (out / "summary.json").is_file():
+        took = json.loads((out / "summary.json").read_text())["auto_seconds"]
+        return score_auto(out, ds, float(took), args.workers)
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(features_dir(), ignore_errors=True)  # timed from images, as a user's first run
     config = build_config(dataset=str(ds), out=str(out), workers=args.workers, **changes)
     start = time.perf_counter()
-    summary = train(config)
+    train(config)
     seconds = time.perf_counter() - start
     if method != "auto":
         return {"accuracy": test_accuracy(out, ds, args.workers), "seconds": round(seconds, 1)}
-    candidates = [
-        {k: c.get(k) for k in ("name", "val_acc", "seconds", "status")}
-        for c in summary.get("candidates", [])
-    ]
-    for c in candidates:
-        if c["status"] == "finished":  # auto's model is its chosen candidate's weights
-            c["test_acc"] = test_accuracy(out / "candidates" / c["name"], ds, args.workers)
-    chosen = next(c for c in candidates if c["name"] == summary.get("chosen"))
-    return {
-        "accuracy": chosen["test_acc"], "seconds": round(seconds, 1),
-        "chosen": chosen["name"], "overrun_s": summary.get("auto_overrun_seconds"),
-        "candidates": candidates,
-    }  # fmt: skip
+    return score_auto(out, ds, seconds, args.workers)
 
 
 def floor(ds: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -296,6 +318,10 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), help=f"of {METHODS}")
     parser.add_argument("--finetune-minutes", type=float, default=4.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--rescore", action="store_true",
+        help="auto: score the run already in bench/out (its own auto_seconds) instead of training",
+    )  # fmt: skip
     args = parser.parse_args()
     if not os.environ.get("OIFORGE_HOME"):  # its own cache: features of these sets only
         os.environ["OIFORGE_HOME"] = str(OUT / "home")

@@ -126,3 +126,19 @@ def test_a_clearly_better_single_candidate_beats_the_ensemble() -> None:
     near = _result("probe", [[0.4, 0.6]] * 10 + [[0.45, 0.55]] * 10, labels)
     tie = ensemble_of([near, close])
     assert tie is not None and not beats_ensemble(close, tie)
+
+
+def test_an_ensemble_config_trained_again_tries_its_members_alone(
+    tiny_dataset: Path, tmp_path: Path
+) -> None:
+    """What `oiforge present`'s learning curve does with a finished auto run's config.yaml."""
+    from oiforge.train import train
+
+    members = [Member(name="probe"), Member(name="mlp", head="mlp")]
+    config = build_config(
+        dataset=str(tiny_dataset), out=str(tmp_path / "r"), image_size=32, workers=0,
+        chosen=ENSEMBLE, members=members, trunk_blocks=16,
+    )  # fmt: skip
+    summary = train(config)
+    names = [c["name"] for c in summary["candidates"]]
+    assert names == ["probe", "mlp", "ensemble"]

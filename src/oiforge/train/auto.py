@@ -106,6 +106,8 @@ GPU_MINUTES = 20.0
 VAL_PROBS_FILE = "val_probs.safetensors"
 #: Paired bootstrap resamples of the validation photos (multi-label: mAP's standard error).
 BOOTSTRAP = 100
+#: Safety factor on the time a stopped candidate still needs (:meth:`Costs.reserve_s`).
+RESERVE_MARGIN = 1.5
 #: Training images whose decoding and forward pass are timed to size the candidates' costs.
 TIMED_IMAGES = 8
 
@@ -171,8 +173,10 @@ class Costs:
 
     def reserve_s(self, config: TrainConfig) -> float:
         """What a candidate does after its deadline stops it: the step under way and two
-        passes over the validation images (the epoch's, and the best model's probabilities)."""
-        return (3 * config.batch_size + 2 * self.val) * self.per_image_s
+        passes over the validation images (the epoch's, and the best model's probabilities),
+        with half again for starting their loaders (on elpv, 2 cores: 12.6 s where the bare
+        passes come to 9.2 s)."""
+        return RESERVE_MARGIN * (3 * config.batch_size + 2 * self.val) * self.per_image_s
 
     def needed_s(self, cand: Candidate, config: TrainConfig) -> float:
         """The probe is auto's fallback and always runs; the MLP head reuses its features."""
@@ -189,9 +193,9 @@ class Costs:
 def candidate_config(config: TrainConfig) -> TrainConfig:
     """The config that trains ``config.chosen`` alone (a finished auto run's ``config.yaml``
     trained again reproduces its pick, in the time of that one candidate). An ensemble's is
-    auto again: its members are most of the candidates."""
+    auto again over its members alone (:func:`plan` keeps only them)."""
     if config.chosen == ENSEMBLE:
-        return config.replace(chosen="", members=(), trunk_blocks=0)
+        return config.replace(chosen="", trunk_blocks=0)
     found = [c for c in CANDIDATES if c.name == config.chosen]
     if not found:
         names = ", ".join(c.name for c in CANDIDATES)
@@ -226,8 +230,9 @@ def smallest_class_photos(index: DatasetIndex) -> int:
     return min(len(p) for p in photos.values())
 
 
-def plan(index: DatasetIndex) -> tuple[tuple[Candidate, ...], str]:
-    """The candidates to try, and a notice when the dataset is too small for all of them."""
+def plan(index: DatasetIndex, config: TrainConfig) -> tuple[tuple[Candidate, ...], str]:
+    """The candidates to try (an ensemble's config retrained: its members), and a notice when
+    the dataset is too small for all of them."""
     fewest = smallest_class_photos(index)
     if fewest < MIN_PHOTOS_PER_CLASS:
         return CANDIDATES[:1], (
@@ -235,7 +240,8 @@ def plan(index: DatasetIndex) -> tuple[tuple[Candidate, ...], str]:
             f"{MIN_PHOTOS_PER_CLASS}: too few to compare candidates on; training the linear "
             "probe alone"
         )
-    return CANDIDATES, ""
+    names = {m.name for m in config.members}
+    return tuple(c for c in CANDIDATES if not names or c.name in names), ""
 
 
 def run_auto(config: TrainConfig, index: DatasetIndex, resume: bool) -> Iterator[Event]:
@@ -246,7 +252,7 @@ def run_auto(config: TrainConfig, index: DatasetIndex, resume: bool) -> Iterator
     preprocessing = preprocessing_for(config.model, config.image_size, config.crop_pct)
     write_labels(run, index.classes, preprocessing, config.task)
     yield from dataset_notices(index)
-    candidates, note = plan(index)
+    candidates, note = plan(index, config)
     if note:
         yield Notice("warning", note)
     started = time.monotonic()
