@@ -1,5 +1,9 @@
 """Benchmark: ``select`` in image-label mode (human-verified and machine labels) vs pandas.
 
+Ours: what ``oiforge select`` runs (``select_into``: the selection written to a Parquet
+file, a slice at a time); ``--before OLD/src`` alternates each run with an older source tree
+(``select`` then ``write`` where it has no ``select_into``) under the same load.
+
 Generates full-size-shaped v7 image-level label files in the official formats with DuckDB:
 the train human-verified file at its real row count (57,524,352 rows: 19,856,086 positives,
 37,668,266 verified negatives, as the V5/V6 "facts and figures" table gives them; the v7
@@ -32,7 +36,7 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from bench_select import _images, median_run, run_child  # noqa: E402
+from bench_select import _images, _median, median_run, run_child  # noqa: E402
 from oiforge.catalog.files import official_files  # noqa: E402
 from oiforge.paths import package_data  # noqa: E402
 from record import Row, write_results  # noqa: E402
@@ -102,16 +106,24 @@ import sys, time, json
 t = time.perf_counter()
 from oiforge.catalog import open_catalog, select
 from oiforge.spec import SelectSpec
+try:
+    from oiforge.catalog import select_into
+except ImportError:  # a source tree from before select_into (--before): select, then write
+    select_into = None
 t0 = time.perf_counter()
 cat = open_catalog("v7", fetch_missing=False)
 t1 = time.perf_counter()
-q = json.loads(sys.argv[1])
-sel = select(SelectSpec(classes=tuple(q["mids"]), label_mode="image", splits=("train",),
-                        multi_label=q["multi_label"], min_confidence=q["min_confidence"]),
-             catalog=cat)
+q, out = json.loads(sys.argv[1]), sys.argv[2]
+spec = SelectSpec(classes=tuple(q["mids"]), label_mode="image", splits=("train",),
+                  multi_label=q["multi_label"], min_confidence=q["min_confidence"])
+if select_into is not None:  # what `oiforge select` runs
+    rows = select_into(spec, out, catalog=cat).num_rows
+else:
+    sel = select(spec, catalog=cat)
+    sel.write(out)
+    rows = sel.table.num_rows
 t2 = time.perf_counter()
-print(json.dumps({"rows": sel.table.num_rows, "import_s": t0 - t, "open_s": t1 - t0,
-                  "select_s": t2 - t1}))
+print(json.dumps({"rows": rows, "import_s": t0 - t, "open_s": t1 - t0, "select_s": t2 - t1}))
 """
 
 PANDAS_CHILD = """
@@ -159,7 +171,21 @@ def query_set(mids_by_rank: list[str]) -> dict[str, dict[str, Any]]:
     }
 
 
-def result_rows(name: str, warm: dict[str, float], peer: dict[str, float]) -> list[Row]:
+def warm_runs(
+    argv: list[str], work: Path, args: argparse.Namespace
+) -> tuple[dict[str, float], dict[str, float] | None]:
+    """Median of ``--repeat`` fresh processes, alternating with ``--before`` when given."""
+    now, old = [], []
+    for _ in range(args.repeat):
+        now.append(run_child(SELECT_CHILD, argv, work))
+        if args.before is not None:
+            old.append(run_child(SELECT_CHILD, argv, work, args.before))
+    return _median(now), (_median(old) if old else None)
+
+
+def result_rows(
+    name: str, warm: dict[str, float], peer: dict[str, float], before: dict[str, float] | None
+) -> list[Row]:
     """Whole process against pandas, and the peak memory share (goals of #25)."""
     peer_name = "pandas read_csv + filter + merge"
     worst = "worst case" in name
@@ -167,7 +193,11 @@ def result_rows(name: str, warm: dict[str, float], peer: dict[str, float]) -> li
     memory = warm["peak_mb"] / peer["peak_mb"]
     goal, met = (">= 5x", whole_x >= 5) if worst else (">= 20x", whole_x >= 20)
     extra = {"rows": warm["rows"], "peer_rows": peer["rows"], "cpu_s": warm["cpu_s"],
-             "peer_cpu_s": peer["cpu_s"], "select_s": warm["select_s"]}  # fmt: skip
+             "peer_cpu_s": peer["cpu_s"], "select_s": warm["select_s"],
+             "import_s": warm["import_s"]}  # fmt: skip
+    if before is not None:
+        extra |= {"before_s": before["wall_s"], "before_peak_mb": before["peak_mb"],
+                  "before_rows": before["rows"]}  # fmt: skip
     return [
         Row(f"{name}: warm, whole process", warm["wall_s"], "s", peer_name, peer["wall_s"],
             whole_x, goal + " (#25)", met, extra=extra),
@@ -184,6 +214,7 @@ def main() -> None:
     ap.add_argument("--generate-only", action="store_true")
     ap.add_argument("--only", default="", help="Run only the queries whose name has this.")
     ap.add_argument("--skip", default="\0", help="Skip the queries whose name has this.")
+    ap.add_argument("--before", type=Path, default=None, help="An older src/ to compare with.")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-select-labels-"))
     if args.generate_only or not (work / "metadata").exists():
@@ -201,18 +232,18 @@ def main() -> None:
         if args.only not in name or args.skip in name:
             continue
         arg = json.dumps(q)
+        argv = [arg, str(work / "selection.parquet")]
         if not cold_done:  # the first run ingests the CSVs it needs (CSV -> Parquet)
-            cold = run_child(SELECT_CHILD, [arg], work)
-            print(f"cold ({name}): {cold}", flush=True)
+            print(f"cold ({name}): {run_child(SELECT_CHILD, argv, work)}", flush=True)
             cold_done = q["min_confidence"] is not None
         if q["min_confidence"] is not None:
-            print(f"cold (machine labels): {run_child(SELECT_CHILD, [arg], work)}", flush=True)
-        warm = median_run(SELECT_CHILD, [arg], work, args.repeat)
+            print(f"cold (machine labels): {run_child(SELECT_CHILD, argv, work)}", flush=True)
+        warm, before = warm_runs(argv, work, args)
         peer = median_run(PANDAS_CHILD, [*paths, arg], work, 1)
         ratio, memory = peer["wall_s"] / warm["wall_s"], warm["peak_mb"] / peer["peak_mb"]
-        print(f"\n## {name}\nours {warm}\npandas {peer}\nratio {ratio:.1f}x, memory "
-              f"{memory:.3f}; load {os.getloadavg()}", flush=True)  # fmt: skip
-        rows += result_rows(name, warm, peer)
+        print(f"\n## {name}\nours {warm}\nbefore {before}\npandas {peer}\nratio {ratio:.1f}x, "
+              f"memory {memory:.3f}; load {os.getloadavg()}", flush=True)  # fmt: skip
+        rows += result_rows(name, warm, peer, before)
     write_results("bench_select_labels", rows, notes=f"scale {args.scale}, repeat {args.repeat}")
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
+from importlib import import_module
 from pathlib import Path
 from random import Random
+from unittest import mock
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.helpers.catalog import image_row, write_tables
 
-from oiforge.catalog import open_catalog, select
+from oiforge.catalog import open_catalog, select, select_into
 from oiforge.catalog.catalog import Catalog
 from oiforge.catalog.select import resolve_targets, select_plain
 from oiforge.contracts import (
@@ -223,7 +225,47 @@ def test_selection_properties(images: list[Image], specs: list[dict[str, object]
             _check(cat, spec, sel.table.to_pylist())
             assert select(spec, catalog=cat).table.equals(sel.table)  # same seed, same rows
             assert _plain_tables_select(cat, spec).equals(sel.table)  # copies change nothing
+            _check_written(cat, spec, sel, Path(tmp) / "selection.parquet")
         cat.close()
+
+
+def _check_written(cat: Catalog, spec: SelectSpec, sel: Selection, out: Path) -> None:
+    """``select_into`` (2 rows a slice) writes what ``select`` returns, and its counts."""
+    with mock.patch.object(import_module("oiforge.catalog.select"), "_SLICE_ROWS", 2):
+        written = select_into(spec, out, catalog=cat)
+    back = pq.read_table(out)
+    assert back.equals(sel.table) and back.schema.metadata == sel.table.schema.metadata
+    assert (written.num_rows, written.counts, written.image_counts, written.has_roles) == (
+        sel.table.num_rows,
+        sel.counts,
+        sel.image_counts,
+        sel.has_roles,
+    )
+    if sel.has_roles:
+        assert written.negative_image_counts == sel.negative_image_counts
+
+
+def test_duplicate_verifications_keep_the_first_by_class_and_source(tmp_path: Path) -> None:
+    """An image verified twice for a class (two sources, or two sub-classes of an expanded
+    class) keeps one row: the first by (label_mid, source), whatever the route."""
+    rows = {"train": [], "validation": [], "test": []}  # type: dict[str, list[list[str]]]
+    images = {s: [] for s in SPLITS}  # type: dict[str, list[list[str]]]
+    for n, mids in enumerate([(CAT, BEAR, PANDA), (PANDA, BEAR), (DOG, CAT), (BEAR,)]):
+        iid = f"{(n + 1) * 2654435761 % 2**64:016x}"
+        images["train"].append(image_row(iid, "train"))
+        for mid in mids:
+            for source in ("verification", "crowdsource-verification"):
+                rows["train"].append([iid, source, mid, "1"])
+    write_tables(tmp_path, "v7", {"images": images, "human_labels": rows})
+    cat = open_catalog("v7", home=tmp_path, fetch_missing=False)
+    classes = ("Cat", {"name": "Carnivore", "expand": True, "exclude_subclasses": ["Cat"]})
+    for multi in ("drop", "keep-first", "multi"):
+        spec = SelectSpec(classes=classes, multi_label=multi)
+        sel = select(spec, catalog=cat)
+        assert _plain_tables_select(cat, spec).equals(sel.table)
+        assert set(sel.table.column("source").to_pylist()) == {"crowdsource-verification"}
+        _check_written(cat, spec, sel, tmp_path / f"{multi}.parquet")
+    cat.close()
 
 
 def _check(cat: Catalog, spec: SelectSpec, rows: list[dict[str, object]]) -> None:

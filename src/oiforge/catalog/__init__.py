@@ -8,6 +8,7 @@ Public API (other stages depend on these names)::
     cat.resolve("Airplane")                 # CatalogClass('/m/0cmf2', 'Fixed-wing aircraft', True)
     sel = select(SelectSpec(classes=("Cat",)), catalog=cat)
     sel.write("selection.parquet")
+    select_into(spec, "selection.parquet", catalog=cat)   # the same, a slice at a time
     trainable_classes(cat).to_pandas()       # labels with >= 50 val and >= 20 train images
 """
 
@@ -22,7 +23,7 @@ from oiforge.catalog.counts import (
     trainable_classes,
 )
 from oiforge.catalog.fetch import FetchProgress, FetchResult, fetch
-from oiforge.catalog.select import select
+from oiforge.catalog.select import select, select_into
 from oiforge.contracts.selection import Selection
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "positive_images",
     "positives_by_split",
     "select",
+    "select_into",
     "sidecar_positives",
     "sql_positives",
     "sum_splits",

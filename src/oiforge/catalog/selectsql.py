@@ -210,10 +210,25 @@ def _one_split(sel: SelectSpec) -> str:
     )
 
 
-def _dedup(sel: SelectSpec) -> str:
-    """CTE ``dedup``: image mode keeps one row per (image, class): human first, then confidence."""
-    if sel.label_mode == "box":
+def by_ref(sel: SelectSpec, machine: bool, copies: bool) -> bool:
+    """Image mode over human positives of the selection copies only: an image's rows of a
+    class then all come from one copy (``one_split``), where they sit in ``(label_mid,
+    source)`` order (``selcopy``), so the row ``dedup`` keeps is the one with the smallest
+    ``ref``: integer ``min``s replace an ``arg_min`` over strings (2.7 of the 4.1 CPU seconds
+    of a 4.4M-row query), and ``attach`` fetches ``source`` and ``confidence`` by ``ref``."""
+    machine_rows = machine and sel.min_confidence is not None
+    return copies and sel.label_mode == "image" and not machine_rows
+
+
+def _dedup(sel: SelectSpec, fast: bool) -> str:
+    """CTE ``dedup``: image mode keeps one row per (image, class): human first, then confidence,
+    ``label_mid``, ``source`` (``fast``: see :func:`by_ref`; with ``multi_label: drop`` the
+    grouping by image of ``_multi_label`` does it)."""
+    if sel.label_mode == "box" or (fast and sel.multi_label == "drop"):
         return "dedup AS (SELECT * FROM one_split)"
+    if fast:
+        first = _first_by_ref()
+        return f"dedup AS (SELECT image_key, class_idx, {first} GROUP BY image_key, class_idx)"
     best = (
         "struct_pack(source := source, confidence := confidence, label_mid := label_mid, "
         "ref := ref)"
@@ -229,10 +244,31 @@ def _dedup(sel: SelectSpec) -> str:
     )
 
 
-def _multi_label(sel: SelectSpec) -> str:
-    """CTE ``kept``: the ``multi_label`` rule for images that carry several selected classes."""
+def _first_by_ref(source: str = "one_split") -> str:
+    """The columns of a group's first row by ``ref`` (see :func:`by_ref`), ``FROM source``."""
+    nulls = ", ".join(f"NULL AS {c}" for c in BOX_COLS)
+    return (
+        "any_value(split) AS split, min(split_rank) AS split_rank, min(ref) AS ref, "
+        "CAST(NULL AS VARCHAR) AS source, CAST(NULL AS FLOAT) AS confidence, "
+        f"CAST(NULL AS VARCHAR) AS label_mid, {nulls} FROM {source}"
+    )
+
+
+def _multi_label(sel: SelectSpec, fast: bool) -> str:
+    """CTE ``kept``: the ``multi_label`` rule for images that carry several selected classes.
+
+    ``fast`` with ``drop``: one grouping by image keeps the images of one class and their
+    first row (``dedup`` left them as they were), instead of a grouping by (image, class),
+    another by image and an anti join.
+    """
     if sel.multi_label == "multi":
         return "kept AS (SELECT * FROM not_excluded)"
+    if fast and sel.multi_label == "drop":
+        return (
+            "kept AS (SELECT image_key, min(class_idx) AS class_idx, "
+            f"{_first_by_ref('not_excluded')} GROUP BY image_key "
+            "HAVING min(class_idx) = max(class_idx))"
+        )
     multi = (
         "multi AS (SELECT image_key, min(class_idx) AS first_idx FROM not_excluded "
         "GROUP BY image_key HAVING min(class_idx) <> max(class_idx)),\n"
@@ -332,14 +368,15 @@ def selection_sql(
     mids = in_list(target_map(targets))
     names = ", ".join(f"({t.idx}, {q(t.mid)}, {q(t.name)})" for t in targets)
     cands = _candidates(sel, mids, splits, machine, copies)
+    fast = by_ref(sel, machine, copies)
     ctes = [
         _targets_cte(sel, targets),
         f"out_names(class_idx, out_mid, out_name) AS (VALUES {names})",
         _cand(sel, cands, splits, machine, copies),
         _one_split(sel),
-        _dedup(sel),
+        _dedup(sel, fast),
         _exclusion(excluded, splits, copies),
-        _multi_label(sel),
+        _multi_label(sel, fast),
         _sampling(sel),
         _negatives(sel, splits, copies),
         _numbered(sel, copies),

@@ -13,6 +13,7 @@ from oiforge.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from oiforge.catalog import Catalog, FetchProgress, Selection, TreeNode
+    from oiforge.contracts import WrittenSelection
     from oiforge.endpoints import Endpoints
 
 _VERSION = typer.Option("v7", "--version", help="Open Images version (v1 to v7).")
@@ -239,7 +240,8 @@ def select_command(
     ),
 ) -> None:
     """Select images/boxes of some classes into selection.parquet and print the counts."""
-    from oiforge.catalog import open_catalog, select
+    from oiforge.catalog import open_catalog, select, select_into
+    from oiforge.contracts import WrittenSelection
 
     spec = _build_spec(
         spec_file,
@@ -271,9 +273,12 @@ def select_command(
         return
     cat = open_catalog(spec.select.version, _endpoints(metadata_base), fetch_missing=not no_fetch)
     with cat, console.status("selecting..."):
-        result = _reviewed(select(spec, catalog=cat), review)
-        result.write(out)
-    _print_counts(result, out)
+        if review is None:
+            written = select_into(spec, out, catalog=cat)
+        else:
+            result = _reviewed(select(spec, catalog=cat), review)
+            written = WrittenSelection.of(result, result.write(out))
+    _print_counts(written)
 
 
 def _reviewed(result: Selection, review: Path | None) -> Selection:
@@ -293,12 +298,13 @@ def _select_postgres(spec: Any, dsn: str, out: Path, review: Path | None = None)
     """``select --catalog postgresql://...``: the same selection, from `oiforge pg load`."""
     if not dsn.startswith(("postgresql://", "postgres://")):
         raise InvalidInputError(f"--catalog takes a postgresql:// URL, not {dsn.split('@')[-1]!r}")
+    from oiforge.contracts import WrittenSelection
     from oiforge.postgres import select_pg
 
     with console.status("selecting from PostgreSQL..."):
         result = _reviewed(select_pg(spec, dsn), review)
-        result.write(out)
-    _print_counts(result, out)
+        written = WrittenSelection.of(result, result.write(out))
+    _print_counts(written)
 
 
 def _build_spec(
@@ -326,7 +332,7 @@ def _box_flags(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _print_counts(result: Selection, out: Path) -> None:
+def _print_counts(result: WrittenSelection) -> None:
     from rich.table import Table
     from rich.text import Text
 
@@ -341,4 +347,4 @@ def _print_counts(result: Selection, out: Path) -> None:
         neg = [f"{sum(negs[name].values()):,}"] if negs else []
         table.add_row(Text(name), *cells, f"{sum(per.values()):,}", *neg)
     console.print(table)
-    console.print(f"wrote {result.table.num_rows:,} rows to {out} (spec {result.spec_hash})")
+    console.print(f"wrote {result.num_rows:,} rows to {result.path} (spec {result.spec_hash})")

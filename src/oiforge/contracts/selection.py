@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -154,12 +155,27 @@ def _put(table: pa.Table, name: str, col: pa.Array | pa.ChunkedArray) -> pa.Tabl
 
 def write_selection(table: pa.Table, path: str | Path) -> Path:
     """Write ``selection.parquet`` atomically (zstd; see ``_DICTIONARY``); returns the path."""
-    target = Path(path)
-    with atomic_open(target, "wb") as fh:
-        pq.write_table(
-            table, fh, compression="zstd", use_dictionary=_DICTIONARY, write_statistics=_STATISTICS
-        )
-    return target
+    with selection_writer(path, table.schema) as writer:
+        writer.write_table(table)
+    return Path(path)
+
+
+@contextmanager
+def selection_writer(path: str | Path, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
+    """A Parquet writer of ``selection.parquet`` (``schema``: a conformed table's, with its
+    metadata) for writing a selection a slice at a time; the file appears, atomically, when
+    the block ends without an exception."""
+    with (
+        atomic_open(Path(path), "wb") as fh,
+        pq.ParquetWriter(
+            fh,
+            schema,
+            compression="zstd",
+            use_dictionary=[c for c in _DICTIONARY if c in schema.names],
+            write_statistics=[c for c in _STATISTICS if c in schema.names],
+        ) as writer,
+    ):
+        yield writer
 
 
 @dataclass
@@ -220,6 +236,35 @@ class Selection:
     def write(self, path: str | Path) -> Path:
         """Write ``selection.parquet`` atomically; returns the path."""
         return write_selection(self.table, path)
+
+
+@dataclass(frozen=True)
+class WrittenSelection:
+    """A selection once written: its file, row count and the counts of :class:`Selection`
+    (what ``oiforge select`` prints; ``catalog.select_into`` writes without holding the rows)."""
+
+    path: Path
+    num_rows: int
+    spec_hash: str
+    counts: dict[str, dict[str, int]]
+    image_counts: dict[str, dict[str, int]]
+    has_roles: bool
+    negative_image_counts: dict[str, dict[str, int]]
+
+    @classmethod
+    def of(cls, selection: Selection, path: str | Path) -> WrittenSelection:
+        """The counts of ``selection`` (its table needs only ``label_name``, ``split``,
+        ``image_id`` and ``role``) written to ``path``."""
+        roles = selection.has_roles
+        return cls(
+            Path(path),
+            selection.table.num_rows,
+            selection.spec_hash,
+            selection.counts,
+            selection.image_counts,
+            roles,
+            selection.negative_image_counts if roles else {},
+        )
 
 
 def _codes(column: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:

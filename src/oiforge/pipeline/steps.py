@@ -44,17 +44,21 @@ STORE_FORMAT_FILE: Final = "store-format.json"
 
 def run_select(s: Settings, obs: Observer, _resume: bool) -> str:
     sec = s.spec.select
+    review = s.beside_spec(sec.review)
     with obs.status("selecting"):
         if sec.catalog:
             from oiforge.postgres import select_pg
 
             result = select_pg(s.spec, sec.catalog)
         else:
-            from oiforge.catalog import open_catalog, select
+            from oiforge.catalog import open_catalog, select, select_into
 
             with open_catalog(sec.version, s.endpoints, fetch_missing=not sec.no_fetch) as cat:
+                if review is None:  # written a slice at a time
+                    written = select_into(s.spec, s.path(SELECTION), catalog=cat)
+                    return f"{written.num_rows:,} rows of {len(written.counts)} classes"
                 result = select(s.spec, catalog=cat)
-        result = _reviewed(result, s.beside_spec(sec.review))
+        result = _reviewed(result, review)
         result.write(s.path(SELECTION))
     return f"{result.table.num_rows:,} rows of {len(result.counts)} classes"
 
