@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from urllib3.fields import RequestField
 from urllib3.filepost import encode_multipart_formdata
 
-from oiforge.serve.multipart import (
+from oiforge.serve.inputs import (
     MAX_FIELDS,
     MultipartError,
     TooManyFiles,
