@@ -370,8 +370,12 @@ def _scores(probs: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
         loss, acc = log_loss_and_acc(logits, labels.double())
         return round(acc, 6), round(loss, 6)
     acc = float((probs.argmax(1) == labels).float().mean())
-    picked = probs[torch.arange(len(labels)), labels].clamp_min(1e-12)
-    return round(acc, 6), round(float(-picked.log().mean()), 6)
+    return round(acc, 6), round(float(_log_losses(probs, labels).mean()), 6)
+
+
+def _log_losses(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Each image's log-loss: minus the log of the probability given to its class."""
+    return -probs.double()[torch.arange(len(labels)), labels].clamp_min(1e-12).log()
 
 
 def beats(new: Result, old: Result) -> bool:
@@ -469,10 +473,7 @@ def beats_ensemble(single: Result, ensemble: Result) -> bool:
     labels = single.labels
     if labels.dim() == 2:
         return beats_map(single.probs.numpy(), ensemble.probs.numpy(), labels.numpy())
-    rows = torch.arange(len(labels))
-    own = -single.probs.double()[rows, labels].clamp_min(1e-12).log()
-    avg = -ensemble.probs.double()[rows, labels].clamp_min(1e-12).log()
-    gain = avg - own  # > 0 where the single candidate is better
+    gain = _log_losses(ensemble.probs, labels) - _log_losses(single.probs, labels)  # > 0: single
     mean = float(gain.mean())
     se = float(gain.std()) / math.sqrt(len(gain)) if len(gain) > 1 else 0.0
     return mean > 0 and mean > SELECTION_Z * se

@@ -401,10 +401,14 @@ class TestTimeAugmented(nn.Module):
         return tta_views(x, self.kind, self.size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        views = self.views(x)
-        logp = torch.stack([self.model(v).float().log_softmax(1) for v in views])
-        # log(mean(p)) in log space: exact where a probability is tiny (no underflow)
-        return torch.logsumexp(logp, 0) - math.log(len(views))
+        return log_mean_softmax([self.model(v) for v in self.views(x)])
+
+
+def log_mean_softmax(logits: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The log of the mean of several outputs' softmax probabilities: logits again (softmax
+    of it is that mean), computed in log space, exact where a probability is tiny."""
+    logp = torch.stack([out.float().log_softmax(1) for out in logits])
+    return torch.logsumexp(logp, 0) - math.log(len(logits))
 
 
 class LabelProbabilities(nn.Module):
@@ -474,8 +478,7 @@ class Ensemble(nn.Module):
         if self.multilabel:  # the logit of the mean probability
             p = torch.stack([o.float().sigmoid() for o in outs]).mean(0)
             return torch.logit(p.clamp(1e-7, 1 - 1e-7))
-        logp = torch.stack([o.float().log_softmax(1) for o in outs])
-        return torch.logsumexp(logp, 0) - math.log(len(outs))
+        return log_mean_softmax(outs)
 
 
 def cut_trunk(model: nn.Module, blocks: int) -> nn.Sequential:
