@@ -30,9 +30,10 @@ from oiforge.arrays import from_numpy, run_starts, strings, to_numpy
 from oiforge.catalog.catalog import Catalog, open_catalog
 from oiforge.catalog.fetch import ProgressFn
 from oiforge.catalog.files import official_files
+from oiforge.catalog.ingest import keyed_images, keyed_images_view
 from oiforge.catalog.negatives import background_rows, wanted_negatives
 from oiforge.catalog.selcopy import SelectionCopy, attach, ensure_copies, register_views
-from oiforge.catalog.selectsql import Target, selection_sql, with_roles
+from oiforge.catalog.selectsql import Target, machine_rows, selection_sql, with_roles
 from oiforge.contracts.selection import (
     SPLITS,
     Selection,
@@ -100,10 +101,22 @@ def _key_rows(sel: SelectSpec, cat: Catalog, progress: ProgressFn | None) -> _Ke
     copies = ensure_copies(cat, tuple(kinds), sel.splits)
     register_views(cat.connection, copies)
     machine = cat.has_table("machine_labels", sel.splits)
+    if machine_rows(sel, machine):
+        _keyed_images(cat, sel.splits)
     sql = selection_sql(sel, targets, excluded, machine, copies=True)
     box_mode = sel.label_mode == "box"
     rows = order_rows(cat.connection.sql(sql).to_arrow_table(), targets, box_mode)
     return _Keys(rows, targets, excluded, machine, copies, box_mode)
+
+
+def _keyed_images(cat: Catalog, splits: tuple[str, ...]) -> None:
+    """The view of the keyed image lists of ``splits`` (built when stale), where the query
+    finds the image columns of machine-label rows (they have no selection copy)."""
+    lists = sorted(
+        (i for i in cat.ingested.values() if i.kind == "images" and i.split in splits),
+        key=lambda i: i.relpath,
+    )
+    keyed_images_view(cat.connection, [keyed_images(cat.connection, i) for i in lists])
 
 
 def select_into(

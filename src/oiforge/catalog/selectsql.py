@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from oiforge.catalog.ingest import KEYED_IMAGES
 from oiforge.catalog.rowrules import BOX_COLS, COORDS, box_order, clamped, valid_box, valid_id
 from oiforge.catalog.selcopy import COPY_KINDS, IMAGE_COLS, view_name
 from oiforge.contracts import BOX_FLAGS, SPLITS
@@ -386,7 +387,7 @@ def selection_sql(
     role = f", {ROLE_SQL} AS role" if with_roles(sel) else ""
     if copies:
         # only machine-label rows (no copy, no ``ref``) carry their own columns
-        own = sel.label_mode == "image" and machine and sel.min_confidence is not None
+        own = machine_rows(sel, machine)
         mine = (
             ", CASE WHEN k.ref IS NULL THEN k.source END AS source, "
             "CASE WHEN k.ref IS NULL THEN CAST(k.confidence AS FLOAT) END AS confidence, "
@@ -395,7 +396,7 @@ def selection_sql(
         return f"""
 WITH {with_clause}
 SELECT k.class_idx, k.role_rank, k.split_rank, k.image_key, k.ref{mine if own else ""}{role}
-FROM numbered k {_image_join() if own else ""}
+FROM numbered k {_keyed_image_join() if own else ""}
 """
     return f"""
 WITH {with_clause}
@@ -406,6 +407,21 @@ FROM numbered k JOIN out_names o USING (class_idx)
 {_image_join()}
 ORDER BY k.class_idx, k.role_rank, k.split_rank, k.image_key, k.box_index
 """
+
+
+def machine_rows(sel: SelectSpec, machine: bool) -> bool:
+    """The selection takes machine labels (image mode, ``min_confidence``, a machine table)."""
+    return sel.label_mode == "image" and machine and sel.min_confidence is not None
+
+
+def _keyed_image_join() -> str:
+    """Image metadata of the rows without a selection copy (machine labels), from the keyed
+    image lists (``ingest.keyed_images``: an integer join, no ImageID text)."""
+    return (
+        f"LEFT JOIN (SELECT * FROM {KEYED_IMAGES} WHERE image_key IN (SELECT image_key "
+        "FROM numbered WHERE ref IS NULL)) i "
+        "ON i.image_key = k.image_key AND i.split = k.split AND k.ref IS NULL"
+    )
 
 
 def _image_join() -> str:
