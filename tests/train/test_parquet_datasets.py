@@ -61,6 +61,11 @@ def test_a_parquet_dataset_indexes_like_its_folders(
     assert a.classes == b.classes and a.task == b.task == "singlelabel"
     assert set(a.splits) == {"train", "val", "test"} and all(a.splits.values())
     assert _samples(a) == _samples(b)  # keys, labels, order and bytes
+    unnamed = shutil.copytree(parquet, tmp_path / "unnamed")
+    (unnamed / "classes.json").unlink()  # the class names in the Parquet schema stand in
+    c = open_dataset(unnamed)
+    assert [x.folder for x in c.classes] == [x.folder for x in b.classes]
+    assert _samples(c) == _samples(b)
     facts = read_dataset(parquet)  # what `oiforge present` shows and its learning curve reads
     assert isinstance(facts, DatasetFacts) and facts.samples
     for row in facts.samples:

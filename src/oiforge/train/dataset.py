@@ -372,8 +372,10 @@ def _index_parquet(base: Path, files: list[Path]) -> DatasetIndex:
 
 
 def _parquet_classes(read: list[tuple[str, ParquetSplit]]) -> list[ClassInfo]:
+    """The schema's class names, else ``class_<i>`` up to the largest label (no classes.json)."""
     names = next((p.class_names for _, p in read if p.class_names), ())
-    used = [i for _, p in read for i in (p.labels or [i for r in p.positives or [] for i in r])]
+    lists = [r for _, p in read for r in (*(p.positives or []), *(p.negatives or []))]
+    used = [i for _, p in read for i in p.labels or []] + [i for r in lists for i in r]
     count = max(len(names), max(used, default=-1) + 1)
     return [
         ClassInfo(i, names[i], names[i]) if i < len(names) else ClassInfo(i, f"class_{i}", str(i))
