@@ -10,11 +10,11 @@ path, row) pair; :meth:`Sample.read_bytes` gives its bytes either way. Parquet s
 keyed and ordered as the same dataset's class folders would be (``<split>/<folder>/<file>``).
 
 Multi-label datasets (``classes.json`` says ``"task": "multilabel"``, or shards whose
-members have no ``.cls`` but a ``.json`` with a ``labels`` list) are read from their shards:
-each ``<key>.json`` lists the classes (indexes, or MIDs of ``classes.json``) a person verified
-present (``labels``) and absent (``negatives``); every other class is *unknown* for that
-photo, and stays unknown (a target of :data:`UNKNOWN`) unless ``unknown_as_negative`` is asked
-for.
+members have no ``.cls`` but a ``.json`` with a ``labels`` list, or Parquet files with a
+``labels`` column) are read from their shards or Parquet files: each ``<key>.json`` (each row)
+lists the classes (indexes, or MIDs of ``classes.json`` in a shard) a person verified present
+(``labels``) and absent (``negatives``); every other class is *unknown* for that photo, and
+stays unknown (a target of :data:`UNKNOWN`) unless ``unknown_as_negative`` is asked for.
 """
 
 from __future__ import annotations
