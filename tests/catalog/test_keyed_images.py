@@ -117,7 +117,7 @@ def test_a_torn_or_old_keyed_copy_is_never_taken_as_good(tmp_path: Path, damage:
     elif damage == "old layout":  # valid Parquet without this layout's stamp
         shutil.copyfile(keyed.with_name(keyed.name.replace(".keyed", "")), keyed)
     else:  # a killed build's temporary file, and no copy
-        keyed.rename(keyed.with_name(f".{keyed.name}.tmp"))
+        keyed.rename(keyed.with_name(f".{keyed.name}.12345.tmp"))
     with open_catalog("v7", home=tmp_path, fetch_missing=False) as cat:
         assert select(spec, catalog=cat).table.equals(want)
     assert _keyed(tmp_path) == [keyed]

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import duckdb
 
-from oiforge.atomic import write_text_atomic
+from oiforge.atomic import fsync_dir, write_text_atomic
 from oiforge.catalog.fetch import file_md5, recorded_md5
 from oiforge.catalog.files import OfficialFile
 from oiforge.catalog.rowrules import valid_id
@@ -337,21 +337,26 @@ def keyed_images(con: duckdb.DuckDBPyConnection, done: Ingested) -> Path:
         return out
     files_change(con)
     cols = ", ".join(ours for _, ours, _ in COLUMNS["images"] if ours != "image_id")
-    tmp = out.with_name(f".{out.name}.tmp")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # two builders never share one
     sql = (
         f"COPY (SELECT ('0x' || image_id)::UBIGINT AS image_key, {cols}, split "
         f"FROM read_parquet({_quote(str(done.parquet))}) WHERE {valid_id('image_id')}) "
         f"TO {_quote(str(tmp))} (FORMAT parquet, COMPRESSION lz4, "
         f"ROW_GROUP_SIZE 65536, KV_METADATA {{{_STAMP}: {_quote(stamp)}}})"
     )
-    with bound_memory(con, out.parent / ".duckdb-spill"):
-        con.execute(sql)
-    fd = os.open(tmp, os.O_RDONLY)
     try:
-        os.fsync(fd)  # never a torn copy under the final name after a crash
-    finally:
-        os.close(fd)
-    tmp.replace(out)
+        with bound_memory(con, out.parent / ".duckdb-spill"):
+            con.execute(sql)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # never a torn copy under the final name after a crash
+        finally:
+            os.close(fd)
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(out.parent)
     log.info("built keyed image list %s", out)
     return out
 
