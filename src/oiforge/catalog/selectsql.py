@@ -172,6 +172,14 @@ def _cand(sel: SelectSpec, cands: str, splits: str, machine: bool, copies: bool)
     )
 
 
+def _split_of(rank: str) -> str:
+    """The split's name from its rank: a group's rows share one split (``one_split``), and a
+    ``CASE`` after grouping is cheaper than an ``any_value`` of a string per group (0.1-0.2 s
+    of grouping 4.4M rows by image)."""
+    whens = " ".join(f"WHEN {i} THEN {q(s)}" for i, s in enumerate(SPLITS))
+    return f"CASE {rank} {whens} END"
+
+
 def _split_rank() -> str:
     whens = " ".join(f"WHEN {q(s)} THEN {i}" for i, s in enumerate(SPLITS))
     return f"CASE split {whens} ELSE 99 END"
@@ -248,7 +256,8 @@ def _first_by_ref(source: str = "one_split") -> str:
     """The columns of a group's first row by ``ref`` (see :func:`by_ref`), ``FROM source``."""
     nulls = ", ".join(f"NULL AS {c}" for c in BOX_COLS)
     return (
-        "any_value(split) AS split, min(split_rank) AS split_rank, min(ref) AS ref, "
+        f"{_split_of('min(split_rank)')} AS split, min(split_rank) AS split_rank, "
+        "min(ref) AS ref, "
         "CAST(NULL AS VARCHAR) AS source, CAST(NULL AS FLOAT) AS confidence, "
         f"CAST(NULL AS VARCHAR) AS label_mid, {nulls} FROM {source}"
     )
