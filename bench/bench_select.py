@@ -174,11 +174,13 @@ def warm_runs(
 
 def disk_usage(work: Path) -> dict[str, float]:
     """MB on disk: narrow Parquet copies, selection copies, and the CSVs they came from."""
-    parquet = list((work / "parquet").rglob("*.parquet"))
-    sel = sum(p.stat().st_size for p in parquet if p.name.endswith(".sel.parquet"))
+    files = [p for p in (work / "parquet").rglob("*") if p.is_file()]
+    copies = (".selkeys.parquet", ".selrows.arrow", ".sel.json")  # a selection copy's files
+    sel = sum(p.stat().st_size for p in files if p.name.endswith(copies))
     csv = sum(p.stat().st_size for p in (work / "metadata").rglob("*.csv"))
-    total = sum(p.stat().st_size for p in parquet)
-    return {"csv_mb": csv / 1e6, "parquet_mb": (total - sel) / 1e6, "selcopy_mb": sel / 1e6}
+    plain = sum(p.stat().st_size for p in files if p.name.endswith(".parquet"))
+    keys = sum(p.stat().st_size for p in files if p.name.endswith(copies[0]))
+    return {"csv_mb": csv / 1e6, "parquet_mb": (plain - keys) / 1e6, "selcopy_mb": sel / 1e6}
 
 
 def main() -> None:

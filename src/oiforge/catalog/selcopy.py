@@ -20,10 +20,10 @@ A selection copy is built once per (label file, image list) pair, beside the Par
   default flags);
 - two files in the same row order and groups: the *key rows* (``.selkeys.parquet``: class,
   ``image_key`` and the label columns the query filters by; what DuckDB reads and prunes) and
-  the *fetched rows* (``.selrows.arrow``: label, box and image columns, an Arrow IPC record
-  batch per group; what ``attach`` gathers). One wide Parquet file had a 2.9 MB footer at
-  full size that every select parsed twice (DuckDB, pyarrow), and decoding its wide columns
-  took ~3x as long as reading the same rows from IPC;
+  the *fetched rows* (``.selrows.arrow``: label, box and image columns, Arrow IPC record
+  batches of at most ``_FETCH_ROWS``; what ``attach`` gathers). One wide Parquet file had a
+  2.9 MB footer at full size that every select parsed twice (DuckDB, pyarrow), and decoding
+  its wide columns took ~3x as long as reading the same rows from IPC;
 - LZ4 (the fetched rows at full size: ~4.5 GB, as zstd ~2.6 GB but read ~1.5x slower).
 
 An index (``.sel.json``, written last) records a fingerprint of the inputs (Parquet copy and
@@ -72,7 +72,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COPY_VERSION: Final = 11
+COPY_VERSION: Final = 12
 COPY_KINDS: Final = ("boxes", "human_labels")
 IMAGE_COLS: Final = tuple(ours for _, ours, _ in COLUMNS["images"] if ours != "image_id")
 #: rows per file, so that ``(file index << _REF_BITS) + row`` is a unique row reference.
@@ -81,6 +81,10 @@ _REF_BITS: Final = 40
 _GROUP_ROWS: Final = 65_536
 #: a class change starts a new group only past this many rows (small classes share a group).
 _MIN_GROUP_ROWS: Final = 16_384
+#: rows per record batch of the fetched rows at most: a gather decompresses whole batches (a
+#: typical class has a few thousand rows), and an IPC batch costs no footer, unlike a row group
+#: (smaller batches read whole cost more: 2,048 rows 3x, 8,192 rows 1.2x as long as 65,536).
+_FETCH_ROWS: Final = 8_192
 _BATCH_ROWS: Final = 1 << 17
 #: columns with few distinct values by nature get dictionary pages (the rest decode faster
 #: plain); statistics only for what a query prunes row groups by (every select parses the
@@ -383,7 +387,8 @@ def _build(
 
 class _PairWriter:
     """Writes each group of rows twice: the key columns as a Parquet row group (LZ4; what
-    DuckDB prunes by) and the fetched columns as an LZ4 Arrow IPC record batch.
+    DuckDB prunes by) and the fetched columns as LZ4 Arrow IPC record batches of at most
+    ``_FETCH_ROWS`` (``starts``: each batch's first row).
 
     Why two files: every select parsed the footer of the one wide Parquet copy twice (DuckDB
     and pyarrow: 2.9 MB, 2,641 groups x 14 columns at full size, ~0.15 s), and decoding its
@@ -418,10 +423,11 @@ class _PairWriter:
         """``table`` as groups of at most ``_GROUP_ROWS`` rows."""
         for start in range(0, table.num_rows, _GROUP_ROWS):
             group = table.slice(start, _GROUP_ROWS).combine_chunks()
-            self.starts.append(self._rows)
-            self._rows += group.num_rows
             self._keys.write_table(group.select(self.key_names), row_group_size=_GROUP_ROWS)
-            self._fetched.write_table(group.select(self.row_names), max_chunksize=_GROUP_ROWS)
+            for batch in group.select(self.row_names).to_batches(max_chunksize=_FETCH_ROWS):
+                self.starts.append(self._rows)
+                self._rows += batch.num_rows
+                self._fetched.write_batch(batch)
 
 
 def _write_by_class(batches: pa.RecordBatchReader, out: _PairWriter) -> None:
