@@ -15,6 +15,7 @@ from oiforge.build import BuildInputs, build_dataset
 from oiforge.build.synthetic import make_synthetic
 from oiforge.spec import BuildSpec
 from oiforge.train.dataset import open_dataset
+from oiforge.train.ddp import Dist
 from oiforge.train.images import FeedOptions, block_shuffle, deal_blocks, image_feeder
 
 sizes = st.lists(st.integers(1, 12), min_size=1, max_size=10)
@@ -115,3 +116,16 @@ def test_a_parquet_feeder_with_workers_gives_every_image_once_per_epoch_by_seed(
     first = labels(0)
     assert Counter(first) == Counter(s.label for s in train)
     assert first == labels(0)
+
+
+def test_ranks_share_a_parquet_epoch_equally(parquet_dataset: Path) -> None:
+    train = open_dataset(parquet_dataset).splits["train"]
+    pre = {"size": 16, "crop_pct": 1.0, "mean": [0.5] * 3, "std": [0.5] * 3}
+    opts = FeedOptions(16, 1.0, "none", "none", 2, len(train), 0, seed=3)
+    shares = [
+        [int(y) for _, ys, _ in image_feeder(opts, train, train[:2], pre, d=Dist(r, 2)).train(1)
+         for y in ys]
+        for r in (0, 1)
+    ]  # fmt: skip
+    assert len(shares[0]) == len(shares[1]) == -(-len(train) // 2)
+    assert Counter(shares[0]) + Counter(shares[1]) >= Counter(s.label for s in train)
