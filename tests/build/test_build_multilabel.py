@@ -5,39 +5,21 @@ block (sample.json ``multilabel``): the manifest's label lists, Parquet read by 
 from __future__ import annotations
 
 import json
-import shutil
 import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers.builds import select_from_mirror
 from typer.testing import CliRunner
 
 from oiforge.build import BuildInputs, build_dataset, verify_dataset
-from oiforge.build.synthetic import store_file
-from oiforge.catalog import open_catalog, select
 from oiforge.cli import app
 from oiforge.contracts import read_classes, read_manifest
-from oiforge.endpoints import Endpoints
 from oiforge.errors import SpecError
 from oiforge.spec import BuildSpec, SelectSpec
 
 pytestmark = pytest.mark.slow
-
-
-def _select(mirror: Any, sample_root: Path, tmp: Path, spec: SelectSpec) -> tuple[Path, Path]:
-    """The selection of ``spec`` from the mirror, and a store holding its photos."""
-    with open_catalog("v7", Endpoints.for_mirror(mirror.url), home=tmp / "home") as cat:
-        sel = select(spec, catalog=cat)
-    path = sel.write(tmp / "selection.parquet")
-    ids, splits = (sel.table.column(c).to_pylist() for c in ("image_id", "split"))
-    for iid, split in set(zip(ids, splits, strict=True)):
-        src = sample_root / "open-images-dataset" / split / f"{iid}.jpg"
-        if src.is_file():
-            dst = store_file(tmp / "store", iid)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
-    return path, tmp / "store"
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +31,7 @@ def multi(
     tmp = tmp_path_factory.mktemp("multi")
     mids = tuple(c["mid"] for c in facts["classes"])
     spec = SelectSpec(classes=mids, multi_label="multi", min_confidence=0.5)
-    selection, store = _select(mirror, sample_root, tmp, spec)
+    selection, store = select_from_mirror(mirror, sample_root, tmp, spec)
     build = BuildSpec(task="multilabel", formats=("parquet", "webdataset"), size=64)
     result = build_dataset(BuildInputs(selection, store, tmp / "ds", build, workers=1))
     return result.out, facts
@@ -166,7 +148,7 @@ def test_a_resplit_keeps_every_photo_in_one_split(
     facts = json.loads((sample_root / "sample.json").read_text())["multilabel"]
     mids = tuple(c["mid"] for c in facts["classes"])
     spec = SelectSpec(classes=mids, multi_label="multi", expand_up=True)
-    selection, store = _select(mirror, sample_root, tmp_path, spec)
+    selection, store = select_from_mirror(mirror, sample_root, tmp_path, spec)
     build = BuildSpec(task="multilabel", split=(0.6, 0.2, 0.2), size=48)
     out = build_dataset(BuildInputs(selection, store, tmp_path / "ds", build, workers=1)).out
     rows = read_manifest(out).to_pylist()

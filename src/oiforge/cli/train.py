@@ -27,7 +27,9 @@ def register(app: typer.Typer) -> None:
 
 
 def train_command(
-    dataset: Path = typer.Argument(..., help="Dataset: {train,val,test}/<class>/*.jpg or shards."),
+    dataset: Path = typer.Argument(
+        ..., help="Dataset: {train,val,test}/<class>/*.jpg, *.tar shards or parquet/*.parquet."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="The run directory to write."),
     model: str = typer.Option("efficientnet_lite0", "--model", help="timm model name."),
     mode: str = typer.Option(

@@ -8,6 +8,7 @@ module                      file                                written by → r
 :mod:`.selection`           ``selection.parquet``               select → download, build
 :mod:`.journal`             ``store/`` + ``store/journal.sqlite``  download → build, browse
 :mod:`.dataset`             ``manifest.parquet``, ``classes.json``  build → train, evaluate
+:mod:`.parquet_images`      ``parquet/<split>.parquet`` (images)  build → train, present
 :mod:`.run`                 ``run/labels.json`` (+ config.yaml)  train, export → serve
 :mod:`.excludes`            an ``--exclude-list`` file           browse, people → build, book
 ==========================  ==================================  ===========================
@@ -50,6 +51,14 @@ from oiforge.contracts.journal import (
     status_counts,
     store_image_path,
     store_path_parts,
+)
+from oiforge.contracts.parquet_images import (
+    PARQUET_DIR,
+    ParquetSplit,
+    find_parquet_image,
+    list_parquet_files,
+    read_parquet_image,
+    read_parquet_split,
 )
 from oiforge.contracts.run import (
     CONFIG_FILE,
@@ -104,6 +113,7 @@ __all__ = [
     "MANIFEST_NAME",
     "MANIFEST_SCHEMA",
     "MULTI_LABEL_COLUMNS",
+    "PARQUET_DIR",
     "RANDOM_SOURCE",
     "ROLES",
     "SELECTION_LABELS_KEY",
@@ -120,6 +130,7 @@ __all__ = [
     "JournalRow",
     "Labels",
     "ModelInfo",
+    "ParquetSplit",
     "Preprocessing",
     "SelectedImages",
     "Selection",
@@ -127,9 +138,11 @@ __all__ = [
     "WrittenSelection",
     "conform_selection",
     "count_selected_images",
+    "find_parquet_image",
     "is_image_id",
     "is_transient",
     "journal_path",
+    "list_parquet_files",
     "manifest_schema",
     "open_selection",
     "parse_labels",
@@ -139,6 +152,8 @@ __all__ = [
     "read_journal",
     "read_labels",
     "read_manifest",
+    "read_parquet_image",
+    "read_parquet_split",
     "read_run_config",
     "read_selected_images",
     "read_selection_table",

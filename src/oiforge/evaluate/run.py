@@ -164,9 +164,7 @@ def run_evaluation(
         yield Finished(str(run_dir), summary)
         return
     samples = [
-        Sample(s.path, mapping[s.label], s.key, s.offset, s.size)
-        for s in index.splits[split]
-        if s.label in mapping
+        replace(s, label=mapping[s.label]) for s in index.splits[split] if s.label in mapping
     ]
     if len(samples) < len(index.splits[split]):
         yield Notice(

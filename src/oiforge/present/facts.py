@@ -43,6 +43,7 @@ MANIFEST_COLUMNS = (
     "title",
     "landing_url",
     "flags",
+    "parquet_file",
 )
 
 
@@ -97,6 +98,7 @@ class SampleRow:
     license: str
     landing_url: str
     flags: str
+    parquet_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -335,13 +337,21 @@ def read_excluded(root: Path) -> Counter[str]:
 
 
 def photo_bytes(dataset: DatasetFacts, sample: SampleRow) -> bytes | None:
-    """A sample's JPEG: its class-folder file, else its member of the WebDataset shard."""
+    """A sample's JPEG: its class-folder file, else its member of the WebDataset shard, else
+    its row of the Parquet file."""
     if sample.sample_path:
         path = dataset.path / sample.sample_path
         if path.is_file():
             return path.read_bytes()
     if sample.wds_shard and (dataset.path / sample.wds_shard).is_file():
         return _shard_member(dataset.path / sample.wds_shard, sample.key)
+    if sample.parquet_file and (dataset.path / sample.parquet_file).is_file():
+        from oiforge.contracts import find_parquet_image
+
+        try:
+            return find_parquet_image(dataset.path / sample.parquet_file, sample.key)
+        except (OiforgeError, ValueError):
+            return None
     return None
 
 

@@ -112,7 +112,8 @@ def cache_key(
     digest = hashlib.sha256(json.dumps([model_id, preprocessing, extra], sort_keys=True).encode())
     for s in samples:
         st = Path(s.path).stat()
-        digest.update(f"{s.path}\0{s.offset}\0{s.size}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        where = f"{s.offset}\0{s.size}" + (f"\0row {s.row}" if s.row >= 0 else "")
+        digest.update(f"{s.path}\0{where}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
         digest.update(f"{s.label_key}\n".encode())
     return digest.hexdigest()
 

@@ -1,16 +1,20 @@
-"""Find the samples of a dataset: class folders or WebDataset shards, with optional metadata.
+"""Find the samples of a dataset: class folders, WebDataset shards or Parquet image files.
 
 Folders: ``DATASET/{train,val,test}/<class>/*.jpg`` (``classes.json`` = [{index, name, folder,
 mid}] is used when present, never required). Shards: ``*.tar`` files under ``DATASET/<split>/``
 or named ``<split>-*.tar``, with ``<key>.jpg`` + ``<key>.cls`` (+ ``<key>.json``) members.
-A sample is a path, or a (tar path, byte offset, size) slice: both read with one ``read``.
+Parquet: ``DATASET/parquet/<split>[-*].parquet`` (``oiforge build --format parquet``; see
+:mod:`oiforge.contracts.parquet_images`), read only where there are no shards and no
+``train/`` folder. A sample is a path, a (tar path, byte offset, size) slice, or a (Parquet
+path, row) pair; :meth:`Sample.read_bytes` gives its bytes either way. Parquet samples are
+keyed and ordered as the same dataset's class folders would be (``<split>/<folder>/<file>``).
 
 Multi-label datasets (``classes.json`` says ``"task": "multilabel"``, or shards whose
-members have no ``.cls`` but a ``.json`` with a ``labels`` list) are read from their shards:
-each ``<key>.json`` lists the classes (indexes, or MIDs of ``classes.json``) a person verified
-present (``labels``) and absent (``negatives``); every other class is *unknown* for that
-photo, and stays unknown (a target of :data:`UNKNOWN`) unless ``unknown_as_negative`` is asked
-for.
+members have no ``.cls`` but a ``.json`` with a ``labels`` list, or Parquet files with a
+``labels`` column) are read from their shards or Parquet files: each ``<key>.json`` (each row)
+lists the classes (indexes, or MIDs of ``classes.json`` in a shard) a person verified present
+(``labels``) and absent (``negatives``); every other class is *unknown* for that photo, and
+stays unknown (a target of :data:`UNKNOWN`) unless ``unknown_as_negative`` is asked for.
 """
 
 from __future__ import annotations
@@ -25,6 +29,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from oiforge.contracts.dataset import ClassInfo, Task, read_classes
+from oiforge.contracts.parquet_images import (
+    PARQUET_DIR,
+    ParquetSplit,
+    list_parquet_files,
+    read_parquet_image,
+    read_parquet_split,
+)
 from oiforge.errors import InvalidInputError
 
 log = logging.getLogger(__name__)
@@ -37,7 +48,8 @@ POSITIVE, NEGATIVE, UNKNOWN = 1.0, 0.0, -1.0
 
 @dataclass(frozen=True)
 class Sample:
-    """One image: ``path`` alone, or a slice ``[offset, offset+size)`` of the tar at ``path``.
+    """One image: ``path`` alone, a slice ``[offset, offset+size)`` of the tar at ``path``, or
+    row ``row`` of the Parquet file at ``path``.
 
     Single-label: ``label`` is its class. Multi-label (``num_classes`` > 0; ``label`` is -1):
     ``positives`` and ``negatives`` are the class indexes verified present and absent."""
@@ -50,13 +62,21 @@ class Sample:
     positives: tuple[int, ...] = ()
     negatives: tuple[int, ...] = ()
     num_classes: int = 0
+    row: int = -1
 
     def read_bytes(self) -> bytes:
+        if self.row >= 0:
+            return read_parquet_image(self.path, self.row)
         with Path(self.path).open("rb") as fh:
             if self.offset < 0:
                 return fh.read()
             fh.seek(self.offset)
             return fh.read(self.size)
+
+    @property
+    def whole_file(self) -> bool:
+        """The image is the whole file at ``path`` (not a tar member or a Parquet row)."""
+        return self.offset < 0 and self.row < 0
 
     @property
     def multilabel(self) -> bool:
@@ -120,8 +140,7 @@ def open_dataset(
     base = Path(root)
     if not base.is_dir():
         raise InvalidInputError(f"dataset {base} is not a directory")
-    shards = sorted(base.rglob("*.tar"))
-    index = _index_shards(base, shards) if shards else _index_folders(base)
+    index = _index_any(base)
     _check_index(index)
     if unknown_as_negative:
         _unknown_as_negative(index)
@@ -131,6 +150,17 @@ def open_dataset(
         )
         index.notes.append(f"no val split: held out {len(index.splits['val'])} train images")
     return index
+
+
+def _index_any(base: Path) -> DatasetIndex:
+    """Shards if there are any, else class folders, else Parquet image files."""
+    shards = sorted(base.rglob("*.tar"))
+    if shards:
+        return _index_shards(base, shards)
+    parquet = list_parquet_files(base)
+    if parquet and not (base / "train").is_dir():
+        return _index_parquet(base, parquet)
+    return _index_folders(base)
 
 
 def _unknown_as_negative(index: DatasetIndex) -> None:
@@ -156,13 +186,14 @@ def _index_folders(base: Path) -> DatasetIndex:
     found = read_classes(base)
     if found is not None and found.task == "multilabel":
         raise InvalidInputError(
-            f"dataset {base} is multi-label and has no WebDataset shards: training reads "
-            "multi-label datasets from shards (oiforge build --task multilabel --format "
-            "webdataset)"
+            f"dataset {base} is multi-label and has no WebDataset shards or Parquet files: "
+            "training reads multi-label datasets from those (oiforge build --task multilabel "
+            "--format parquet or webdataset)"
         )
     if not train.is_dir():
         raise InvalidInputError(
-            f"dataset {base} has no train/ folder (expected train/<class>/*.jpg or *.tar shards)"
+            f"dataset {base} has no train/ folder (expected train/<class>/*.jpg, *.tar shards "
+            "or parquet/<split>.parquet)"
         )
     classes = (
         list(found.classes)
@@ -308,6 +339,63 @@ def _multi_samples(shard: _Shard, num_classes: int, notes: list[str]) -> list[Sa
         Sample(str(shard.path), -1, f"{name}/{k}", m.offset_data, m.size, *lists[k], num_classes)
         for k, m in images.items()
         if k in lists
+    ]
+
+
+def _index_parquet(base: Path, files: list[Path]) -> DatasetIndex:
+    """Parquet image files: classes from ``classes.json``, else the files' class names."""
+    found = read_classes(base)
+    index = DatasetIndex(base, [], kind="parquet")
+    read: list[tuple[str, ParquetSplit]] = []
+    for file in files:
+        split = _shard_split(base / PARQUET_DIR, file)
+        if split is None:
+            index.notes.append(f"{file.name}: no split in its path or name: skipped")
+        else:
+            read.append((split, read_parquet_split(file)))
+    if found is not None:
+        index.task, index.details = found.task, dict(found.details)
+    elif any(p.multilabel for _, p in read):
+        index.task = "multilabel"
+    wrong = [p.path.name for _, p in read if p.multilabel != index.multilabel]
+    if wrong:
+        raise InvalidInputError(
+            f"dataset {base} is {index.task} but {', '.join(wrong)} hold the other task's labels"
+        )
+    index.classes = list(found.classes) if found is not None else _parquet_classes(read)
+    for split, part in read:
+        index.splits.setdefault(split, []).extend(_parquet_samples(split, part, index.classes))
+    if not index.multilabel:  # the order of class folders: by folder, then file name
+        for samples in index.splits.values():
+            samples.sort(key=lambda s: s.key.split("/")[1:])
+    return index
+
+
+def _parquet_classes(read: list[tuple[str, ParquetSplit]]) -> list[ClassInfo]:
+    """The schema's class names, else ``class_<i>`` up to the largest label (no classes.json)."""
+    names = next((p.class_names for _, p in read if p.class_names), ())
+    lists = [r for _, p in read for r in (*(p.positives or []), *(p.negatives or []))]
+    used = [i for _, p in read for i in p.labels or []] + [i for r in lists for i in r]
+    count = max(len(names), max(used, default=-1) + 1)
+    return [
+        ClassInfo(i, names[i], names[i]) if i < len(names) else ClassInfo(i, f"class_{i}", str(i))
+        for i in range(count)
+    ]
+
+
+def _parquet_samples(split: str, part: ParquetSplit, classes: list[ClassInfo]) -> list[Sample]:
+    path = str(part.path)
+    if part.positives is not None and part.negatives is not None:
+        n, name = len(classes), part.path.name
+        lists = zip(part.keys, part.positives, part.negatives, strict=True)
+        return [
+            Sample(path, -1, f"{name}/{k}", positives=pos, negatives=neg, num_classes=n, row=row)
+            for row, (k, pos, neg) in enumerate(lists)
+        ]
+    folder = {c.index: c.folder or c.name for c in classes}
+    return [
+        Sample(path, label, f"{split}/{folder.get(label, str(label))}/{name}", row=row)
+        for row, (name, label) in enumerate(zip(part.names, part.labels or [], strict=True))
     ]
 
 

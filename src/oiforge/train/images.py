@@ -59,7 +59,7 @@ def survey_inputs(samples: Iterable[Sample]) -> Counter[str]:
     counts: Counter[str] = Counter()
     for sample in samples:
         try:
-            source = sample.path if sample.offset < 0 else io.BytesIO(sample.read_bytes())
+            source = sample.path if sample.whole_file else io.BytesIO(sample.read_bytes())
             with Image.open(source) as img:
                 counts.update(input_kinds(img))
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
