@@ -4,10 +4,12 @@ One selection (``make_synthetic``: photo-like 640x480 JPEGs) is built twice, ``-
 folders`` and ``--format parquet``; ``open_dataset`` indexes both. For each, in one process,
 alternated: the train split's bytes read (``Sample.read_bytes``) and read + decoded as
 training does (``decode_image``), in file order (feature caches, evaluation) and in a seeded
-random order (finetune/scratch epochs), with a fresh per-process row-group cache each pass.
-``--small-cache`` also times random order with the row-group cache held to one group (a split
-bigger than the cache). Prints img/s and the Parquet/folders ratio; writes
-bench/results/bench_parquet_read.json.
+random order, with a fresh per-process row-group cache each pass. ``--small-cache`` also
+times, with the row-group cache held to one group (a split bigger than the cache), a random
+order (before) and the block-shuffled order finetune/scratch epochs now read Parquet-backed
+samples in (``block_shuffle``: row groups in a random order, images shuffled within as many
+groups as the cache holds; the folders read the same order). Prints img/s and the
+Parquet/folders ratio; writes bench/results/bench_parquet_read.json.
 
     python bench/bench_parquet_read.py [--images 1500] [--size 224] [--repeats 3]
 """
@@ -22,12 +24,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import torch
+
 from oiforge.build import BuildInputs, build_dataset
 from oiforge.build.synthetic import make_synthetic
 from oiforge.contracts import parquet_images
 from oiforge.spec import BuildSpec
 from oiforge.train.dataset import Sample, open_dataset
-from oiforge.train.images import decode_image
+from oiforge.train.images import BLOCK_WINDOW, block_shuffle, decode_image
 from record import Row, write_results
 
 
@@ -54,12 +58,19 @@ def _decode(s: Sample) -> object:
     return decode_image(s.read_bytes(), 256)
 
 
-def _measure(
-    folders: Sequence[Sample], parquet: Sequence[Sample], repeats: int, random_order: bool
-) -> dict[str, tuple[float, float]]:
-    order = list(range(len(folders)))
-    if random_order:
+def _order(parquet: Sequence[Sample], how: str) -> list[int]:
+    order = list(range(len(parquet)))
+    if how != "in order":
         random.Random(0).shuffle(order)
+    if how == "block-shuffled":
+        window = min(BLOCK_WINDOW, parquet_images.row_groups_cached({s.path for s in parquet}))
+        order = block_shuffle(order, [s.block for s in parquet], torch.Generator(), window)
+    return order
+
+
+def _measure(
+    folders: Sequence[Sample], parquet: Sequence[Sample], repeats: int, order: list[int]
+) -> dict[str, tuple[float, float]]:
     out = {}
     for name, work in (("read", Sample.read_bytes), ("read+decode", _decode)):
         a, b = [], []
@@ -72,7 +83,7 @@ def _measure(
 
 def _row(label: str, name: str, folders: float, parquet: float) -> Row:
     ratio = parquet / folders
-    print(f"{label:>22} {name:>12}: folders {folders:7.0f} img/s, parquet {parquet:7.0f} "
+    print(f"{label:>29} {name:>12}: folders {folders:7.0f} img/s, parquet {parquet:7.0f} "
           f"img/s, ratio {ratio:.2f}")  # fmt: skip
     goal = ">= 0.9" if name == "read+decode" else ""
     return Row(f"parquet {name}, {label}", round(parquet, 1), "img/s", peer="folders",
@@ -90,13 +101,15 @@ def main() -> None:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         folders, parquet = _build(Path(tmp), args.images, args.size)
-        cases = [("in order", False), ("random order", True)]
+        cases = [("in order", "in order"), ("random order", "random")]
         if args.small_cache:
-            cases.append(("random, 1-group cache", True))
-        for label, random_order in cases:
-            if label.startswith("random, 1"):
+            cases += [("random, 1-group cache", "random")]
+            cases += [("block-shuffled, 1-group cache", "block-shuffled")]
+        for label, how in cases:
+            if label.endswith("1-group cache"):
                 parquet_images.ROW_GROUP_CACHE_BYTES = 0  # type: ignore[misc]
-            for name, (f, p) in _measure(folders, parquet, args.repeats, random_order).items():
+            order = _order(parquet, how)
+            for name, (f, p) in _measure(folders, parquet, args.repeats, order).items():
                 rows.append(_row(label, name, f, p))
     write_results(
         "bench_parquet_read", rows, notes=f"{len(folders)} train samples, size {args.size}"

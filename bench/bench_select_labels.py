@@ -11,7 +11,8 @@ file is of the same order) and the train machine-label file (164,819,642 rows, c
 0.1-1.0), over the real v7 class list (20,931 MIDs) with a Zipf-like class frequency, about
 6.4 human and 18 machine labels an image on 9,011,219 images, sorted by ImageID like the
 real files. Validation and test files are small. Each measurement is a fresh process
-(interpreter start and imports included); peak RSS comes from ``wait4``.
+(interpreter start and imports included; both source trees byte-compiled first, as an
+installed copy is: ``bench_select.byte_compile``); peak RSS comes from ``wait4``.
 
 Peer: pandas ``read_csv`` of the human file + filter + merge with the image list (the
 machine file, 7 GB of CSV, is read in chunks of 5M rows, filtered as it goes: read whole it
@@ -36,7 +37,7 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from bench_select import _images, _median, median_run, run_child  # noqa: E402
+from bench_select import _images, _median, byte_compile, median_run, run_child  # noqa: E402
 from oiforge.catalog.files import official_files  # noqa: E402
 from oiforge.paths import package_data  # noqa: E402
 from record import Row, write_results  # noqa: E402
@@ -216,6 +217,7 @@ def main() -> None:
     ap.add_argument("--skip", default="\0", help="Skip the queries whose name has this.")
     ap.add_argument("--before", type=Path, default=None, help="An older src/ to compare with.")
     args = ap.parse_args()
+    byte_compile(ROOT / "src", args.before)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-select-labels-"))
     if args.generate_only or not (work / "metadata").exists():
         t = time.perf_counter()

@@ -69,17 +69,20 @@ def repeat_string(value: str, n: int) -> pa.Array:
     return strings([value]).take(from_numpy(np.zeros(n, np.int32)))
 
 
-_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
+#: each octet's two hex digits, as the 2 bytes of a ``uint16`` in memory order
+_HEX_PAIRS = np.frombuffer(
+    b"".join(f"{i:02x}".encode() for i in range(256)), np.uint16
+)  # fmt: skip
 
 
 def hex16(keys: Vector) -> pa.Array:
     """Unsigned 64-bit keys as 16 lowercase hex digits each (``printf('%016x')``): an
-    ``image_key`` back to its ImageID."""
+    ``image_key`` back to its ImageID (one table lookup per octet)."""
     n = len(keys)
     octets = np.ascontiguousarray(keys, ">u8").view(np.uint8).reshape(n, 8)
-    text = np.empty((n, 16), np.uint8)
-    text[:, 0::2] = _HEX_DIGITS[octets >> 4]
-    text[:, 1::2] = _HEX_DIGITS[octets & 15]
-    offsets = np.arange(0, 16 * n + 1, 16, dtype=np.int64)
-    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(text)]
-    return pa.Array.from_buffers(pa.large_string(), n, buffers).cast(pa.string())
+    text = _HEX_PAIRS[octets]  # (n, 8) pairs of digits, most significant octet first
+    small = 16 * n < 2**31  # 32-bit offsets: no cast from ``large_string`` needed
+    offsets = np.arange(0, 16 * n + 1, 16, dtype=np.int32 if small else np.int64)
+    kind = pa.string() if small else pa.large_string()
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(text))]
+    return pa.Array.from_buffers(kind, n, buffers).cast(pa.string())

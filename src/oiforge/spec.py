@@ -40,7 +40,9 @@ TtaName = Literal["none", "flip", "multi-crop"]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: a model's validator is built when it first validates, not at import (the
+    # dozen models of this module cost ~40 ms of every command's start; most use one or two)
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     #: keys added after datasets were first built, with their defaults: a key at its default
     #: is left out of the canonical form (:meth:`canonical`), so the hash of a spec that does

@@ -1,11 +1,10 @@
-"""``attach`` fetches a copy's columns by row across row groups and copy files, in row order."""
+"""``attach`` fetches a copy's columns by row across record batches and copy files, in row order."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,8 +31,10 @@ def _copy(path: Path, tag: str, group_rows: int) -> SelectionCopy:
             cols[c] = pa.array([float(i) for i in range(ROWS)], pa.float32())
         else:
             cols[c] = pa.array([f"{c}-{tag}-{i}" for i in range(ROWS)], pa.string())
-    pq.write_table(pa.table(cols), path, row_group_size=group_rows)
-    return SelectionCopy("boxes", "train", path)
+    table = pa.table(cols)
+    with pa.ipc.new_file(path, table.schema) as writer:  # record batches of ``group_rows``
+        writer.write_table(table, max_chunksize=group_rows)
+    return SelectionCopy("boxes", "train", path.with_suffix(".parquet"), path)
 
 
 #: a run of rows of one file: (file, first row, length, step); a selection's refs are mostly
@@ -54,7 +55,7 @@ def test_attach_matches_a_plain_lookup(
     no_ref: set[int],
 ) -> None:
     folder = tmp_path_factory.mktemp("copies")
-    copies = [_copy(folder / f"c{n}.parquet", "ab"[n], group_rows) for n in range(2)]
+    copies = [_copy(folder / f"c{n}.arrow", "ab"[n], group_rows) for n in range(2)]
     picks = [(f, r) for f, a, n, step in runs for r in range(a, min(a + n * step, ROWS), step)]
     refs = [None if i in no_ref else (f << REF_BITS) + r for i, (f, r) in enumerate(picks)]
     keys = [(f << 60) + r * 7919 for f, r in picks]
@@ -67,7 +68,7 @@ def test_attach_matches_a_plain_lookup(
         }
     )
     got = attach(table, copies, box_mode=True)
-    full = [pq.read_table(c.path).to_pydict() for c in copies]
+    full = [pa.ipc.open_file(c.rows).read_all().to_pydict() for c in copies]
     for name in COPY_COLS:
         want = [
             full[f][name][r] if ref is not None else (f"own-{i}" if name == "source" else None)
@@ -79,7 +80,7 @@ def test_attach_matches_a_plain_lookup(
 
 
 def test_attach_in_image_mode_leaves_the_box_columns_null(tmp_path: Path) -> None:
-    copy = _copy(tmp_path / "c.parquet", "a", 7)
+    copy = _copy(tmp_path / "c.arrow", "a", 7)
     table = pa.table({"image_key": pa.array([1, 2, 3], pa.uint64()), "ref": pa.array([3, 4, 40])})
     got = attach(table, [copy], box_mode=False)
     assert got.column("source").to_pylist() == ["source-a-3", "source-a-4", "source-a-40"]

@@ -3,9 +3,8 @@
 - class folders: ``train|val|test/<class>/<key>.jpg`` (torchvision ImageFolder and friends);
 - WebDataset shards: ``wds/<split>-NNNNNN.tar`` holding ``<key>.jpg``, ``.cls``, ``.json``;
   tar members carry no time, owner or permissions noise, so a rebuild is byte-identical;
-- Parquet with image bytes: ``parquet/<split>.parquet``, readable by HF ``datasets`` (the
-  ``image`` column is a struct of ``bytes`` and ``path`` and the schema carries HF feature
-  metadata, so ``load_dataset("parquet", ...)`` yields decoded images and named labels);
+- Parquet with image bytes: ``parquet/<split>.parquet``, readable by HF ``datasets``; its
+  schema and writer are :mod:`oiforge.contracts.parquet_images` (beside its reader);
 - ``manifest.parquet`` rows (written by :mod:`oiforge.contracts.dataset`) and
   ``excluded.parquet`` (every sample or image left out, with its reason).
 """
@@ -18,6 +17,7 @@ import os
 import shutil
 import tarfile
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -30,6 +30,12 @@ from oiforge.build.plan import Exclusion
 from oiforge.contracts import DATASET_SPLITS
 from oiforge.contracts.dataset import ClassInfo, Task
 from oiforge.contracts.dataset import write_manifest as write_dataset_manifest
+from oiforge.contracts.parquet_images import (
+    MULTI_LABEL_LISTS,
+    PARQUET_DIR,
+    ParquetImage,
+    write_parquet_split,
+)
 
 
 def _place(src: str, dst: str) -> None:
@@ -122,85 +128,12 @@ def write_shards(
     return where
 
 
-ROW_GROUP = 256
-_SCHEMA = pa.schema(
-    [
-        ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
-        ("label", pa.int64()),
-        ("key", pa.string()),
-        ("image_id", pa.string()),
-        ("label_mid", pa.string()),
-        ("box_index", pa.int32()),
-        ("sha256", pa.string()),
-    ]
-)
-
-
-_LISTS: Final = ("labels", "negatives", "machine")
-_MULTI_SCHEMA = pa.schema(
-    [
-        ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
-        ("labels", pa.list_(pa.int64())),
-        ("negatives", pa.list_(pa.int64())),
-        ("machine", pa.list_(pa.int64())),
-        ("key", pa.string()),
-        ("image_id", pa.string()),
-        ("sha256", pa.string()),
-    ]
-)
-
-
-def _multi_schema(classes: list[ClassInfo]) -> pa.Schema:
-    """``labels``, ``negatives``, ``machine``: HF ``Sequence(ClassLabel)`` of the classes."""
-    names = {"_type": "ClassLabel", "names": [c.folder for c in classes]}
-    features = {
-        "image": {"_type": "Image"},
-        **{k: {"_type": "Sequence", "feature": names} for k in ("labels", "negatives", "machine")},
-        **{k: {"dtype": "string", "_type": "Value"} for k in ("key", "image_id", "sha256")},
-    }
-    meta = {"huggingface": json.dumps({"info": {"features": features}})}
-    return _MULTI_SCHEMA.with_metadata(meta)
-
-
-def _schema(classes: list[ClassInfo]) -> pa.Schema:
-    features = {
-        "image": {"_type": "Image"},
-        "label": {"_type": "ClassLabel", "names": [c.folder for c in classes]},
-        **{k: {"dtype": "string", "_type": "Value"} for k in ("key", "image_id", "label_mid")},
-        "box_index": {"dtype": "int32", "_type": "Value"},
-        "sha256": {"dtype": "string", "_type": "Value"},
-    }
-    meta = {"huggingface": json.dumps({"info": {"features": features}})}
-    return _SCHEMA.with_metadata(meta)
-
-
-def _parquet_row(s: ExportSample) -> dict[str, Any]:
+def _parquet_image(s: ExportSample, source: Callable[[str], Path]) -> ParquetImage:
+    row = ParquetImage(s.key, s.record.image_id, s.sha256, source(s.key))
     if s.tags is not None:
-        return {
-            **{k: [c.index for c in getattr(s.tags, k)] for k in _LISTS},
-            "key": s.key, "image_id": s.record.image_id, "sha256": s.sha256,
-        }  # fmt: skip
-    return {
-        "label": s.cls.index,
-        "key": s.key,
-        "image_id": s.record.image_id,
-        "label_mid": s.cls.mid,
-        "box_index": s.box_index,
-        "sha256": s.sha256,
-    }
-
-
-def _batch(chunk: list[ExportSample], source: Callable[[str], Path], schema: pa.Schema) -> pa.Table:
-    return pa.Table.from_pylist(
-        [
-            {
-                "image": {"bytes": source(s.key).read_bytes(), "path": f"{s.key}.jpg"},
-                **_parquet_row(s),
-            }
-            for s in chunk
-        ],
-        schema=schema,
-    )
+        lists = [tuple(c.index for c in getattr(s.tags, k)) for k in MULTI_LABEL_LISTS]
+        return replace(row, labels=lists[0], negatives=lists[1], machine=lists[2])
+    return replace(row, label=s.cls.index, label_mid=s.cls.mid, box_index=s.box_index)
 
 
 def write_parquet(
@@ -210,17 +143,16 @@ def write_parquet(
     classes: list[ClassInfo],
     task: Task = "singlelabel",
 ) -> dict[str, str]:
-    """One Parquet file per split; return key → file path (relative to ``root``)."""
-    schema = _multi_schema(classes) if task == "multilabel" else _schema(classes)
+    """One Parquet file per split, written through :mod:`oiforge.contracts.parquet_images`;
+    return key → file path (relative to ``root``)."""
     where: dict[str, str] = {}
     for split in DATASET_SPLITS:
         items = [s for s in samples if s.split == split]
         if not items:
             continue
-        rel = f"parquet/{split}.parquet"
-        with atomic_open(root / rel, "wb") as fh, pq.ParquetWriter(fh, schema) as writer:
-            for start in range(0, len(items), ROW_GROUP):
-                writer.write_table(_batch(items[start : start + ROW_GROUP], source, schema))
+        rel = f"{PARQUET_DIR}/{split}.parquet"
+        rows = [_parquet_image(s, source) for s in items]
+        write_parquet_split(root / rel, rows, [c.folder for c in classes], task)
         where.update({s.key: rel for s in items})
     return where
 

@@ -24,8 +24,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rapidfuzz import fuzz, process
-
 from oiforge.contracts.selection import is_mid
 from oiforge.errors import MalformedFileError, UnknownClassError, UserError
 
@@ -171,6 +169,8 @@ class ClassTable:
     def suggest(self, text: str, limit: int = 5) -> list[str]:
         """The display names closest to ``text`` (edit distance, then substring)."""
         choices = {mid: name.lower() for mid, name in self.names.items()}
+        from rapidfuzz import fuzz, process  # only fuzzy lookups need it (14 ms to import)
+
         hits = process.extract(text.lower(), choices, scorer=fuzz.QRatio, limit=limit)
         out = [self.names[mid] for _, score, mid in hits if score >= 50]
         out += [m.name for m in self.search(text, limit=limit) if m.name not in out]
@@ -200,6 +200,8 @@ class ClassTable:
         self, q: str, pool: dict[str, str], scored: dict[str, tuple[float, str]], limit: int
     ) -> None:
         choices = {mid: name.lower() for mid, name in pool.items() if mid not in scored}
+        from rapidfuzz import fuzz, process
+
         hits = process.extract(q, choices, scorer=fuzz.QRatio, limit=limit, score_cutoff=60)
         for _, score, mid in hits:
             scored[mid] = (float(score) * 0.69, pool[mid])  # below every direct hit

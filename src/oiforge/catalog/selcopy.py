@@ -18,12 +18,19 @@ A selection copy is built once per (label file, image list) pair, beside the Par
   parsed), and every output column only for the
   rows it finally keeps (by row number: ``attach``), in ascending runs (one per class for the
   default flags);
-- LZ4, which decodes ~27% faster than zstd (the copy is ~1.6x larger).
+- two files in the same row order and groups: the *key rows* (``.selkeys.parquet``: class,
+  ``image_key`` and the label columns the query filters by; what DuckDB reads and prunes) and
+  the *fetched rows* (``.selrows.arrow``: label, box and image columns, Arrow IPC record
+  batches of at most ``_FETCH_ROWS``; what ``attach`` gathers). One wide Parquet file had a
+  2.9 MB footer at full size that every select parsed twice (DuckDB, pyarrow), and decoding
+  its wide columns took ~3x as long as reading the same rows from IPC;
+- LZ4 (the fetched rows at full size: ~4.5 GB, as zstd ~2.6 GB but read ~1.5x slower).
 
-A fingerprint of its inputs (Parquet copy and image lists: name, size, mtime) is stored in the
-file's key-value metadata, so a copy is rebuilt only when an input changed. Machine labels get
-no copy: at full size (~170M rows) it would cost tens of GB; ``select`` joins the image list
-for the (rare) machine-label rows instead.
+An index (``.sel.json``, written last) records a fingerprint of the inputs (Parquet copy and
+image lists: name, size, mtime), the size and mtime of both files and each batch's first row:
+a copy is rebuilt when an input changed, and a build killed before its index was written is
+never taken as good. Machine labels get no copy: at full size (~170M rows) it would cost tens
+of GB; ``select`` joins the image list for the (rare) machine-label rows instead.
 """
 
 from __future__ import annotations
@@ -42,10 +49,11 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from oiforge.arrays import from_numpy, hex16, run_starts, to_numpy
-from oiforge.atomic import atomic_open
+from oiforge.atomic import atomic_open, write_text_atomic
 from oiforge.catalog.ingest import COLUMNS, bound_memory, files_change
 from oiforge.catalog.rowrules import (
     BOX_COLS,
@@ -64,16 +72,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COPY_VERSION: Final = 10
+COPY_VERSION: Final = 12
 COPY_KINDS: Final = ("boxes", "human_labels")
 IMAGE_COLS: Final = tuple(ours for _, ours, _ in COLUMNS["images"] if ours != "image_id")
-_KEY: Final = "fingerprint"
 #: rows per file, so that ``(file index << _REF_BITS) + row`` is a unique row reference.
 _REF_BITS: Final = 40
 #: rows per row group at most; a gather decodes whole groups.
 _GROUP_ROWS: Final = 65_536
 #: a class change starts a new group only past this many rows (small classes share a group).
 _MIN_GROUP_ROWS: Final = 16_384
+#: rows per record batch of the fetched rows at most: a gather decompresses whole batches (a
+#: typical class has a few thousand rows), and an IPC batch costs no footer, unlike a row group
+#: (smaller batches read whole cost more: 2,048 rows 3x, 8,192 rows 1.2x as long as 65,536).
+_FETCH_ROWS: Final = 8_192
 _BATCH_ROWS: Final = 1 << 17
 #: columns with few distinct values by nature get dictionary pages (the rest decode faster
 #: plain); statistics only for what a query prunes row groups by (every select parses the
@@ -95,16 +106,23 @@ _MIN_SLICE: Final = 512
 
 @dataclass(frozen=True)
 class SelectionCopy:
-    """The selection copy of one label/box file."""
+    """The selection copy of one label/box file: its key rows (Parquet, read by DuckDB) and
+    the same rows' other columns (Arrow IPC, gathered by ``attach``), in the same order."""
 
     kind: str
     split: str
-    path: Path
-    #: its parsed footer when ``ensure_copies`` read it (a few MB at full size: parse once)
-    footer: pq.FileMetaData | None = field(default=None, compare=False, repr=False)
+    keys: Path
+    rows: Path
+    #: the first row of each record batch of ``rows`` (read from the file when None)
+    starts: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
 
-    def metadata(self) -> pq.FileMetaData:
-        return self.footer if self.footer is not None else pq.read_metadata(self.path)
+    def batch_starts(self) -> np.ndarray:
+        if self.starts is not None:
+            return np.asarray(self.starts, np.int64)
+        with pa.memory_map(str(self.rows)) as source:
+            reader = ipc.open_file(source)
+            sizes = [reader.get_batch(i).num_rows for i in range(reader.num_record_batches)]
+        return np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
 
 
 def view_name(kind: str) -> str:
@@ -217,34 +235,35 @@ def _take(found: pa.Table, take: pa.Array, pool: ThreadPoolExecutor, threads: in
 def _read_distinct(
     refs: np.ndarray, copies: list[SelectionCopy], cols: list[str], pool: ThreadPoolExecutor
 ) -> pa.Table:
-    """The rows at ``refs`` (ascending, distinct), in that order: a row group per task."""
+    """The rows at ``refs`` (ascending, distinct), in that order: a record batch per task."""
     files, rows = refs >> _REF_BITS, refs & ((1 << _REF_BITS) - 1)
-    tasks: list[tuple[Path, int, np.ndarray, int]] = []
-    footers: dict[Path, pq.FileMetaData] = {}
+    tasks: list[tuple[Path, int, np.ndarray]] = []
     for n in files[run_starts(files)]:  # the distinct files: ``refs`` is ascending
-        path = copies[int(n)].path
-        meta = footers[path] = copies[int(n)].metadata()
-        sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
-        starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
+        copy = copies[int(n)]
+        starts = copy.batch_starts()
         mine = rows[files == n]
-        group = np.searchsorted(starts, mine, side="right") - 1
-        cuts = np.flatnonzero(np.diff(group)) + 1
-        for part, grp in zip(np.split(mine, cuts), np.split(group, cuts), strict=True):
+        batch = np.searchsorted(starts, mine, side="right") - 1
+        cuts = np.flatnonzero(np.diff(batch)) + 1
+        for part, grp in zip(np.split(mine, cuts), np.split(batch, cuts), strict=True):
             g = int(grp[0])
-            tasks.append((path, g, part - starts[g], sizes[g]))
+            tasks.append((copy.rows, g, part - starts[g]))
     local = threading.local()
 
-    def piece(task: tuple[Path, int, np.ndarray, int]) -> pa.Table:
-        path, g, at, size = task
-        files = local.__dict__.setdefault("files", {})  # a ParquetFile per thread and path:
-        if path not in files:  # one is not thread-safe
-            files[path] = pq.ParquetFile(path, metadata=footers[path])
-        part = files[path].read_row_group(g, columns=cols, use_threads=False)
-        if len(at) == size:  # every row of the group (``at`` is ascending and distinct)
+    def piece(task: tuple[Path, int, np.ndarray]) -> pa.Table:
+        path, g, at = task
+        readers = local.__dict__.setdefault("readers", {})  # a reader per thread and file
+        if path not in readers:
+            names = ipc.open_file(pa.memory_map(str(path))).schema.names
+            options = ipc.IpcReadOptions(
+                use_threads=False, included_fields=[names.index(c) for c in cols]
+            )
+            readers[path] = ipc.open_file(pa.memory_map(str(path)), options=options)
+        part = pa.Table.from_batches([readers[path].get_batch(g)]).select(cols)
+        if len(at) == part.num_rows:  # every row of the batch (``at`` is ascending, distinct)
             return part
-        if at[-1] - at[0] + 1 == len(at) and 2 * len(at) >= size:  # most of it, in one range
+        if at[-1] - at[0] + 1 == len(at) and 2 * len(at) >= part.num_rows:  # most, in a range
             return part.slice(int(at[0]), len(at))
-        return part.take(from_numpy(at))  # a compact copy: the group's buffers are let go
+        return part.take(from_numpy(at))  # a compact copy: the batch's buffers are let go
 
     return pa.concat_tables(pool.map(piece, tasks))
 
@@ -254,12 +273,14 @@ def _part_sql(n: int, c: SelectionCopy) -> str:
     return (
         f"SELECT * EXCLUDE (file_row_number), {_q(c.split)} AS split, {rank} AS split_rank, "
         f"({n}::BIGINT << {_REF_BITS}) + file_row_number AS ref "
-        f"FROM read_parquet({_q(str(c.path))}, file_row_number = true)"
+        f"FROM read_parquet({_q(str(c.keys))}, file_row_number = true)"
     )
 
 
 def _empty_sql(kind: str) -> str:
-    cols = ", ".join(f"CAST(NULL AS {typ}) AS {name}" for name, typ in _copy_columns(kind))
+    cols = ", ".join(
+        f"CAST(NULL AS {typ}) AS {name}" for name, typ in _copy_columns(kind) if _is_key(name)
+    )
     return (
         f"SELECT {cols}, CAST(NULL AS VARCHAR) AS split, CAST(NULL AS INTEGER) AS split_rank, "
         "CAST(NULL AS BIGINT) AS ref WHERE false"
@@ -272,42 +293,85 @@ def _copy_columns(kind: str) -> list[tuple[str, str]]:
     return [("label_mid", "VARCHAR"), ("image_key", "UBIGINT"), *label, *image]
 
 
+def _is_key(name: str) -> bool:
+    """A column of the key rows (what the selection query reads): class, image, label."""
+    return name not in COORDS and name not in IMAGE_COLS
+
+
+def _is_fetched(name: str) -> bool:
+    """A column of the fetched rows (what ``attach`` gathers): label, box and image columns."""
+    return name not in ("label_mid", "image_key")
+
+
+def copy_paths(parquet: Path) -> tuple[Path, Path, Path]:
+    """The key rows, fetched rows and index of the selection copy of an ingested file."""
+    base = parquet.name.removesuffix(".parquet")
+    names = (f"{base}.selkeys.parquet", f"{base}.selrows.arrow", f"{base}.sel.json")
+    keys, rows, index = (parquet.with_name(n) for n in names)
+    return keys, rows, index
+
+
 def _ensure(con: duckdb.DuckDBPyConnection, done: Ingested, images: list[Path]) -> SelectionCopy:
-    out = done.parquet.with_name(done.parquet.name.replace(".parquet", ".sel.parquet"))
+    keys, rows, index = copy_paths(done.parquet)
     stamp = _fingerprint(done.parquet, images)
-    footer = _footer(out)
-    if footer is not None and _stamp_of(footer) == stamp:
-        return SelectionCopy(done.kind, done.split, out, footer)
-    _build(con, done, images, out, stamp)
-    return SelectionCopy(done.kind, done.split, out)
+    starts = _current(index, stamp, keys, rows)
+    if starts is None:
+        index.unlink(missing_ok=True)  # written last: a copy without it is never taken as good
+        starts = _build(con, done, images, keys, rows)
+        entry = {"stamp": stamp, "keys": _stat(keys), "rows": _stat(rows), "starts": starts}
+        write_text_atomic(index, json.dumps(entry))
+        _drop_superseded(done.parquet)
+    return SelectionCopy(done.kind, done.split, keys, rows, tuple(starts))
+
+
+def _drop_superseded(parquet: Path) -> None:
+    """Delete the one-file copy of copy versions <= 11 (``.sel.parquet``, ~3 GB for the full
+    human labels): nothing reads it once this layout is built, and it is this cache's own."""
+    old = parquet.with_name(parquet.name.removesuffix(".parquet") + ".sel.parquet")
+    try:
+        size = old.stat().st_size
+        old.unlink()
+    except FileNotFoundError:
+        return
+    except OSError as exc:  # read-only or shared cache: leave it, say so
+        log.warning("could not delete the old selection copy %s: %s", old, exc.strerror)
+        return
+    log.info("deleted the old selection copy %s (%.1f MB)", old, size / 1e6)
 
 
 def _fingerprint(source: Path, images: list[Path]) -> str:
     def stat(p: Path) -> list[object]:
-        st = p.stat()
-        return [p.name, st.st_size, st.st_mtime_ns]
+        return [p.name, *_stat(p)]
 
     return json.dumps({"v": COPY_VERSION, "src": stat(source), "images": [stat(p) for p in images]})
 
 
-def _footer(path: Path) -> pq.FileMetaData | None:
-    if not path.exists():
-        return None
+def _stat(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _current(index: Path, stamp: str, keys: Path, rows: Path) -> list[int] | None:
+    """The batch starts the index records when it matches ``stamp`` and both files (else None:
+    missing, stale, or from a build that was killed before it wrote the index)."""
     try:
-        return pq.read_metadata(path)
-    except (OSError, ValueError):
-        log.warning("unreadable selection copy %s; rebuilding", path)
+        entry = json.loads(index.read_text(encoding="utf-8"))
+        if entry["stamp"] == stamp and [entry["keys"], entry["rows"]] == [
+            _stat(keys),
+            _stat(rows),
+        ]:
+            return [int(s) for s in entry["starts"]]
+    except FileNotFoundError:
         return None
-
-
-def _stamp_of(footer: pq.FileMetaData) -> str | None:
-    value = (footer.metadata or {}).get(_KEY.encode())
-    return value.decode() if value else None
+    except (OSError, ValueError, KeyError, TypeError):
+        log.warning("unreadable selection copy index %s; rebuilding", index)
+    return None
 
 
 def _build(
-    con: duckdb.DuckDBPyConnection, done: Ingested, images: list[Path], out: Path, stamp: str
-) -> None:
+    con: duckdb.DuckDBPyConnection, done: Ingested, images: list[Path], keys: Path, rows: Path
+) -> list[int]:
+    """Write the copy's key rows and fetched rows (each temp + rename); their batch starts."""
     names = [name for name, _ in _copy_columns(done.kind)[2 : -len(IMAGE_COLS)]]
     label = ", ".join(f"{clamped('l.' + n)} AS {n}" if n in COORDS else f"l.{n}" for n in names)
     image = ", ".join(f"i.{c}" for c in IMAGE_COLS)
@@ -325,56 +389,100 @@ def _build(
     )
     files_change(con)
     # spill beside the cache (not into the cwd) once it holds half the memory available
-    with bound_memory(con, out.parent / ".duckdb-spill"), atomic_open(out, "wb") as fh:
-        _write_by_class(con.sql(sql).to_arrow_reader(_BATCH_ROWS), fh, stamp)
-    log.info("built selection copy %s", out)
+    with (
+        bound_memory(con, keys.parent / ".duckdb-spill"),
+        atomic_open(keys, "wb") as key_sink,
+        atomic_open(rows, "wb") as row_sink,
+    ):
+        reader = con.sql(sql).to_arrow_reader(_BATCH_ROWS)
+        with _PairWriter(reader.schema, key_sink, row_sink) as out:
+            _write_by_class(reader, out)
+    log.info("built selection copy %s", keys)
+    return out.starts
 
 
-def _write_by_class(batches: pa.RecordBatchReader, sink: IO[bytes], stamp: str) -> None:
+class _PairWriter:
+    """Writes each group of rows twice: the key columns as a Parquet row group (LZ4; what
+    DuckDB prunes by) and the fetched columns as LZ4 Arrow IPC record batches of at most
+    ``_FETCH_ROWS`` (``starts``: each batch's first row).
+
+    Why two files: every select parsed the footer of the one wide Parquet copy twice (DuckDB
+    and pyarrow: 2.9 MB, 2,641 groups x 14 columns at full size, ~0.15 s), and decoding its
+    wide columns took ~3x longer than reading the same rows as Arrow IPC.
+    """
+
+    def __init__(self, schema: pa.Schema, key_sink: IO[bytes], row_sink: IO[bytes]) -> None:
+        key_names = [n for n in schema.names if _is_key(n)]
+        self.row_names = [n for n in schema.names if _is_fetched(n)]
+        self.key_names = key_names
+        self.starts: list[int] = []
+        self._rows = 0
+        self._keys = pq.ParquetWriter(
+            key_sink,
+            pa.schema([schema.field(n) for n in key_names]),
+            compression="lz4",
+            use_dictionary=[c for c in FEW_VALUES if c in key_names],
+            write_statistics=[c for c in _PRUNED_BY if c in key_names],
+        )
+        options = ipc.IpcWriteOptions(compression="lz4")
+        row_schema = pa.schema([schema.field(n) for n in self.row_names])
+        self._fetched = ipc.new_file(row_sink, row_schema, options=options)
+
+    def __enter__(self) -> _PairWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._keys.close()
+        self._fetched.close()
+
+    def write(self, table: pa.Table) -> None:
+        """``table`` as groups of at most ``_GROUP_ROWS`` rows."""
+        for start in range(0, table.num_rows, _GROUP_ROWS):
+            group = table.slice(start, _GROUP_ROWS).combine_chunks()
+            self._keys.write_table(group.select(self.key_names), row_group_size=_GROUP_ROWS)
+            for batch in group.select(self.row_names).to_batches(max_chunksize=_FETCH_ROWS):
+                self.starts.append(self._rows)
+                self._rows += batch.num_rows
+                self._fetched.write_batch(batch)
+
+
+def _write_by_class(batches: pa.RecordBatchReader, out: _PairWriter) -> None:
     """Write ``batches`` (sorted by ``label_mid``, the first column, then ``confidence`` for
-    human labels) as Parquet with a row group boundary at a change of class (and of
-    confidence) once the group holds ``_MIN_GROUP_ROWS``, and every ``_GROUP_ROWS`` rows.
+    human labels) with a group boundary at a change of class (and of confidence) once the
+    group holds ``_MIN_GROUP_ROWS``, and every ``_GROUP_ROWS`` rows.
 
     A class query then decodes its own rows and at most a small group of neighbours (DuckDB's
     writer cuts groups anywhere: a class of a few thousand rows would cost a whole group or
     two of other classes' rows), while the footer stays small for 20,000 classes.
     """
-    schema = batches.schema.with_metadata({_KEY: stamp})
+    schema = batches.schema
     held: list[pa.RecordBatch] = []  # the current class's rows not yet written
     current: object = None
-    names = set(schema.names)
-    with pq.ParquetWriter(
-        sink,
-        schema,
-        compression="lz4",
-        use_dictionary=[c for c in FEW_VALUES if c in names],
-        write_statistics=[c for c in _PRUNED_BY if c in names],
-    ) as writer:
 
-        def write(final: bool) -> list[pa.RecordBatch]:
-            table = pa.Table.from_batches(held, schema)
-            whole = table.num_rows if final else table.num_rows // _GROUP_ROWS * _GROUP_ROWS
-            if whole:
-                writer.write_table(table.slice(0, whole), row_group_size=_GROUP_ROWS)
-            rest: list[pa.RecordBatch] = table.slice(whole).to_batches()
-            return rest
+    def write(final: bool) -> list[pa.RecordBatch]:
+        table = pa.Table.from_batches(held, schema)
+        whole = table.num_rows if final else table.num_rows // _GROUP_ROWS * _GROUP_ROWS
+        if whole:
+            out.write(table.slice(0, whole))
+        rest: list[pa.RecordBatch] = table.slice(whole).to_batches()
+        return rest
 
-        for batch in batches:
-            keys = _group_keys(batch)
-            changes = pc.indices_nonzero(_changes(keys))
-            bounds = [0, *(int(i) + 1 for i in changes.to_pylist()), len(batch)]
-            for start, end in itertools.pairwise(bounds):
-                if start == end:
-                    continue
-                mid = tuple(k[start].as_py() for k in keys)
-                if mid != current and sum(len(b) for b in held) >= _MIN_GROUP_ROWS:
-                    held = write(final=True)
-                current = mid
-                held.append(batch.slice(start, end - start))
-            if sum(len(b) for b in held) >= _GROUP_ROWS:
-                held = write(final=False)
-        if held:
-            write(final=True)
+    for batch in batches:
+        keys = _group_keys(batch)
+        changes = pc.indices_nonzero(_changes(keys))
+        bounds = [0, *(int(i) + 1 for i in changes.to_pylist()), len(batch)]
+        for start, end in itertools.pairwise(bounds):
+            if start == end:
+                continue
+            mid = tuple(k[start].as_py() for k in keys)
+            if mid != current and sum(len(b) for b in held) >= _MIN_GROUP_ROWS:
+                held = write(final=True)
+            current = mid
+            held.append(batch.slice(start, end - start))
+        if sum(len(b) for b in held) >= _GROUP_ROWS:
+            held = write(final=False)
+    if held:
+        write(final=True)
 
 
 def _group_keys(batch: pa.RecordBatch) -> list[pa.Array]:

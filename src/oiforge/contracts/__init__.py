@@ -54,11 +54,14 @@ from oiforge.contracts.journal import (
 )
 from oiforge.contracts.parquet_images import (
     PARQUET_DIR,
+    ParquetImage,
     ParquetSplit,
     find_parquet_image,
     list_parquet_files,
+    parquet_schema,
     read_parquet_image,
     read_parquet_split,
+    write_parquet_split,
 )
 from oiforge.contracts.run import (
     CONFIG_FILE,
@@ -130,6 +133,7 @@ __all__ = [
     "JournalRow",
     "Labels",
     "ModelInfo",
+    "ParquetImage",
     "ParquetSplit",
     "Preprocessing",
     "SelectedImages",
@@ -145,6 +149,7 @@ __all__ = [
     "list_parquet_files",
     "manifest_schema",
     "open_selection",
+    "parquet_schema",
     "parse_labels",
     "parse_preprocessing",
     "read_classes",
@@ -167,5 +172,6 @@ __all__ = [
     "write_classes",
     "write_labels",
     "write_manifest",
+    "write_parquet_split",
     "write_selection",
 ]

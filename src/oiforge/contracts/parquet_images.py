@@ -1,14 +1,19 @@
 """A dataset's images as Parquet bytes: ``dataset/parquet/<split>.parquet``.
 
-Written by ``oiforge build --format parquet`` (``oiforge.build.export.write_parquet``), in the
-Hugging Face layout: an ``image`` column of ``{bytes, path}`` structs, then either ``label``
-(single-label, a class index) or ``labels`` and ``negatives`` (multi-label: lists of class
-indexes verified present and absent), and ``key``. The schema's ``huggingface`` metadata names
-the classes. Read here by training, evaluation and ``present``:
+Written by ``oiforge build --format parquet`` through :func:`write_parquet_split`, in the
+Hugging Face layout (``datasets.load_dataset("parquet", ...)`` yields decoded images and named
+labels): an ``image`` column of ``{bytes, path}`` structs, then either ``label`` (single-label,
+a class index; with ``label_mid`` and ``box_index``) or ``labels``, ``negatives`` and
+``machine`` (multi-label: lists of class indexes verified present, verified absent, and
+machine-made), and ``key``, ``image_id``, ``sha256``; :data:`ROW_GROUP` rows per row group.
+The schema's ``huggingface`` metadata names the classes. Read here by training, evaluation
+and ``present`` (any file with the ``image`` and label columns reads, whoever wrote it):
 
 - :func:`read_parquet_split` reads everything but the image bytes (one row group at a time),
   checking the columns; a truncated or corrupt file, or one without the columns, is a
   :class:`~oiforge.errors.MalformedFileError` naming the file.
+- :func:`row_groups_cached`: how many row groups that cache holds, for readers that order
+  their rows by row group (training's block shuffle).
 - :func:`read_parquet_image` reads one row's bytes (:func:`find_parquet_image`: by key).
   Reads go by row group (Parquet's unit of compression): each process keeps the image
   columns of the row groups it read last, up to :data:`ROW_GROUP_CACHE_BYTES`, so reading
@@ -24,7 +29,8 @@ import json
 import logging
 import os
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
@@ -32,6 +38,8 @@ from typing import Any, Final
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from oiforge.atomic import atomic_open
+from oiforge.contracts.dataset import Task
 from oiforge.errors import MalformedFileError
 
 log = logging.getLogger(__name__)
@@ -39,6 +47,83 @@ log = logging.getLogger(__name__)
 PARQUET_DIR: Final = "parquet"
 #: Image bytes of recently read row groups kept per process (a row group holds 256 images).
 ROW_GROUP_CACHE_BYTES: Final = 256 * 2**20
+#: Rows per row group as build writes them.
+ROW_GROUP: Final = 256
+#: The multi-label list columns, in schema order.
+MULTI_LABEL_LISTS: Final = ("labels", "negatives", "machine")
+_IMAGE: Final = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+_STRINGS: Final = ("key", "image_id")
+SINGLE_LABEL_SCHEMA: Final = pa.schema(
+    [
+        ("image", _IMAGE),
+        ("label", pa.int64()),
+        *((c, pa.string()) for c in (*_STRINGS, "label_mid")),
+        ("box_index", pa.int32()),
+        ("sha256", pa.string()),
+    ]
+)
+MULTI_LABEL_SCHEMA: Final = pa.schema(
+    [
+        ("image", _IMAGE),
+        *((c, pa.list_(pa.int64())) for c in MULTI_LABEL_LISTS),
+        *((c, pa.string()) for c in (*_STRINGS, "sha256")),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ParquetImage:
+    """One row to write: the image file ``source`` (its bytes go in) and its labels:
+    ``label`` (+ ``label_mid``, ``box_index``) single-label, the lists multi-label."""
+
+    key: str
+    image_id: str
+    sha256: str
+    source: Path
+    label: int = -1
+    label_mid: str = ""
+    box_index: int | None = None
+    labels: tuple[int, ...] = ()
+    negatives: tuple[int, ...] = ()
+    machine: tuple[int, ...] = ()
+
+
+def parquet_schema(class_folders: Sequence[str], task: Task) -> pa.Schema:
+    """The file's schema, its Hugging Face features naming ``class_folders`` (by index)."""
+    names = {"_type": "ClassLabel", "names": list(class_folders)}
+    text = {"dtype": "string", "_type": "Value"}
+    features: dict[str, object] = {"image": {"_type": "Image"}}
+    if task == "multilabel":
+        features |= {k: {"_type": "Sequence", "feature": names} for k in MULTI_LABEL_LISTS}
+        features |= dict.fromkeys((*_STRINGS, "sha256"), text)
+        schema = MULTI_LABEL_SCHEMA
+    else:
+        features |= {"label": names, **dict.fromkeys((*_STRINGS, "label_mid"), text)}
+        features |= {"box_index": {"dtype": "int32", "_type": "Value"}, "sha256": text}
+        schema = SINGLE_LABEL_SCHEMA
+    return schema.with_metadata({"huggingface": json.dumps({"info": {"features": features}})})
+
+
+def _row(r: ParquetImage, multi: bool) -> dict[str, Any]:
+    image = {"bytes": r.source.read_bytes(), "path": f"{r.key}.jpg"}
+    out: dict[str, Any] = {"image": image, "key": r.key, "image_id": r.image_id}
+    if multi:
+        return out | {k: list(getattr(r, k)) for k in MULTI_LABEL_LISTS} | {"sha256": r.sha256}
+    return out | {"label": r.label, "label_mid": r.label_mid, "box_index": r.box_index,
+                  "sha256": r.sha256}  # fmt: skip
+
+
+def write_parquet_split(
+    path: Path, rows: Sequence[ParquetImage], class_folders: Sequence[str], task: Task
+) -> None:
+    """Write ``rows`` to ``path`` atomically, :data:`ROW_GROUP` rows (and their image bytes,
+    read then) at a time; the same rows give the same bytes."""
+    schema = parquet_schema(class_folders, task)
+    multi = task == "multilabel"
+    with atomic_open(path, "wb") as fh, pq.ParquetWriter(fh, schema) as writer:
+        for start in range(0, len(rows), ROW_GROUP):
+            chunk = [_row(r, multi) for r in rows[start : start + ROW_GROUP]]
+            writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
 
 
 @dataclass(frozen=True)
@@ -55,6 +140,8 @@ class ParquetSplit:
     positives: list[tuple[int, ...]] | None = None
     negatives: list[tuple[int, ...]] | None = None
     class_names: tuple[str, ...] = ()
+    #: each row's row group (the unit a read decompresses)
+    groups: list[int] = field(default_factory=list)
 
     @property
     def multilabel(self) -> bool:
@@ -103,7 +190,21 @@ def read_parquet_split(path: Path) -> ParquetSplit:
                 columns.setdefault(name, []).extend(values)
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise MalformedFileError(str(path), f"unreadable rows ({exc})") from exc
-    return _split_of(path, pf.metadata.num_rows, columns, multi, _class_names(schema))
+    split = _split_of(path, pf.metadata.num_rows, columns, multi, _class_names(schema))
+    meta = pf.metadata
+    groups = [g for g in range(meta.num_row_groups) for _ in range(meta.row_group(g).num_rows)]
+    return replace(split, groups=groups)
+
+
+def row_groups_cached(paths: Iterable[str | Path]) -> int:
+    """How many of these files' largest row groups one process keeps read (at least 1):
+    reading rows in an order that mixes no more row groups at a time reads each once."""
+    largest = 0
+    for path in set(map(str, paths)):
+        meta = _open(Path(path)).metadata
+        sizes = (meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+        largest = max(largest, *sizes, 0)
+    return max(1, ROW_GROUP_CACHE_BYTES // largest) if largest else 1
 
 
 def _fields(schema: pa.Schema) -> list[str]:

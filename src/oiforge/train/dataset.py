@@ -63,6 +63,13 @@ class Sample:
     negatives: tuple[int, ...] = ()
     num_classes: int = 0
     row: int = -1
+    group: int = -1  # a Parquet row's row group
+
+    @property
+    def block(self) -> tuple[str, int] | None:
+        """The unit its bytes are read in: a Parquet file's row group (None for a file or a
+        tar member, read alone)."""
+        return (self.path, self.group) if self.row >= 0 else None
 
     def read_bytes(self) -> bytes:
         if self.row >= 0:
@@ -389,12 +396,19 @@ def _parquet_samples(split: str, part: ParquetSplit, classes: list[ClassInfo]) -
         n, name = len(classes), part.path.name
         lists = zip(part.keys, part.positives, part.negatives, strict=True)
         return [
-            Sample(path, -1, f"{name}/{k}", positives=pos, negatives=neg, num_classes=n, row=row)
+            Sample(path, -1, f"{name}/{k}", positives=pos, negatives=neg, num_classes=n, row=row,
+                   group=part.groups[row])
             for row, (k, pos, neg) in enumerate(lists)
-        ]
+        ]  # fmt: skip
     folder = {c.index: c.folder or c.name for c in classes}
     return [
-        Sample(path, label, f"{split}/{folder.get(label, str(label))}/{name}", row=row)
+        Sample(
+            path,
+            label,
+            f"{split}/{folder.get(label, str(label))}/{name}",
+            row=row,
+            group=part.groups[row],
+        )
         for row, (name, label) in enumerate(zip(part.names, part.labels or [], strict=True))
     ]
 

@@ -13,7 +13,7 @@ import io
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -23,6 +23,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, WeightedRandomSampler
 from torchvision.transforms import v2
 
+from oiforge.contracts.parquet_images import row_groups_cached
 from oiforge.orientation import upright
 from oiforge.pixels import input_kinds, to_rgb
 from oiforge.progress import Notice
@@ -263,6 +264,51 @@ def epoch_order(labels: Labels, num_classes: int, balance: str, gen: torch.Gener
     return list(sampler)
 
 
+#: Row groups a block-shuffled epoch mixes at a time (fewer where the row-group cache holds
+#: fewer): about a thousand images, WebDataset's usual shuffle buffer.
+BLOCK_WINDOW = 4
+Block = Hashable  # what a sample's bytes are read with (a Parquet file's row group)
+
+
+def block_shuffle(
+    order: Sequence[int], blocks: Sequence[Block], gen: torch.Generator, window: int
+) -> list[int]:
+    """``order`` (an epoch's random permutation or draws of sample indexes) block-shuffled:
+    the blocks (``blocks[i]`` is sample i's) in a random order, taken ``window`` at a time;
+    each window's items keep their order in ``order``, which mixes them at random already.
+    Reading in this order with ``window`` blocks cached reads each block once; ``order``
+    comes back unchanged when all its blocks fit in one window."""
+    seen = list(dict.fromkeys(blocks[i] for i in order))
+    ranks = torch.randperm(len(seen), generator=gen).tolist()
+    window_of = {seen[j]: at // max(1, window) for at, j in enumerate(ranks)}
+    return sorted(order, key=lambda i: window_of[blocks[i]])  # stable
+
+
+def deal_blocks(order: Sequence[int], blocks: Sequence[Block], parts: int, batch: int) -> list[int]:
+    """``order`` rearranged for ``parts`` DataLoader workers, which take batches in turn
+    (batch j goes to worker j % ``parts``): whole blocks are dealt to the worker with the
+    fewest items, each worker's items keep their order, and batch j holds worker
+    j % ``parts``'s next items, so a worker reads only its own blocks (bar the last batches,
+    once the workers' shares run uneven)."""
+    sizes = Counter(blocks[i] for i in order)
+    owner: dict[Block, int] = {}
+    load = [0] * parts
+    streams: list[list[int]] = [[] for _ in range(parts)]
+    for i in order:
+        if blocks[i] not in owner:
+            owner[blocks[i]] = k = load.index(min(load))
+            load[k] += sizes[blocks[i]]
+        streams[owner[blocks[i]]].append(i)
+    out: list[int] = []
+    at = [0] * parts
+    j = 0
+    while at[j % parts] + batch <= len(streams[j % parts]):
+        k = j % parts
+        out += streams[k][at[k] : at[k] + batch]
+        at[k], j = at[k] + batch, j + 1
+    return out + [i for k in range(parts) for i in streams[(j + k) % parts][at[(j + k) % parts] :]]
+
+
 def _unpack(loader: Iterable[Any]) -> Iterator[Inputs]:
     for images, labels, _indexes, bad in loader:
         yield images, labels, bad
@@ -276,6 +322,20 @@ def _rank_order(order: list[int], d: Dist, epoch: int) -> list[int]:
     sampler: DistributedSampler[int] = DistributedSampler(positions, d.world, d.rank, shuffle=False)
     sampler.set_epoch(epoch)
     return [order[i] for i in sampler]
+
+
+def _block_order(
+    order: list[int], blocks: Sequence[Block], window: int, opts: FeedOptions, d: Dist, epoch: int
+) -> list[int]:
+    """Parquet-backed samples: the epoch's order block-shuffled by row group, each rank a
+    contiguous share of it (padded as DistributedSampler pads), dealt to the DataLoader
+    workers by whole row groups."""
+    gen = epoch_generator(opts.seed + 104_729, epoch)  # the DataLoader's seeds stay as they were
+    order = block_shuffle(order, blocks, gen, window)
+    if d.active:
+        per = -(-len(order) // d.world)
+        order = (order * d.world)[: per * d.world][d.rank * per : (d.rank + 1) * per]
+    return deal_blocks(order, blocks, opts.workers, opts.batch_size) if opts.workers > 1 else order
 
 
 @dataclass(frozen=True)
@@ -304,6 +364,8 @@ def image_feeder(
 
     Several ranks: each trains on its DistributedSampler share of the epoch's (seeded,
     possibly class-balanced) order and validates on every ``world``-th image, no padding.
+    Parquet-backed samples are block-shuffled (:func:`_block_order`), so a split bigger than
+    the row-group cache still reads each row group once an epoch.
     """
     size = resize_size(opts.image_size, opts.crop_pct)
     train_set = ImageDataset(train, train_transform(preprocessing, opts.augment), size)
@@ -320,10 +382,17 @@ def image_feeder(
         "persistent_workers": False,
     }
 
+    blocks = [s.block for s in train]
+    paths = {s.path for s in train if s.block is not None}
+    window = min(BLOCK_WINDOW, row_groups_cached(paths)) if paths else 0
+
     def train_batches(epoch: int) -> Iterable[Inputs]:
         gen = epoch_generator(opts.seed, epoch)
         order = epoch_order(labels, opts.num_classes, opts.balance, gen)
-        order = _rank_order(order, d, epoch)
+        if window:
+            order = _block_order(order, blocks, window, opts, d, epoch)
+        else:
+            order = _rank_order(order, d, epoch)
         if d.rank:  # distinct augmentation streams per rank; rank 0 = a single-process run
             gen = epoch_generator(opts.seed + 7919 * d.rank, epoch)
         return _unpack(

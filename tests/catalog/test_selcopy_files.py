@@ -1,0 +1,65 @@
+"""A selection copy's files (key rows, fetched rows, index) are reused while current, and
+rebuilt when its index is missing (a killed build), stale, or does not match the files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.helpers.catalog import image_row, write_tables
+
+from oiforge.catalog import open_catalog, select
+from oiforge.catalog.selcopy import copy_paths
+from oiforge.spec import SelectSpec
+
+CAT, DOG = "/m/01yrx", "/m/0bt9lr"
+
+
+def _rows(home: Path) -> list[dict[str, object]]:
+    spec = SelectSpec(classes=("Cat", "Dog"), multi_label="multi")
+    with open_catalog("v7", home=home, fetch_missing=False) as cat:
+        return select(spec, catalog=cat).table.to_pylist()
+
+
+def _stamps(paths: tuple[Path, ...]) -> list[int]:
+    return [p.stat().st_mtime_ns for p in paths]
+
+
+def test_copy_is_reused_while_current_and_rebuilt_when_not(tmp_path: Path) -> None:
+    ids = [f"{n:016x}" for n in (3, 1, 2)]
+    labels = [[i, "verification", m, c] for i in ids for m, c in ((CAT, "1"), (DOG, "0"))]
+    write_tables(
+        tmp_path,
+        "v7",
+        {
+            "human_labels": {"train": labels},
+            "images": {"train": [image_row(i, "train") for i in ids]},
+        },
+    )
+    want = _rows(tmp_path)
+    assert [r["image_id"] for r in want] == sorted(ids) * 2
+    assert [r["role"] for r in want] == ["positive"] * 3 + ["negative"] * 3
+    assert want[0]["title"] == image_row(ids[1], "train")[7]
+    (found,) = tmp_path.rglob("*train*.selkeys.parquet")
+    parquet = found.with_name(found.name.replace(".selkeys.parquet", ".parquet"))
+    files = copy_paths(parquet)
+    before = _stamps(files)
+    assert _rows(tmp_path) == want and _stamps(files) == before  # current: reused
+
+    files[2].unlink()  # a build killed before it wrote the index: never taken as good
+    assert _rows(tmp_path) == want and files[2].exists()
+    assert _stamps(files)[0] != before[0]
+
+    files[1].write_bytes(b"half a file")  # a file the index does not describe: rebuilt
+    os.utime(files[1], ns=(1, 1))
+    assert _rows(tmp_path) == want
+    files[2].write_text("{not json")  # an unreadable index: rebuilt
+    assert _rows(tmp_path) == want
+
+    # a copy of the old layout (one wide Parquet file) left beside a current copy is not read;
+    # the next build deletes it (nothing reads it any more)
+    old = parquet.with_name(parquet.name.replace(".parquet", ".sel.parquet"))
+    old.write_bytes(b"old")
+    assert _rows(tmp_path) == want and old.exists()
+    files[2].unlink()
+    assert _rows(tmp_path) == want and not old.exists()
