@@ -238,6 +238,7 @@ class DownloadSection(DownloadSpec):
     retries: int = Field(default=3, ge=0)
     retry_failed: bool = False
     workers: int = Field(default=0, ge=0)  # processes for resizing (0: threads)
+    processes: int = Field(default=0, ge=0, le=256)  # fetch processes (0: auto)
     limit: int | None = Field(default=None, ge=1)
     backend: Backend = "local"
     ray_address: str | None = None

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from oiforge.browse import ExcludeStore, ReviewStore
@@ -20,6 +20,9 @@ IDS = st.text("0123456789abcdef", min_size=16, max_size=16)
 
 @settings(max_examples=150, deadline=None)
 @given(image_id=IDS, box=st.none() | st.integers(0, 999), reason=st.text(max_size=80))
+@example(image_id="0" * 16, box=None, reason="/a/0")  # a MID first would read as a label
+@example(image_id="0" * 16, box=None, reason="/m/0bt9lr, not a dog")
+@example(image_id="0" * 16, box=3, reason="7")  # a number first would read as a box
 def test_any_reason_round_trips_through_builds_reader(
     image_id: str, box: int | None, reason: str
 ) -> None:

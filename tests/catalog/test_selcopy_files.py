@@ -56,6 +56,10 @@ def test_copy_is_reused_while_current_and_rebuilt_when_not(tmp_path: Path) -> No
     files[2].write_text("{not json")  # an unreadable index: rebuilt
     assert _rows(tmp_path) == want
 
-    # a copy of the old layout (one wide Parquet file) left beside it is not read
-    parquet.with_name(parquet.name.replace(".parquet", ".sel.parquet")).write_bytes(b"old")
-    assert _rows(tmp_path) == want
+    # a copy of the old layout (one wide Parquet file) left beside a current copy is not read;
+    # the next build deletes it (nothing reads it any more)
+    old = parquet.with_name(parquet.name.replace(".parquet", ".sel.parquet"))
+    old.write_bytes(b"old")
+    assert _rows(tmp_path) == want and old.exists()
+    files[2].unlink()
+    assert _rows(tmp_path) == want and not old.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -217,3 +218,77 @@ def test_an_ok_image_whose_file_is_gone_is_reopened_before_it_is_fetched_again(
         again = download(sample_selection(images), store, cfg, ep)
     assert again.ok == 1 and seen[0] == "error"
     assert (store / gone[:2] / f"{gone}.jpg").is_file() and gone in _ok_ids(store)
+
+
+def _children(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (from /proc: ppid is the 2nd field after the name)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _gone(pids: list[int], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = [Path(f"/proc/{p}/stat") for p in pids]
+        if not [
+            s for s in states if s.exists() and s.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        ]:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _fetch_processes(proc: subprocess.Popen[bytes], store: Path) -> list[int]:
+    """The run's fetch processes, once it has journaled a few images."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        children = _children(proc.pid)
+        if len(children) == 2 and len(_ok_ids(store)) >= 3:
+            return children
+        time.sleep(0.01)
+    raise AssertionError("no two fetch processes seen mid-run")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("victim", ["run", "fetch process"])
+def test_two_fetch_processes_killed_mid_run_resume_without_duplicates(
+    sample_root: Path, tmp_path: Path, victim: str
+) -> None:
+    """``--processes 2``: SIGKILL the run (its fetch processes die with it: no orphan writes
+    into the store) or one fetch process (the run ends with a named reason, every image has a
+    row, no hang); the rerun fetches the rest, each image once, the right bytes."""
+    images = sample_images(sample_root)[:40]
+    sel, store, log = tmp_path / "selection.parquet", tmp_path / "store", tmp_path / "cli.log"
+    pq.write_table(sample_selection(images), sel)
+    rules = [*load_rules(sample_root / "faults.yaml"), "/open-images-dataset/*=slow:100000"]
+    args = ["download", str(sel), "--out", str(store), "--connections", "6", "--retries", "1",
+            "--processes", "2"]  # fmt: skip
+    with MirrorServer(sample_root, faults=rules) as server:
+        run = _start([*args, "--mirror", server.url], log)
+        children = _fetch_processes(run, store)
+        if victim == "run":
+            run.send_signal(signal.SIGKILL)
+            assert run.wait(timeout=30) == -signal.SIGKILL
+            assert _gone(children, timeout=10), "a fetch process outlived its run"
+        else:
+            os.kill(children[0], signal.SIGKILL)
+            assert run.wait(timeout=60) == 1
+            out = log.read_text(errors="replace")
+            assert "fetch process" in out and "died (killed by SIGKILL)" in out, out
+            assert "Traceback" not in out
+            assert set(_ok_ids(store)) | _failed_ids(store) == {i["image_id"] for i in images}
+        final = _start([*args, "--mirror", server.url], log)
+        assert final.wait(timeout=120) == 0, log.read_text(errors="replace")
+    assert json.loads((store / "stats.json").read_text())["processes"] == 2
+    _check_final(store, images, sample_root)
+
+
+def _failed_ids(store: Path) -> set[str]:
+    return {r["image_id"] for r in read_journal(store).to_pylist() if r["status"] != "ok"}

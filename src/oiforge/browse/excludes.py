@@ -20,6 +20,7 @@ from typing import Generic, TypeVar
 
 from oiforge.atomic import write_text_atomic
 from oiforge.contracts import ExcludeList, is_image_id, read_exclude_list
+from oiforge.contracts.selection import is_mid
 from oiforge.errors import InvalidInputError
 from oiforge.reviews import VERDICTS, Verdicts, read_reviews, write_reviews
 
@@ -31,10 +32,12 @@ Item = tuple[str, int | None]
 
 def clean_reason(reason: str) -> str:
     """The reason as the exclude-list reader will read it back (one line, no ``#``, no
-    separator spacing, never a bare number that would read as a box index)."""
+    separator spacing, never a bare number or a MID first, which would read as a box index
+    or a label)."""
     text = " ".join(reason.replace("#", " ").split())[:200]
     text = re.sub(r"\s*,\s*", ",", text).strip(", ")
-    if text.lstrip("-").split(",", 1)[0].isdigit():
+    first = text.split(",", 1)[0]
+    if first.lstrip("-").isdigit() or is_mid(first):
         text = f"reason {text}"
     return text or "excluded in browse"
 

@@ -320,7 +320,23 @@ def _ensure(con: duckdb.DuckDBPyConnection, done: Ingested, images: list[Path]) 
         starts = _build(con, done, images, keys, rows)
         entry = {"stamp": stamp, "keys": _stat(keys), "rows": _stat(rows), "starts": starts}
         write_text_atomic(index, json.dumps(entry))
+        _drop_superseded(done.parquet)
     return SelectionCopy(done.kind, done.split, keys, rows, tuple(starts))
+
+
+def _drop_superseded(parquet: Path) -> None:
+    """Delete the one-file copy of copy versions <= 11 (``.sel.parquet``, ~3 GB for the full
+    human labels): nothing reads it once this layout is built, and it is this cache's own."""
+    old = parquet.with_name(parquet.name.removesuffix(".parquet") + ".sel.parquet")
+    try:
+        size = old.stat().st_size
+        old.unlink()
+    except FileNotFoundError:
+        return
+    except OSError as exc:  # read-only or shared cache: leave it, say so
+        log.warning("could not delete the old selection copy %s: %s", old, exc.strerror)
+        return
+    log.info("deleted the old selection copy %s (%.1f MB)", old, size / 1e6)
 
 
 def _fingerprint(source: Path, images: list[Path]) -> str:

@@ -1,36 +1,79 @@
 """The ``oiforge`` command. Thin: parse options, call a stage, print the result.
 
 Each stage's commands live in ``cli/<stage>.py`` and are added by its ``register(app)``;
-stage code is imported inside the command functions so ``oiforge --help`` starts fast.
+stage code is imported inside the command functions so ``oiforge --help`` starts fast. The
+console script (:func:`main`) goes one step further: for ``oiforge <command> ...`` it builds
+the root app with only the stage module that owns ``<command>`` (:data:`COMMANDS`), so a
+download never imports the training, book or web-app command modules. ``oiforge.cli.app``
+(the whole app, for tests and scripts) is built on first use.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
+import sys
+import threading
+from collections.abc import Iterable, Sequence
+from functools import cache
+from importlib import import_module
+from typing import Final
 
 import typer
 
 from oiforge import __version__
-from oiforge.cli import (
-    book,
-    browse,
-    build,
-    catalog,
-    download,
-    mirror,
-    present,
-    run,
-    serve,
-    stats,
-    train,
-)
-from oiforge.cli._common import create_app, err_console
 
-app = create_app("Open Images into catalogs, datasets, classifiers, services and picture books.")
+#: Stage module (``oiforge.cli.<name>``) → the top-level commands its ``register`` adds, in
+#: the order of ``oiforge --help`` (a test checks this against what they really add).
+COMMANDS: Final[dict[str, tuple[str, ...]]] = {
+    "run": ("run",),
+    "mirror": ("mirror",),
+    "catalog": ("catalog", "classes", "tree", "select"),
+    "download": ("download",),
+    "build": ("build", "verify", "publish", "pull"),
+    "train": ("train", "train-worker", "evaluate", "estimate"),
+    "serve": ("export", "predict", "serve"),
+    "book": ("book",),
+    "browse": ("browse", "pg"),
+    "stats": ("stats",),
+    "present": ("present",),
+}
+_OWNER: Final = {command: module for module, names in COMMANDS.items() for command in names}
 
-for _module in (run, mirror, catalog, download, build, train, serve, book, browse, stats, present):
-    _module.register(app)
+
+def build_app(modules: Iterable[str] = COMMANDS) -> typer.Typer:
+    """The root app with the commands of the given stage modules (default: all of them)."""
+    from oiforge.cli._common import create_app
+
+    root = create_app(
+        "Open Images into catalogs, datasets, classifiers, services and picture books."
+    )
+    root.callback()(_root)
+    for name in modules:
+        import_module(f"oiforge.cli.{name}").register(root)
+    return root
+
+
+@cache
+def _full_app() -> typer.Typer:
+    return build_app()
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """``oiforge.cli.app``: the whole app, built once on first use."""
+    if name == "app":
+        return _full_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def app_for(argv: Sequence[str]) -> typer.Typer:
+    """The app for one command line: only the owning stage's commands when its first word
+    names a command, else (help, a typo, nothing) the whole app with its full listing."""
+    word = _command(argv)
+    module = _OWNER.get(word) if word is not None else None
+    return build_app([module]) if module is not None else _full_app()
 
 
 def _version(value: bool) -> None:
@@ -39,7 +82,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
     version: bool = typer.Option(  # noqa: ARG001 (handled by its eager callback)
@@ -50,10 +92,40 @@ def _root(
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-def main() -> None:
+#: Commands that close every file they write before they return: their process may skip the
+#: interpreter's teardown of the module graph (:func:`_exit_now`).
+_FAST_EXIT: Final = frozenset({"download"})
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
+    from oiforge.cli._common import err_console
+
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app()
+        app_for(args)(args, prog_name="oiforge")
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/] (rerun the same command to resume)")
         raise SystemExit(130) from None
+    except SystemExit as done:
+        if _command(args) in _FAST_EXIT and isinstance(done.code, int | None):
+            _exit_now(done.code or 0)
+        raise
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def _exit_now(code: int) -> None:
+    """Exit as Python would (atexit handlers, logging shut down, streams flushed) but without
+    freeing every module and object one by one, which takes tens of milliseconds after a
+    download; only when no other thread is left (a normal exit would wait for it)."""
+    if threading.active_count() > 1:
+        return
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)

@@ -57,7 +57,13 @@ def create_app(help_text: str) -> typer.Typer:
 @contextmanager
 def progress_bar(*extra_columns: Any, transient: bool = False) -> Iterator[Progress]:
     """A Rich progress bar on stderr with count, elapsed and ETA columns."""
-    with Progress(
+    with make_progress(*extra_columns, transient=transient) as progress:
+        yield progress
+
+
+def make_progress(*extra_columns: Any, transient: bool = False) -> Progress:
+    """The bar of :func:`progress_bar`, not started (``start()``/``stop()`` are the caller's)."""
+    return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -66,8 +72,7 @@ def progress_bar(*extra_columns: Any, transient: bool = False) -> Iterator[Progr
         TimeRemainingColumn(),
         console=err_console,
         transient=transient,
-    ) as progress:
-        yield progress
+    )
 
 
 def print_shard_event(event: ShardEvent) -> None:

@@ -55,6 +55,9 @@ def download_command(
     workers: int | None = typer.Option(
         None, "--workers", help="Processes for resizing (default 0: threads)."
     ),
+    processes: int = typer.Option(
+        0, "--processes", help="Fetch processes (0: auto, up to 4 on a large run)."
+    ),
     limit: int | None = typer.Option(None, "--limit", help="Fetch at most N images this run."),
     mirror: str | None = typer.Option(None, "--mirror", help="Fetch from an `oiforge mirror`."),
     images_base: str | None = typer.Option(None, "--images-base", help="Resized-image bucket."),
@@ -79,7 +82,7 @@ def download_command(
         "connections": connections, "per_host": per_host, "rate_per_host": rate,
         "total_timeout_s": timeout, "connect_timeout_s": connect_timeout,
         "read_timeout_s": read_timeout, "retries": retries, "retry_failed": retry_failed,
-        "limit": limit,
+        "processes": processes, "limit": limit,
     }  # fmt: skip
     if workers is not None:
         cfg_args["workers"] = workers
@@ -109,13 +112,14 @@ def _run(
 ) -> DownloadSummary:
     from rich.progress import TextColumn
 
-    from oiforge.cli._common import progress_bar
+    from oiforge.cli._common import make_progress
 
-    with progress_bar(
-        TextColumn("{task.fields[rates]}"), TextColumn("{task.fields[fails]}")
-    ) as bar:
-        task = bar.add_task("download", total=None, rates="", fails="")
-        updater = _Updater(bar, task)
+    # Drawn from the first update on: its refresh thread starts after the fetch processes are
+    # forked (a fork is made only from a process without other threads).
+    bar = make_progress(TextColumn("{task.fields[rates]}"), TextColumn("{task.fields[fails]}"))
+    task = bar.add_task("download", total=None, rates="", fails="")
+    updater = _Updater(bar, task)
+    try:
         if backend.is_sharded:
             from oiforge.cli._common import print_shard_event
             from oiforge.distributed import run_download_sharded
@@ -127,6 +131,10 @@ def _run(
         from oiforge.download import download
 
         return download(selection, out, config, endpoints, progress=updater)
+    finally:
+        if updater.started:
+            bar.refresh()
+            bar.stop()
 
 
 class _Updater:
@@ -134,8 +142,12 @@ class _Updater:
 
     def __init__(self, bar: Progress, task: TaskID) -> None:
         self._bar, self._task, self._last = bar, task, 0.0
+        self.started = False
 
     def __call__(self, update: ProgressUpdate) -> None:
+        if not self.started:
+            self._bar.start()
+            self.started = True
         if update.done < update.total and update.elapsed_s - self._last < 0.1:
             return
         self._last = update.elapsed_s
@@ -163,6 +175,7 @@ def _print_summary(summary: DownloadSummary, out: Path) -> None:
     console.print(
         f"{summary.selected} selected, {summary.skipped} skipped (done before), "
         f"{summary.attempted} fetched in {summary.duration_s:.1f} s ({rate:,.0f} img/s, "
+        f"{summary.processes} fetch process{'es' if summary.processes > 1 else ''}, "
         f"{summary.bytes / 1e6:,.1f} MB); sources: {sources}; "
         f"{summary.invalid_ids} malformed ImageIDs",
         highlight=False,

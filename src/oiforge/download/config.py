@@ -49,6 +49,11 @@ class DownloadConfig:
     # resizes and encodes, so threads use both cores without shipping bodies between
     # processes: measured 1.1-1.3x faster and 35% less CPU than 2 processes (bench/RESULTS.md).
     workers: int = 0
+    # Fetch processes (each its own event loop, connections and write threads; together they
+    # keep ``connections``, ``per_host`` and ``rate_per_host``); 0 = auto: up to the CPU count
+    # (at most 4) with at least 250 images each. Forked on Linux from a process without other
+    # threads; elsewhere the run fetches in its own process.
+    processes: int = 0
     user_agent: str = USER_AGENT
     placeholder_sha256: frozenset[str] = frozenset()  # extra known placeholder bodies
     limit: int | None = None  # fetch at most this many images this run (smoke tests)
@@ -62,6 +67,7 @@ class DownloadConfig:
         _check_range("per_host", self.per_host, 1, 10_000)
         _check_range("retries", self.retries, 0, 100)
         _check_range("workers", self.workers, 0, 1024)
+        _check_range("processes", self.processes, 0, 256)
         for name in ("connect_timeout_s", "read_timeout_s", "total_timeout_s", "backoff_s"):
             if getattr(self, name) <= 0:
                 raise InvalidInputError(f"{name} must be > 0, got {getattr(self, name)}")

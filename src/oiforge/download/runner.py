@@ -1,9 +1,6 @@
-"""The fetch loop: plan what to fetch, fetch with fallback, verify, encode, store, journal;
-progress snapshots and the run's summary (also written as ``stats.json``).
-
-One event loop (uvloop where installed) keeps the sockets busy; checksums and file writes run
-in a thread pool (hashlib and the file calls release the GIL), JPEG work in the thread pool or
-a process pool. Every image ends as one journal row; nothing here raises for a single image.
+"""One download run: plan what to fetch, fetch (``fetch_loop``, in this process or in fetch
+processes: ``procs``), count, report progress, journal; the run's summary (also written as
+``stats.json``). Every image ends as one journal row; nothing here raises for a single image.
 
 Group commit: files are written without an fsync each; every ~50 ms the journal thread takes
 the rows that arrived, makes the store durable with one ``sync_filesystem`` when any of them
@@ -19,12 +16,12 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import logging
-import multiprocessing
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,15 +33,14 @@ from oiforge.contracts.journal import Journal, JournalRow, is_transient
 from oiforge.contracts.selection import ImageTask, read_selected_images
 from oiforge.download.adopt import adopt_leftovers
 from oiforge.download.config import DownloadConfig
-from oiforge.download.fetch_image import ImageFetcher, Pools, now_iso
-from oiforge.download.http import Fetcher, create_session
-from oiforge.download.store import FileWriter, Store, Writer, WrittenLog, check_local_folder
+from oiforge.download.fetch_image import now_iso
+from oiforge.download.fetch_loop import FetchJob, InProcess, RowSource, new_event_loop
+from oiforge.download.procs import FetchProcesses, fetch_processes
+from oiforge.download.store import FileWriter, Store, Writer, check_local_folder
 from oiforge.endpoints import Endpoints
 from oiforge.errors import StageError
 
 log = logging.getLogger(__name__)
-
-_WRITE_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -75,6 +71,7 @@ class DownloadSummary:
     journal: dict[str, int]
     stopped: str | None = None  # why the run stopped early (disk full), else None
     adopted: int = 0  # images an interrupted run stored but had not journaled (``adopt``)
+    processes: int = 1  # fetch processes this run used (``procs``)
 
     @property
     def ok(self) -> int:
@@ -103,6 +100,7 @@ class DownloadSummary:
             "journal": self.journal,
             "stopped": self.stopped,
             "adopted": self.adopted,
+            "processes": self.processes,
         }
 
 
@@ -177,22 +175,19 @@ def download(
 
     def fetch_all() -> DownloadSummary:
         with Journal(the_store.root) as journal:
-            run = _Run(
-                sel.tasks,
-                sel.invalid_ids,
-                the_store,
-                journal,
-                config,
-                endpoints,
-                progress,
-                writer or FileWriter(run_dir),
-            )
-            run.written = WrittenLog(run_dir)
-            try:
-                with asyncio.Runner(loop_factory=_new_event_loop) as runner:
-                    return dataclasses.replace(runner.run(run.main()), adopted=adopted)
-            finally:
-                run.written.close()
+            run = _Run(sel.tasks, sel.invalid_ids, the_store, journal, config, progress)
+            items = run.prepare()
+            job = FetchJob(config, endpoints, the_store.root, run_dir)
+            n_procs = fetch_processes(config, len(items), custom_writer=writer is not None)
+            with ExitStack() as stack:
+                if n_procs > 1:  # started before this process has an event loop or threads
+                    source: RowSource = stack.enter_context(FetchProcesses(job, items, n_procs))
+                else:
+                    source = InProcess(job, items, writer or FileWriter(run_dir))
+                    stack.callback(source.close)
+                with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                    summary = runner.run(run.main(source))
+            return dataclasses.replace(summary, adopted=adopted, processes=n_procs)
 
     try:
         summary = _outside_event_loop(fetch_all)
@@ -201,15 +196,6 @@ def download(
     stats = {**summary.to_json(), "config": config.to_json(), "finished_at": now_iso()}
     write_text_atomic(the_store.root / "stats.json", _dumps(stats))
     return summary
-
-
-def _new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's loop where it is installed (less CPU per request), else asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 def _outside_event_loop(fn: Callable[[], DownloadSummary]) -> DownloadSummary:
@@ -230,7 +216,9 @@ def _dumps(data: object) -> str:
 
 
 class _Run:
-    """State of one run: the journal buffer, counters and the stop flag."""
+    """State of one run: the journal buffer, counters and the stop flag. Rows come from a
+    :class:`RowSource` (fetch loops in this process or in fetch processes); this side
+    counts them, reports progress and journals them in group commits."""
 
     def __init__(
         self,
@@ -239,72 +227,42 @@ class _Run:
         store: Store,
         journal: Journal,
         config: DownloadConfig,
-        endpoints: Endpoints,
         progress: ProgressCallback | None,
-        writer: Writer,
     ) -> None:
         self.tasks, self.invalid_ids, self.store = tasks, invalid_ids, store
-        self.journal, self.config, self.endpoints = journal, config, endpoints
-        self.progress, self.writer = progress, writer
+        self.journal, self.config, self.progress = journal, config, progress
         self.pending: list[JournalRow] = []
-        self.written: WrittenLog | None = None
         self.stopped: str | None = None
-        self.flushed = asyncio.Event()
+        self.todo = FetchPlan((), 0)
+        self.tally = Tally(0)
 
-    async def main(self) -> DownloadSummary:
+    def prepare(self) -> tuple[ImageTask, ...]:
+        """Plan the run (journaling lost files and malformed ids first); the images to fetch."""
         statuses = self.journal.statuses()
-        todo = plan(self.tasks, statuses, self.store, self.config.retry_failed)
-        items = todo.todo[: self.config.limit] if self.config.limit is not None else todo.todo
+        self.todo = plan(self.tasks, statuses, self.store, self.config.retry_failed)
+        items = self.todo.todo
+        items = items[: self.config.limit] if self.config.limit is not None else items
         self._reopen_lost(items, statuses)
         self._record_invalid()
-        tally = Tally(len(items))
-        with _pools(self.config) as pools:
-            async with create_session(self.config) as session:
-                fetcher = ImageFetcher(
-                    Fetcher(session, self.config),
-                    self.config,
-                    self.endpoints,
-                    self.store,
-                    self.writer,
-                    pools,
-                    self.written,
-                )
-                await self._fetch_all(fetcher, iter(items), tally)
-        self._flush()
-        return self._summary(todo, tally)
+        return items
 
-    async def _fetch_all(
-        self, fetcher: ImageFetcher, items: Iterator[ImageTask], tally: Tally
-    ) -> None:
-        n_workers = min(self.config.connections, max(1, tally.total))
-        workers = [
-            asyncio.create_task(self._worker(fetcher, items, tally)) for _ in range(n_workers)
-        ]
+    async def main(self, source: RowSource) -> DownloadSummary:
+        self.tally = Tally(source.total)
         finished = asyncio.Event()
         flusher = asyncio.create_task(self._flush_loop(finished))
         try:
-            await asyncio.gather(*workers)
-            for task in items:  # left over after a stop: recorded, retried by the next run
-                self.pending.append(
-                    JournalRow(task.image_id, "error", error=f"not attempted: {self.stopped}")
-                )
+            stopped = await source.run(self._on_row, lambda: self.stopped)
+            self.stopped = self.stopped or stopped
         finally:
             finished.set()
             await flusher
+        return self._summary(self.todo, self.tally)
 
-    async def _worker(
-        self, fetcher: ImageFetcher, items: Iterator[ImageTask], tally: Tally
-    ) -> None:
-        for task in items:
-            row = await fetcher.fetch(task)
-            if fetcher.disk_error:
-                self.stopped = self.stopped or f"the store's disk is full ({fetcher.disk_error})"
-            self.pending.append(row)
-            tally.add(row)
-            if self.progress is not None:
-                self.progress(tally.snapshot())
-            if self.stopped:
-                return
+    def _on_row(self, row: JournalRow) -> None:
+        self.pending.append(row)
+        self.tally.add(row)
+        if self.progress is not None:
+            self.progress(self.tally.snapshot())
 
     async def _flush_loop(self, finished: asyncio.Event) -> None:
         """Commit pending rows every ~50 ms on a journal thread, so the loop never blocks."""
@@ -371,30 +329,3 @@ class _Run:
             journal=dict(self.journal.counts()),
             stopped=self.stopped,
         )
-
-
-class _PoolsCM:
-    def __init__(self, config: DownloadConfig) -> None:
-        self.threads = ThreadPoolExecutor(_WRITE_THREADS, thread_name_prefix="oiforge-write")
-        self.procs: Executor | None = None
-        self.config = config
-
-    def __enter__(self) -> Pools:
-        return Pools(self.threads, self._procs)
-
-    def _procs(self) -> Executor:
-        if self.procs is None:
-            if self.config.workers == 0:
-                return self.threads
-            ctx = multiprocessing.get_context("spawn")
-            self.procs = ProcessPoolExecutor(self.config.workers, mp_context=ctx)
-        return self.procs
-
-    def __exit__(self, *exc: object) -> None:
-        self.threads.shutdown(wait=True, cancel_futures=True)
-        if self.procs is not None:
-            self.procs.shutdown(wait=True, cancel_futures=True)
-
-
-def _pools(config: DownloadConfig) -> _PoolsCM:
-    return _PoolsCM(config)

@@ -24,7 +24,7 @@ from oiforge.pipeline.steps import BOOK, DATASET, DECK, RUN, SELECTION, STORE
 #: ``download:`` keys that change how fast it runs, not what it stores.
 DOWNLOAD_SPEED: Final = set(
     {"connections", "per_host", "rate_per_host", "total_timeout_s", "connect_timeout_s",
-     "read_timeout_s", "retries", "workers", "backend", "ray_address", "shards"}
+     "read_timeout_s", "retries", "workers", "processes", "backend", "ray_address", "shards"}
 )  # fmt: skip
 #: ``build:`` keys that change how fast it runs, or name input files (digested as inputs).
 BUILD_NOT_SETTINGS: Final = set(
