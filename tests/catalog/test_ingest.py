@@ -162,3 +162,17 @@ def test_an_ingest_sort_is_bounded_by_the_memory_available_then_restored(tmp_pat
         gib = float(value) * {"MiB": 1 / 1024, "GiB": 1.0}[unit]
         assert gib <= max(1.0, free / 2**30 / 2) + 0.01
     assert con.execute("SELECT current_setting('memory_limit')").fetchall() == before
+
+
+def test_a_failure_mid_read_keeps_its_own_error(tmp_path: Path) -> None:
+    """A bounded read that fails with its result still open (disk full while spilling, ...)
+    raises that error, not DuckDB's "connection has an open result" from the reset."""
+    import duckdb
+
+    from oiforge.catalog.ingest import bound_memory
+
+    con = duckdb.connect()
+    with pytest.raises(OSError, match="No space left"), bound_memory(con, tmp_path / "spill"):
+        reader = con.sql("SELECT * FROM range(1000000)").to_arrow_reader(1000)
+        reader.read_next_batch()
+        raise OSError(28, "No space left on device")

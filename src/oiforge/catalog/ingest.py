@@ -166,8 +166,13 @@ def bound_memory(con: duckdb.DuckDBPyConnection, spill: Path) -> Iterator[None]:
             con.execute(f"SET memory_limit = '{mb}MB'")
     try:
         yield
-    finally:
-        con.execute("RESET memory_limit")  # the catalog never sets one of its own
+    except BaseException:
+        # a failure mid-read leaves the result open, and DuckDB refuses any statement until it
+        # is gone: the reset must not replace the error that matters (disk full, killed, ...)
+        with contextlib.suppress(duckdb.Error):
+            con.execute("RESET memory_limit")
+        raise
+    con.execute("RESET memory_limit")  # the catalog never sets one of its own
 
 
 def convert(con: duckdb.DuckDBPyConnection, file: OfficialFile, csv: Path, out: Path) -> Ingested:
