@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from tests.helpers.catalog import image_row, write_tables
 
 from oiforge.catalog import open_catalog, select
@@ -63,3 +64,30 @@ def test_copy_is_reused_while_current_and_rebuilt_when_not(tmp_path: Path) -> No
     assert _rows(tmp_path) == want and old.exists()
     files[2].unlink()
     assert _rows(tmp_path) == want and not old.exists()
+
+
+def test_a_copy_that_cannot_be_built_is_a_named_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Disk full while sorting at full size: one line naming the place and the reason, no
+    traceback, no index taken as good; the next select builds it."""
+    import duckdb
+
+    import oiforge.catalog.selcopy as selcopy
+    from oiforge.errors import StageError
+
+    ids = [f"{n:016x}" for n in (1, 2)]
+    labels = [[i, "verification", CAT, "1"] for i in ids]
+    images = [image_row(i, "train") for i in ids]
+    write_tables(tmp_path, "v7", {"human_labels": {"train": labels}, "images": {"train": images}})
+
+    def full(*args: object) -> list[int]:
+        raise duckdb.IOException("IO Error: Could not write file: No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(selcopy, "_build", full)
+        with pytest.raises(StageError, match="No space left on device") as err:
+            _rows(tmp_path)
+    assert str(tmp_path) in str(err.value) and "<" not in str(err.value)
+    assert not list(tmp_path.rglob("*.sel.json"))
+    assert [r["image_id"] for r in _rows(tmp_path)] == ids

@@ -13,9 +13,10 @@ names).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,8 @@ from oiforge.contracts.selection import (
     conform_selection,
     selection_writer,
 )
-from oiforge.errors import SpecError
+from oiforge.errors import SpecError, StageError
+from oiforge.errtext import exception_text
 from oiforge.spec import DatasetSpec, SelectSpec, canonical_hash
 
 log = logging.getLogger(__name__)
@@ -98,15 +100,30 @@ def _key_rows(sel: SelectSpec, cat: Catalog, progress: ProgressFn | None) -> _Ke
     kinds = _needed_kinds(sel, bool(excluded))
     _check_available(sel, kinds)
     cat.ensure(kinds, sel.splits, progress)
-    copies = ensure_copies(cat, tuple(kinds), sel.splits)
-    register_views(cat.connection, copies)
     machine = cat.has_table("machine_labels", sel.splits)
-    if machine_rows(sel, machine):
-        _keyed_images(cat, sel.splits)
+    with _building(cat):
+        copies = ensure_copies(cat, tuple(kinds), sel.splits)
+        if machine_rows(sel, machine):
+            _keyed_images(cat, sel.splits)
+    register_views(cat.connection, copies)
     sql = selection_sql(sel, targets, excluded, machine, copies=True)
     box_mode = sel.label_mode == "box"
     rows = order_rows(cat.connection.sql(sql).to_arrow_table(), targets, box_mode)
     return _Keys(rows, targets, excluded, machine, copies, box_mode)
+
+
+@contextlib.contextmanager
+def _building(cat: Catalog) -> Iterator[None]:
+    """Building the copies ``select`` reads (once per input): a failure (disk full while
+    sorting at full size, a read-only cache, ...) is a named error, never a traceback."""
+    try:
+        yield
+    except (OSError, duckdb.Error) as exc:
+        raise StageError(
+            f"cannot build the selection copies under {cat.home}: {exception_text(exc)} "
+            "(at full size they need several GB free there, and DuckDB spills its sorts "
+            "beside them)"
+        ) from exc
 
 
 def _keyed_images(cat: Catalog, splits: tuple[str, ...]) -> None:
