@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import typer
 
 from oiforge.cli import COMMANDS, build_app
@@ -42,3 +43,27 @@ def test_the_whole_app_lists_every_command_and_rejects_unknown_ones() -> None:
             assert name == "train-worker" or f" {name} " in listing, name
     bad = subprocess.run([*run, "nonsense"], capture_output=True, text=True)
     assert bad.returncode == 2 and "No such command" in bad.stderr
+
+
+def test_ctrl_c_in_a_command_exits_130_and_says_how_to_resume(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Typer turns a KeyboardInterrupt into a silent exit 130; the console script says what
+    happened and what to do."""
+    import oiforge.cli as cli
+
+    app = typer.Typer()
+
+    @app.command()
+    def fetch() -> None:
+        raise KeyboardInterrupt
+
+    @app.command()
+    def other() -> None:
+        """A second command, so that Typer takes the command's name."""
+
+    monkeypatch.setattr(cli, "app_for", lambda args: app)
+    with pytest.raises(SystemExit) as done:
+        cli.main(["fetch"])
+    assert done.value.code == 130
+    assert "interrupted (rerun the same command to resume)" in capsys.readouterr().err

@@ -104,13 +104,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         app_for(args)(args, prog_name="oiforge")
-    except KeyboardInterrupt:
-        err_console.print("[bold red]interrupted[/] (rerun the same command to resume)")
-        raise SystemExit(130) from None
+    except KeyboardInterrupt:  # while the app is built (in a command, Typer exits with 130)
+        err_console.print(_INTERRUPTED_TEXT)
+        raise SystemExit(_INTERRUPTED) from None
     except SystemExit as done:
+        if done.code == _INTERRUPTED:  # Ctrl-C in a command: Typer exits 130 and says nothing
+            err_console.print(_INTERRUPTED_TEXT)
         if _command(args) in _FAST_EXIT and isinstance(done.code, int | None):
             _exit_now(done.code or 0)
         raise
+
+
+#: the exit status of a command stopped by Ctrl-C (128 + SIGINT, as shells report it)
+_INTERRUPTED: Final = 130
+_INTERRUPTED_TEXT: Final = "[bold red]interrupted[/] (rerun the same command to resume)"
 
 
 def _command(argv: Sequence[str]) -> str | None:
