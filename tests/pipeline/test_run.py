@@ -120,7 +120,10 @@ def _oiforge(*args: str, cwd: Path, url: str) -> subprocess.Popen[bytes]:
 def test_a_kill_during_download_then_a_rerun_fetches_nothing_twice(
     sample_root: Path, tmp_path: Path
 ) -> None:
-    spec = {"classes": ["Cat", "Dog", "Zebra", "Apple"], "download": {"connections": 4}}
+    spec = {
+        "classes": ["Cat", "Dog", "Zebra", "Apple"],
+        "download": {"connections": 4, "processes": 2},  # the run's own bar must not block forks
+    }
     (tmp_path / "pets.yaml").write_text(yaml.safe_dump(spec))
     store = tmp_path / "pets" / "store"
     slow = [*load_rules(sample_root / "faults.yaml"), "/open-images-dataset/*=slow:100000"]
@@ -140,6 +143,7 @@ def test_a_kill_during_download_then_a_rerun_fetches_nothing_twice(
         output = (tmp_path / "cli.log").read_text(errors="replace")
         assert "download (did not finish last time)" in output, output
         assert not ok_before & set(server.request_counts()), "an ok image was fetched again"
+    assert json.loads((store / "stats.json").read_text())["processes"] == 2
     state = _state(tmp_path / "pets")
     assert state["select"]["status"] == state["download"]["status"] == "done"
     assert len(read_journal(store)) == len(set(read_journal(store).column("image_id").to_pylist()))

@@ -34,13 +34,10 @@ class RichObserver(Observer):
 
     @contextmanager
     def download_progress(self, what: str) -> Iterator[Callable[[ProgressUpdate], None]]:
-        from rich.progress import TextColumn
+        from oiforge.cli.download import download_bar
 
-        from oiforge.cli.download import _Updater
-
-        columns = (TextColumn("{task.fields[rates]}"), TextColumn("{task.fields[fails]}"))
-        with progress_bar(*columns) as bar:
-            yield _Updater(bar, bar.add_task(what, total=None, rates="", fails=""))
+        with download_bar(what) as updater:
+            yield updater
 
     @contextmanager
     def counter(self, what: str) -> Iterator[Callable[[int, int], None]]:

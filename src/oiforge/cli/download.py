@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,16 +112,7 @@ def _endpoints(mirror: str | None, images_base: str | None, flickr_base: str | N
 def _run(
     selection: Path, out: Path, config: DownloadConfig, endpoints: Any, backend: BackendOptions
 ) -> DownloadSummary:
-    from rich.progress import TextColumn
-
-    from oiforge.cli._common import make_progress
-
-    # Drawn from the first update on: its refresh thread starts after the fetch processes are
-    # forked (a fork is made only from a process without other threads).
-    bar = make_progress(TextColumn("{task.fields[rates]}"), TextColumn("{task.fields[fails]}"))
-    task = bar.add_task("download", total=None, rates="", fails="")
-    updater = _Updater(bar, task)
-    try:
+    with download_bar("download") as updater:
         if backend.is_sharded:
             from oiforge.cli._common import print_shard_event
             from oiforge.distributed import run_download_sharded
@@ -131,6 +124,21 @@ def _run(
         from oiforge.download import download
 
         return download(selection, out, config, endpoints, progress=updater)
+
+
+@contextmanager
+def download_bar(what: str) -> Iterator[Callable[[ProgressUpdate], None]]:
+    """The download's progress bar (``download`` and ``oiforge run``), drawn from the first
+    update on: its refresh thread starts after the fetch processes are forked (a fork is made
+    only from a process without other threads, so a bar started earlier meant one process)."""
+    from rich.progress import TextColumn
+
+    from oiforge.cli._common import make_progress
+
+    bar = make_progress(TextColumn("{task.fields[rates]}"), TextColumn("{task.fields[fails]}"))
+    updater = _Updater(bar, bar.add_task(what, total=None, rates="", fails=""))
+    try:
+        yield updater
     finally:
         if updater.started:
             bar.refresh()
