@@ -14,13 +14,16 @@ from pathlib import Path
 from typing import IO
 
 
-def fsync_dir(path: Path) -> None:
-    """Flush a directory entry so a rename survives a crash."""
+def fsync_path(path: Path) -> None:
+    """Flush a file's bytes, or a directory's entries (so a rename survives a crash)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+fsync_dir = fsync_path
 
 
 @functools.cache

@@ -21,7 +21,7 @@ from typing import Any, Final
 import duckdb
 import pyarrow as pa
 
-from oiforge.atomic import write_text_atomic
+from oiforge.atomic import fsync_path, write_text_atomic
 from oiforge.catalog.classes import (
     CatalogClass,
     ClassMatch,
@@ -222,11 +222,7 @@ def _small_table(
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             con.execute(f"COPY {name} TO '{_sql_path(tmp)}' (FORMAT parquet)")
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)  # never a torn copy behind the view after a crash
-            finally:
-                os.close(fd)
+            fsync_path(tmp)  # never a torn copy behind the view after a crash
             tmp.replace(path)
         except (OSError, duckdb.Error):
             with contextlib.suppress(OSError):

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import duckdb
 
-from oiforge.atomic import fsync_dir, write_text_atomic
+from oiforge.atomic import fsync_dir, fsync_path, write_text_atomic
 from oiforge.catalog.fetch import file_md5, recorded_md5
 from oiforge.catalog.files import OfficialFile
 from oiforge.catalog.rowrules import valid_id
@@ -352,11 +352,7 @@ def keyed_images(con: duckdb.DuckDBPyConnection, done: Ingested) -> Path:
     try:
         with bound_memory(con, out.parent / ".duckdb-spill"):
             con.execute(sql)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # never a torn copy under the final name after a crash
-        finally:
-            os.close(fd)
+        fsync_path(tmp)  # never a torn copy under the final name after a crash
         tmp.replace(out)
     except BaseException:
         tmp.unlink(missing_ok=True)
