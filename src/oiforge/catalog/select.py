@@ -25,7 +25,6 @@ from typing import Final
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from oiforge.arrays import from_numpy, run_starts, strings, to_numpy
 from oiforge.catalog.catalog import Catalog, open_catalog
@@ -108,7 +107,7 @@ def _key_rows(sel: SelectSpec, cat: Catalog, progress: ProgressFn | None) -> _Ke
     register_views(cat.connection, copies)
     sql = selection_sql(sel, targets, excluded, machine, copies=True)
     box_mode = sel.label_mode == "box"
-    rows = order_rows(cat.connection.sql(sql).to_arrow_table(), targets, box_mode)
+    rows = order_rows(cat.connection, sql, targets, box_mode)
     return _Keys(rows, targets, excluded, machine, copies, box_mode)
 
 
@@ -157,12 +156,13 @@ def select_into(
     digest = spec_hash_of(spec)
     labels = label_options(sel) if with_roles(sel) else None
     n = keys.rows.num_rows
-    parts = (
+    parts = (  # gathered, conformed and dictionary-encoded here, beside the write
         conform_selection(
             attach(keys.rows.slice(start, _SLICE_ROWS), keys.copies, keys.box_mode),
             digest,
             sel.version,
             labels,
+            writable=True,
         )
         for start in range(0, max(n, 1), _SLICE_ROWS)
     )
@@ -262,28 +262,43 @@ def label_options(sel: SelectSpec) -> dict[str, object]:
     }
 
 
-def order_rows(rows: pa.Table, targets: list[Target], box_mode: bool) -> pa.Table:
-    """Key rows (``selection_sql(copies=True)``) in output order, boxes numbered, classes and
-    splits named.
+#: The key rows' output order (``order_rows``).
+_ORDER: Final = ("class_idx", "role_rank", "split_rank", "image_key", "ref")
+
+
+def order_rows(
+    con: duckdb.DuckDBPyConnection, sql: str, targets: list[Target], box_mode: bool
+) -> pa.Table:
+    """The key rows of ``sql`` (``selection_sql(copies=True)``) in output order, boxes
+    numbered, classes and splits named.
 
     Order: class, role (positives, then verified negatives), split, image, then ``ref`` (a
     copy holds an image's boxes of a class in ``rowrules.box_order``); ``box_index`` counts
-    an image's boxes over all its selected classes, in that order.
+    an image's boxes over all its selected classes, in that order. DuckDB sorts (on both
+    cores, as the rows stream out: 3M rows cost no more than unsorted, an Arrow sort and
+    take cost 0.5 s). ``split``, ``label_mid`` and ``label_name`` are dictionary arrays over
+    the codes (no 3M-row string copies here, on the critical path: ``conform_selection``
+    decodes them a slice at a time, beside the write).
     """
-    keys = ["class_idx", "role_rank", "split_rank", "image_key", "ref"]
-    rows = rows.take(pc.sort_indices(rows, [(k, "ascending", "at_end") for k in keys]))
+    order = ", ".join(f"{k} ASC NULLS LAST" for k in _ORDER)
+    rows = con.sql(f"SELECT * FROM ({sql}) ORDER BY {order}").to_arrow_table()
     n = rows.num_rows
     box_index = _box_index(rows["image_key"]) if box_mode else pa.nulls(n, pa.int32())
-    idx = rows["class_idx"]
+    idx = rows["class_idx"].combine_chunks()
     columns = {
-        "split": strings(list(SPLITS)).take(rows["split_rank"]),
-        "label_mid": strings([t.mid for t in targets]).take(idx),
-        "label_name": strings([t.name for t in targets]).take(idx),
+        "split": _named(rows["split_rank"].combine_chunks(), list(SPLITS)),
+        "label_mid": _named(idx, [t.mid for t in targets]),
+        "label_name": _named(idx, [t.name for t in targets]),
         "box_index": box_index,
     }
     for name, col in columns.items():
         rows = rows.append_column(name, col)
     return rows
+
+
+def _named(codes: pa.Array, names: list[str]) -> pa.DictionaryArray:
+    """``names[code]`` for each code, as a dictionary array."""
+    return pa.DictionaryArray.from_arrays(codes.cast(pa.int32()), strings(names))
 
 
 def _box_index(image_key: pa.ChunkedArray) -> pa.Array:
