@@ -39,16 +39,14 @@ def measured_times(inputs: Inputs) -> list[tuple[str, float, str, str]]:
     if not isinstance(dl, Missing) and isinstance(dl.stats.get("duration_s"), int | float):
         took = float(dl.stats["duration_s"])
         out.append(("download", took, "stats.duration_s", inputs.src(dl.store, "stats.json")))
-    seconds = run.summary.get("train_seconds")
-    if isinstance(seconds, int | float):
-        what = (
-            "training (the head; features not timed)"
-            if run.config.get("mode") == "probe"
-            else "training"
-        )
-        out.append(
-            (what, float(seconds), "summary.train_seconds", inputs.src(run.path, "summary.json"))
-        )
+    trained = run.training_time()
+    if trained is not None:
+        seconds, key = trained
+        what = {
+            "probe": "training (the head; features not timed)",
+            "auto": "training (every candidate, auto)",
+        }.get(str(run.config.get("mode")), "training")
+        out.append((what, seconds, f"summary.{key}", inputs.src(run.path, "summary.json")))
     if isinstance(curve, LearningCurve) and curve.cost_s:
         out.append(("learning curve (25%, 50%)", curve.cost_s, "curve.cost_s", CURVE_SOURCE))
     if not isinstance(est, Missing) and est.measured_s:
