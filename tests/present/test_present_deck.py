@@ -143,6 +143,8 @@ def test_an_auto_run_shows_every_candidate_and_how_the_kept_one_was_fitted(
     kept = rows[summary["chosen"]].get("members") or [summary["chosen"]]
     assert ("L-BFGS" in method) == ("probe" in kept)
     assert "None" not in slides  # never a Python value's repr on a slide
+    skipped = [c["name"] for c in summary["candidates"] if c["status"].startswith("skipped")]
+    assert bool(skipped) == ("not trained for lack of time" in slides)
 
 
 @pytest.mark.browser
