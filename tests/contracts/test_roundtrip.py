@@ -12,7 +12,6 @@ import pytest
 from oiforge.contracts import (
     MANIFEST_SCHEMA,
     SELECTION_SCHEMA,
-    SPLITS,
     ClassInfo,
     DatasetClasses,
     Journal,
@@ -23,7 +22,6 @@ from oiforge.contracts import (
     Selection,
     conform_selection,
     count_selected_images,
-    open_selection,
     read_classes,
     read_journal,
     read_labels,
@@ -31,17 +29,13 @@ from oiforge.contracts import (
     read_run_config,
     read_selection_table,
     rotated_images,
-    selection_labels,
-    selection_schema,
     selection_version,
     status_counts,
     store_image_path,
     write_classes,
     write_labels,
     write_manifest,
-    write_selection,
 )
-from oiforge.contracts.selection import selection_writer
 from oiforge.errors import InvalidInputError, MalformedFileError, StageError
 
 IDS = ("000000000000000a", "000000000000000b")
@@ -148,50 +142,3 @@ def test_run_config_reader_is_forgiving(tmp_path: Path) -> None:
     assert read_run_config(tmp_path) == {"model": "efficientnet_lite0", "image_size": 160}
     (tmp_path / "config.yaml").write_text("[unclosed")
     assert read_run_config(tmp_path) == {}
-
-
-def test_selection_written_in_slices_reads_back_as_one_written_whole(tmp_path: Path) -> None:
-    """``selection_writer`` takes dictionary-encoded slices (``conform_selection(writable=
-    True)``, dictionary columns kept as they come) and stores no Arrow schema: the readers get
-    the schema, metadata and rows of ``write_selection`` and of a plain Parquet file of the
-    same table (what the writer wrote before)."""
-    names = [n for n in selection_schema(with_roles=True).names if n != "spec_hash"]
-    rows = [
-        {
-            "image_id": IDS[i % 2],
-            "split": SPLITS[i % 3],
-            "label_mid": ["/m/01yrx", "/m/0bt9lr"][i % 2],
-            "label_name": ["Cat", "Dog"][i % 2],
-            "source": [None, "verification", "crowdsource-verification"][i % 3],
-            "confidence": [1.0, 0.0, None][i % 3],
-            "role": [None, "negative", "positive", "background"][i % 4],
-            "is_occluded": [None, 0, 1][i % 3],
-            "license": ["a", "b"][i % 2],
-            "original_size": i,
-            "rotation": [None, 90.0][i % 2],
-        }
-        for i in range(7)
-    ]
-    raw = pa.Table.from_pylist([{n: r.get(n) for n in names} for r in rows])
-    label = pa.DictionaryArray.from_arrays(
-        pa.array([i % 2 for i in range(7)], pa.int32()), ["Cat", "Dog"]
-    )
-    raw = raw.set_column(raw.schema.get_field_index("label_name"), "label_name", label)
-    labels = {"multi_label": "multi"}
-    whole = conform_selection(raw, "abc", "v7", labels)
-    parts = [
-        conform_selection(raw.slice(a, 3), "abc", "v7", labels, writable=True) for a in (0, 3, 6)
-    ]
-    with selection_writer(tmp_path / "sliced.parquet", parts[0].schema) as writer:
-        for part in parts:
-            writer.write_table(part)
-    write_selection(whole, tmp_path / "whole.parquet")
-    pq.write_table(whole, tmp_path / "plain.parquet")
-    for name in ("sliced", "whole"):
-        path = tmp_path / f"{name}.parquet"
-        back = read_selection_table(path)
-        assert back.equals(read_selection_table(tmp_path / "plain.parquet"))
-        assert back.schema.metadata == whole.schema.metadata
-        assert open_selection(path).schema_arrow == whole.schema
-        assert (selection_version(path), selection_labels(path)) == ("v7", labels)
-    assert read_selection_table(tmp_path / "sliced.parquet").equals(whole)

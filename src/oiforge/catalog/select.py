@@ -156,13 +156,12 @@ def select_into(
     digest = spec_hash_of(spec)
     labels = label_options(sel) if with_roles(sel) else None
     n = keys.rows.num_rows
-    parts = (  # gathered, conformed and dictionary-encoded here, beside the write
+    parts = (
         conform_selection(
             attach(keys.rows.slice(start, _SLICE_ROWS), keys.copies, keys.box_mode),
             digest,
             sel.version,
             labels,
-            writable=True,
         )
         for start in range(0, max(n, 1), _SLICE_ROWS)
     )

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from oiforge.arrays import from_numpy, repeat_string, strings, to_numpy
+from oiforge.arrays import from_numpy, repeat_string, to_numpy
 from oiforge.atomic import atomic_open
 from oiforge.errors import InvalidInputError, MalformedFileError
 
@@ -128,51 +128,26 @@ _STATISTICS: Final = ["label_mid", "label_name", "split", "image_id"]
 
 
 def conform_selection(
-    table: pa.Table,
-    spec_hash: str,
-    version: str,
-    labels: Mapping[str, object] | None = None,
-    *,
-    writable: bool = False,
+    table: pa.Table, spec_hash: str, version: str, labels: Mapping[str, object] | None = None
 ) -> pa.Table:
     """``table`` (every contract column but ``spec_hash``) in the contract's columns and types,
     stamped with ``spec_hash`` and the Open Images version (for the lock).
 
     ``labels`` (the options that shaped the labels) makes it a selection with ``role``: rows
-    without one are positives. ``writable``: as :func:`writable_selection` gives it, for
-    :func:`selection_writer` (dictionary columns of ``table`` stay dictionaries: no decoding
-    and hashing again of what the caller had as codes).
+    without one are positives.
     """
     schema = selection_schema(with_roles=labels is not None)
-    table = table.append_column("spec_hash", _repeat(spec_hash, table.num_rows, writable))
+    table = table.append_column("spec_hash", repeat_string(spec_hash, table.num_rows))
     if labels is not None:
         role = table.column("role") if "role" in table.column_names else None
-        filled = _repeat(POSITIVE, table.num_rows, writable and role is None)
+        filled = repeat_string(POSITIVE, table.num_rows)
         # coalesce of two arrays: ``fill_null`` with a Python str makes a scalar, which imports
         # pandas (0.2 s of a select with roles)
         table = _put(table, "role", filled if role is None else pc.coalesce(role, filled))
     meta = {SELECTION_VERSION_KEY: version.encode()}
     if labels is not None:
         meta[SELECTION_LABELS_KEY] = json.dumps(dict(labels), sort_keys=True).encode()
-    if not writable:
-        return table.select(schema.names).cast(schema).replace_schema_metadata(meta)
-    columns = [_typed(table.column(f.name), f.type, f.name in _DICTIONARY) for f in schema]
-    return writable_selection(pa.table(columns, names=schema.names)).replace_schema_metadata(meta)
-
-
-def _repeat(value: str, n: int, dictionary: bool) -> pa.Array:
-    """``value`` ``n`` times (a one-value dictionary array when ``dictionary``)."""
-    if not dictionary:
-        return repeat_string(value, n)
-    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), strings([value]))
-
-
-def _typed(column: pa.ChunkedArray, typ: pa.DataType, dictionary: bool) -> pa.ChunkedArray:
-    """``column`` as ``typ``, or (``dictionary``) as a dictionary of ``typ`` when it is a
-    dictionary already; other columns of ``_DICTIONARY`` are encoded by the caller."""
-    if dictionary and isinstance(column.type, pa.DictionaryType):
-        return column.cast(pa.dictionary(pa.int32(), typ))
-    return column.cast(typ)
+    return table.select(schema.names).cast(schema).replace_schema_metadata(meta)
 
 
 def _put(table: pa.Table, name: str, col: pa.Array | pa.ChunkedArray) -> pa.Table:
@@ -183,65 +158,26 @@ def _put(table: pa.Table, name: str, col: pa.Array | pa.ChunkedArray) -> pa.Tabl
 def write_selection(table: pa.Table, path: str | Path) -> Path:
     """Write ``selection.parquet`` atomically (zstd; see ``_DICTIONARY``); returns the path."""
     with selection_writer(path, table.schema) as writer:
-        writer.write_table(writable_selection(table))
+        writer.write_table(table)
     return Path(path)
-
-
-def writable_selection(table: pa.Table) -> pa.Table:
-    """A conformed table as :func:`selection_writer` takes it: the ``_DICTIONARY`` columns
-    as dictionary arrays, which the writer puts in its dictionary pages as they are.
-
-    The writer hashed each such column itself (3M rows: ~0.05-0.1 s a column, on the one
-    thread that writes); done here, it runs on the caller's thread (``select_into``: the
-    gather's, beside the write), and not at all for what is a dictionary already.
-    """
-    for name in _DICTIONARY:
-        idx = table.schema.get_field_index(name)
-        if idx >= 0 and not isinstance(table.schema.field(idx).type, pa.DictionaryType):
-            encoded = pc.dictionary_encode(table.column(idx).combine_chunks())
-            table = table.set_column(idx, table.schema.field(idx).with_type(encoded.type), encoded)
-    return table
 
 
 @contextmanager
 def selection_writer(path: str | Path, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
     """A Parquet writer of ``selection.parquet`` (``schema``: a conformed table's, with its
-    metadata, or ``writable_selection``'s of one) for writing a selection a slice at a time,
-    each slice through :func:`writable_selection` (or ``conform_selection(writable=True)``);
-    the file appears, atomically, when the block ends without an exception.
-
-    The file stores no Arrow schema (it would name the dictionary types of the slices it was
-    given): read back, its columns have the Parquet types' Arrow types, which are the
-    contract's (``string``, ``int8``, ``float``, ...); its metadata is added at the end.
-    """
+    metadata) for writing a selection a slice at a time; the file appears, atomically, when
+    the block ends without an exception."""
     with (
         atomic_open(Path(path), "wb") as fh,
         pq.ParquetWriter(
             fh,
-            _writes(schema),
+            schema,
             compression="zstd",
             use_dictionary=[c for c in _DICTIONARY if c in schema.names],
             write_statistics=[c for c in _STATISTICS if c in schema.names],
-            store_schema=False,
         ) as writer,
     ):
         yield writer
-        writer.add_key_value_metadata(dict(schema.metadata or {}))
-
-
-def _writes(schema: pa.Schema) -> pa.Schema:
-    """``schema`` as the writer takes it: ``_DICTIONARY`` columns as dictionaries (int32)."""
-    return pa.schema(
-        [
-            f.with_type(pa.dictionary(pa.int32(), _plain(f.type))) if f.name in _DICTIONARY else f
-            for f in schema
-        ],
-        metadata=schema.metadata,
-    )
-
-
-def _plain(typ: pa.DataType) -> pa.DataType:
-    return typ.value_type if isinstance(typ, pa.DictionaryType) else typ
 
 
 @dataclass
