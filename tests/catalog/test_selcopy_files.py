@@ -3,10 +3,13 @@ rebuilt when its index is missing (a killed build), stale, or does not match the
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from tests.helpers.catalog import image_row, write_tables
 
 from oiforge.catalog import open_catalog, select
@@ -91,3 +94,65 @@ def test_a_copy_that_cannot_be_built_is_a_named_error(
     assert str(tmp_path) in str(err.value) and "<" not in str(err.value)
     assert not list(tmp_path.rglob("*.sel.json"))
     assert [r["image_id"] for r in _rows(tmp_path)] == ids
+
+
+def _many_classes(home: Path) -> None:
+    """Three classes over several row groups (positives and negatives, a class per group or
+    several classes in one)."""
+    ids = [f"{n:016x}" for n in range(1, 13)]
+    labels = [[i, "verification", m, c] for i in ids for m in (CAT, DOG, "/m/0k4j") for c in "10"]
+    write_tables(
+        home,
+        "v7",
+        {
+            "human_labels": {"train": labels},
+            "images": {"train": [image_row(i, "train") for i in ids]},
+        },
+    )
+
+
+def test_a_select_reads_its_classes_groups_or_scans_the_copy_with_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows of the classes' groups read into memory by the copy's group index, the whole
+    Parquet copy scanned (too many rows to hold), and an index of an older build (no group
+    index: added on first use) all give the same selection."""
+    import oiforge.catalog.selcopy as selcopy
+
+    monkeypatch.setattr(selcopy, "_GROUP_ROWS", 4)  # several groups at this size
+    monkeypatch.setattr(selcopy, "_MIN_GROUP_ROWS", 2)
+    monkeypatch.setattr(selcopy, "_FETCH_ROWS", 4)
+    _many_classes(tmp_path)
+    want = _rows(tmp_path)
+    assert len(want) == 12 * 2 and {r["label_mid"] for r in want} == {CAT, DOG}
+    (index,) = tmp_path.rglob("*train*.sel.json")
+    entry = json.loads(index.read_text())
+    assert len(entry["groups"]["rows"]) > 3 and sum(entry["groups"]["rows"]) == 12 * 3 * 2
+
+    with monkeypatch.context() as patched:
+        patched.setattr(selcopy, "_MEMORY_ROWS", 0)
+        assert _rows(tmp_path) == want  # the Parquet copy, pruned by DuckDB
+
+    groups = entry.pop("groups")
+    index.write_text(json.dumps(entry))
+    assert _rows(tmp_path) == want
+    assert json.loads(index.read_text())["groups"] == groups
+
+
+@given(
+    st.lists(st.sampled_from("abcdefg"), min_size=1, max_size=40),
+    st.integers(1, 6),
+    st.sets(st.sampled_from("abcdefgh")),
+)
+def test_the_group_index_finds_every_group_that_may_hold_a_class(
+    labels: list[str], size: int, mids: set[str]
+) -> None:
+    """Every group with a row of ``mids``, and only groups whose class range covers one."""
+    from oiforge.catalog.selcopy import KeyGroups
+
+    rows = sorted(labels)
+    groups = [rows[i : i + size] for i in range(0, len(rows), size)]
+    first, last = tuple(g[0] for g in groups), tuple(g[-1] for g in groups)
+    found = KeyGroups(tuple(map(len, groups)), first, last).holding(mids)
+    assert found == [n for n, g in enumerate(groups) if any(g[0] <= m <= g[-1] for m in mids)]
+    assert set(found) >= {n for n, g in enumerate(groups) if mids & set(g)}

@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Final
 
@@ -76,7 +76,10 @@ class Catalog:
         endpoints: Endpoints,
         home: Path,
         fetch_missing: bool,
+        sources: str | None = None,
     ) -> None:
+        """``sources``: names the files the classes and hierarchy come from (``_sources``),
+        so their tables' kept copies are found without hashing the tables (None: hashed)."""
         self.version = version
         self.classes = classes
         self.hierarchy = hierarchy
@@ -84,6 +87,7 @@ class Catalog:
         self.home = home
         self.fetch_missing = fetch_missing
         self.ingested: dict[str, Ingested] = {}
+        self._views: dict[str, str] = {}  # the SQL of each table view as last created
         self._con = duckdb.connect()
         with contextlib.suppress(duckdb.InvalidInputException):  # Jupyter without ipywidgets
             self._con.execute("SET enable_progress_bar = false")  # only cli/ prints
@@ -91,8 +95,8 @@ class Catalog:
         # copy's is ~2 MB at full size); off again once this catalog writes a file
         # (``ingest.files_change``)
         self._con.execute("SET parquet_metadata_cache = true")
-        _small_table(self._con, "classes", _classes_columns(classes), home)
-        _small_table(self._con, "hierarchy", _hierarchy_columns(hierarchy), home)
+        _small_table(self._con, "classes", lambda: _classes_columns(classes), home, sources)
+        _small_table(self._con, "hierarchy", lambda: _hierarchy_columns(hierarchy), home, sources)
         self._refresh_views()
 
     @property
@@ -178,9 +182,14 @@ class Catalog:
         self.ingested[f.relpath] = ingest(self._con, f, path, self.home)
 
     def _refresh_views(self) -> None:
+        """(Re)create the table views whose files changed (creating one reads the footers of
+        its Parquet files: ~5 ms for them all at full size)."""
         for kind in TABLE_KINDS:
             paths = [i.parquet for i in self.ingested.values() if i.kind == kind]
-            self._con.execute(f"CREATE OR REPLACE VIEW {kind} AS {_view_sql(kind, paths)}")
+            sql = _view_sql(kind, paths)
+            if self._views.get(kind) != sql:
+                self._con.execute(f"CREATE OR REPLACE VIEW {kind} AS {sql}")
+                self._views[kind] = sql
 
     def has_table(self, kind: str, splits: Iterable[str] = SPLITS) -> bool:
         wanted = set(splits)
@@ -209,15 +218,24 @@ def _create_table(con: duckdb.DuckDBPyConnection, name: str, cols: dict[str, lis
 
 
 def _small_table(
-    con: duckdb.DuckDBPyConnection, name: str, cols: dict[str, list[Any]], home: Path
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    columns: Callable[[], dict[str, list[Any]]],
+    home: Path,
+    sources: str | None,
 ) -> None:
     """``name`` as a view of a Parquet copy kept under ``home`` (written on first open: a view
     costs nothing until queried, a 20k-row table ~40 ms per open); a table if home is read-only.
+
+    The copy is named by ``sources`` (the files the table comes from), else by a hash of the
+    table (~15 ms for 20,000 classes, at every open).
     """
-    key = hashlib.sha256(json.dumps(cols, ensure_ascii=False).encode()).hexdigest()[:32]
+    cols = None if sources is not None else columns()
+    text = sources if sources is not None else json.dumps(cols, ensure_ascii=False)
+    key = hashlib.sha256(text.encode()).hexdigest()[:32]
     path = home / "parsed" / f"{name}-{key}.parquet"
     if not path.is_file():
-        _create_table(con, name, cols)
+        _create_table(con, name, cols if cols is not None else columns())
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -266,7 +284,8 @@ def open_catalog(
     by_kind = {f.kind: f for f in files if f.split is None}
     text = _SourceReader(ep, root, fetch_missing)
     boxable = by_kind.get("class_descriptions_boxable")  # v1 has no boxes
-    boxable_rows = _parse_path(text.read(boxable), root) if boxable else ((), ())
+    boxable_path = text.read(boxable) if boxable else None
+    boxable_rows = _parse_path(boxable_path, root) if boxable_path else ((), ())
     all_rows = text.read_optional(by_kind["class_descriptions"])
     if all_rows is None:
         log.warning("no full class list for %s; using the boxable classes only", version)
@@ -277,9 +296,25 @@ def open_catalog(
     table = ClassTable(version, names, frozenset(boxable_rows[0]), aliases)
     tree_path = text.read(by_kind["hierarchy"])
     hierarchy = parse_hierarchy(_read_text(tree_path), str(tree_path))
-    cat = Catalog(version, table, hierarchy, ep, root, fetch_missing)
+    sources = _sources([boxable_path, all_rows, tree_path])
+    cat = Catalog(version, table, hierarchy, ep, root, fetch_missing, sources)
     cat.ingest_cached(strict=False)
     return cat
+
+
+#: bump when the classes or hierarchy table made from the same files changes (their kept
+#: copies are named by those files: ``_sources``)
+_TABLES_FORMAT: Final = 1
+
+
+def _sources(paths: list[Path | None]) -> str:
+    """The files the classes and hierarchy tables come from, as path, size and mtime each
+    (the rule of the parsed class lists: ``_parse_cached``)."""
+    parts = [f"tables {_TABLES_FORMAT}"]
+    for path in paths:
+        st = path.stat() if path is not None else None
+        parts.append(f"{path}\0{st.st_size}\0{st.st_mtime_ns}" if st is not None else "-")
+    return "\n".join(parts)
 
 
 class _SourceReader:

@@ -32,7 +32,7 @@ from oiforge.catalog.fetch import ProgressFn
 from oiforge.catalog.files import official_files
 from oiforge.catalog.ingest import keyed_images, keyed_images_view
 from oiforge.catalog.negatives import background_rows, wanted_negatives
-from oiforge.catalog.selcopy import SelectionCopy, attach, ensure_copies, register_views
+from oiforge.catalog.selcopy import SelectionCopy, attach, copy_views, ensure_copies
 from oiforge.catalog.selectsql import Target, machine_rows, selection_sql, with_roles
 from oiforge.contracts.selection import (
     SPLITS,
@@ -104,11 +104,20 @@ def _key_rows(sel: SelectSpec, cat: Catalog, progress: ProgressFn | None) -> _Ke
         copies = ensure_copies(cat, tuple(kinds), sel.splits)
         if machine_rows(sel, machine):
             _keyed_images(cat, sel.splits)
-    register_views(cat.connection, copies)
     sql = selection_sql(sel, targets, excluded, machine, copies=True)
     box_mode = sel.label_mode == "box"
-    rows = order_rows(cat.connection, sql, targets, box_mode)
+    with copy_views(cat.connection, copies, _classes_read(targets, excluded)):
+        rows = order_rows(cat.connection, sql, targets, box_mode)
     return _Keys(rows, targets, excluded, machine, copies, box_mode)
+
+
+def _classes_read(targets: list[Target], excluded: frozenset[str]) -> frozenset[str]:
+    """Every class whose rows ``selection_sql`` reads from the copies (it filters each read
+    by these: the classes' positives, negatives and families, and the excluded classes)."""
+    read = set(excluded)
+    for t in targets:
+        read |= t.mids | t.neg_mids | t.family | {t.mid}
+    return frozenset(read)
 
 
 @contextlib.contextmanager
