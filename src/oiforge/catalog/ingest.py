@@ -5,9 +5,6 @@ Each official CSV becomes ``<home>/parquet/<relpath>.parquet`` (snake_case colum
 the row groups of its classes) and by ``image_id`` for image metadata. A manifest maps each
 source (by MD5) to its Parquet copy, so ingest is incremental and idempotent: a file is
 converted again only when its bytes changed. Per-class counts are kept beside each copy.
-
-An image list also gets a copy keyed by ``image_key`` (``keyed_images``), where ``select``
-looks up the images of machine-label rows.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,10 +20,9 @@ from typing import Any, Final
 
 import duckdb
 
-from oiforge.atomic import fsync_dir, fsync_path, write_text_atomic
+from oiforge.atomic import write_text_atomic
 from oiforge.catalog.fetch import file_md5, recorded_md5
 from oiforge.catalog.files import OfficialFile
-from oiforge.catalog.rowrules import valid_id
 from oiforge.errors import MalformedFileError
 
 log = logging.getLogger(__name__)
@@ -84,11 +79,6 @@ SORT_KEYS: Final = {
     "boxes": "label_mid, image_id",
 }
 _LINE_RE = re.compile(r"Line: (\d+)")
-#: the view over the keyed image lists (``keyed_images_view``)
-KEYED_IMAGES: Final = "images_by_key"
-#: bump when the keyed image list's layout changes: older copies are rebuilt
-KEYED_VERSION: Final = 1
-_STAMP: Final = "fingerprint"
 
 
 @dataclass(frozen=True)
@@ -317,74 +307,3 @@ def _entry_to_ingested(file: OfficialFile, entry: dict[str, Any], home: Path) ->
     if not parquet.exists() or (counts is not None and not counts.exists()):
         return None
     return Ingested(file.relpath, file.kind, file.split or "", parquet, counts, int(entry["rows"]))
-
-
-def keyed_images(con: duckdb.DuckDBPyConnection, done: Ingested) -> Path:
-    """The image list ``done`` keyed for lookups by image: ``image_key`` (the ImageID as an
-    unsigned 64-bit integer, same order), the image columns and ``split``; only valid
-    ImageIDs, in the order of ``done`` (by ``image_id``, which is ``image_key`` order: row
-    groups prune by key without a sort, which held 6 GB at full size), LZ4 pages; built when
-    missing or stale.
-
-    Why: a selection's machine-label rows (no selection copy: ~165M rows at full size) name a
-    random few percent of the images, so fetching their metadata decodes every row group of
-    the list; on an integer key and LZ4 pages that costs half of a zstd text-key join
-    (full size, 450k of 9.0M images: 1.2 vs 2.5 CPU seconds; the bench's generated list:
-    370 MB, 3.6x its zstd copy, built in ~20 s). The source copy's name, size and mtime are
-    stamped in the file's key-value metadata (a different stamp or an unreadable file:
-    rebuilt); it is written to a temporary name, synced and renamed, so a killed build
-    leaves no copy.
-    """
-    out = done.parquet.with_name(done.parquet.name.replace(".parquet", ".keyed.parquet"))
-    st = done.parquet.stat()
-    stamp = json.dumps({"v": KEYED_VERSION, "src": [done.parquet.name, st.st_size, st.st_mtime_ns]})
-    if _stamp_of(con, out) == stamp:
-        return out
-    files_change(con)
-    cols = ", ".join(ours for _, ours, _ in COLUMNS["images"] if ours != "image_id")
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # two builders never share one
-    sql = (
-        f"COPY (SELECT ('0x' || image_id)::UBIGINT AS image_key, {cols}, split "
-        f"FROM read_parquet({_quote(str(done.parquet))}) WHERE {valid_id('image_id')}) "
-        f"TO {_quote(str(tmp))} (FORMAT parquet, COMPRESSION lz4, "
-        f"ROW_GROUP_SIZE 65536, KV_METADATA {{{_STAMP}: {_quote(stamp)}}})"
-    )
-    try:
-        with bound_memory(con, out.parent / ".duckdb-spill"):
-            con.execute(sql)
-        fsync_path(tmp)  # never a torn copy under the final name after a crash
-        tmp.replace(out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(out.parent)
-    log.info("built keyed image list %s", out)
-    return out
-
-
-def keyed_images_view(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> None:
-    """The temp view ``KEYED_IMAGES`` over the keyed image lists ``paths`` (may be none)."""
-    if paths:
-        listed = ", ".join(_quote(str(p)) for p in paths)
-        body = f"SELECT * FROM read_parquet([{listed}])"
-    else:
-        typed = [f"CAST(NULL AS {typ}) AS {ours}" for _, ours, typ in COLUMNS["images"][1:]]
-        cols = ", ".join(typed)
-        body = f"SELECT NULL::UBIGINT AS image_key, {cols}, NULL::VARCHAR AS split WHERE false"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {KEYED_IMAGES} AS {body}")
-
-
-def _stamp_of(con: duckdb.DuckDBPyConnection, path: Path) -> str | None:
-    """The stamp in ``path``'s Parquet key-value metadata (None: missing or unreadable)."""
-    if not path.exists():
-        return None
-    sql = (
-        f"SELECT decode(value) FROM parquet_kv_metadata({_quote(str(path))}) "
-        f"WHERE decode(key) = {_quote(_STAMP)}"
-    )
-    try:
-        found = con.execute(sql).fetchall()
-    except duckdb.Error:
-        log.warning("unreadable keyed image list %s; rebuilding", path)
-        return None
-    return str(found[0][0]) if found else None
