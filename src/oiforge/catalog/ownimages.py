@@ -77,9 +77,11 @@ class OwnImages:
         a copy (null for the others: ``selcopy.attach`` fills those from the copies)."""
         at = self.at[start : start + rows.num_rows]
         found = at >= 0
-        picked = self.table.take(from_numpy(np.where(found, at, 0), valid=found))
-        for name in IMAGE_COLS:
-            rows = rows.append_column(name, picked.column(name))
+        take = from_numpy(np.where(found, at, 0), valid=found)
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # a column a task
+            picked = pool.map(lambda c: self.table.column(c).take(take), IMAGE_COLS)
+            for name, col in zip(IMAGE_COLS, picked, strict=True):
+                rows = rows.append_column(name, col)
         return rows
 
 
@@ -111,7 +113,7 @@ def own_images(rows: pa.Table, lists: Sequence[KeyedList]) -> OwnImages | None:
     at_rows = np.full(rows.num_rows, -1, np.int64)
     at_rows[own] = where[inverse]
     table = pa.concat_tables([p for p in parts if p.num_rows] or [_empty()])
-    return OwnImages(table.combine_chunks(), at_rows)
+    return OwnImages(table, at_rows)
 
 
 def _lookup(keyed: KeyedList, keys: np.ndarray) -> tuple[np.ndarray, pa.Table]:
