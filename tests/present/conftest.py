@@ -58,6 +58,21 @@ def deck(demo_root: Path) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def auto_deck(demo_root: Path) -> Path:
+    """``oiforge train --mode auto`` on the demo's dataset (a short budget: some candidates
+    finish, the rest are skipped), then ``oiforge present`` of it (nothing measured)."""
+    run, out = demo_root / "run-auto", demo_root / "deck-auto"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OIFORGE_HOME", str(demo_root / "home"))
+        cli("train", demo_root / "dataset", "--out", run, "--mode", "auto", "--max-minutes",
+            "0.25", "--image-size", "96", "--batch-size", "8", "--workers", "0")  # fmt: skip
+        cli("evaluate", run, "--workers", "0")
+        cli("present", run, "--out", out, "--no-learning-curve", "--no-estimate",
+            "--serve-bench", demo_root / "no-bench.json")  # fmt: skip
+    return out
+
+
 @pytest.fixture()
 def run_copy(demo_root: Path, tmp_path: Path) -> Path:
     """A copy of the demo's run (without its cached measurements) to break or trim."""

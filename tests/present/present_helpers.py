@@ -86,9 +86,9 @@ def parse_deck(html: str) -> tuple[list[Fact], list[dict[str, str]]]:
 class Artefacts:
     """The demo's files, read plainly."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, run: str = "run") -> None:
         self.root = root
-        self.run = root / "run"
+        self.run = root / run
         self.dataset = root / "dataset"
 
     def json(self, path: Path) -> Any:
@@ -145,6 +145,10 @@ class Artefacts:
 
     def _summary(self, field: str, key: str | None) -> Any:
         return self.json(self.run / "summary.json")[field]
+
+    def _candidate(self, field: str, key: str | None) -> Any:
+        rows = self.json(self.run / "summary.json")["candidates"]
+        return next(r for r in rows if r["name"] == key)[field]
 
     def _metrics_csv(self, field: str, key: str | None) -> Any:
         return float(self.epochs[str(key)][field])

@@ -122,3 +122,34 @@ OVERFLOW_JS = """() => Array.from(document.querySelectorAll('.slide')).flatMap(s
   if (!s.matches('[data-index="1"]')) s.classList.remove('current');
   return out;
 })"""
+
+
+def test_an_auto_run_shows_every_candidate_and_how_the_kept_one_was_fitted(
+    auto_deck: Path, demo_root: Path
+) -> None:
+    html = (auto_deck / "index.html").read_text(encoding="utf-8")
+    facts, _ = parse_deck(html)
+    files = Artefacts(demo_root, run="run-auto")
+    wrong = [(f, files.value(f)) for f in facts if files.value(f) is not None]
+    assert not [(f, v) for f, v in wrong if not same(f.value, v)]
+    summary = files.json(files.run / "summary.json")
+    shown = {f.key for f in facts if f.name == "candidate.name"}
+    assert {c["name"] for c in summary["candidates"]} <= shown
+    assert ("summary.auto_seconds", None) in {(f.name, f.key) for f in facts}
+    slides = (auto_deck / "slides.md").read_text(encoding="utf-8")
+    method = slides.split("\n## The method", 1)[1].split("\n## ", 1)[0]
+    assert "Candidates tried" in method and "| kept |" in method
+    rows = {c["name"]: c for c in summary["candidates"]}
+    kept = rows[summary["chosen"]].get("members") or [summary["chosen"]]
+    assert ("L-BFGS" in method) == ("probe" in kept)
+    assert "None" not in slides  # never a Python value's repr on a slide
+    skipped = [c["name"] for c in summary["candidates"] if c["status"].startswith("skipped")]
+    assert bool(skipped) == ("not trained for lack of time" in slides)
+
+
+@pytest.mark.browser
+def test_an_auto_runs_method_slide_fits(auto_deck: Path, chromium: Any) -> None:
+    page = chromium.new_page(viewport={"width": 1280, "height": 720})
+    page.goto((auto_deck / "index.html").as_uri())
+    overflowing = page.evaluate(OVERFLOW_JS)
+    assert not overflowing, overflowing

@@ -150,3 +150,11 @@ def test_serve_capacity_comes_from_bench_serve_json_when_there(tmp_path: Path) -
     path.write_text(json.dumps({**record, "rows": [served]}))
     ms, what = read_serve_bench(path) or (0.0, "")
     assert ms == 1000.0 * 2 / 46.0 and "46.0 requests/s served on 2 cores" in what
+
+
+def test_plurals_read_as_english() -> None:
+    from oiforge.present.model import plural
+
+    assert [plural(1, "pass"), plural(20, "pass"), plural(2, "photo"), plural(3, "box")] == [
+        "1 pass", "20 passes", "2 photos", "3 boxes",
+    ]  # fmt: skip

@@ -67,6 +67,15 @@ class RunFacts:
     onnx: Path | None
     plots: dict[str, Path]
 
+    def training_time(self) -> tuple[float, str] | None:
+        """The seconds training took and the summary.json key they are under: an auto run's
+        every candidate (``auto_seconds``), else the run's (``train_seconds``)."""
+        for key in ("auto_seconds", "train_seconds"):
+            seconds = self.summary.get(key)
+            if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+                return float(seconds), key
+        return None
+
 
 @dataclass(frozen=True)
 class Prediction:

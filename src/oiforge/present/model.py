@@ -129,7 +129,9 @@ def code(text: str) -> str:
 
 
 def plural(n: int, word: str) -> str:
-    return f"{num(n)} {word}" + ("" if n == 1 else "s")
+    if n == 1:
+        return f"{num(n)} {word}"
+    return f"{num(n)} {word}" + ("es" if word.endswith(("s", "x", "ch", "sh")) else "s")
 
 
 def bullets(items: Iterable[str]) -> str:

@@ -125,9 +125,10 @@ class Chart:
     hlines: Sequence[tuple[float, str]] = field(default_factory=tuple)  # (y, label)
     vlines: Sequence[tuple[float, str]] = field(default_factory=tuple)  # (x, label)
     y_percent: bool = True
+    x_integer: bool = False  # whole numbers only on the x axis (epochs, rounds)
 
 
-def _ticks(lo: float, hi: float, log: bool) -> list[float]:
+def _ticks(lo: float, hi: float, log: bool, integer: bool = False) -> list[float]:
     if log:
         first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
         steps = [10.0**e * m for e in range(first, last + 1) for m in (1, 2, 5)]
@@ -135,6 +136,8 @@ def _ticks(lo: float, hi: float, log: bool) -> list[float]:
     span = hi - lo or 1.0
     step = 10 ** math.floor(math.log10(span / 5))
     step *= next(m for m in (1, 2, 2.5, 5, 10) if span / (step * m) <= 6)
+    if integer:
+        step = max(1.0, math.ceil(step))
     start = math.ceil(lo / step) * step
     return [start + i * step for i in range(int((hi - start) / step + 1e-9) + 1)]
 
@@ -203,7 +206,7 @@ def _grid(
             f'<text x="{left - 10}" y="{y + 7:.1f}" text-anchor="end" fill="{MUTED}">'
             f"{_label(t, chart.y_percent)}</text>"
         )
-    for t in _ticks(*xr, chart.x_log):
+    for t in _ticks(*xr, chart.x_log, chart.x_integer):
         x = sx(t)
         parts.append(
             f'<text x="{x:.1f}" y="{top + h + 28}" text-anchor="middle" fill="{MUTED}">'

@@ -39,16 +39,14 @@ def measured_times(inputs: Inputs) -> list[tuple[str, float, str, str]]:
     if not isinstance(dl, Missing) and isinstance(dl.stats.get("duration_s"), int | float):
         took = float(dl.stats["duration_s"])
         out.append(("download", took, "stats.duration_s", inputs.src(dl.store, "stats.json")))
-    seconds = run.summary.get("train_seconds")
-    if isinstance(seconds, int | float):
-        what = (
-            "training (the head; features not timed)"
-            if run.config.get("mode") == "probe"
-            else "training"
-        )
-        out.append(
-            (what, float(seconds), "summary.train_seconds", inputs.src(run.path, "summary.json"))
-        )
+    trained = run.training_time()
+    if trained is not None:
+        seconds, key = trained
+        what = {
+            "probe": "training (the head; features not timed)",
+            "auto": "training (every candidate, auto)",
+        }.get(str(run.config.get("mode")), "training")
+        out.append((what, seconds, f"summary.{key}", inputs.src(run.path, "summary.json")))
     if isinstance(curve, LearningCurve) and curve.cost_s:
         out.append(("learning curve (25%, 50%)", curve.cost_s, "curve.cost_s", CURVE_SOURCE))
     if not isinstance(est, Missing) and est.measured_s:
@@ -165,8 +163,11 @@ def problems_slide(inputs: Inputs) -> Slide:
 def _training_problems(inputs: Inputs) -> list[str]:
     summary, epochs, out = inputs.run.summary, inputs.run.epochs, []
     stopped = summary.get("stopped")
-    if isinstance(stopped, str) and stopped != "completed":
-        out.append(f"Training stopped early: {fact('summary.stopped', stopped)}.")
+    whose = summary.get("curves_of")  # an auto run: the candidate whose record the run has
+    of = f" ({fact('summary.curves_of', whose)})" if isinstance(whose, str) else ""
+    if isinstance(stopped, str) and stopped not in ("completed", "converged"):
+        out.append(f"Training{of} stopped early: {fact('summary.stopped', stopped)}.")
+    out += _auto_problems(summary)
     best = summary.get("best_epoch")
     row = next((r for r in epochs if r.get("epoch") == best), None)
     if row and "train_acc" in row and "val_acc" in row:
@@ -174,7 +175,7 @@ def _training_problems(inputs: Inputs) -> list[str]:
         gap = last["train_acc"] - last["val_acc"]
         what = "Overfitting" if gap >= OVERFIT_GAP else "Train and validation stayed close"
         out.append(
-            f"{what}: at the best epoch train accuracy {pct(row['train_acc'])}, validation "
+            f"{what}{of}: at the best epoch train accuracy {pct(row['train_acc'])}, validation "
             f"{pct(row['val_acc'])}; by epoch {int(last['epoch'])} train reached "
             f"{pct(last['train_acc'])} while validation was {pct(last['val_acc'])}."
         )
@@ -183,6 +184,21 @@ def _training_problems(inputs: Inputs) -> list[str]:
         out.append(
             f"{fact('summary.undecodable_train_images', bad)} training photos could not be decoded."
         )
+    return out
+
+
+def _auto_problems(summary: dict[str, Any]) -> list[str]:
+    """An auto run's candidates that were skipped for lack of time, or failed."""
+    rows = [c for c in summary.get("candidates") or [] if isinstance(c, dict)]
+    skipped = [str(c["name"]) for c in rows if str(c.get("status", "")).startswith("skipped")]
+    failed = [c for c in rows if str(c.get("status", "")).startswith("failed")]
+    out = []
+    if skipped:
+        out.append(
+            f"Auto: {plural(len(skipped), 'candidate')} not trained for lack of time "
+            f"({cell(', '.join(skipped))}); a larger --max-minutes would try them."
+        )
+    out += [f"Auto: candidate {cell(c['name'])} {cell(c['status'])}." for c in failed]
     return out
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from html import escape
 
 from oiforge.present.facts import DatasetFacts, Missing, SampleRow
@@ -30,6 +30,7 @@ from oiforge.present.pictures import (
     save_photo,
 )
 from oiforge.present.slides_data import MAX_ROWS
+from oiforge.train.config import DEFAULT_LR
 
 PHOTOS = 6
 
@@ -96,9 +97,10 @@ def title_slide(inputs: Inputs) -> Slide:
                 "photos in the dataset",
             )
         )
-    seconds = run.summary.get("train_seconds")
-    if isinstance(seconds, int | float):
-        items.append((fact("summary.train_seconds", seconds, duration(seconds)), "training time"))
+    took = run.training_time()
+    if took is not None:
+        seconds, key = took
+        items.append((fact(f"summary.{key}", seconds, duration(seconds)), "training time"))
     body = (
         kpis(items)
         + "\n\n"
@@ -190,22 +192,85 @@ def method_slide(inputs: Inputs) -> Slide:
         f"{fact('config.mode', mode)}: {MODE_TEXT.get(mode, 'see config.yaml')}.",
         "Augmentation: " + _augment_text(cfg),
         _overfit_text(inputs),
-        f"Optimiser: AdamW, learning rate {cfg_fact(cfg, 'lr')}, weight decay "
-        f"{cfg_fact(cfg, 'weight_decay')}, label smoothing "
-        f"{cfg_fact(cfg, 'label_smoothing')}, batch {cfg_fact(cfg, 'batch_size')}.",
+        _fitting_text(cfg, summary),
     ]
-    left = bullets(lines) + _candidates(summary)
-    right, chart_sources = _curves(inputs)
+    tried = _candidates(summary)
+    curves, chart_sources = ("", ()) if tried else _curves(inputs)
     notes = (
         f"Training stopped: {summary.get('stopped', 'not recorded')}. The weights kept are those "
         f"of the best validation epoch ({summary.get('best_epoch', 'n/a')}), not the last one."
-    )
+        + "".join(
+            f" {c['name']}: {c['status']}." for c in _candidate_rows(summary)
+            if str(c.get("status", "finished")) != "finished"
+        )
+    )  # fmt: skip
     sources = (
         inputs.src(inputs.run.path, "config.yaml"),
         inputs.src(inputs.run.path, "summary.json"),
         *chart_sources,
     )
-    return Slide("method", "The method", columns(left, right), notes, sources, "columns")
+    body = columns(bullets(lines), tried or curves)
+    return Slide("method", "The method", body, notes, sources, "columns")
+
+
+def _candidate_rows(summary: dict[str, object]) -> list[dict[str, object]]:
+    """The candidates an ``--mode auto`` run lists in summary.json (none for other runs)."""
+    found = summary.get("candidates")
+    if not isinstance(found, list):
+        return []
+    return [c for c in found if isinstance(c, dict) and isinstance(c.get("name"), str)]
+
+
+def _fitting_text(cfg: dict[str, object], summary: dict[str, object]) -> str:
+    """How the kept model was fitted: a linear probe by L-BFGS (no learning rate, no epochs
+    to stop early), the others by AdamW; for an auto run, its pick or each member of the
+    average it kept."""
+    rows = {str(c["name"]): c for c in _candidate_rows(summary)}
+    if cfg.get("mode") != "auto" or not rows:
+        return "Fitting: " + _how(cfg, {**summary, **cfg}, None) + "."
+    chosen = str(summary.get("chosen", ""))
+    names = _members(rows.get(chosen, {})) or [chosen]
+    by_how: dict[str, list[str]] = {}  # members fitted alike, named once
+    for name in names:
+        how = _how(cfg, rows.get(name, {}), name)
+        by_how.setdefault(how, []).append(fact("candidate.name", name, key=name))
+    hows = "; ".join(f"{', '.join(who)}: {how}" for how, who in by_how.items())
+    lead = f"the average of {', '.join(names)}" if len(names) > 1 else chosen
+    return f"Kept: {escape(lead)} ({hows})."
+
+
+def _how(cfg: dict[str, object], fitted: dict[str, object], name: str | None) -> str:
+    """What fitting one model meant (``fitted``: config.yaml's keys, or a candidate's row;
+    ``name``: the candidate, briefer, or None for the run itself)."""
+    mode, head = str(fitted.get("mode")), str(fitted.get("head") or "linear")
+    if mode == "probe" and head == "linear":
+        c_key, c_name = ("probe_C", "summary.probe_C") if name is None else ("C", "candidate.C")
+        text = "logistic regression on the frozen features, fitted to convergence by L-BFGS"
+        if name is not None:
+            text = "logistic regression by L-BFGS"
+        if isinstance(fitted.get(c_key), int | float):
+            text += f", L2 strength C {fact(c_name, fitted[c_key], key=name)} chosen by "
+            text += "cross-validation" if name else "cross-validation on the training photos"
+        return text
+    what = {
+        "probe": "an MLP head on the frozen features",
+        "partial": "the head and the network's last blocks, on cached activations",
+        "finetune": "the head, then the whole network",
+        "scratch": "the whole network from random weights",
+    }.get(mode, mode)
+    default = DEFAULT_LR.get(mode)
+    lr_text = (
+        cfg_fact(cfg, "lr") if cfg.get("lr") is not None
+        else f"{default:g} (default)" if default is not None
+        else "the mode's default"
+    )  # fmt: skip
+    if name is not None:  # an auto run's member: the table says what it trains
+        return f"AdamW, learning rate {lr_text}"
+    text = f"{what} by AdamW, learning rate {lr_text}"
+    return (
+        f"{text}, weight decay {cfg_fact(cfg, 'weight_decay')}, label smoothing "
+        f"{cfg_fact(cfg, 'label_smoothing')}, batch {cfg_fact(cfg, 'batch_size')}"
+    )
 
 
 def _augment_text(cfg: dict[str, object]) -> str:
@@ -229,11 +294,22 @@ def _overfit_text(inputs: Inputs) -> str:
         else None
     )
     how = "Open Images' official splits" if split == "official" else "splits drawn by source photo"
-    parts = [
-        f"Overfitting: {how} (crops of one photo never straddle two splits); early stopping on "
-        f"{cfg_fact(cfg, 'monitor')} with patience {cfg_fact(cfg, 'patience')}"
-    ]
-    if "best_epoch" in summary:
+    parts = [f"Overfitting: {how} (crops of one photo never straddle two splits)"]
+    if _kept_by_lbfgs_only(cfg, summary):
+        parts.append(
+            "; the linear probe's L2 strength is chosen on the training photos alone, so the "
+            "validation photos only confirm it"
+        )
+        if "best_epoch" in summary and cfg.get("mode") != "auto":
+            parts.append(
+                f": weights of L-BFGS round {fact('summary.best_epoch', summary['best_epoch'])}"
+                f" of {fact('summary.epochs_run', summary.get('epochs_run'))}"
+            )
+        return "".join(parts) + "."
+    parts.append(
+        f"; early stopping on {cfg_fact(cfg, 'monitor')} with patience {cfg_fact(cfg, 'patience')}"
+    )
+    if "best_epoch" in summary and cfg.get("mode") != "auto":  # auto: the pick's epochs
         parts.append(
             f": best epoch {fact('summary.best_epoch', summary['best_epoch'])} of "
             f"{fact('summary.epochs_run', summary.get('epochs_run'))} run"
@@ -241,69 +317,124 @@ def _overfit_text(inputs: Inputs) -> str:
     return "".join(parts) + "."
 
 
+def _kept_by_lbfgs_only(cfg: dict[str, object], summary: dict[str, object]) -> bool:
+    """Whether every model kept is a linear probe (fitted by L-BFGS, no epochs to stop)."""
+    rows = {str(c["name"]): c for c in _candidate_rows(summary)}
+    if cfg.get("mode") != "auto" or not rows:
+        return cfg.get("mode") == "probe" and (cfg.get("head") or "linear") == "linear"
+    chosen = str(summary.get("chosen"))
+    names = _members(rows.get(chosen, {})) or [chosen]
+    return all(
+        rows.get(n, {}).get("mode") == "probe" and rows.get(n, {}).get("head") == "linear"
+        for n in names
+    )
+
+
+#: What an auto candidate trains, as a person reads it.
+CANDIDATE_TEXT = {"probe": "linear probe", "mlp": "MLP head", "finetune": "whole network"}
+
+
 def _candidates(summary: dict[str, object]) -> str:
-    """``--mode auto`` runs list their candidates in summary.json: show them as trained."""
-    found = summary.get("candidates")
-    if not isinstance(found, list) or not found or not all(isinstance(c, dict) for c in found):
+    """``--mode auto`` runs list their candidates in summary.json: what each trained, its
+    validation score and time, and what became of it (kept, in the kept average, not kept,
+    skipped and why)."""
+    rows = _candidate_rows(summary)
+    if not rows:
         return ""
-    keys = list(dict.fromkeys(k for c in found for k in c))[:5]
-    rows = [[cell(_value(c.get(k, ""))) for k in keys] for c in found[:6]]
-    return "\n\n### Candidates tried (summary.json)\n\n" + table(keys, rows, ())
+    chosen = str(summary.get("chosen", ""))
+    kept = next((c for c in rows if c["name"] == chosen), {})
+    in_average = set(_members(kept))
+    multilabel = any("val_map" in c for c in rows)
+    score_key, score_name = ("val_map", "val mAP") if multilabel else ("val_acc", "val acc")
+    body = []
+    for c in rows:
+        name = str(c["name"])
+        blocks, members_of = c.get("train_blocks"), _members(c)
+        what = CANDIDATE_TEXT.get(name, str(c.get("mode")))
+        if isinstance(blocks, int):
+            what = f"{blocks} block{'s' if blocks != 1 else ''} + head"
+        if members_of:
+            what = " + ".join(members_of)
+        outcome = (
+            "kept" if name == chosen else "in the average" if name in in_average
+            else "not kept" if c.get("status") == "finished"
+            else str(c.get("status", "")).split(" (")[0]  # the reason in full: the notes
+        )  # fmt: skip
+        body.append(
+            [
+                fact("candidate.name", name, key=name),
+                cell(what),
+                _candidate_fact(c, score_key, pct),
+                _candidate_fact(c, "val_loss", lambda v: f"{v:.3f}"),
+                _candidate_fact(c, "seconds", duration),
+                cell(outcome),
+            ]
+        )
+    headers = ["candidate", "trains", score_name, "val loss", "time", "outcome"]
+    text = "### Candidates tried (summary.json)\n\n" + table(headers, body, (2, 3, 4))
+    of = summary.get("curves_of")
+    if isinstance(of, str):
+        text += (
+            f"\n\nThe run's per-epoch record (metrics.csv, curves.png, report.html) is "
+            f"{fact('summary.curves_of', of)}'s."
+        )
+    return text
 
 
-def _value(value: object) -> str:
-    """A value of a JSON file as a person reads it (never a Python repr)."""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
+def _members(row: dict[str, object]) -> list[str]:
+    """The candidates an ensemble row averages (none for a single model)."""
+    members = row.get("members")
+    return [str(m) for m in members] if isinstance(members, list) else []
+
+
+def _candidate_fact(row: dict[str, object], key: str, show: Callable[[float], str]) -> str:
+    value = row.get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "–"
+    return fact(f"candidate.{key}", value, show(float(value)), key=str(row["name"]))
 
 
 def _curves(inputs: Inputs) -> tuple[str, tuple[str, ...]]:
+    """The per-epoch accuracy and loss charts of metrics.csv (a run of one mode: an auto run's
+    slide shows its candidates instead, and names whose curves the run keeps)."""
     epochs = inputs.run.epochs
     if not epochs or "val_acc" not in epochs[0]:
         run = inputs.run.path
         return missing_block(
             "metrics.csv", "no per-epoch record of this run", f"oiforge train DATASET --out {run}"
         ), ()
+    cfg = inputs.run.config
+    lbfgs = cfg.get("mode") == "probe" and (cfg.get("head") or "linear") == "linear"
+    step = "L-BFGS round" if lbfgs else "epoch"
     best = inputs.run.summary.get("best_epoch")
     vlines = [(float(best), "best")] if isinstance(best, int | float) and best else []
-    acc = Chart(
-        [
-            Series("train", [(r["epoch"], r["train_acc"]) for r in epochs], "#94a3b8"),
-            Series("validation", [(r["epoch"], r["val_acc"]) for r in epochs], "#2563eb"),
-        ],
-        "epoch",
-        "accuracy",
-        vlines=vlines,
-        width=820,
-        height=390,
-    )
-    loss_hi = max(max(r["train_loss"], r["val_loss"]) for r in epochs) * 1.1
-    loss = Chart(
-        [
-            Series("train", [(r["epoch"], r["train_loss"]) for r in epochs], "#94a3b8"),
-            Series("validation", [(r["epoch"], r["val_loss"]) for r in epochs], "#2563eb"),
-        ],
-        "epoch",
-        "loss",
-        y_range=(0.0, loss_hi),
-        vlines=vlines,
-        width=820,
-        height=390,
-        y_percent=False,
-    )
+    charts = [_chart(epochs, "acc", step, vlines), _chart(epochs, "loss", step, vlines)]
     assets = inputs.assets
-    (assets / "curves-acc.svg").write_text(render_chart(acc), encoding="utf-8")
-    (assets / "curves-loss.svg").write_text(render_chart(loss), encoding="utf-8")
+    images = []
+    for kind, chart in charts:
+        (assets / f"curves-{kind}.svg").write_text(render_chart(chart), encoding="utf-8")
+        what = "accuracy" if kind == "acc" else "loss"
+        images.append(f'<img src="{assets.name}/curves-{kind}.svg" alt="{what} per {step}">')
     last, epoch = epochs[-1], str(int(epochs[-1]["epoch"]))
     train = fact("metrics_csv.train_acc", last["train_acc"], pct(last["train_acc"]), key=epoch)
     val = fact("metrics_csv.val_acc", last["val_acc"], pct(last["val_acc"]), key=epoch)
-    caption = f"Epoch {epoch}: train accuracy {train}, validation {val}."
-    html = (
-        f'<figure class="chart"><img src="{assets.name}/curves-acc.svg" alt="accuracy per epoch">'
-        f'<img src="{assets.name}/curves-loss.svg" alt="loss per epoch">'
-        f"<figcaption>{caption}</figcaption></figure>"
-    )
+    caption = f"{step[0].upper()}{step[1:]} {epoch}: train accuracy {train}, validation {val}."
+    html = f'<figure class="chart">{"".join(images)}<figcaption>{caption}</figcaption></figure>'
     return html, (inputs.src(inputs.run.path, "metrics.csv"),)
+
+
+def _chart(
+    epochs: list[dict[str, float]],
+    kind: str,
+    step: str,
+    vlines: list[tuple[float, str]],
+) -> tuple[str, Chart]:
+    grey, blue = "#94a3b8", "#2563eb"
+    train = Series("train", [(r["epoch"], r[f"train_{kind}"]) for r in epochs], grey)
+    val = Series("validation", [(r["epoch"], r[f"val_{kind}"]) for r in epochs], blue)
+    if kind == "acc":
+        return kind, Chart([train, val], step, "accuracy", vlines=vlines, width=820,
+                           height=390, x_integer=True)  # fmt: skip
+    hi = max(max(r["train_loss"], r["val_loss"]) for r in epochs) * 1.1
+    return kind, Chart([train, val], step, "loss", y_range=(0.0, hi), vlines=vlines, width=820,
+                       height=390, y_percent=False, x_integer=True)  # fmt: skip

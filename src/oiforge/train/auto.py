@@ -40,7 +40,8 @@ fine-tuning runs its own network, so an ensemble with it costs about two forward
 The chosen candidate's ``best.safetensors``, ``metrics.csv`` and ``curves.png`` become the
 run's; ``config.yaml`` records the pick (``chosen``, and the ``head``/``train_blocks`` that
 rebuild the model; for the ensemble, ``members`` and ``trunk_blocks``, and its metrics and
-curves are the walk's pick's); ``summary.json`` has every candidate's score and time.
+curves are the walk's pick's); ``summary.json`` has every candidate's score and time, and
+``curves_of``: the candidate whose metrics.csv and curves.png the run has.
 """
 
 from __future__ import annotations
@@ -508,6 +509,7 @@ def _adopt(
         "mode": "auto",
         "chosen": chosen.row["name"],
         "chosen_mode": chosen.row.get("mode"),
+        "curves_of": single.row["name"],  # metrics.csv and curves.png are this candidate's
         "max_minutes": config.max_minutes,
         "auto_seconds": round(took[0], 3),
         "auto_overrun_seconds": round(max(took[0] - took[1], 0.0), 3),
