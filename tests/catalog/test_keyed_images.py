@@ -1,4 +1,4 @@
-"""Machine-label rows take their image columns from the keyed image list (``ownimages``):
+"""Machine-label rows take their image columns from the keyed image list (``ingest.own_images``):
 same rows as the plain-table route (``select`` and ``select_into``), rebuilt when stale, never
 taken as good when torn or half built."""
 
@@ -19,8 +19,9 @@ from oiforge.catalog.select import expand_classes, resolve_targets, select_plain
 from oiforge.spec import SelectSpec
 
 CAT, DOG = "/m/01yrx", "/m/0bt9lr"
-#: image ids: human-labelled, machine-only (train), machine-only (validation), unlisted
-HUMAN, MACHINE, VAL, UNLISTED = (f"{n:016x}" for n in (0x10, 0xAB12, 0xC0FFEE, 0xFFFF))
+#: image ids: human-labelled, machine-only (train), machine-only (validation), unlisted (one
+#: above every listed key of train, one below)
+HUMAN, MACHINE, VAL, UNLISTED, BELOW = (f"{n:016x}" for n in (0x10, 0xAB12, 0xC0FFEE, 0xFFFF, 0x1))
 
 
 def _write(home: Path, title: str = "") -> None:
@@ -48,6 +49,7 @@ def _write(home: Path, title: str = "") -> None:
                     [MACHINE, "machine", DOG, "0.6"],
                     [HUMAN, "machine", DOG, "0.9"],
                     [UNLISTED, "machine", CAT, "0.7"],  # not in the image list: null metadata
+                    [BELOW, "machine", DOG, "0.7"],
                     ["ABCDEF0123456789", "machine", CAT, "0.9"],  # not a valid ImageID
                     [MACHINE.upper(), "machine", DOG, "0.9"],
                 ],
@@ -82,10 +84,16 @@ def _keyed(home: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.multi_label}-{len(s.splits)}")
-def test_machine_rows_equal_the_plain_table_route(tmp_path: Path, spec: SelectSpec) -> None:
+@pytest.mark.parametrize("batch_rows", [65_536, 1], ids=["one-batch", "a-batch-an-image"])
+def test_machine_rows_equal_the_plain_table_route(
+    tmp_path: Path, spec: SelectSpec, batch_rows: int
+) -> None:
     _write(tmp_path)
     out = tmp_path / "selection.parquet"
-    with open_catalog("v7", home=tmp_path, fetch_missing=False) as cat:
+    with (
+        mock.patch.object(import_module("oiforge.catalog.ingest"), "_KEYED_ROWS", batch_rows),
+        open_catalog("v7", home=tmp_path, fetch_missing=False) as cat,
+    ):
         got = select(spec, catalog=cat).table
         assert got.equals(_plain(cat, spec))
         with mock.patch.object(import_module("oiforge.catalog.select"), "_SLICE_ROWS", 2):
@@ -96,7 +104,8 @@ def test_machine_rows_equal_the_plain_table_route(tmp_path: Path, spec: SelectSp
     rows = got.to_pylist()
     assert VAL in {r["image_id"] for r in rows}  # machine labels only, validation
     for r in rows:
-        want = image_row(r["image_id"], r["split"])[7] if r["image_id"] != UNLISTED else None
+        listed = r["image_id"] not in (UNLISTED, BELOW)
+        want = image_row(r["image_id"], r["split"])[7] if listed else None
         assert r["title"] == want
     assert not {"abcdef0123456789", "ABCDEF0123456789"} & {r["image_id"] for r in rows}
 

@@ -31,8 +31,8 @@ from oiforge.arrays import from_numpy, run_starts, strings, to_numpy
 from oiforge.catalog.catalog import Catalog, open_catalog
 from oiforge.catalog.fetch import ProgressFn
 from oiforge.catalog.files import official_files
+from oiforge.catalog.ingest import KeyedList, OwnImages, keyed_list, own_images
 from oiforge.catalog.negatives import background_rows, wanted_negatives
-from oiforge.catalog.ownimages import KeyedList, OwnImages, keyed_list, own_images
 from oiforge.catalog.selcopy import SelectionCopy, attach, ensure_copies, register_views
 from oiforge.catalog.selectsql import Target, machine_rows, selection_sql, with_roles
 from oiforge.contracts.selection import (

@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from oiforge.catalog.ingest import IMAGE_COLS
 from oiforge.catalog.rowrules import BOX_COLS, COORDS, box_order, clamped, valid_box, valid_id
-from oiforge.catalog.selcopy import COPY_KINDS, IMAGE_COLS, view_name
+from oiforge.catalog.selcopy import COPY_KINDS, view_name
 from oiforge.contracts import BOX_FLAGS, SPLITS
 from oiforge.spec import SelectSpec
 
@@ -381,7 +382,7 @@ def selection_sql(
     ``split_rank``, ``image_key`` and ``ref`` (the row in a copy, whose order within an image
     is ``rowrules.box_order``): ``select`` orders them, numbers the boxes and fetches every other
     column by ``ref`` (machine-label rows, which have no copy, get their ``source`` and
-    ``confidence`` here and their image columns from ``ownimages``).
+    ``confidence`` here and their image columns from ``ingest.own_images``).
     """
     splits = in_list(sel.splits)
     mids = in_list(target_map(targets))
@@ -405,7 +406,7 @@ def selection_sql(
     role = f", {ROLE_SQL} AS role" if with_roles(sel) else ""
     if copies:
         # only machine-label rows (no copy, no ``ref``) carry their own label columns; their
-        # image columns are looked up after ordering (``ownimages``)
+        # image columns are looked up after ordering (``ingest.own_images``)
         mine = (
             ", CASE WHEN k.ref IS NULL THEN k.source END AS source, "
             "CASE WHEN k.ref IS NULL THEN CAST(k.confidence AS FLOAT) END AS confidence"
