@@ -28,8 +28,8 @@ from collections.abc import Mapping
 import duckdb
 import pyarrow as pa
 
+from oiforge.catalog.ingest import IMAGE_COLS
 from oiforge.catalog.rowrules import BOX_COLS
-from oiforge.catalog.selcopy import IMAGE_COLS
 from oiforge.catalog.selectsql import Target, excluded_images, in_list, keyed, negative_pairs, q
 from oiforge.contracts.selection import BACKGROUND, RANDOM_SOURCE, SPLITS
 from oiforge.errors import NotEnoughNegativesError

@@ -65,7 +65,7 @@ import pyarrow.parquet as pq
 
 from oiforge.arrays import from_numpy, hex16, run_starts, to_numpy
 from oiforge.atomic import atomic_open, write_text_atomic
-from oiforge.catalog.ingest import COLUMNS, bound_memory, files_change
+from oiforge.catalog.ingest import COLUMNS, IMAGE_COLS, bound_memory, files_change
 from oiforge.catalog.rowrules import (
     BOX_COLS,
     COORDS,
@@ -85,7 +85,6 @@ log = logging.getLogger(__name__)
 
 COPY_VERSION: Final = 12
 COPY_KINDS: Final = ("boxes", "human_labels")
-IMAGE_COLS: Final = tuple(ours for _, ours, _ in COLUMNS["images"] if ours != "image_id")
 #: rows per file, so that ``(file index << _REF_BITS) + row`` is a unique row reference.
 _REF_BITS: Final = 40
 #: rows per row group at most; a gather decodes whole groups.
@@ -179,7 +178,7 @@ class SelectionCopy:
 
 
 def view_name(kind: str) -> str:
-    """The temp view over the selection copies of ``kind`` (see :func:`register_views`)."""
+    """The temp view over the selection copies of ``kind`` (see :func:`copy_views`)."""
     return f"sel_{kind}"
 
 

@@ -30,7 +30,7 @@ from oiforge.arrays import from_numpy, run_starts, strings, to_numpy
 from oiforge.catalog.catalog import Catalog, open_catalog
 from oiforge.catalog.fetch import ProgressFn
 from oiforge.catalog.files import official_files
-from oiforge.catalog.ingest import keyed_images, keyed_images_view
+from oiforge.catalog.ingest import KeyedList, OwnImages, keyed_list, own_images
 from oiforge.catalog.negatives import background_rows, wanted_negatives
 from oiforge.catalog.selcopy import SelectionCopy, attach, copy_views, ensure_copies
 from oiforge.catalog.selectsql import Target, machine_rows, selection_sql, with_roles
@@ -75,7 +75,7 @@ def _select(
     spec: SelectSpec | DatasetSpec, sel: SelectSpec, cat: Catalog, progress: ProgressFn | None
 ) -> Selection:
     keys = _key_rows(sel, cat, progress)
-    found = attach(keys.rows, keys.copies, keys.box_mode)
+    found = attach(keys.part(0, keys.rows.num_rows), keys.copies, keys.box_mode)
     return finish_selection(cat.connection, spec, keys.targets, keys.excluded, found, keys.machine)
 
 
@@ -89,6 +89,14 @@ class _Keys:
     machine: bool
     copies: list[SelectionCopy]
     box_mode: bool
+    #: the image columns of the rows without a copy (machine labels), None when there are none
+    own: OwnImages | None = None
+
+    def part(self, start: int, n: int) -> pa.Table:
+        """Rows ``start`` to ``start + n`` as ``attach`` takes them: with the image columns of
+        the rows without a copy."""
+        rows = self.rows.slice(start, n)
+        return self.own.put(rows, start) if self.own is not None else rows
 
 
 def _key_rows(sel: SelectSpec, cat: Catalog, progress: ProgressFn | None) -> _Keys:
@@ -102,13 +110,13 @@ def _key_rows(sel: SelectSpec, cat: Catalog, progress: ProgressFn | None) -> _Ke
     machine = cat.has_table("machine_labels", sel.splits)
     with _building(cat):
         copies = ensure_copies(cat, tuple(kinds), sel.splits)
-        if machine_rows(sel, machine):
-            _keyed_images(cat, sel.splits)
+        lists = _keyed_lists(cat, sel.splits) if machine_rows(sel, machine) else []
     sql = selection_sql(sel, targets, excluded, machine, copies=True)
     box_mode = sel.label_mode == "box"
     with copy_views(cat.connection, copies, _classes_read(targets, excluded)):
         rows = order_rows(cat.connection, sql, targets, box_mode)
-    return _Keys(rows, targets, excluded, machine, copies, box_mode)
+    own = own_images(rows, lists) if machine_rows(sel, machine) else None
+    return _Keys(rows, targets, excluded, machine, copies, box_mode, own)
 
 
 def _classes_read(targets: list[Target], excluded: frozenset[str]) -> frozenset[str]:
@@ -134,14 +142,14 @@ def _building(cat: Catalog) -> Iterator[None]:
         ) from exc
 
 
-def _keyed_images(cat: Catalog, splits: tuple[str, ...]) -> None:
-    """The view of the keyed image lists of ``splits`` (built when stale), where the query
-    finds the image columns of machine-label rows (they have no selection copy)."""
+def _keyed_lists(cat: Catalog, splits: tuple[str, ...]) -> list[KeyedList]:
+    """The keyed image lists of ``splits`` (built when stale), where ``own_images`` finds the
+    image columns of machine-label rows (they have no selection copy)."""
     lists = sorted(
         (i for i in cat.ingested.values() if i.kind == "images" and i.split in splits),
         key=lambda i: i.relpath,
     )
-    keyed_images_view(cat.connection, [keyed_images(cat.connection, i) for i in lists])
+    return [keyed_list(cat.connection, i) for i in lists]
 
 
 def select_into(
@@ -167,7 +175,7 @@ def select_into(
     n = keys.rows.num_rows
     parts = (
         conform_selection(
-            attach(keys.rows.slice(start, _SLICE_ROWS), keys.copies, keys.box_mode),
+            attach(keys.part(start, _SLICE_ROWS), keys.copies, keys.box_mode),
             digest,
             sel.version,
             labels,

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from oiforge.catalog.ingest import KEYED_IMAGES
+from oiforge.catalog.ingest import IMAGE_COLS
 from oiforge.catalog.rowrules import BOX_COLS, COORDS, box_order, clamped, valid_box, valid_id
-from oiforge.catalog.selcopy import COPY_KINDS, IMAGE_COLS, view_name
+from oiforge.catalog.selcopy import COPY_KINDS, view_name
 from oiforge.contracts import BOX_FLAGS, SPLITS
 from oiforge.spec import SelectSpec
 
@@ -381,7 +381,8 @@ def selection_sql(
     ``selcopy.py``) and return unordered rows of four integers: the sort keys ``class_idx``,
     ``split_rank``, ``image_key`` and ``ref`` (the row in a copy, whose order within an image
     is ``rowrules.box_order``): ``select`` orders them, numbers the boxes and fetches every other
-    column by ``ref`` (only machine-label rows, which have no copy, get theirs here).
+    column by ``ref`` (machine-label rows, which have no copy, get their ``source`` and
+    ``confidence`` here and their image columns from ``ingest.own_images``).
     """
     splits = in_list(sel.splits)
     mids = in_list(target_map(targets))
@@ -404,17 +405,17 @@ def selection_sql(
     boxes = ", ".join(f"k.{c}" for c in BOX_COLS)
     role = f", {ROLE_SQL} AS role" if with_roles(sel) else ""
     if copies:
-        # only machine-label rows (no copy, no ``ref``) carry their own columns
-        own = machine_rows(sel, machine)
+        # only machine-label rows (no copy, no ``ref``) carry their own label columns; their
+        # image columns are looked up after ordering (``ingest.own_images``)
         mine = (
             ", CASE WHEN k.ref IS NULL THEN k.source END AS source, "
-            "CASE WHEN k.ref IS NULL THEN CAST(k.confidence AS FLOAT) END AS confidence, "
-            + ", ".join(f"i.{c}" for c in IMAGE_COLS)
+            "CASE WHEN k.ref IS NULL THEN CAST(k.confidence AS FLOAT) END AS confidence"
         )
+        own = mine if machine_rows(sel, machine) else ""
         return f"""
 WITH {with_clause}
-SELECT k.class_idx, k.role_rank, k.split_rank, k.image_key, k.ref{mine if own else ""}{role}
-FROM numbered k {_keyed_image_join() if own else ""}
+SELECT k.class_idx, k.role_rank, k.split_rank, k.image_key, k.ref{own}{role}
+FROM numbered k
 """
     return f"""
 WITH {with_clause}
@@ -430,16 +431,6 @@ ORDER BY k.class_idx, k.role_rank, k.split_rank, k.image_key, k.box_index
 def machine_rows(sel: SelectSpec, machine: bool) -> bool:
     """The selection takes machine labels (image mode, ``min_confidence``, a machine table)."""
     return sel.label_mode == "image" and machine and sel.min_confidence is not None
-
-
-def _keyed_image_join() -> str:
-    """Image metadata of the rows without a selection copy (machine labels), from the keyed
-    image lists (``ingest.keyed_images``: an integer join, no ImageID text)."""
-    return (
-        f"LEFT JOIN (SELECT * FROM {KEYED_IMAGES} WHERE image_key IN (SELECT image_key "
-        "FROM numbered WHERE ref IS NULL)) i "
-        "ON i.image_key = k.image_key AND i.split = k.split AND k.ref IS NULL"
-    )
 
 
 def _image_join() -> str:
