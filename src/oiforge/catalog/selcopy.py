@@ -220,11 +220,13 @@ def copy_views(
             body = " UNION ALL ".join(parts) if parts else _empty_sql(kind)
             con.execute(f"CREATE OR REPLACE TEMP VIEW {view_name(kind)} AS {body}")
         yield
-    finally:
-        for kind in COPY_KINDS:
-            con.execute(f"DROP VIEW IF EXISTS {view_name(kind)}")
-        for name in held:
-            con.unregister(name)
+    finally:  # never in place of the error that matters (a failed read leaves its result
+        # open, and DuckDB may refuse any statement until it is gone)
+        with contextlib.suppress(duckdb.Error):
+            for kind in COPY_KINDS:
+                con.execute(f"DROP VIEW IF EXISTS {view_name(kind)}")
+            for name in held:
+                con.unregister(name)
 
 
 def _key_source(
