@@ -225,25 +225,43 @@ def _fitting_text(cfg: dict[str, object], summary: dict[str, object]) -> str:
     """How the kept model was fitted: a linear probe by L-BFGS (no learning rate, no epochs
     to stop early), the others by AdamW; for an auto run, its pick or each member of the
     average it kept."""
+    kept = _kept_models(cfg, summary)
+    if kept[0][0] is None:
+        return "Fitting: " + _how(cfg, kept[0][1], None) + "."
+    by_how: dict[str, list[str]] = {}  # members fitted alike, named once
+    for name, fitted in kept:
+        by_how.setdefault(_how(cfg, fitted, name), []).append(
+            fact("candidate.name", name, key=name)
+        )
+    hows = "; ".join(f"{', '.join(who)}: {how}" for how, who in by_how.items())
+    names = [str(name) for name, _ in kept]
+    lead = f"the average of {', '.join(names)}" if len(names) > 1 else names[0]
+    return f"Kept: {escape(lead)} ({hows})."
+
+
+def _kept_models(
+    cfg: dict[str, object], summary: dict[str, object]
+) -> list[tuple[str | None, dict[str, object]]]:
+    """The models a run kept, each as (its auto candidate's name, or None for a run of one
+    mode; what it was fitted with: a candidate's row, or config.yaml over summary.json)."""
     rows = {str(c["name"]): c for c in _candidate_rows(summary)}
     if cfg.get("mode") != "auto" or not rows:
-        return "Fitting: " + _how(cfg, {**summary, **cfg}, None) + "."
+        return [(None, {**summary, **cfg})]
     chosen = str(summary.get("chosen", ""))
-    names = _members(rows.get(chosen, {})) or [chosen]
-    by_how: dict[str, list[str]] = {}  # members fitted alike, named once
-    for name in names:
-        how = _how(cfg, rows.get(name, {}), name)
-        by_how.setdefault(how, []).append(fact("candidate.name", name, key=name))
-    hows = "; ".join(f"{', '.join(who)}: {how}" for how, who in by_how.items())
-    lead = f"the average of {', '.join(names)}" if len(names) > 1 else chosen
-    return f"Kept: {escape(lead)} ({hows})."
+    return [(n, rows.get(n, {})) for n in _members(rows.get(chosen, {})) or [chosen]]
+
+
+def _linear_probe(fitted: dict[str, object]) -> bool:
+    """Whether ``fitted`` (config.yaml's keys or a candidate's row) is a linear probe: a
+    logistic regression fitted by L-BFGS, no learning rate, no epochs to stop early."""
+    return fitted.get("mode") == "probe" and (fitted.get("head") or "linear") == "linear"
 
 
 def _how(cfg: dict[str, object], fitted: dict[str, object], name: str | None) -> str:
     """What fitting one model meant (``fitted``: config.yaml's keys, or a candidate's row;
     ``name``: the candidate, briefer, or None for the run itself)."""
-    mode, head = str(fitted.get("mode")), str(fitted.get("head") or "linear")
-    if mode == "probe" and head == "linear":
+    mode = str(fitted.get("mode"))
+    if _linear_probe(fitted):
         c_key, c_name = ("probe_C", "summary.probe_C") if name is None else ("C", "candidate.C")
         text = "logistic regression on the frozen features, fitted to convergence by L-BFGS"
         if name is not None:
@@ -319,15 +337,7 @@ def _overfit_text(inputs: Inputs) -> str:
 
 def _kept_by_lbfgs_only(cfg: dict[str, object], summary: dict[str, object]) -> bool:
     """Whether every model kept is a linear probe (fitted by L-BFGS, no epochs to stop)."""
-    rows = {str(c["name"]): c for c in _candidate_rows(summary)}
-    if cfg.get("mode") != "auto" or not rows:
-        return cfg.get("mode") == "probe" and (cfg.get("head") or "linear") == "linear"
-    chosen = str(summary.get("chosen"))
-    names = _members(rows.get(chosen, {})) or [chosen]
-    return all(
-        rows.get(n, {}).get("mode") == "probe" and rows.get(n, {}).get("head") == "linear"
-        for n in names
-    )
+    return all(_linear_probe(fitted) for _, fitted in _kept_models(cfg, summary))
 
 
 #: What an auto candidate trains, as a person reads it.
@@ -404,8 +414,7 @@ def _curves(inputs: Inputs) -> tuple[str, tuple[str, ...]]:
             "metrics.csv", "no per-epoch record of this run", f"oiforge train DATASET --out {run}"
         ), ()
     cfg = inputs.run.config
-    lbfgs = cfg.get("mode") == "probe" and (cfg.get("head") or "linear") == "linear"
-    step = "L-BFGS round" if lbfgs else "epoch"
+    step = "L-BFGS round" if _linear_probe(cfg) else "epoch"
     best = inputs.run.summary.get("best_epoch")
     vlines = [(float(best), "best")] if isinstance(best, int | float) and best else []
     charts = [_chart(epochs, "acc", step, vlines), _chart(epochs, "loss", step, vlines)]
