@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 #: rows gathered and written at a time by ``select_into`` (~130 MB of wide rows).
 _SLICE_ROWS: Final = 1 << 18
+#: rows of ``select_into``'s first slice (see ``_slices``).
+_FIRST_ROWS: Final = 1 << 14
 
 
 def spec_hash_of(spec: SelectSpec | DatasetSpec) -> str:
@@ -172,15 +174,15 @@ def select_into(
     keys = _key_rows(sel, catalog, progress)
     digest = spec_hash_of(spec)
     labels = label_options(sel) if with_roles(sel) else None
-    n = keys.rows.num_rows
     parts = (
         conform_selection(
-            attach(keys.part(start, _SLICE_ROWS), keys.copies, keys.box_mode),
+            attach(keys.part(start, rows), keys.copies, keys.box_mode),
             digest,
             sel.version,
             labels,
+            encoded=True,
         )
-        for start in range(0, max(n, 1), _SLICE_ROWS)
+        for start, rows in _slices(keys.rows.num_rows)
     )
     first = next(parts)  # the writer takes the conformed schema (and its metadata)
     with selection_writer(out, first.schema) as writer, ThreadPoolExecutor(1) as pool:
@@ -189,10 +191,24 @@ def select_into(
             if writing is not None:
                 writing.result()
             writing = pool.submit(writer.write_table, table)
+        written = _written(keys, digest, with_roles(sel), Path(out))  # beside the last write
         if writing is not None:
             writing.result()
-    log.info("selected %d rows for %d classes", n, len(keys.targets))
-    return _written(keys, digest, with_roles(sel), Path(out))
+    log.info("selected %d rows for %d classes", written.num_rows, len(keys.targets))
+    return written
+
+
+def _slices(n: int) -> Iterator[tuple[int, int]]:
+    """``(start, rows)`` of the slices ``select_into`` gathers and writes: ``_FIRST_ROWS``,
+    then twice as many each time up to ``_SLICE_ROWS`` (the writer, the slower of the two,
+    starts after a short gather instead of a full slice's), one empty slice when ``n`` is 0."""
+    start, rows = 0, min(_FIRST_ROWS, _SLICE_ROWS)
+    while True:
+        yield start, rows
+        start += rows
+        if start >= n:
+            return
+        rows = min(2 * rows, _SLICE_ROWS)
 
 
 def _written(keys: _Keys, digest: str, roles: bool, out: Path) -> WrittenSelection:

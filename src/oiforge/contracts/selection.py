@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from oiforge.arrays import from_numpy, repeat_string, to_numpy
+from oiforge.arrays import from_numpy, repeat_string, strings, to_numpy
 from oiforge.atomic import atomic_open
 from oiforge.errors import InvalidInputError, MalformedFileError
 
@@ -128,16 +128,22 @@ _STATISTICS: Final = ["label_mid", "label_name", "split", "image_id"]
 
 
 def conform_selection(
-    table: pa.Table, spec_hash: str, version: str, labels: Mapping[str, object] | None = None
+    table: pa.Table,
+    spec_hash: str,
+    version: str,
+    labels: Mapping[str, object] | None = None,
+    encoded: bool = False,
 ) -> pa.Table:
     """``table`` (every contract column but ``spec_hash``) in the contract's columns and types,
     stamped with ``spec_hash`` and the Open Images version (for the lock).
 
     ``labels`` (the options that shaped the labels) makes it a selection with ``role``: rows
-    without one are positives.
+    without one are positives. ``encoded``: the text columns of few values as dictionary
+    arrays (kept as given, or encoded here), for :func:`selection_writer` only (see there).
     """
     schema = selection_schema(with_roles=labels is not None)
-    table = table.append_column("spec_hash", repeat_string(spec_hash, table.num_rows))
+    stamp = _one_value if encoded else repeat_string
+    table = table.append_column("spec_hash", stamp(spec_hash, table.num_rows))
     if labels is not None:
         role = table.column("role") if "role" in table.column_names else None
         filled = repeat_string(POSITIVE, table.num_rows)
@@ -147,7 +153,22 @@ def conform_selection(
     meta = {SELECTION_VERSION_KEY: version.encode()}
     if labels is not None:
         meta[SELECTION_LABELS_KEY] = json.dumps(dict(labels), sort_keys=True).encode()
-    return table.select(schema.names).cast(schema).replace_schema_metadata(meta)
+    target = _encoded(schema) if encoded else schema
+    return table.select(schema.names).cast(target).replace_schema_metadata(meta)
+
+
+def _one_value(value: str, n: int) -> pa.DictionaryArray:
+    """``value`` ``n`` times, as a dictionary array of one value (an Arrow dictionary: a
+    Python list would import pandas)."""
+    return pa.DictionaryArray.from_arrays(from_numpy(np.zeros(n, np.int32)), strings([value]))
+
+
+def _encoded(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with the text columns of ``_DICTIONARY`` as dictionaries."""
+    for i, f in enumerate(schema):
+        if f.name in _DICTIONARY and f.type == pa.string():
+            schema = schema.set(i, f.with_type(pa.dictionary(pa.int32(), pa.string())))
+    return schema
 
 
 def _put(table: pa.Table, name: str, col: pa.Array | pa.ChunkedArray) -> pa.Table:
@@ -166,7 +187,14 @@ def write_selection(table: pa.Table, path: str | Path) -> Path:
 def selection_writer(path: str | Path, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
     """A Parquet writer of ``selection.parquet`` (``schema``: a conformed table's, with its
     metadata) for writing a selection a slice at a time; the file appears, atomically, when
-    the block ends without an exception."""
+    the block ends without an exception.
+
+    It stores no Arrow schema, so that it takes the columns of few values as plain strings
+    or as dictionary arrays (``conform_selection(encoded=True)``: their pages are written
+    from the codes, without hashing every value) and either way they read back as
+    :data:`SELECTION_SCHEMA`'s plain strings (the Parquet types give the same Arrow types);
+    the schema's metadata is stored as the file's key-value metadata.
+    """
     with (
         atomic_open(Path(path), "wb") as fh,
         pq.ParquetWriter(
@@ -175,8 +203,11 @@ def selection_writer(path: str | Path, schema: pa.Schema) -> Iterator[pq.Parquet
             compression="zstd",
             use_dictionary=[c for c in _DICTIONARY if c in schema.names],
             write_statistics=[c for c in _STATISTICS if c in schema.names],
+            store_schema=False,
         ) as writer,
     ):
+        if schema.metadata:
+            writer.add_key_value_metadata(dict(schema.metadata))
         yield writer
 
 
