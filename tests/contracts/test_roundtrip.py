@@ -142,3 +142,29 @@ def test_run_config_reader_is_forgiving(tmp_path: Path) -> None:
     assert read_run_config(tmp_path) == {"model": "efficientnet_lite0", "image_size": 160}
     (tmp_path / "config.yaml").write_text("[unclosed")
     assert read_run_config(tmp_path) == {}
+
+
+def test_selection_writer_takes_encoded_slices_and_leaves_nothing_on_failure(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Slices with the columns of few values as dictionaries (``select_into``'s) read back as
+    the plain contract; a failed write leaves no file, no temp file and nothing on stderr."""
+    from oiforge.contracts.selection import selection_writer
+
+    plain = _selection(5)
+    raw = plain.drop_columns(["spec_hash"])
+    slices = [conform_selection(raw.slice(i, 2), "abc", "v7", encoded=True) for i in (0, 2, 4)]
+    assert pa.types.is_dictionary(slices[0].schema.field("label_name").type)
+    with selection_writer(tmp_path / "selection.parquet", slices[0].schema) as writer:
+        for part in slices:
+            writer.write_table(part)
+    back = read_selection_table(tmp_path / "selection.parquet")
+    assert back.equals(plain) and back.schema.metadata == plain.schema.metadata
+    with (
+        pytest.raises(RuntimeError, match="disk gone"),
+        selection_writer(tmp_path / "failed.parquet", slices[0].schema) as writer,
+    ):
+        writer.write_table(slices[0])
+        raise RuntimeError("disk gone")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["selection.parquet"]
+    assert capfd.readouterr().err == ""

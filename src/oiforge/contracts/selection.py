@@ -21,7 +21,7 @@ import json
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -201,17 +201,22 @@ def selection_writer(path: str | Path, schema: pa.Schema) -> Iterator[pq.Parquet
     """
     with atomic_open(Path(path), "wb") as fh:
         sink = pa.BufferedOutputStream(pa.PythonFile(fh, mode="w"), _SINK_BUFFER)
-        with pq.ParquetWriter(
-            sink,
-            schema,
-            compression="zstd",
-            use_dictionary=[c for c in _DICTIONARY if c in schema.names],
-            write_statistics=[c for c in _STATISTICS if c in schema.names],
-            store_schema=False,
-        ) as writer:
-            if schema.metadata:
-                writer.add_key_value_metadata(dict(schema.metadata))
-            yield writer
+        try:
+            with pq.ParquetWriter(
+                sink,
+                schema,
+                compression="zstd",
+                use_dictionary=[c for c in _DICTIONARY if c in schema.names],
+                write_statistics=[c for c in _STATISTICS if c in schema.names],
+                store_schema=False,
+            ) as writer:
+                if schema.metadata:
+                    writer.add_key_value_metadata(dict(schema.metadata))
+                yield writer
+        except BaseException:
+            with suppress(Exception):  # never in place of the error that matters
+                sink.detach()
+            raise
         sink.detach()  # flushed into ``fh``, which ``atomic_open`` syncs and closes
 
 
