@@ -125,6 +125,9 @@ _DICTIONARY: Final = [*FEW_VALUES, "split", "label_name", "spec_hash", "role"]
 #: min/max statistics only for what a reader filters by (on URLs and titles they cost 0.04 s
 #: of the 0.41 s write and prune nothing).
 _STATISTICS: Final = ["label_mid", "label_name", "split", "image_id"]
+#: values the writer encodes between its page-size checks (1,024 by default): a 3M-row
+#: selection writes ~4% faster, its pages a little over the 1 MB limit at times.
+_WRITE_BATCH: Final = 1 << 15
 #: bytes the writer's pages collect in before they go to the Python file object: each write
 #: to it takes the GIL, which ``select_into``'s thread gathering the next slice holds at
 #: times (a page at a time, the writer of 3M rows waited ~0.2 s of its ~1.9 s for it).
@@ -209,6 +212,7 @@ def selection_writer(path: str | Path, schema: pa.Schema) -> Iterator[pq.Parquet
                 use_dictionary=[c for c in _DICTIONARY if c in schema.names],
                 write_statistics=[c for c in _STATISTICS if c in schema.names],
                 store_schema=False,
+                write_batch_size=_WRITE_BATCH,
             ) as writer:
                 if schema.metadata:
                     writer.add_key_value_metadata(dict(schema.metadata))
