@@ -231,7 +231,7 @@ def by_ref(sel: SelectSpec, machine: bool, copies: bool) -> bool:
     return copies and sel.label_mode == "image" and not machine_rows(sel, machine)
 
 
-def _dedup(sel: SelectSpec, fast: bool, copies: bool) -> str:
+def _dedup(sel: SelectSpec, fast: bool, copies: bool, one_mid: bool) -> str:
     """CTE ``dedup``: image mode keeps one row per (image, class): human first, then confidence,
     ``label_mid``, ``source`` (``fast``: see :func:`by_ref`; with ``multi_label: drop`` the
     grouping by image of ``_multi_label`` does it; ``copies``: see :func:`_dedup_by_rank`)."""
@@ -241,7 +241,7 @@ def _dedup(sel: SelectSpec, fast: bool, copies: bool) -> str:
         first = _first_by_ref()
         return f"dedup AS (SELECT image_key, class_idx, {first} GROUP BY image_key, class_idx)"
     if copies:
-        return _dedup_by_rank()
+        return _dedup_by_key() if one_mid else _dedup_by_rank()
     best = (
         "struct_pack(source := source, confidence := confidence, label_mid := label_mid, "
         "ref := ref)"
@@ -257,14 +257,40 @@ def _dedup(sel: SelectSpec, fast: bool, copies: bool) -> str:
     )
 
 
+#: added to a machine-label row's ``rank`` in ``_dedup_by_key``'s key (after every human row)
+_MACHINE_KEY: Final = 1 << 62
+
+
+def _dedup_by_key() -> str:
+    """``dedup`` over the selection copies when each class has one label MID: an (image,
+    class)'s rows are then one image's rows of one MID, and a copy holds those in the order
+    ``dedup`` keeps one by (a human copy: ``source``, its positives all have confidence 1; a
+    machine-label copy: highest confidence, then ``source``; see :func:`_dedup_by_rank`), so
+    the smallest of one integer key wins: ``rank``, plus ``_MACHINE_KEY`` for a machine
+    label (human first). A machine winner's ``source`` and ``confidence`` are joined back by
+    its ``rank`` and class (``expand_up`` may put a row in several classes). At full size
+    (577k candidate rows) 0.05 s instead of 0.12 s by structs."""
+    nulls = ", ".join(f"NULL AS {c}" for c in BOX_COLS)
+    key = f"CASE WHEN pri = 0 THEN rank ELSE {_MACHINE_KEY} + rank END"
+    return (
+        f"dedup_g AS (SELECT image_key, class_idx, min(split_rank) AS split_rank, min({key}) "
+        "AS key FROM one_split GROUP BY image_key, class_idx),\n"
+        f"dedup AS (SELECT g.image_key, g.class_idx, {_split_of('g.split_rank')} AS split, "
+        f"g.split_rank, CASE WHEN g.key < {_MACHINE_KEY} THEN g.key END AS ref, m.source, "
+        f"m.confidence, CAST(NULL AS VARCHAR) AS label_mid, {nulls} FROM dedup_g g LEFT JOIN "
+        "(SELECT rank, class_idx, source, confidence FROM one_split WHERE pri = 1) m "
+        f"ON g.key = m.rank + {_MACHINE_KEY} AND g.class_idx = m.class_idx)"
+    )
+
+
 def _dedup_by_rank() -> str:
     """``dedup`` over the selection copies: the order (human first, then highest confidence,
     ``label_mid``, ``source``) is ``(pri, -confidence, rank)``: an (image, class)'s rows all
     come from the copies of one split (``one_split``), a copy holds an image's rows in
     ``(label_mid, confidence DESC, source)`` order (a human copy: ``(label_mid, source)``, its
-    positives all have confidence 1), and ``rank`` is a row's place in its copy. Numbers, not
-    two strings, in the key: ~0.04 of 0.13 s of the full-size machine-label query's grouping.
-    No ``label_mid`` (``select`` names the selected class)."""
+    positives all have confidence 1), and ``rank`` is a row's place in its copy (a human
+    copy's ``ref``). Numbers, not two strings, in the key. No ``label_mid`` (``select`` names
+    the selected class)."""
     nulls = ", ".join(f"NULL AS {c}" for c in BOX_COLS)
     best = "struct_pack(ref := ref, source := source, confidence := confidence)"
     return (
@@ -418,7 +444,7 @@ def selection_sql(
         f"out_names(class_idx, out_mid, out_name) AS (VALUES {names})",
         _cand(sel, cands, splits, machine, copies),
         _one_split(sel),
-        _dedup(sel, fast, copies),
+        _dedup(sel, fast, copies, _one_mid(target_pairs(targets, sel.expand_up))),
         _exclusion(excluded, splits, copies),
         _multi_label(sel, fast),
         _sampling(sel),
@@ -450,6 +476,11 @@ FROM numbered k JOIN out_names o USING (class_idx)
 {_image_join()}
 ORDER BY k.class_idx, k.role_rank, k.split_rank, k.image_key, k.box_index
 """
+
+
+def _one_mid(pairs: list[tuple[str, int]]) -> bool:
+    """Each class is reached from one label MID (no class expanded to several)."""
+    return len({idx for _, idx in pairs}) == len(pairs)
 
 
 def machine_rows(sel: SelectSpec, machine: bool) -> bool:
