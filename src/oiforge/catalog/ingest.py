@@ -363,17 +363,9 @@ class OwnImages:
     table: pa.Table
     at: np.ndarray
 
-    def put(self, rows: pa.Table, start: int) -> pa.Table:
-        """``rows`` (the key rows from ``start``) with the image columns of their rows without
-        a copy (null for the others: ``selcopy.attach`` fills those from the copies)."""
-        at = self.at[start : start + rows.num_rows]
-        found = at >= 0
-        take = from_numpy(np.where(found, at, 0), valid=found)
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # a column a task
-            picked = pool.map(lambda c: self.table.column(c).take(take), IMAGE_COLS)
-            for name, col in zip(IMAGE_COLS, picked, strict=True):
-                rows = rows.append_column(name, col)
-        return rows
+    def part(self, start: int, n: int) -> tuple[pa.Table, np.ndarray]:
+        """What ``selcopy.attach`` takes for the key rows ``start`` to ``start + n``."""
+        return self.table, self.at[start : start + n]
 
 
 def own_images(rows: pa.Table, lists: Sequence[KeyedList]) -> OwnImages | None:

@@ -290,17 +290,25 @@ def _read_groups(keys: Path, index: KeyGroups, groups: list[int]) -> pa.Table | 
     return table.append_column("file_row_number", from_numpy(row))
 
 
-def attach(table: pa.Table, copies: list[SelectionCopy], box_mode: bool) -> pa.Table:
+#: the image columns of a table's rows without a ``ref``: a table of ``IMAGE_COLS`` and per row
+#: its row there (-1: none, or the row has a ``ref``), see ``ingest.OwnImages``
+Own = tuple[pa.Table, np.ndarray]
+
+
+def attach(
+    table: pa.Table, copies: list[SelectionCopy], box_mode: bool, own: Own | None = None
+) -> pa.Table:
     """``table`` (rows with ``image_key`` and ``ref``) with ``image_id`` and the label, box and
     image columns from the copies.
 
-    Rows without a ``ref`` (machine labels) keep the values ``table`` has for them (null
-    where it has none). Box columns are null in image mode.
+    Rows without a ``ref`` (machine labels) keep the label values ``table`` has for them, and
+    take their image columns from ``own`` (null where neither has them). Box columns are null
+    in image mode.
     """
     ref = table.column("ref").cast(pa.int64())
     has_ref = to_numpy(pc.is_valid(ref))
     cols = [*_LABEL_COLS, *(BOX_COLS if box_mode else ()), *IMAGE_COLS]
-    fetched = _gather(to_numpy(ref, null_as=0), has_ref, copies, cols)
+    fetched = _gather(to_numpy(ref, null_as=0), has_ref, copies, cols, own)
     mask = from_numpy(has_ref)
     for name in cols:
         col = fetched.column(name)
@@ -320,15 +328,23 @@ def _put(table: pa.Table, name: str, col: pa.Array | pa.ChunkedArray) -> pa.Tabl
 
 
 def _gather(
-    refs: np.ndarray, has_ref: np.ndarray, copies: list[SelectionCopy], cols: list[str]
+    refs: np.ndarray,
+    has_ref: np.ndarray,
+    copies: list[SelectionCopy],
+    cols: list[str],
+    own: Own | None = None,
 ) -> pa.Table:
-    """The copies' ``cols`` at ``refs`` (a row per ref; null where ``has_ref`` is false).
+    """The copies' ``cols`` at ``refs`` (a row per ref; where ``has_ref`` is false, ``own``'s
+    image columns, else null).
 
     The distinct refs are read in file order (a row group per task), then put in ``refs``'
     order. A selection's refs are mostly ascending runs (a class's rows in a copy are sorted
     as the output is), so the result is usually a few slices of what was read, not a copy.
+    With ``own`` rows, one take per column from the rows read followed by ``own``'s (chunks
+    side by side, not copied together), instead of a take from each and a merge by mask
+    (each value copied once, not twice).
     """
-    if not has_ref.any():
+    if not has_ref.any() and own is None:
         return pa.table({c: pa.nulls(len(refs), _ARROW[_TYPES[c]]) for c in cols})
     wanted = refs[has_ref]
     order = np.argsort(wanted, kind="stable")  # timsort: near-linear on ascending runs
@@ -339,7 +355,11 @@ def _gather(
     where[order] = np.cumsum(first) - 1  # each wanted row's place among the distinct refs
     threads = os.cpu_count() or 1  # Arrow's reads and takes release the GIL
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        found = _read_distinct(distinct, copies, cols, pool)
+        found = (
+            _read_distinct(distinct, copies, cols, pool)
+            if len(distinct)
+            else pa.table({c: pa.array([], _ARROW[_TYPES[c]]) for c in cols})
+        )
         if has_ref.all():
             starts = np.r_[0, np.flatnonzero(np.diff(where) != 1) + 1]
             if len(starts) <= max(_MAX_SLICES, len(where) // _MIN_SLICE):
@@ -348,19 +368,46 @@ def _gather(
                 return pa.concat_tables([found.slice(a, n) for a, n in slices])
         index = np.zeros(len(refs), np.int64)
         index[has_ref] = where
-        return _take(found, from_numpy(index, valid=has_ref), pool, threads)
+        valid = has_ref
+        if own is not None:
+            extra, at = own
+            mine = ~has_ref & (at >= 0)
+            index[mine] = found.num_rows + at[mine]
+            valid = has_ref | mine
+            found = _followed_by(found, extra)
+        take = from_numpy(index, valid=valid)
+        return _take(found, take, pool, threads, combine=own is None)
 
 
-def _take(found: pa.Table, take: pa.Array, pool: ThreadPoolExecutor, threads: int) -> pa.Table:
+def _followed_by(found: pa.Table, extra: pa.Table) -> pa.Table:
+    """``found``'s rows then ``extra``'s, as chunks (its columns ``extra`` lacks: null)."""
+    cols = {}
+    for name, col in zip(found.column_names, found.columns, strict=True):
+        more = (
+            extra.column(name).cast(col.type)
+            if name in extra.column_names
+            else pa.nulls(extra.num_rows, col.type)
+        )
+        cols[name] = pa.chunked_array([*col.chunks, *pa.chunked_array(more).chunks], col.type)
+    return pa.table(cols)
+
+
+def _take(
+    found: pa.Table, take: pa.Array, pool: ThreadPoolExecutor, threads: int, combine: bool = True
+) -> pa.Table:
     """``found.take(take)``, a column per thread, a wave of columns at a time (each dropped
-    once gathered: only a few columns are ever held twice)."""
+    once gathered: only a few columns are ever held twice). ``combine=False``: take from the
+    chunks as they are (Arrow finds each index's chunk; they are not copied together first:
+    a machine-label select's image columns are ~450k rows at full size)."""
     names = found.column_names
-    out: dict[str, pa.Array] = {}
+    out: dict[str, pa.Array | pa.ChunkedArray] = {}
     for start in range(0, len(names), threads):
         wave = names[start : start + threads]
         columns = [found.column(c) for c in wave]
         found = found.drop_columns(wave)
-        gathered = pool.map(lambda a: a.combine_chunks().take(take), columns)
+        gathered = pool.map(
+            lambda a: a.combine_chunks().take(take) if combine else a.take(take), columns
+        )
         out.update(zip(wave, gathered, strict=True))
         del columns
     return pa.table(out)

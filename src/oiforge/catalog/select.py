@@ -75,7 +75,7 @@ def _select(
     spec: SelectSpec | DatasetSpec, sel: SelectSpec, cat: Catalog, progress: ProgressFn | None
 ) -> Selection:
     keys = _key_rows(sel, cat, progress)
-    found = attach(keys.part(0, keys.rows.num_rows), keys.copies, keys.box_mode)
+    found = keys.attach(0, keys.rows.num_rows)
     return finish_selection(cat.connection, spec, keys.targets, keys.excluded, found, keys.machine)
 
 
@@ -92,11 +92,11 @@ class _Keys:
     #: the image columns of the rows without a copy (machine labels), None when there are none
     own: OwnImages | None = None
 
-    def part(self, start: int, n: int) -> pa.Table:
-        """Rows ``start`` to ``start + n`` as ``attach`` takes them: with the image columns of
-        the rows without a copy."""
-        rows = self.rows.slice(start, n)
-        return self.own.put(rows, start) if self.own is not None else rows
+    def attach(self, start: int, n: int) -> pa.Table:
+        """Rows ``start`` to ``start + n`` with their other columns (``selcopy.attach``), the
+        image columns of the rows without a copy from ``own``."""
+        own = self.own.part(start, n) if self.own is not None else None
+        return attach(self.rows.slice(start, n), self.copies, self.box_mode, own)
 
 
 def _key_rows(sel: SelectSpec, cat: Catalog, progress: ProgressFn | None) -> _Keys:
@@ -175,7 +175,7 @@ def select_into(
     n = keys.rows.num_rows
     parts = (
         conform_selection(
-            attach(keys.part(start, _SLICE_ROWS), keys.copies, keys.box_mode),
+            keys.attach(start, _SLICE_ROWS),
             digest,
             sel.version,
             labels,
