@@ -7,8 +7,8 @@ source (by MD5) to its Parquet copy, so ingest is incremental and idempotent: a 
 converted again only when its bytes changed. Per-class counts are kept beside each copy.
 
 An image list also gets a copy keyed by ``image_key`` (``keyed_list``), where ``select`` looks
-up the image columns of the rows that have no selection copy (machine labels: ``own_images``),
-after ordering its narrow key rows:
+up the image columns of the rows whose selection copy holds none (machine labels:
+``own_images``), after ordering its narrow key rows:
 
 - ``<list>.keyed.arrow``: ``image_key`` (the ImageID as an unsigned 64-bit integer, same order)
   and the image columns, valid ImageIDs only, in ``image_key`` order (the Parquet copy's

@@ -89,12 +89,13 @@ class _Keys:
     machine: bool
     copies: list[SelectionCopy]
     box_mode: bool
-    #: the image columns of the rows without a copy (machine labels), None when there are none
+    #: the image columns of the rows without a ``ref`` (machine labels: their copy holds key
+    #: rows only), None when there are none
     own: OwnImages | None = None
 
     def attach(self, start: int, n: int) -> pa.Table:
         """Rows ``start`` to ``start + n`` with their other columns (``selcopy.attach``), the
-        image columns of the rows without a copy from ``own``."""
+        image columns of the rows without a ``ref`` from ``own``."""
         own = self.own.part(start, n) if self.own is not None else None
         return attach(self.rows.slice(start, n), self.copies, self.box_mode, own)
 
@@ -144,7 +145,7 @@ def _building(cat: Catalog) -> Iterator[None]:
 
 def _keyed_lists(cat: Catalog, splits: tuple[str, ...]) -> list[KeyedList]:
     """The keyed image lists of ``splits`` (built when stale), where ``own_images`` finds the
-    image columns of machine-label rows (they have no selection copy)."""
+    image columns of machine-label rows (their selection copy holds key rows only)."""
     lists = sorted(
         (i for i in cat.ingested.values() if i.kind == "images" and i.split in splits),
         key=lambda i: i.relpath,

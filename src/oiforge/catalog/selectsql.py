@@ -469,7 +469,7 @@ def selection_sql(
     boxes = ", ".join(f"k.{c}" for c in BOX_COLS)
     role = f", {ROLE_SQL} AS role" if with_roles(sel) else ""
     if copies:
-        # only machine-label rows (no copy, no ``ref``) carry their own label columns; their
+        # only machine-label rows (no ``ref``: key rows only) carry their own label columns; their
         # image columns are looked up after ordering (``ingest.own_images``)
         mine = (
             ", CASE WHEN k.ref IS NULL THEN k.source END AS source, "
@@ -503,7 +503,7 @@ def machine_rows(sel: SelectSpec, machine: bool) -> bool:
 
 
 def _image_join() -> str:
-    """Image metadata from the image list, for the rows that have no selection copy."""
+    """Image metadata from the image list, for the rows without a ``ref`` (machine labels)."""
     return (
         f"LEFT JOIN (SELECT * FROM images WHERE image_id IN (SELECT {_HEX.format('image_key')} "
         "FROM numbered WHERE ref IS NULL)) i "
