@@ -12,7 +12,9 @@ file is of the same order) and the train machine-label file (164,819,642 rows, c
 6.4 human and 18 machine labels an image on 9,011,219 images, sorted by ImageID like the
 real files. Validation and test files are small. Each measurement is a fresh process
 (interpreter start and imports included; both source trees byte-compiled first, as an
-installed copy is: ``bench_select.byte_compile``); peak RSS comes from ``wait4``.
+installed copy is: ``bench_select.byte_compile``), ended as ``oiforge select`` ends (the
+catalog closed, then ``exiting.exit_now``: no interpreter teardown, where the tree has it);
+peak RSS comes from ``wait4``.
 
 Peer: pandas ``read_csv`` of the human file + filter + merge with the image list (the
 machine file, 7 GB of CSV, is read in chunks of 5M rows, filtered as it goes: read whole it
@@ -125,6 +127,13 @@ else:
     rows = sel.table.num_rows
 t2 = time.perf_counter()
 print(json.dumps({"rows": rows, "import_s": t0 - t, "open_s": t1 - t0, "select_s": t2 - t1}))
+try:  # how `oiforge select` ends: catalog closed, then no interpreter teardown
+    from oiforge.exiting import exit_now
+except ImportError:  # a source tree from before it (--before): a normal exit
+    pass
+else:
+    cat.close()
+    exit_now(0)
 """
 
 PANDAS_CHILD = """

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -116,3 +118,30 @@ def test_catalog_fetch_from_the_mirror(mirror: object) -> None:
     assert list((Path(os.environ["OIFORGE_HOME"]) / "parquet").rglob("*.parquet"))
     dead = run("catalog", "fetch", "--kinds", "boxes", "--metadata-base", f"{base}/nowhere")
     assert dead.exit_code == 1 and "failed" in dead.output  # type: ignore[attr-defined]
+
+
+def test_select_process_ends_with_its_output_and_exit_code(tmp_path: Path) -> None:
+    """``oiforge select`` as a process skips the interpreter's teardown (``exiting``): what
+    it printed, its file and its exit status are all there, on success and on a bad class."""
+    home = Path(os.environ["OIFORGE_HOME"])
+    ids = [f"{i:016x}" for i in range(1, 4)]
+    write_tables(
+        home,
+        "v7",
+        {
+            "images": {"train": [image_row(i, "train") for i in ids]},
+            "human_labels": {"train": [[i, "verification", "/m/01yrx", "1"] for i in ids]},
+        },
+    )
+    cli = [sys.executable, "-c", "from oiforge.cli import main; main()", "select"]
+    out = tmp_path / "selection.parquet"
+    done = subprocess.run(
+        [*cli, "Cat", "--splits", "train", "--out", str(out), "--no-fetch"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"wrote 3 rows to {out}" in " ".join(done.stdout.split())
+    assert pq.read_table(out).num_rows == 3
+    bad = subprocess.run([*cli, "Hambrger", "--no-fetch"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Hamburger" in bad.stderr

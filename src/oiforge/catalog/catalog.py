@@ -15,6 +15,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
 
@@ -77,9 +78,11 @@ class Catalog:
         home: Path,
         fetch_missing: bool,
         sources: str | None = None,
+        con: duckdb.DuckDBPyConnection | None = None,
     ) -> None:
         """``sources``: names the files the classes and hierarchy come from (``_sources``),
-        so their tables' kept copies are found without hashing the tables (None: hashed)."""
+        so their tables' kept copies are found without hashing the tables (None: hashed).
+        ``con``: a new in-memory DuckDB connection for this catalog (None: one is made)."""
         self.version = version
         self.classes = classes
         self.hierarchy = hierarchy
@@ -88,7 +91,7 @@ class Catalog:
         self.fetch_missing = fetch_missing
         self.ingested: dict[str, Ingested] = {}
         self._views: dict[str, str] = {}  # the SQL of each table view as last created
-        self._con = duckdb.connect()
+        self._con = con if con is not None else duckdb.connect()
         with contextlib.suppress(duckdb.InvalidInputException):  # Jupyter without ipywidgets
             self._con.execute("SET enable_progress_bar = false")  # only cli/ prints
         # a view's bind and its query parse each Parquet footer once, not twice (a selection
@@ -277,7 +280,27 @@ def open_catalog(
     home: Path | str | None = None,
     fetch_missing: bool = True,
 ) -> Catalog:
-    """Open the catalog of ``version``; classes and hierarchy work offline."""
+    """Open the catalog of ``version``; classes and hierarchy work offline.
+
+    DuckDB connects on a thread meanwhile: ``duckdb.connect`` takes ~20 ms and releases
+    the GIL, the class list and hierarchy are Python work of about as long."""
+    with ThreadPoolExecutor(1) as pool:
+        connecting = pool.submit(duckdb.connect)
+        try:
+            parts = _catalog_parts(version, endpoints, home, fetch_missing)
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                connecting.result().close()
+            raise
+        cat = Catalog(*parts, con=connecting.result())
+    cat.ingest_cached(strict=False)
+    return cat
+
+
+def _catalog_parts(
+    version: str, endpoints: Endpoints | None, home: Path | str | None, fetch_missing: bool
+) -> tuple[str, ClassTable, Hierarchy, Endpoints, Path, bool, str]:
+    """What a :class:`Catalog` is made of but its DuckDB connection (see ``open_catalog``)."""
     files = official_files(version)
     ep = endpoints or Endpoints.from_env()
     root = Path(home) if home is not None else oiforge_home()
@@ -297,9 +320,7 @@ def open_catalog(
     tree_path = text.read(by_kind["hierarchy"])
     hierarchy = parse_hierarchy(_read_text(tree_path), str(tree_path))
     sources = _sources([boxable_path, all_rows, tree_path])
-    cat = Catalog(version, table, hierarchy, ep, root, fetch_missing, sources)
-    cat.ingest_cached(strict=False)
-    return cat
+    return version, table, hierarchy, ep, root, fetch_missing, sources
 
 
 #: bump when the classes or hierarchy table made from the same files changes (their kept

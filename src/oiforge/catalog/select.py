@@ -47,8 +47,13 @@ from oiforge.spec import DatasetSpec, SelectSpec, canonical_hash
 
 log = logging.getLogger(__name__)
 
-#: rows gathered and written at a time by ``select_into`` (~130 MB of wide rows).
+#: rows gathered and written at a time by ``select_into`` at most (~130 MB of wide rows).
 _SLICE_ROWS: Final = 1 << 18
+#: a smaller selection still goes in up to this many slices (of at least ``_MIN_SLICE_ROWS``),
+#: so that a slice's write (one thread: ~0.5 us a row) overlaps the next slice's gather: at
+#: full size a typical 50-class query (~100,000 rows) takes ~25 ms less than in one slice.
+_PIPELINE_SLICES: Final = 4
+_MIN_SLICE_ROWS: Final = 16_384
 
 
 def spec_hash_of(spec: SelectSpec | DatasetSpec) -> str:
@@ -174,14 +179,15 @@ def select_into(
     digest = spec_hash_of(spec)
     labels = label_options(sel) if with_roles(sel) else None
     n = keys.rows.num_rows
+    size = _slice_rows(n)
     parts = (
         conform_selection(
-            keys.attach(start, _SLICE_ROWS),
+            keys.attach(start, size),
             digest,
             sel.version,
             labels,
         )
-        for start in range(0, max(n, 1), _SLICE_ROWS)
+        for start in range(0, max(n, 1), size)
     )
     first = next(parts)  # the writer takes the conformed schema (and its metadata)
     with selection_writer(out, first.schema) as writer, ThreadPoolExecutor(1) as pool:
@@ -194,6 +200,14 @@ def select_into(
             writing.result()
     log.info("selected %d rows for %d classes", n, len(keys.targets))
     return _written(keys, digest, with_roles(sel), Path(out))
+
+
+def _slice_rows(n: int) -> int:
+    """Rows a slice of an ``n``-row selection: ``_SLICE_ROWS`` at most, and as many slices as
+    that takes or, for a smaller one, up to ``_PIPELINE_SLICES`` (never below
+    ``_MIN_SLICE_ROWS``), the same size but for the last."""
+    slices = max(-(-n // _SLICE_ROWS), min(_PIPELINE_SLICES, n // _MIN_SLICE_ROWS), 1)
+    return max(-(-n // slices), 1)
 
 
 def _written(keys: _Keys, digest: str, roles: bool, out: Path) -> WrittenSelection:

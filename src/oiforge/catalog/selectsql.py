@@ -411,13 +411,13 @@ def _negatives(sel: SelectSpec, splits: str, copies: bool) -> str:
         pack = "struct_pack(ref := n.ref, label_mid := n.label_mid, source := n.source)"
         best = f"arg_min({pack}, (n.label_mid, n.source, n.ref)) AS b"
         ref, source, mid = "g.b.ref", "g.b.source", "g.b.label_mid"
+    # a semi join: no DISTINCT of the selected images to join with (~10% of the key query)
     negs = (
-        f"SELECT n.image_key, t.class_idx, f.split, f.split_rank, {best} "
+        f"SELECT n.image_key, t.class_idx, n.split, n.split_rank, {best} "
         f"FROM {_source('human_labels', copies)} n JOIN tgt_neg t USING (label_mid) "
-        "JOIN (SELECT DISTINCT image_key, split, split_rank FROM final) f "
-        "ON f.image_key = n.image_key AND f.split_rank = n.split_rank "
+        "SEMI JOIN final f ON f.image_key = n.image_key AND f.split_rank = n.split_rank "
         f"WHERE n.confidence = 0 AND n.split IN {splits} "
-        "GROUP BY n.image_key, t.class_idx, f.split, f.split_rank"
+        "GROUP BY n.image_key, t.class_idx, n.split, n.split_rank"
     )
     return (
         f"negs AS ({negs}),\n"

@@ -10,12 +10,9 @@ download never imports the training, book or web-app command modules. ``oiforge.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import logging
 import os
 import sys
-import threading
 from collections.abc import Iterable, Sequence
 from functools import cache
 from importlib import import_module
@@ -92,9 +89,10 @@ def _root(
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-#: Commands that close every file they write before they return: their process may skip the
-#: interpreter's teardown of the module graph (:func:`_exit_now`).
-_FAST_EXIT: Final = frozenset({"download"})
+#: Commands that close every file they write before they return (``select``: the selection
+#: fsynced and renamed, the in-memory catalog closed): their process may skip the interpreter's
+#: teardown of the module graph (``exiting.exit_now``).
+_FAST_EXIT: Final = frozenset({"download", "select"})
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -111,7 +109,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if done.code == _INTERRUPTED:  # Ctrl-C in a command: Typer exits 130 and says nothing
             err_console.print(_INTERRUPTED_TEXT)
         if _command(args) in _FAST_EXIT and isinstance(done.code, int | None):
-            _exit_now(done.code or 0)
+            from oiforge.exiting import exit_now
+
+            exit_now(done.code or 0)
         raise
 
 
@@ -122,17 +122,3 @@ _INTERRUPTED_TEXT: Final = "[bold red]interrupted[/] (rerun the same command to 
 
 def _command(argv: Sequence[str]) -> str | None:
     return next((arg for arg in argv if not arg.startswith("-")), None)
-
-
-def _exit_now(code: int) -> None:
-    """Exit as Python would (atexit handlers, logging shut down, streams flushed) but without
-    freeing every module and object one by one, which takes tens of milliseconds after a
-    download; only when no other thread is left (a normal exit would wait for it)."""
-    if threading.active_count() > 1:
-        return
-    atexit._run_exitfuncs()
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    os._exit(code)

@@ -19,62 +19,8 @@ modules, never that stage's package.
 
 from __future__ import annotations
 
-from oiforge.contracts.dataset import (
-    CLASSES_NAME,
-    DATASET_SPLIT_OF,
-    DATASET_SPLITS,
-    MANIFEST_NAME,
-    MANIFEST_SCHEMA,
-    MULTI_LABEL_COLUMNS,
-    TASKS,
-    ClassInfo,
-    DatasetClasses,
-    Task,
-    manifest_schema,
-    read_classes,
-    read_manifest,
-    write_classes,
-    write_manifest,
-)
-from oiforge.contracts.excludes import ExcludeList, read_exclude_list
-from oiforge.contracts.journal import (
-    DOWNLOAD_STATUSES,
-    JOURNAL_NAME,
-    JOURNAL_SCHEMA,
-    TRANSIENT_STATUSES,
-    Journal,
-    JournalRow,
-    is_transient,
-    journal_path,
-    read_journal,
-    rotated_images,
-    status_counts,
-    store_image_path,
-    store_path_parts,
-)
-from oiforge.contracts.parquet_images import (
-    PARQUET_DIR,
-    ParquetImage,
-    ParquetSplit,
-    find_parquet_image,
-    list_parquet_files,
-    parquet_schema,
-    read_parquet_image,
-    read_parquet_split,
-    write_parquet_split,
-)
-from oiforge.contracts.run import (
-    CONFIG_FILE,
-    LABELS_FILE,
-    Labels,
-    ModelInfo,
-    Preprocessing,
-    parse_labels,
-    parse_preprocessing,
-    read_labels,
-    read_run_config,
-    write_labels,
-)
+from typing import TYPE_CHECKING
+
 from oiforge.contracts.selection import (
     ATTRIBUTION_COLUMNS,
     BOX_FLAGS,
@@ -99,6 +45,133 @@ from oiforge.contracts.selection import (
     selection_schema,
     selection_version,
     write_selection,
+)
+from oiforge.lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from oiforge.contracts.dataset import (
+        CLASSES_NAME,
+        DATASET_SPLIT_OF,
+        DATASET_SPLITS,
+        MANIFEST_NAME,
+        MANIFEST_SCHEMA,
+        MULTI_LABEL_COLUMNS,
+        TASKS,
+        ClassInfo,
+        DatasetClasses,
+        Task,
+        manifest_schema,
+        read_classes,
+        read_manifest,
+        write_classes,
+        write_manifest,
+    )
+    from oiforge.contracts.excludes import ExcludeList, read_exclude_list
+    from oiforge.contracts.journal import (
+        DOWNLOAD_STATUSES,
+        JOURNAL_NAME,
+        JOURNAL_SCHEMA,
+        TRANSIENT_STATUSES,
+        Journal,
+        JournalRow,
+        is_transient,
+        journal_path,
+        read_journal,
+        rotated_images,
+        status_counts,
+        store_image_path,
+        store_path_parts,
+    )
+    from oiforge.contracts.parquet_images import (
+        PARQUET_DIR,
+        ParquetImage,
+        ParquetSplit,
+        find_parquet_image,
+        list_parquet_files,
+        parquet_schema,
+        read_parquet_image,
+        read_parquet_split,
+        write_parquet_split,
+    )
+    from oiforge.contracts.run import (
+        CONFIG_FILE,
+        LABELS_FILE,
+        Labels,
+        ModelInfo,
+        Preprocessing,
+        parse_labels,
+        parse_preprocessing,
+        read_labels,
+        read_run_config,
+        write_labels,
+    )
+
+# the selection contract loads with the package (the catalog writes it); the other files'
+# modules on first use, so a select never imports the journal's SQLite, the dataset,
+# image-Parquet and run contracts
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "oiforge.contracts.dataset": (
+            "CLASSES_NAME",
+            "DATASET_SPLIT_OF",
+            "DATASET_SPLITS",
+            "MANIFEST_NAME",
+            "MANIFEST_SCHEMA",
+            "MULTI_LABEL_COLUMNS",
+            "TASKS",
+            "ClassInfo",
+            "DatasetClasses",
+            "Task",
+            "manifest_schema",
+            "read_classes",
+            "read_manifest",
+            "write_classes",
+            "write_manifest",
+        ),
+        "oiforge.contracts.excludes": (
+            "ExcludeList",
+            "read_exclude_list",
+        ),
+        "oiforge.contracts.journal": (
+            "DOWNLOAD_STATUSES",
+            "JOURNAL_NAME",
+            "JOURNAL_SCHEMA",
+            "TRANSIENT_STATUSES",
+            "Journal",
+            "JournalRow",
+            "is_transient",
+            "journal_path",
+            "read_journal",
+            "rotated_images",
+            "status_counts",
+            "store_image_path",
+            "store_path_parts",
+        ),
+        "oiforge.contracts.parquet_images": (
+            "PARQUET_DIR",
+            "ParquetImage",
+            "ParquetSplit",
+            "find_parquet_image",
+            "list_parquet_files",
+            "parquet_schema",
+            "read_parquet_image",
+            "read_parquet_split",
+            "write_parquet_split",
+        ),
+        "oiforge.contracts.run": (
+            "CONFIG_FILE",
+            "LABELS_FILE",
+            "Labels",
+            "ModelInfo",
+            "Preprocessing",
+            "parse_labels",
+            "parse_preprocessing",
+            "read_labels",
+            "read_run_config",
+            "write_labels",
+        ),
+    },
 )
 
 __all__ = [
