@@ -7,8 +7,8 @@ source (by MD5) to its Parquet copy, so ingest is incremental and idempotent: a 
 converted again only when its bytes changed. Per-class counts are kept beside each copy.
 
 An image list also gets a copy keyed by ``image_key`` (``keyed_list``), where ``select`` looks
-up the image columns of the rows that have no selection copy (machine labels: ``own_images``),
-after ordering its narrow key rows:
+up the image columns of the rows whose selection copy holds none (machine labels:
+``own_images``), after ordering its narrow key rows:
 
 - ``<list>.keyed.arrow``: ``image_key`` (the ImageID as an unsigned 64-bit integer, same order)
   and the image columns, valid ImageIDs only, in ``image_key`` order (the Parquet copy's
@@ -363,17 +363,9 @@ class OwnImages:
     table: pa.Table
     at: np.ndarray
 
-    def put(self, rows: pa.Table, start: int) -> pa.Table:
-        """``rows`` (the key rows from ``start``) with the image columns of their rows without
-        a copy (null for the others: ``selcopy.attach`` fills those from the copies)."""
-        at = self.at[start : start + rows.num_rows]
-        found = at >= 0
-        take = from_numpy(np.where(found, at, 0), valid=found)
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # a column a task
-            picked = pool.map(lambda c: self.table.column(c).take(take), IMAGE_COLS)
-            for name, col in zip(IMAGE_COLS, picked, strict=True):
-                rows = rows.append_column(name, col)
-        return rows
+    def part(self, start: int, n: int) -> tuple[pa.Table, np.ndarray]:
+        """What ``selcopy.attach`` takes for the key rows ``start`` to ``start + n``."""
+        return self.table, self.at[start : start + n]
 
 
 def own_images(rows: pa.Table, lists: Sequence[KeyedList]) -> OwnImages | None:

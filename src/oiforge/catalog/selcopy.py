@@ -37,8 +37,18 @@ check of the footer's statistics of 2,641 groups at full size) into memory when 
 (``_MEMORY_ROWS``), and DuckDB queries them there: at full size the Parquet scan of a typical
 50-class query took ~0.15 s (the footer parsed at the view's bind, every group's statistics
 checked, 55 groups decoded, twice in multi-label mode), pyarrow reads the same groups in
-~0.05 s. Machine labels get no copy: at full size (~170M rows) it would cost tens
-of GB; ``select`` joins the image list for the (rare) machine-label rows instead.
+~0.05 s.
+
+Machine labels get a copy of key rows only (``.selkeys.parquet`` and ``.sel.json``, no fetched
+rows: their image columns would cost tens of GB at ~165M rows; ``select`` looks them up in the
+keyed image list, ``ingest.own_images``): ``label_mid``, ``image_key``, ``source`` and
+``confidence``, in ``(label_mid, image_key, confidence DESC, source)`` order, groups by class
+as above. A query reads its classes' few million integer rows instead of parsing text
+ImageIDs (at full size 3.6M rows of a 50-class query: ~0.25 of 0.34 CPU-s of its key
+query), and an image's machine labels of a class sit in the order ``select`` keeps one of
+them by (highest confidence, then ``label_mid``, ``source``): the row's position (``rank``)
+replaces the two strings in that choice. It has its own version (``MACHINE_VERSION``), and
+no image list in its fingerprint.
 """
 
 from __future__ import annotations
@@ -84,7 +94,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COPY_VERSION: Final = 12
+#: the layout of a machine-label copy (key rows only); its own, so that a change of one
+#: rebuilds neither the other nor the human-label and box copies
+MACHINE_VERSION: Final = 1
+#: the kinds whose copies hold fetched rows too (``attach`` gathers their columns)
 COPY_KINDS: Final = ("boxes", "human_labels")
+MACHINE: Final = "machine_labels"
+#: every kind with a selection copy (a ``sel_<kind>`` view while a select runs)
+KEY_KINDS: Final = (*COPY_KINDS, MACHINE)
 #: rows per file, so that ``(file index << _REF_BITS) + row`` is a unique row reference.
 _REF_BITS: Final = 40
 #: rows per row group at most; a gather decodes whole groups.
@@ -162,16 +179,23 @@ class SelectionCopy:
     kind: str
     split: str
     keys: Path
-    rows: Path
+    #: the fetched rows (None for a machine-label copy: key rows only)
+    rows: Path | None
     #: the first row of each record batch of ``rows`` (read from the file when None)
     starts: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
     #: the row groups of ``keys`` (None: unknown; every select then scans ``keys`` in DuckDB)
     groups: KeyGroups | None = field(default=None, compare=False, repr=False)
 
+    def fetched(self) -> Path:
+        """The fetched rows' file (a ``ref`` never names a row of a machine-label copy)."""
+        if self.rows is None:
+            raise ValueError(f"the machine-label copy {self.keys} has no fetched rows")
+        return self.rows
+
     def batch_starts(self) -> np.ndarray:
         if self.starts is not None:
             return np.asarray(self.starts, np.int64)
-        with pa.memory_map(str(self.rows)) as source:
+        with pa.memory_map(str(self.fetched())) as source:
             reader = ipc.open_file(source)
             sizes = [reader.get_batch(i).num_rows for i in range(reader.num_record_batches)]
         return np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
@@ -188,11 +212,11 @@ def ensure_copies(
     """The selection copies of the ingested files of ``kinds`` x ``splits`` (built when stale)."""
     out = []
     for done in sorted(cat.ingested.values(), key=lambda i: i.relpath):
-        if done.kind in kinds and done.kind in COPY_KINDS and done.split in splits:
+        if done.kind in kinds and done.kind in KEY_KINDS and done.split in splits:
             images = sorted(
                 i.parquet
                 for i in cat.ingested.values()
-                if i.kind == "images" and i.split == done.split
+                if i.kind == "images" and i.split == done.split and done.kind != MACHINE
             )
             out.append(_ensure(cat.connection, done, images))
     return out
@@ -203,8 +227,9 @@ def copy_views(
     con: duckdb.DuckDBPyConnection, copies: list[SelectionCopy], mids: Collection[str]
 ) -> Iterator[None]:
     """Temp views ``sel_<kind>`` while the block runs: the copies' key rows plus ``split``,
-    ``split_rank`` and ``ref``, for a query that reads the rows of ``mids`` only (every class
-    it filters by: ``label_mid IN ...`` or a join with such a list).
+    ``split_rank``, ``ref`` and ``rank`` (see :func:`_part_sql`), for a query that reads the
+    rows of ``mids`` only (every class it filters by: ``label_mid IN ...`` or a join with such
+    a list).
 
     A copy whose groups of ``mids`` hold at most ``_MEMORY_ROWS`` rows contributes just those
     groups, read into memory (a superset of the rows the query reads); otherwise its Parquet
@@ -212,7 +237,7 @@ def copy_views(
     """
     held: list[str] = []
     try:
-        for kind in COPY_KINDS:
+        for kind in KEY_KINDS:
             parts = []
             for n, c in enumerate(copies):
                 if c.kind == kind and c.split in SPLITS:
@@ -223,7 +248,7 @@ def copy_views(
     finally:  # never in place of the error that matters (a failed read leaves its result
         # open, and DuckDB may refuse any statement until it is gone)
         with contextlib.suppress(duckdb.Error):
-            for kind in COPY_KINDS:
+            for kind in KEY_KINDS:
                 con.execute(f"DROP VIEW IF EXISTS {view_name(kind)}")
             for name in held:
                 con.unregister(name)
@@ -265,17 +290,25 @@ def _read_groups(keys: Path, index: KeyGroups, groups: list[int]) -> pa.Table | 
     return table.append_column("file_row_number", from_numpy(row))
 
 
-def attach(table: pa.Table, copies: list[SelectionCopy], box_mode: bool) -> pa.Table:
+#: the image columns of a table's rows without a ``ref``: a table of ``IMAGE_COLS`` and per row
+#: its row there (-1: none, or the row has a ``ref``), see ``ingest.OwnImages``
+Own = tuple[pa.Table, np.ndarray]
+
+
+def attach(
+    table: pa.Table, copies: list[SelectionCopy], box_mode: bool, own: Own | None = None
+) -> pa.Table:
     """``table`` (rows with ``image_key`` and ``ref``) with ``image_id`` and the label, box and
     image columns from the copies.
 
-    Rows without a ``ref`` (machine labels) keep the values ``table`` has for them (null
-    where it has none). Box columns are null in image mode.
+    Rows without a ``ref`` (machine labels) keep the label values ``table`` has for them, and
+    take their image columns from ``own`` (null where neither has them). Box columns are null
+    in image mode.
     """
     ref = table.column("ref").cast(pa.int64())
     has_ref = to_numpy(pc.is_valid(ref))
     cols = [*_LABEL_COLS, *(BOX_COLS if box_mode else ()), *IMAGE_COLS]
-    fetched = _gather(to_numpy(ref, null_as=0), has_ref, copies, cols)
+    fetched = _gather(to_numpy(ref, null_as=0), has_ref, copies, cols, own)
     mask = from_numpy(has_ref)
     for name in cols:
         col = fetched.column(name)
@@ -295,15 +328,23 @@ def _put(table: pa.Table, name: str, col: pa.Array | pa.ChunkedArray) -> pa.Tabl
 
 
 def _gather(
-    refs: np.ndarray, has_ref: np.ndarray, copies: list[SelectionCopy], cols: list[str]
+    refs: np.ndarray,
+    has_ref: np.ndarray,
+    copies: list[SelectionCopy],
+    cols: list[str],
+    own: Own | None = None,
 ) -> pa.Table:
-    """The copies' ``cols`` at ``refs`` (a row per ref; null where ``has_ref`` is false).
+    """The copies' ``cols`` at ``refs`` (a row per ref; where ``has_ref`` is false, ``own``'s
+    image columns, else null).
 
     The distinct refs are read in file order (a row group per task), then put in ``refs``'
     order. A selection's refs are mostly ascending runs (a class's rows in a copy are sorted
     as the output is), so the result is usually a few slices of what was read, not a copy.
+    With ``own`` rows, one take per column from the rows read followed by ``own``'s (chunks
+    side by side, not copied together), instead of a take from each and a merge by mask
+    (each value copied once, not twice).
     """
-    if not has_ref.any():
+    if not has_ref.any() and own is None:
         return pa.table({c: pa.nulls(len(refs), _ARROW[_TYPES[c]]) for c in cols})
     wanted = refs[has_ref]
     order = np.argsort(wanted, kind="stable")  # timsort: near-linear on ascending runs
@@ -314,7 +355,11 @@ def _gather(
     where[order] = np.cumsum(first) - 1  # each wanted row's place among the distinct refs
     threads = os.cpu_count() or 1  # Arrow's reads and takes release the GIL
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        found = _read_distinct(distinct, copies, cols, pool)
+        found = (
+            _read_distinct(distinct, copies, cols, pool)
+            if len(distinct)
+            else pa.table({c: pa.array([], _ARROW[_TYPES[c]]) for c in cols})
+        )
         if has_ref.all():
             starts = np.r_[0, np.flatnonzero(np.diff(where) != 1) + 1]
             if len(starts) <= max(_MAX_SLICES, len(where) // _MIN_SLICE):
@@ -323,19 +368,46 @@ def _gather(
                 return pa.concat_tables([found.slice(a, n) for a, n in slices])
         index = np.zeros(len(refs), np.int64)
         index[has_ref] = where
-        return _take(found, from_numpy(index, valid=has_ref), pool, threads)
+        valid = has_ref
+        if own is not None:
+            extra, at = own
+            mine = ~has_ref & (at >= 0)
+            index[mine] = found.num_rows + at[mine]
+            valid = has_ref | mine
+            found = _followed_by(found, extra)
+        take = from_numpy(index, valid=valid)
+        return _take(found, take, pool, threads, combine=own is None)
 
 
-def _take(found: pa.Table, take: pa.Array, pool: ThreadPoolExecutor, threads: int) -> pa.Table:
+def _followed_by(found: pa.Table, extra: pa.Table) -> pa.Table:
+    """``found``'s rows then ``extra``'s, as chunks (its columns ``extra`` lacks: null)."""
+    cols = {}
+    for name, col in zip(found.column_names, found.columns, strict=True):
+        more = (
+            extra.column(name).cast(col.type)
+            if name in extra.column_names
+            else pa.nulls(extra.num_rows, col.type)
+        )
+        cols[name] = pa.chunked_array([*col.chunks, *pa.chunked_array(more).chunks], col.type)
+    return pa.table(cols)
+
+
+def _take(
+    found: pa.Table, take: pa.Array, pool: ThreadPoolExecutor, threads: int, combine: bool = True
+) -> pa.Table:
     """``found.take(take)``, a column per thread, a wave of columns at a time (each dropped
-    once gathered: only a few columns are ever held twice)."""
+    once gathered: only a few columns are ever held twice). ``combine=False``: take from the
+    chunks as they are (Arrow finds each index's chunk; they are not copied together first:
+    a machine-label select's image columns are ~450k rows at full size)."""
     names = found.column_names
-    out: dict[str, pa.Array] = {}
+    out: dict[str, pa.Array | pa.ChunkedArray] = {}
     for start in range(0, len(names), threads):
         wave = names[start : start + threads]
         columns = [found.column(c) for c in wave]
         found = found.drop_columns(wave)
-        gathered = pool.map(lambda a: a.combine_chunks().take(take), columns)
+        gathered = pool.map(
+            lambda a: a.combine_chunks().take(take) if combine else a.take(take), columns
+        )
         out.update(zip(wave, gathered, strict=True))
         del columns
     return pa.table(out)
@@ -355,7 +427,7 @@ def _read_distinct(
         cuts = np.flatnonzero(np.diff(batch)) + 1
         for part, grp in zip(np.split(mine, cuts), np.split(batch, cuts), strict=True):
             g = int(grp[0])
-            tasks.append((copy.rows, g, part - starts[g]))
+            tasks.append((copy.fetched(), g, part - starts[g]))
     local = threading.local()
 
     def piece(task: tuple[Path, int, np.ndarray]) -> pa.Table:
@@ -378,10 +450,15 @@ def _read_distinct(
 
 
 def _part_sql(n: int, c: SelectionCopy, source: str) -> str:
-    rank = SPLITS.index(c.split)
+    """Copy ``n``'s rows with their split, ``rank`` (the row: ``(n << _REF_BITS) + row``,
+    unique over the copies) and ``ref`` (the same, for a copy with fetched rows; NULL in a
+    machine-label copy: such rows carry their own label columns)."""
+    split_rank = SPLITS.index(c.split)
+    rank = f"({n}::BIGINT << {_REF_BITS}) + file_row_number"
+    ref = "CAST(NULL AS BIGINT)" if c.rows is None else "rank"
     return (
-        f"SELECT * EXCLUDE (file_row_number), {_q(c.split)} AS split, {rank} AS split_rank, "
-        f"({n}::BIGINT << {_REF_BITS}) + file_row_number AS ref FROM {source}"
+        f"SELECT *, {ref} AS ref FROM (SELECT * EXCLUDE (file_row_number), {_q(c.split)} AS "
+        f"split, {split_rank} AS split_rank, {rank} AS rank FROM {source})"
     )
 
 
@@ -391,7 +468,7 @@ def _empty_sql(kind: str) -> str:
     )
     return (
         f"SELECT {cols}, CAST(NULL AS VARCHAR) AS split, CAST(NULL AS INTEGER) AS split_rank, "
-        "CAST(NULL AS BIGINT) AS ref WHERE false"
+        "CAST(NULL AS BIGINT) AS rank, CAST(NULL AS BIGINT) AS ref WHERE false"
     )
 
 
@@ -420,8 +497,9 @@ def copy_paths(parquet: Path) -> tuple[Path, Path, Path]:
 
 
 def _ensure(con: duckdb.DuckDBPyConnection, done: Ingested, images: list[Path]) -> SelectionCopy:
-    keys, rows, index = copy_paths(done.parquet)
-    stamp = _fingerprint(done.parquet, images)
+    keys, fetched, index = copy_paths(done.parquet)
+    rows = None if done.kind == MACHINE else fetched
+    stamp = _fingerprint(done.parquet, images, done.kind)
     entry = _current(index, stamp, keys, rows)
     if entry is None:
         index.unlink(missing_ok=True)  # written last: a copy without it is never taken as good
@@ -467,19 +545,22 @@ def _drop_superseded(parquet: Path) -> None:
     log.info("deleted the old selection copy %s (%.1f MB)", old, size / 1e6)
 
 
-def _fingerprint(source: Path, images: list[Path]) -> str:
+def _fingerprint(source: Path, images: list[Path], kind: str) -> str:
     def stat(p: Path) -> list[object]:
-        return [p.name, *_stat(p)]
+        return [p.name, *(_stat(p) or [])]
 
-    return json.dumps({"v": COPY_VERSION, "src": stat(source), "images": [stat(p) for p in images]})
+    version = f"machine-{MACHINE_VERSION}" if kind == MACHINE else COPY_VERSION
+    return json.dumps({"v": version, "src": stat(source), "images": [stat(p) for p in images]})
 
 
-def _stat(path: Path) -> list[int]:
+def _stat(path: Path | None) -> list[int] | None:
+    if path is None:
+        return None
     st = path.stat()
     return [st.st_size, st.st_mtime_ns]
 
 
-def _current(index: Path, stamp: str, keys: Path, rows: Path) -> dict[str, Any] | None:
+def _current(index: Path, stamp: str, keys: Path, rows: Path | None) -> dict[str, Any] | None:
     """The index when it matches ``stamp`` and both files (else None: missing, stale, or from
     a build that was killed before it wrote the index)."""
     try:
@@ -498,37 +579,49 @@ def _current(index: Path, stamp: str, keys: Path, rows: Path) -> dict[str, Any] 
 
 
 def _build(
-    con: duckdb.DuckDBPyConnection, done: Ingested, images: list[Path], keys: Path, rows: Path
+    con: duckdb.DuckDBPyConnection,
+    done: Ingested,
+    images: list[Path],
+    keys: Path,
+    rows: Path | None,
 ) -> tuple[list[int], KeyGroups | None]:
-    """Write the copy's key rows and fetched rows (each temp + rename); their batch starts and
-    the key rows' group index."""
-    names = [name for name, _ in _copy_columns(done.kind)[2 : -len(IMAGE_COLS)]]
-    label = ", ".join(f"{clamped('l.' + n)} AS {n}" if n in COORDS else f"l.{n}" for n in names)
-    image = ", ".join(f"i.{c}" for c in IMAGE_COLS)
-    valid = "l.confidence IN (0, 1)" if done.kind == "human_labels" else valid_box("l")
-    if done.kind == "boxes":
-        order = ["l.label_mid", grouped("l"), "image_key", *box_keys("l", clamp=True)]
-    else:
-        order = ["l.label_mid", "l.confidence DESC", "image_key", "l.source"]
-    sql = (
-        f"SELECT l.label_mid, ('0x' || l.image_id)::UBIGINT AS image_key, "
-        f"{label}, {image} "
-        f"FROM read_parquet({_q(str(done.parquet))}) l LEFT JOIN {_images_sql(images, done)} i "
-        f"USING (image_id) WHERE {valid_id('l.image_id')} AND {valid} "
-        f"ORDER BY {', '.join(order)}"
-    )
+    """Write the copy's key rows and fetched rows (each temp + rename; a machine-label copy:
+    key rows only); their batch starts and the key rows' group index."""
+    sql = _build_sql(done, images)
     files_change(con)
     # spill beside the cache (not into the cwd) once it holds half the memory available
     with (
         bound_memory(con, keys.parent / ".duckdb-spill"),
         atomic_open(keys, "wb") as key_sink,
-        atomic_open(rows, "wb") as row_sink,
+        atomic_open(rows, "wb") if rows is not None else contextlib.nullcontext() as row_sink,
     ):
         reader = con.sql(sql).to_arrow_reader(_BATCH_ROWS)
         with _PairWriter(reader.schema, key_sink, row_sink) as out:
-            _write_by_class(reader, out)
+            _write_by_class(reader, out, _group_names(done.kind))
     log.info("built selection copy %s", keys)
     return out.starts, KeyGroups.from_json(out.groups)
+
+
+def _build_sql(done: Ingested, images: list[Path]) -> str:
+    """The copy's rows in its order: valid ImageIDs as ``image_key``, the label columns (a
+    box's clamped), the image columns (none for machine labels)."""
+    names = [name for name, _ in _copy_columns(done.kind)[2 : -len(IMAGE_COLS)]]
+    label = ", ".join(f"{clamped('l.' + n)} AS {n}" if n in COORDS else f"l.{n}" for n in names)
+    key = f"l.label_mid, ('0x' || l.image_id)::UBIGINT AS image_key, {label}"
+    source = f"read_parquet({_q(str(done.parquet))}) l"
+    if done.kind == MACHINE:  # no image columns; the order of ``selectsql._dedup``'s choice
+        order = "l.label_mid, image_key, l.confidence DESC, l.source"
+        return f"SELECT {key} FROM {source} WHERE {valid_id('l.image_id')} ORDER BY {order}"
+    image = ", ".join(f"i.{c}" for c in IMAGE_COLS)
+    valid = "l.confidence IN (0, 1)" if done.kind == "human_labels" else valid_box("l")
+    if done.kind == "boxes":
+        keys = ["l.label_mid", grouped("l"), "image_key", *box_keys("l", clamp=True)]
+    else:
+        keys = ["l.label_mid", "l.confidence DESC", "image_key", "l.source"]
+    return (
+        f"SELECT {key}, {image} FROM {source} LEFT JOIN {_images_sql(images, done)} i "
+        f"USING (image_id) WHERE {valid_id('l.image_id')} AND {valid} ORDER BY {', '.join(keys)}"
+    )
 
 
 class _PairWriter:
@@ -541,7 +634,7 @@ class _PairWriter:
     wide columns took ~3x longer than reading the same rows as Arrow IPC.
     """
 
-    def __init__(self, schema: pa.Schema, key_sink: IO[bytes], row_sink: IO[bytes]) -> None:
+    def __init__(self, schema: pa.Schema, key_sink: IO[bytes], row_sink: IO[bytes] | None) -> None:
         key_names = [n for n in schema.names if _is_key(n)]
         self.row_names = [n for n in schema.names if _is_fetched(n)]
         self.key_names = key_names
@@ -558,14 +651,17 @@ class _PairWriter:
         )
         options = ipc.IpcWriteOptions(compression="lz4")
         row_schema = pa.schema([schema.field(n) for n in self.row_names])
-        self._fetched = ipc.new_file(row_sink, row_schema, options=options)
+        self._fetched = (
+            ipc.new_file(row_sink, row_schema, options=options) if row_sink is not None else None
+        )
 
     def __enter__(self) -> _PairWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._keys.close()
-        self._fetched.close()
+        if self._fetched is not None:
+            self._fetched.close()
 
     def write(self, table: pa.Table) -> None:
         """``table`` as groups of at most ``_GROUP_ROWS`` rows."""
@@ -576,13 +672,17 @@ class _PairWriter:
             self.groups["rows"].append(group.num_rows)
             self.groups["first"].append(mids[0].as_py())
             self.groups["last"].append(mids[-1].as_py())
+            if self._fetched is None:
+                continue
             for batch in group.select(self.row_names).to_batches(max_chunksize=_FETCH_ROWS):
                 self.starts.append(self._rows)
                 self._rows += batch.num_rows
                 self._fetched.write_batch(batch)
 
 
-def _write_by_class(batches: pa.RecordBatchReader, out: _PairWriter) -> None:
+def _write_by_class(
+    batches: pa.RecordBatchReader, out: _PairWriter, names: tuple[str, ...]
+) -> None:
     """Write ``batches`` (sorted by ``label_mid``, the first column, then ``confidence`` for
     human labels) with a group boundary at a change of class (and of confidence) once the
     group holds ``_MIN_GROUP_ROWS``, and every ``_GROUP_ROWS`` rows.
@@ -604,7 +704,7 @@ def _write_by_class(batches: pa.RecordBatchReader, out: _PairWriter) -> None:
         return rest
 
     for batch in batches:
-        keys = _group_keys(batch)
+        keys = [batch.column(n) for n in names]
         changes = pc.indices_nonzero(_changes(keys))
         bounds = [0, *(int(i) + 1 for i in changes.to_pylist()), len(batch)]
         for start, end in itertools.pairwise(bounds):
@@ -621,15 +721,10 @@ def _write_by_class(batches: pa.RecordBatchReader, out: _PairWriter) -> None:
         write(final=True)
 
 
-def _group_keys(batch: pa.RecordBatch) -> list[pa.Array]:
+def _group_names(kind: str) -> tuple[str, ...]:
     """The columns a row group never spans two values of: ``label_mid`` (and ``confidence``,
-    in a human-label copy)."""
-    names = ["label_mid", *(["confidence"] if _is_human(batch.schema) else [])]
-    return [batch.column(n) for n in names]
-
-
-def _is_human(schema: pa.Schema) -> bool:
-    return "confidence" in schema.names and "x_min" not in schema.names
+    in a human-label copy: its positives and negatives)."""
+    return ("label_mid", "confidence") if kind == "human_labels" else ("label_mid",)
 
 
 def _changes(keys: list[pa.Array]) -> pa.Array:

@@ -80,7 +80,7 @@ def _select(
     spec: SelectSpec | DatasetSpec, sel: SelectSpec, cat: Catalog, progress: ProgressFn | None
 ) -> Selection:
     keys = _key_rows(sel, cat, progress)
-    found = attach(keys.part(0, keys.rows.num_rows), keys.copies, keys.box_mode)
+    found = keys.attach(0, keys.rows.num_rows)
     return finish_selection(cat.connection, spec, keys.targets, keys.excluded, found, keys.machine)
 
 
@@ -94,14 +94,15 @@ class _Keys:
     machine: bool
     copies: list[SelectionCopy]
     box_mode: bool
-    #: the image columns of the rows without a copy (machine labels), None when there are none
+    #: the image columns of the rows without a ``ref`` (machine labels: their copy holds key
+    #: rows only), None when there are none
     own: OwnImages | None = None
 
-    def part(self, start: int, n: int) -> pa.Table:
-        """Rows ``start`` to ``start + n`` as ``attach`` takes them: with the image columns of
-        the rows without a copy."""
-        rows = self.rows.slice(start, n)
-        return self.own.put(rows, start) if self.own is not None else rows
+    def attach(self, start: int, n: int) -> pa.Table:
+        """Rows ``start`` to ``start + n`` with their other columns (``selcopy.attach``), the
+        image columns of the rows without a ``ref`` from ``own``."""
+        own = self.own.part(start, n) if self.own is not None else None
+        return attach(self.rows.slice(start, n), self.copies, self.box_mode, own)
 
 
 def _key_rows(sel: SelectSpec, cat: Catalog, progress: ProgressFn | None) -> _Keys:
@@ -149,7 +150,7 @@ def _building(cat: Catalog) -> Iterator[None]:
 
 def _keyed_lists(cat: Catalog, splits: tuple[str, ...]) -> list[KeyedList]:
     """The keyed image lists of ``splits`` (built when stale), where ``own_images`` finds the
-    image columns of machine-label rows (they have no selection copy)."""
+    image columns of machine-label rows (their selection copy holds key rows only)."""
     lists = sorted(
         (i for i in cat.ingested.values() if i.kind == "images" and i.split in splits),
         key=lambda i: i.relpath,
@@ -181,7 +182,7 @@ def select_into(
     size = _slice_rows(n)
     parts = (
         conform_selection(
-            attach(keys.part(start, size), keys.copies, keys.box_mode),
+            keys.attach(start, size),
             digest,
             sel.version,
             labels,

@@ -17,7 +17,7 @@ from typing import Final
 
 from oiforge.catalog.ingest import IMAGE_COLS
 from oiforge.catalog.rowrules import BOX_COLS, COORDS, box_order, clamped, valid_box, valid_id
-from oiforge.catalog.selcopy import COPY_KINDS, view_name
+from oiforge.catalog.selcopy import KEY_KINDS, view_name
 from oiforge.contracts import BOX_FLAGS, SPLITS
 from oiforge.spec import SelectSpec
 
@@ -110,20 +110,22 @@ def _flag_filter(sel: SelectSpec) -> str:
 
 
 def keyed(table: str) -> str:
-    """A plain table as the selection reads it: valid ImageIDs, ``image_key``, ``split_rank``."""
+    """A plain table as the selection reads it: valid ImageIDs, ``image_key``, ``split_rank``
+    (and no ``ref`` or ``rank``: those name a row of a selection copy)."""
     return (
         f"(SELECT *, TRY_CAST('0x' || image_id AS UBIGINT) AS image_key, "
-        f"{_split_rank()} AS split_rank, CAST(NULL AS BIGINT) AS ref "
+        f"{_split_rank()} AS split_rank, CAST(NULL AS BIGINT) AS ref, "
+        "CAST(NULL AS BIGINT) AS rank "
         f"FROM {table} WHERE {valid_id('image_id')})"
     )
 
 
 def _source(kind: str, copies: bool) -> str:
-    return view_name(kind) if copies and kind in COPY_KINDS else keyed(kind)
+    return view_name(kind) if copies and kind in KEY_KINDS else keyed(kind)
 
 
 def _candidates(sel: SelectSpec, mids: str, splits: str, machine: bool, copies: bool) -> str:
-    keys = "image_key, split, split_rank, ref, label_mid, source, confidence"
+    keys = "image_key, split, split_rank, ref, rank, label_mid, source, confidence"
     if sel.label_mode == "box":
         where = f"b.label_mid IN {mids} AND b.split IN {splits} AND {_flag_filter(sel)}"
         if copies:  # the copy's boxes are valid and clamped; ``attach`` fetches them
@@ -142,7 +144,8 @@ def _candidates(sel: SelectSpec, mids: str, splits: str, machine: bool, copies: 
     if sel.min_confidence is None or not machine:
         return human
     return (
-        f"{human} UNION ALL SELECT {keys}, {nulls}, 1 AS pri FROM {keyed('machine_labels')} "
+        f"{human} UNION ALL SELECT {keys}, {nulls}, 1 AS pri "
+        f"FROM {_source('machine_labels', copies)} "
         f"WHERE label_mid IN {mids} AND split IN {splits} "
         f"AND confidence >= {float(sel.min_confidence)!r}"
     )
@@ -228,15 +231,20 @@ def by_ref(sel: SelectSpec, machine: bool, copies: bool) -> bool:
     return copies and sel.label_mode == "image" and not machine_rows(sel, machine)
 
 
-def _dedup(sel: SelectSpec, fast: bool) -> str:
+def _dedup(sel: SelectSpec, fast: bool, copies: bool, by_key: bool) -> str:
     """CTE ``dedup``: image mode keeps one row per (image, class): human first, then confidence,
-    ``label_mid``, ``source`` (``fast``: see :func:`by_ref`; with ``multi_label: drop`` the
-    grouping by image of ``_multi_label`` does it)."""
-    if sel.label_mode == "box" or (fast and sel.multi_label == "drop"):
+    ``label_mid``, ``source`` (``fast``: see :func:`by_ref`, ``by_key``: :func:`_by_key`; with
+    ``multi_label: drop`` the grouping by image of ``_multi_label`` does it; ``copies``: see
+    :func:`_dedup_by_rank`)."""
+    if sel.label_mode == "box" or ((fast or by_key) and sel.multi_label == "drop"):
         return "dedup AS (SELECT * FROM one_split)"
     if fast:
         first = _first_by_ref()
         return f"dedup AS (SELECT image_key, class_idx, {first} GROUP BY image_key, class_idx)"
+    if by_key:
+        return _by_key("dedup", "one_split", per_class=True)
+    if copies:
+        return _dedup_by_rank()
     best = (
         "struct_pack(source := source, confidence := confidence, label_mid := label_mid, "
         "ref := ref)"
@@ -252,6 +260,59 @@ def _dedup(sel: SelectSpec, fast: bool) -> str:
     )
 
 
+#: added to a machine-label row's ``rank`` in ``_dedup_by_key``'s key (after every human row)
+_MACHINE_KEY: Final = 1 << 62
+
+
+def _by_key(name: str, source: str, per_class: bool) -> str:
+    """CTE ``name``: one row per (image, class) of ``source`` (``per_class``; else per image,
+    the images of one class only: ``multi_label: drop``, in one grouping instead of two and
+    an anti join), over the selection copies when each class has one label MID.
+
+    An (image, class)'s rows are then one image's rows of one MID, and a copy holds those in
+    the order ``dedup`` keeps one by (a human copy: ``source``, its positives all have
+    confidence 1; a machine-label copy: highest confidence, then ``source``; see
+    :func:`_dedup_by_rank`), so the smallest of one integer key wins: ``rank``, plus
+    ``_MACHINE_KEY`` for a machine label (human first). A machine winner's ``source`` and
+    ``confidence`` are joined back by its ``rank`` and class (``expand_up`` may put a row in
+    several classes). At full size (577k candidate rows) ~0.05 s instead of 0.12 s by
+    structs, and without the grouping and anti join of ``drop`` (~0.12 CPU-s)."""
+    nulls = ", ".join(f"NULL AS {c}" for c in BOX_COLS)
+    key = f"CASE WHEN pri = 0 THEN rank ELSE {_MACHINE_KEY} + rank END"
+    group = "image_key, class_idx" if per_class else "image_key"
+    cls = "class_idx" if per_class else "min(class_idx) AS class_idx"
+    having = "" if per_class else " HAVING min(class_idx) = max(class_idx)"
+    return (
+        f"{name}_g AS (SELECT image_key, {cls}, min(split_rank) AS split_rank, min({key}) "
+        f"AS key FROM {source} GROUP BY {group}{having}),\n"
+        f"{name} AS (SELECT g.image_key, g.class_idx, {_split_of('g.split_rank')} AS split, "
+        f"g.split_rank, CASE WHEN g.key < {_MACHINE_KEY} THEN g.key END AS ref, m.source, "
+        f"m.confidence, CAST(NULL AS VARCHAR) AS label_mid, {nulls} FROM {name}_g g LEFT JOIN "
+        "(SELECT rank, class_idx, source, confidence FROM one_split WHERE pri = 1) m "
+        f"ON g.key = m.rank + {_MACHINE_KEY} AND g.class_idx = m.class_idx)"
+    )
+
+
+def _dedup_by_rank() -> str:
+    """``dedup`` over the selection copies: the order (human first, then highest confidence,
+    ``label_mid``, ``source``) is ``(pri, -confidence, rank)``: an (image, class)'s rows all
+    come from the copies of one split (``one_split``), a copy holds an image's rows in
+    ``(label_mid, confidence DESC, source)`` order (a human copy: ``(label_mid, source)``, its
+    positives all have confidence 1), and ``rank`` is a row's place in its copy (a human
+    copy's ``ref``). Numbers, not two strings, in the key. No ``label_mid`` (``select`` names
+    the selected class)."""
+    nulls = ", ".join(f"NULL AS {c}" for c in BOX_COLS)
+    best = "struct_pack(ref := ref, source := source, confidence := confidence)"
+    return (
+        f"dedup_g AS (SELECT image_key, class_idx, min(split_rank) AS split_rank, "
+        f"arg_min({best}, (pri, -confidence, rank)) AS b FROM one_split "
+        "GROUP BY image_key, class_idx),\n"
+        f"dedup AS (SELECT image_key, class_idx, {_split_of('split_rank')} AS split, split_rank, "
+        "b.ref AS ref, b.source AS source, b.confidence AS confidence, "
+        f"CAST(NULL AS VARCHAR) AS label_mid, {nulls} FROM dedup_g)"
+    )
+
+
 def _first_by_ref(source: str = "one_split") -> str:
     """The columns of a group's first row by ``ref`` (see :func:`by_ref`), ``FROM source``."""
     nulls = ", ".join(f"NULL AS {c}" for c in BOX_COLS)
@@ -263,15 +324,17 @@ def _first_by_ref(source: str = "one_split") -> str:
     )
 
 
-def _multi_label(sel: SelectSpec, fast: bool) -> str:
+def _multi_label(sel: SelectSpec, fast: bool, by_key: bool) -> str:
     """CTE ``kept``: the ``multi_label`` rule for images that carry several selected classes.
 
-    ``fast`` with ``drop``: one grouping by image keeps the images of one class and their
-    first row (``dedup`` left them as they were), instead of a grouping by (image, class),
-    another by image and an anti join.
+    ``fast`` (or ``by_key``) with ``drop``: one grouping by image keeps the images of one class
+    and their first row (``dedup`` left them as they were), instead of a grouping by (image,
+    class), another by image and an anti join.
     """
     if sel.multi_label == "multi":
         return "kept AS (SELECT * FROM not_excluded)"
+    if by_key and sel.multi_label == "drop":
+        return _by_key("kept", "not_excluded", per_class=False)
     if fast and sel.multi_label == "drop":
         return (
             "kept AS (SELECT image_key, min(class_idx) AS class_idx, "
@@ -380,22 +443,24 @@ def selection_sql(
     ``selcopy.py``) and return unordered rows of four integers: the sort keys ``class_idx``,
     ``split_rank``, ``image_key`` and ``ref`` (the row in a copy, whose order within an image
     is ``rowrules.box_order``): ``select`` orders them, numbers the boxes and fetches every other
-    column by ``ref`` (machine-label rows, which have no copy, get their ``source`` and
-    ``confidence`` here and their image columns from ``ingest.own_images``).
+    column by ``ref`` (machine-label rows, whose copy holds key rows only, get their
+    ``source`` and ``confidence`` here and their image columns from ``ingest.own_images``).
     """
     splits = in_list(sel.splits)
     mids = in_list(target_map(targets))
     names = ", ".join(f"({t.idx}, {q(t.mid)}, {q(t.name)})" for t in targets)
     cands = _candidates(sel, mids, splits, machine, copies)
     fast = by_ref(sel, machine, copies)
+    one_mid = _one_mid(target_pairs(targets, sel.expand_up))
+    by_key = copies and machine_rows(sel, machine) and one_mid
     ctes = [
         _targets_cte(sel, targets),
         f"out_names(class_idx, out_mid, out_name) AS (VALUES {names})",
         _cand(sel, cands, splits, machine, copies),
         _one_split(sel),
-        _dedup(sel, fast),
+        _dedup(sel, fast, copies, by_key),
         _exclusion(excluded, splits, copies),
-        _multi_label(sel, fast),
+        _multi_label(sel, fast, by_key),
         _sampling(sel),
         _negatives(sel, splits, copies),
         _numbered(sel, copies),
@@ -404,7 +469,7 @@ def selection_sql(
     boxes = ", ".join(f"k.{c}" for c in BOX_COLS)
     role = f", {ROLE_SQL} AS role" if with_roles(sel) else ""
     if copies:
-        # only machine-label rows (no copy, no ``ref``) carry their own label columns; their
+        # only machine-label rows (no ``ref``: key rows only) carry their own label columns; their
         # image columns are looked up after ordering (``ingest.own_images``)
         mine = (
             ", CASE WHEN k.ref IS NULL THEN k.source END AS source, "
@@ -427,13 +492,18 @@ ORDER BY k.class_idx, k.role_rank, k.split_rank, k.image_key, k.box_index
 """
 
 
+def _one_mid(pairs: list[tuple[str, int]]) -> bool:
+    """Each class is reached from one label MID (no class expanded to several)."""
+    return len({idx for _, idx in pairs}) == len(pairs)
+
+
 def machine_rows(sel: SelectSpec, machine: bool) -> bool:
     """The selection takes machine labels (image mode, ``min_confidence``, a machine table)."""
     return sel.label_mode == "image" and machine and sel.min_confidence is not None
 
 
 def _image_join() -> str:
-    """Image metadata from the image list, for the rows that have no selection copy."""
+    """Image metadata from the image list, for the rows without a ``ref`` (machine labels)."""
     return (
         f"LEFT JOIN (SELECT * FROM images WHERE image_id IN (SELECT {_HEX.format('image_key')} "
         "FROM numbered WHERE ref IS NULL)) i "
