@@ -1,8 +1,10 @@
 """Benchmark: ``select`` in image-label mode (human-verified and machine labels) vs pandas.
 
-Ours: what ``oiforge select`` runs (``select_into``: the selection written to a Parquet
-file, a slice at a time); ``--before OLD/src`` alternates each run with an older source tree
-(``select`` then ``write`` where it has no ``select_into``) under the same load.
+Ours, twice: the command itself (``python -m oiforge.cli select MID... --splits train
+--no-fetch``, as a user runs ``oiforge select``: typer, Rich, its table; the headline ratio)
+and the API it calls (``select_into``: the selection written to a Parquet file, a slice at a
+time; ``api_s``). ``--before OLD/src`` alternates each run with an older source tree, run the
+same two ways (``select`` then ``write`` where it has no ``select_into``), under the same load.
 
 Generates full-size-shaped v7 image-level label files in the official formats with DuckDB:
 the train human-verified file at its real row count (57,524,352 rows: 19,856,086 positives,
@@ -28,6 +30,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -181,16 +185,51 @@ def query_set(mids_by_rank: list[str]) -> dict[str, dict[str, Any]]:
     }
 
 
+def command_args(q: dict[str, Any], out: str) -> list[str]:
+    """``oiforge select``'s arguments for a query (what ``SELECT_CHILD`` builds as a spec)."""
+    conf = [] if q["min_confidence"] is None else ["--min-confidence", str(q["min_confidence"])]
+    return ["select", *q["mids"], "--splits", "train", "--multi-label", q["multi_label"],
+            *conf, "--no-fetch", "--out", out]  # fmt: skip
+
+
+def run_command(args: list[str], home: Path, src: Path = ROOT / "src") -> dict[str, float]:
+    """One ``python -m oiforge.cli ...`` process (what the ``oiforge`` script runs): wall time,
+    CPU, peak RSS (``wait4``), and the row count from its ``wrote N rows`` line."""
+    env = {**os.environ, "OIFORGE_HOME": str(home), "PYTHONPATH": str(src)}
+    cmd = [sys.executable, "-m", "oiforge.cli", *args]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    out = proc.stdout.read() if proc.stdout else ""
+    wrote = re.search(r"^wrote ([\d,]+) rows", out, re.MULTILINE)
+    if status != 0 or wrote is None:
+        raise SystemExit(f"oiforge select failed ({status}): {out[-2000:]}")
+    cpu = usage.ru_utime + usage.ru_stime
+    rows = float(wrote.group(1).replace(",", ""))
+    return {"rows": rows, "wall_s": wall, "cpu_s": cpu, "peak_mb": usage.ru_maxrss / 1024}
+
+
 def warm_runs(
-    argv: list[str], work: Path, args: argparse.Namespace
+    argv: list[str], cmd: list[str], work: Path, args: argparse.Namespace
 ) -> tuple[dict[str, float], dict[str, float] | None]:
-    """Median of ``--repeat`` fresh processes, alternating with ``--before`` when given."""
-    now, old = [], []
+    """Median of ``--repeat`` fresh processes, the command and the API child in turn,
+    alternating with ``--before`` when given; the command's figures, with the API child's
+    wall time, CPU and peak as ``api_*``."""
+    trees = [ROOT / "src"] + ([args.before] if args.before is not None else [])
+    runs: dict[Path, list[dict[str, float]]] = {tree: [] for tree in trees}
     for _ in range(args.repeat):
-        now.append(run_child(SELECT_CHILD, argv, work))
-        if args.before is not None:
-            old.append(run_child(SELECT_CHILD, argv, work, args.before))
-    return _median(now), (_median(old) if old else None)
+        for tree in trees:
+            api = run_child(SELECT_CHILD, argv, work, tree)
+            api = {f"api_{k}" if k in ("wall_s", "cpu_s", "peak_mb") else k: v
+                   for k, v in api.items()}  # fmt: skip
+            command = run_command(cmd, work, tree)
+            if command["rows"] != api["rows"]:
+                raise SystemExit(f"{tree}: the command wrote {command['rows']:,.0f} rows, "
+                                 f"the API {api['rows']:,.0f}")  # fmt: skip
+            runs[tree].append({**api, **command})
+    now = _median(runs[ROOT / "src"])
+    return now, (_median(runs[args.before]) if args.before is not None else None)
 
 
 def result_rows(
@@ -204,12 +243,15 @@ def result_rows(
     goal, met = (">= 5x", whole_x >= 5) if worst else (">= 20x", whole_x >= 20)
     extra = {"rows": warm["rows"], "peer_rows": peer["rows"], "cpu_s": warm["cpu_s"],
              "peer_cpu_s": peer["cpu_s"], "select_s": warm["select_s"],
-             "import_s": warm["import_s"]}  # fmt: skip
+             "import_s": warm["import_s"], "api_s": warm["api_wall_s"],
+             "api_x": peer["wall_s"] / warm["api_wall_s"],
+             "api_peak_mb": warm["api_peak_mb"]}  # fmt: skip
     if before is not None:
         extra |= {"before_s": before["wall_s"], "before_peak_mb": before["peak_mb"],
-                  "before_rows": before["rows"]}  # fmt: skip
+                  "before_rows": before["rows"], "before_api_s": before["api_wall_s"]}  # fmt: skip
     return [
-        Row(f"{name}: warm, whole process", warm["wall_s"], "s", peer_name, peer["wall_s"],
+        Row(f"{name}: warm, whole process (oiforge select)", warm["wall_s"], "s", peer_name,
+            peer["wall_s"],
             whole_x, goal + " (#25)", met, extra=extra),
         Row(f"{name}: peak memory", warm["peak_mb"], "MB", peer_name, peer["peak_mb"], memory,
             "<= 0.2 of pandas (#25)", memory <= 0.2),
@@ -249,10 +291,13 @@ def main() -> None:
             cold_done = q["min_confidence"] is not None
         if q["min_confidence"] is not None:
             print(f"cold (machine labels): {run_child(SELECT_CHILD, argv, work)}", flush=True)
-        warm, before = warm_runs(argv, work, args)
+        cmd = command_args(q, str(work / "selection.parquet"))
+        warm, before = warm_runs(argv, cmd, work, args)
         peer = median_run(PANDAS_CHILD, [*paths, arg], work, 1)
         ratio, memory = peer["wall_s"] / warm["wall_s"], warm["peak_mb"] / peer["peak_mb"]
-        print(f"\n## {name}\nours {warm}\nbefore {before}\npandas {peer}\nratio {ratio:.1f}x, "
+        api_ratio = peer["wall_s"] / warm["api_wall_s"]
+        print(f"\n## {name}\nours {warm}\nbefore {before}\npandas {peer}\nratio {ratio:.1f}x "
+              f"(the API child {api_ratio:.1f}x), "
               f"memory {memory:.3f}; load {os.getloadavg()}", flush=True)  # fmt: skip
         rows += result_rows(name, warm, peer, before)
     write_results("bench_select_labels", rows, notes=f"scale {args.scale}, repeat {args.repeat}")

@@ -142,6 +142,8 @@ def test_select_process_ends_with_its_output_and_exit_code(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr
     assert f"wrote 3 rows to {out}" in " ".join(done.stdout.split())
+    assert "train rows" in done.stdout and "3 (3)" in done.stdout  # its table
+    assert done.stderr == ""  # no spinner drawn into a pipe
     assert pq.read_table(out).num_rows == 3
     bad = subprocess.run([*cli, "Hambrger", "--no-fetch"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Hamburger" in bad.stderr

@@ -6,25 +6,19 @@ Only the CLI prints. Library code logs and yields progress; commands draw it her
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from typer._click.core import Context
 from typer.core import TyperGroup
 
 from oiforge.errors import OiforgeError
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from oiforge.distributed import ShardEvent
 
 console = Console()
@@ -54,6 +48,13 @@ def create_app(help_text: str) -> typer.Typer:
     )
 
 
+def status(text: str) -> AbstractContextManager[Any]:
+    """A spinner with ``text`` on stdout while a step runs, where stdout is a terminal; else
+    nothing (Rich would draw nothing there either, but would still load its live display and
+    start its refresh thread)."""
+    return console.status(text) if console.is_terminal else nullcontext()
+
+
 @contextmanager
 def progress_bar(*extra_columns: Any, transient: bool = False) -> Iterator[Progress]:
     """A Rich progress bar on stderr with count, elapsed and ETA columns."""
@@ -62,7 +63,19 @@ def progress_bar(*extra_columns: Any, transient: bool = False) -> Iterator[Progr
 
 
 def make_progress(*extra_columns: Any, transient: bool = False) -> Progress:
-    """The bar of :func:`progress_bar`, not started (``start()``/``stop()`` are the caller's)."""
+    """The bar of :func:`progress_bar`, not started (``start()``/``stop()`` are the caller's).
+
+    Rich's progress module is imported here, on first use: a command without a bar (``select``)
+    does not load it."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

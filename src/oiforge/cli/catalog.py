@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from oiforge.cli._common import console, create_app, progress_bar
+from oiforge.cli._common import console, create_app, progress_bar, status
 from oiforge.cli.browse import pg_load
 from oiforge.errors import InvalidInputError
 
@@ -272,7 +272,7 @@ def select_command(
         _select_postgres(spec, catalog_url, out, review)
         return
     cat = open_catalog(spec.select.version, _endpoints(metadata_base), fetch_missing=not no_fetch)
-    with cat, console.status("selecting..."):
+    with cat, status("selecting..."):
         if review is None:
             written = select_into(spec, out, catalog=cat)
         else:
@@ -301,7 +301,7 @@ def _select_postgres(spec: Any, dsn: str, out: Path, review: Path | None = None)
     from oiforge.contracts import WrittenSelection
     from oiforge.postgres import select_pg
 
-    with console.status("selecting from PostgreSQL..."):
+    with status("selecting from PostgreSQL..."):
         result = _reviewed(select_pg(spec, dsn), review)
         written = WrittenSelection.of(result, result.write(out))
     _print_counts(written)
