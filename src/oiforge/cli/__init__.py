@@ -101,7 +101,7 @@ _FAST_EXIT: Final = frozenset({"download", "select"})
 #: (typer, pydantic, pyarrow, DuckDB: alive until the end) while its data lives in DuckDB and
 #: Arrow, outside the collector; reference counting still frees everything else. The collector
 #: would scan those imports over and over (~140 young, ~12 middle and one full collection,
-#: ~35 ms of a ~0.6 s select at full size) to free nothing. See docs/cli.md.
+#: ~35 ms of a ~0.6 s select at full size) to free nothing. See docs/catalog.md.
 _NO_CYCLIC_GC: Final = frozenset({"select"})
 
 
