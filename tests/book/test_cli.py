@@ -35,6 +35,8 @@ def test_book_end_to_end_and_byte_identical_regeneration(
         "--bleed", "--max-photos", "4", "--skip", "Q", "--custom", f"Family={family}",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    line = next(ln for ln in result.output.splitlines() if ln.startswith("download: "))
+    assert " ok, failed: " in line and not set("{}'") & set(line), line  # words, not a dict
     for name in ("interior.pdf", "cover.pdf", "attribution.json", "book.json", "selection.parquet"):
         assert (out / name).is_file(), name
     info = pdfinfo(out / "interior.pdf")

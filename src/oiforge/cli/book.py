@@ -161,8 +161,16 @@ def _download(out: Path, mirror: str | None, sources: str) -> None:
             out / "selection.parquet", out / "store", DownloadConfig(sources=srcs),
             _endpoints(mirror), progress=report,
         )  # fmt: skip
-    fails = {k: v for k, v in summary.statuses.items() if k != "ok"}
-    console.print(f"download: {summary.statuses.get('ok', 0)} ok, failed {fails or 'none'}")
+    console.print(_download_line(summary.statuses))
+
+
+def _download_line(statuses: dict[str, int]) -> str:
+    """``download: 322 ok, failed: placeholder 4, http_410 2`` (most first; or ``none``)."""
+    fails = sorted(
+        ((n, k) for k, n in statuses.items() if k != "ok" and n), key=lambda t: (-t[0], t[1])
+    )
+    failed = ", ".join(f"{k} {n:,}" for n, k in fails) or "none"
+    return f"download: {statuses.get('ok', 0):,} ok, failed: {failed}"
 
 
 def book_all(
