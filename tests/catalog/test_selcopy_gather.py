@@ -10,8 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oiforge.catalog.ingest import IMAGE_COLS
-from oiforge.catalog.selcopy import _REF_BITS as REF_BITS  # row ref: (file << bits) + row
-from oiforge.catalog.selcopy import SelectionCopy, attach
+from oiforge.catalog.selcopy import REF_BITS, SelectionCopy, attach  # ref: (file << bits) + row
 from oiforge.contracts import BOX_FLAGS
 
 ROWS = 50

@@ -102,8 +102,8 @@ COPY_KINDS: Final = ("boxes", "human_labels")
 MACHINE: Final = "machine_labels"
 #: every kind with a selection copy (a ``sel_<kind>`` view while a select runs)
 KEY_KINDS: Final = (*COPY_KINDS, MACHINE)
-#: rows per file, so that ``(file index << _REF_BITS) + row`` is a unique row reference.
-_REF_BITS: Final = 40
+#: rows per file, so that ``(file index << REF_BITS) + row`` is a unique row reference.
+REF_BITS: Final = 40
 #: rows per row group at most; a gather decodes whole groups.
 _GROUP_ROWS: Final = 65_536
 #: a class change starts a new group only past this many rows (small classes share a group).
@@ -417,7 +417,7 @@ def _read_distinct(
     refs: np.ndarray, copies: list[SelectionCopy], cols: list[str], pool: ThreadPoolExecutor
 ) -> pa.Table:
     """The rows at ``refs`` (ascending, distinct), in that order: a record batch per task."""
-    files, rows = refs >> _REF_BITS, refs & ((1 << _REF_BITS) - 1)
+    files, rows = refs >> REF_BITS, refs & ((1 << REF_BITS) - 1)
     tasks: list[tuple[Path, int, np.ndarray]] = []
     for n in files[run_starts(files)]:  # the distinct files: ``refs`` is ascending
         copy = copies[int(n)]
@@ -450,11 +450,11 @@ def _read_distinct(
 
 
 def _part_sql(n: int, c: SelectionCopy, source: str) -> str:
-    """Copy ``n``'s rows with their split, ``rank`` (the row: ``(n << _REF_BITS) + row``,
+    """Copy ``n``'s rows with their split, ``rank`` (the row: ``(n << REF_BITS) + row``,
     unique over the copies) and ``ref`` (the same, for a copy with fetched rows; NULL in a
     machine-label copy: such rows carry their own label columns)."""
     split_rank = SPLITS.index(c.split)
-    rank = f"({n}::BIGINT << {_REF_BITS}) + file_row_number"
+    rank = f"({n}::BIGINT << {REF_BITS}) + file_row_number"
     ref = "CAST(NULL AS BIGINT)" if c.rows is None else "rank"
     return (
         f"SELECT *, {ref} AS ref FROM (SELECT * EXCLUDE (file_row_number), {_q(c.split)} AS "

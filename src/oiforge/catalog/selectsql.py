@@ -17,8 +17,7 @@ from typing import Final
 
 from oiforge.catalog.ingest import IMAGE_COLS
 from oiforge.catalog.rowrules import BOX_COLS, COORDS, box_order, clamped, valid_box, valid_id
-from oiforge.catalog.selcopy import _REF_BITS as COPY_REF_BITS
-from oiforge.catalog.selcopy import KEY_KINDS, view_name
+from oiforge.catalog.selcopy import KEY_KINDS, REF_BITS, view_name
 from oiforge.contracts import BOX_FLAGS, SPLITS
 from oiforge.spec import SelectSpec
 
@@ -261,7 +260,7 @@ def _dedup(sel: SelectSpec, fast: bool, copies: bool, by_key: bool) -> str:
     )
 
 
-#: added to a machine-label row's ``rank`` in ``_dedup_by_key``'s key (after every human row)
+#: added to a machine-label row's ``rank`` in ``_by_key``'s key (after every human row)
 _MACHINE_KEY: Final = 1 << 62
 
 
@@ -327,10 +326,10 @@ def _first_by_ref(source: str = "one_split") -> str:
 
 #: bits of ``ref`` (``(copy << selcopy's bits) + row``, at most a copy per kind and split)
 #: and of ``split_rank`` in the packed first row of :func:`_one_class`.
-_REF_BITS: Final = COPY_REF_BITS + (len(KEY_KINDS) * len(SPLITS)).bit_length()
+_PACKED_REF_BITS: Final = REF_BITS + (len(KEY_KINDS) * len(SPLITS)).bit_length()
 _RANK_BITS: Final = (len(SPLITS) - 1).bit_length()
 #: a spec of up to this many classes has its first rows packed in 64 bits (2**18).
-PACKED_CLASSES: Final = 1 << (64 - _REF_BITS - _RANK_BITS)
+PACKED_CLASSES: Final = 1 << (64 - _PACKED_REF_BITS - _RANK_BITS)
 
 
 def _multi_label(sel: SelectSpec, fast: bool, by_key: bool, classes: int) -> str:
@@ -370,21 +369,21 @@ def _one_class() -> str:
     an image keeps that row when both classes agree. Its rows then share the class and (by
     ``one_split``) the split, so the packed minimum is the row of the smallest ``ref``. Two
     integer states a group instead of four (3.6M groups of the 50 most frequent classes)."""
-    ref_mask = (1 << _REF_BITS) - 1
+    ref_mask = (1 << _PACKED_REF_BITS) - 1
     packed = (
-        f"(CAST(class_idx AS UBIGINT) << {_REF_BITS + _RANK_BITS}) "
-        f"| (CAST(split_rank AS UBIGINT) << {_REF_BITS}) | CAST(ref AS UBIGINT)"
+        f"(CAST(class_idx AS UBIGINT) << {_PACKED_REF_BITS + _RANK_BITS}) "
+        f"| (CAST(split_rank AS UBIGINT) << {_PACKED_REF_BITS}) | CAST(ref AS UBIGINT)"
     )
     nulls = ", ".join(f"NULL AS {c}" for c in BOX_COLS)
-    rank = f"CAST((first >> {_REF_BITS}) & {(1 << _RANK_BITS) - 1} AS INTEGER)"
+    rank = f"CAST((first >> {_PACKED_REF_BITS}) & {(1 << _RANK_BITS) - 1} AS INTEGER)"
     return (
         f"one_class AS (SELECT image_key, min({packed}) AS first, max(class_idx) AS last_idx "
         "FROM not_excluded GROUP BY image_key),\n"
-        f"kept AS (SELECT image_key, CAST(first >> {_REF_BITS + _RANK_BITS} AS INTEGER) "
+        f"kept AS (SELECT image_key, CAST(first >> {_PACKED_REF_BITS + _RANK_BITS} AS INTEGER) "
         f"AS class_idx, {_split_of(rank)} AS split, {rank} AS split_rank, "
         f"CAST(first & {ref_mask} AS BIGINT) AS ref, CAST(NULL AS VARCHAR) AS source, "
         "CAST(NULL AS FLOAT) AS confidence, CAST(NULL AS VARCHAR) AS label_mid, "
-        f"{nulls} FROM one_class WHERE first >> {_REF_BITS + _RANK_BITS} = last_idx)"
+        f"{nulls} FROM one_class WHERE first >> {_PACKED_REF_BITS + _RANK_BITS} = last_idx)"
     )
 
 
