@@ -49,11 +49,6 @@ log = logging.getLogger(__name__)
 
 #: rows gathered and written at a time by ``select_into`` at most (~130 MB of wide rows).
 _SLICE_ROWS: Final = 1 << 18
-#: a smaller selection still goes in up to this many slices (of at least ``_MIN_SLICE_ROWS``),
-#: so that a slice's write (one thread: ~0.5 us a row) overlaps the next slice's gather: at
-#: full size a typical 50-class query (~100,000 rows) takes ~25 ms less than in one slice.
-_PIPELINE_SLICES: Final = 4
-_MIN_SLICE_ROWS: Final = 16_384
 #: rows of ``select_into``'s first slice (see ``_slices``).
 _FIRST_ROWS: Final = 1 << 14
 
@@ -206,24 +201,16 @@ def select_into(
 
 def _slices(n: int) -> Iterator[tuple[int, int]]:
     """``(start, rows)`` of the slices ``select_into`` gathers and writes: ``_FIRST_ROWS``,
-    then twice as many each time up to ``_slice_rows(n)`` (the writer, the slower of the two,
-    starts after a short gather instead of a full slice's), one empty slice when ``n`` is 0."""
-    most = _slice_rows(n)
-    start, rows = 0, min(_FIRST_ROWS, most)
+    then twice as many each time up to ``_SLICE_ROWS`` (the writer, the slower of the two,
+    starts after a short gather instead of a full slice's, and a slice's write overlaps the
+    next one's gather), one empty slice when ``n`` is 0."""
+    start, rows = 0, min(_FIRST_ROWS, _SLICE_ROWS)
     while True:
         yield start, rows
         start += rows
         if start >= n:
             return
-        rows = min(2 * rows, most)
-
-
-def _slice_rows(n: int) -> int:
-    """Rows a slice of an ``n``-row selection: ``_SLICE_ROWS`` at most, and as many slices as
-    that takes or, for a smaller one, up to ``_PIPELINE_SLICES`` (never below
-    ``_MIN_SLICE_ROWS``), the same size but for the last."""
-    slices = max(-(-n // _SLICE_ROWS), min(_PIPELINE_SLICES, n // _MIN_SLICE_ROWS), 1)
-    return max(-(-n // slices), 1)
+        rows = min(2 * rows, _SLICE_ROWS)
 
 
 def _written(keys: _Keys, digest: str, roles: bool, out: Path) -> WrittenSelection:
