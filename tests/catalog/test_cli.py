@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from oiforge.cli import app
 from oiforge.contracts import SELECTION_SCHEMA, SPLITS
+from oiforge.paths import package_data
 
 runner = CliRunner()
 
@@ -64,6 +65,11 @@ def test_select_writes_selection_and_prints_counts(tmp_path: Path) -> None:
     res = run("select", "--spec", str(spec), "--out", str(out), "--no-fetch")
     assert res.exit_code == 0, res.output  # type: ignore[attr-defined]
     assert "Cat" in res.output and "wrote 4 rows" in res.output  # type: ignore[attr-defined]
+    lines = res.output.splitlines()  # type: ignore[attr-defined]
+    # not a terminal: plain columns, a line a class (no box, nothing wrapped)
+    heads = ["class", *(f"{s} rows (images)" for s in SPLITS), "total rows"]
+    assert lines[0].split() == " ".join(heads).split()
+    assert lines[1].split() == ["Cat", "2", "(2)", "0", "(0)", "2", "(2)", "4"]
     table = pq.read_table(out)
     assert table.schema == SELECTION_SCHEMA
     assert set(table.column("split").to_pylist()) == {"train", "test"}
@@ -147,3 +153,36 @@ def test_select_process_ends_with_its_output_and_exit_code(tmp_path: Path) -> No
     assert pq.read_table(out).num_rows == 3
     bad = subprocess.run([*cli, "Hambrger", "--no-fetch"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Hamburger" in bad.stderr
+
+
+def _longest_names(n: int) -> list[str]:
+    """The ``n`` longest real v7 class names."""
+    text = package_data("openimages", "oidv7-class-descriptions.csv").read_text(encoding="utf-8")
+    names = [line.split(",", 1)[1].strip('"') for line in text.splitlines()[1:] if "," in line]
+    return sorted(names, key=len, reverse=True)[:n]
+
+
+def test_counts_table_keeps_long_class_names_whole_off_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from oiforge.cli import _common
+
+    names = _longest_names(3)
+    rows = [[n, f"{k * 1234:,} ({k * 1000:,})", f"{k:,}"] for k, n in enumerate(names, 1)]
+    log = Console(file=io.StringIO(), width=80)  # a pipe: Rich would squeeze it into 80
+    monkeypatch.setattr(_common, "console", log)
+    _common.print_table(["class", "train rows (images)", "total rows"], rows)
+    lines = log.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    assert len(lines) == 4 and max(map(len, lines)) > 80
+    for line, row in zip(lines[1:], rows, strict=True):
+        assert line.startswith(row[0] + " ") and line.endswith("  " + row[2])
+    assert len({len(line) for line in lines}) == 1  # counts right-aligned in one column
+    term = Console(file=io.StringIO(), width=200, force_terminal=True)
+    monkeypatch.setattr(_common, "console", term)
+    _common.print_table(["class", "train rows (images)", "total rows"], rows)
+    drawn = term.file.getvalue()  # type: ignore[attr-defined]
+    assert "┃" in drawn and all(n in drawn for n in names)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from oiforge.cli._common import console, create_app, progress_bar, status
+from oiforge.cli._common import console, create_app, print_table, progress_bar, status
 from oiforge.cli.browse import pg_load
 from oiforge.errors import InvalidInputError
 
@@ -333,18 +333,15 @@ def _box_flags(items: list[str]) -> dict[str, str]:
 
 
 def _print_counts(result: WrittenSelection) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
     from oiforge.contracts import SPLITS
 
     images = result.image_counts
     negs = result.negative_image_counts if result.has_roles else {}
     extra = ["negative images"] if negs else []
-    table = Table("class", *(f"{s} rows (images)" for s in SPLITS), "total rows", *extra)
+    rows = []
     for name, per in result.counts.items():
         cells = [f"{per[s]:,} ({images[name][s]:,})" for s in SPLITS]
         neg = [f"{sum(negs[name].values()):,}"] if negs else []
-        table.add_row(Text(name), *cells, f"{sum(per.values()):,}", *neg)
-    console.print(table)
+        rows.append([name, *cells, f"{sum(per.values()):,}", *neg])
+    print_table(["class", *(f"{s} rows (images)" for s in SPLITS), "total rows", *extra], rows)
     console.print(f"wrote {result.num_rows:,} rows to {result.path} (spec {result.spec_hash})")
