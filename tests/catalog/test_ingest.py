@@ -137,6 +137,17 @@ def test_ingest_is_incremental_and_idempotent(tmp_path: Path) -> None:
     assert parquet.stat().st_mtime_ns != stamp
 
 
+def test_table_views_follow_the_files_ingested_since_open(tmp_path: Path) -> None:
+    """The views are bound on the connection's next use (not at open), and follow ``ensure``."""
+    _write(tmp_path, "v7", "boxes", "validation", BOXES_13, False)
+    cat = open_catalog("v7", home=tmp_path, fetch_missing=False)
+    assert _rows(cat, "SELECT count(*) FROM human_labels") == [(0,)]
+    _write(tmp_path, "v7", "human_labels", "train", HUMAN, False)
+    cat.ensure(["human_labels"], ["train"])
+    assert _rows(cat, "SELECT count(*), sum(confidence) FROM human_labels") == [(4, 1.0)]
+    assert _rows(cat, "SELECT count(*) FROM boxes") == [(4,)]
+
+
 def test_parquet_copy_is_sorted_by_label_then_image(tmp_path: Path) -> None:
     _write(tmp_path, "v7", "boxes", "validation", BOXES_13, False)
     cat = open_catalog("v7", home=tmp_path, fetch_missing=False)

@@ -218,7 +218,7 @@ def ensure_copies(
                 for i in cat.ingested.values()
                 if i.kind == "images" and i.split == done.split and done.kind != MACHINE
             )
-            out.append(_ensure(cat.connection, done, images))
+            out.append(_ensure(cat.file_connection(), done, images))  # files by path
     return out
 
 

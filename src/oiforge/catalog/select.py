@@ -116,8 +116,9 @@ def _key_rows(sel: SelectSpec, cat: Catalog, progress: ProgressFn | None) -> _Ke
         lists = _keyed_lists(cat, sel.splits) if machine_rows(sel, machine) else []
     sql = selection_sql(sel, targets, excluded, machine, copies=True)
     box_mode = sel.label_mode == "box"
-    with copy_views(cat.connection, copies, _classes_read(targets, excluded)):
-        rows = order_rows(cat.connection, sql, targets, box_mode)
+    con = cat.file_connection()  # reads the copies only (``copies=True``)
+    with copy_views(con, copies, _classes_read(targets, excluded)):
+        rows = order_rows(con, sql, targets, box_mode)
     own = own_images(rows, lists) if machine_rows(sel, machine) else None
     return _Keys(rows, targets, excluded, machine, copies, box_mode, own)
 
@@ -152,7 +153,7 @@ def _keyed_lists(cat: Catalog, splits: tuple[str, ...]) -> list[KeyedList]:
         (i for i in cat.ingested.values() if i.kind == "images" and i.split in splits),
         key=lambda i: i.relpath,
     )
-    return [keyed_list(cat.connection, i) for i in lists]
+    return [keyed_list(cat.file_connection(), i) for i in lists]
 
 
 def select_into(
