@@ -395,7 +395,8 @@ def own_images(rows: pa.Table, lists: Sequence[KeyedList]) -> OwnImages | None:
         parts.append(table)
     at_rows = np.full(rows.num_rows, -1, np.int64)
     at_rows[own] = where[inverse]
-    table = pa.concat_tables([p for p in parts if p.num_rows] or [_empty()])
+    # one chunk: each slice of ``select_into`` takes its rows from it (``selcopy._gather``)
+    table = pa.concat_tables([p for p in parts if p.num_rows] or [_empty()]).combine_chunks()
     return OwnImages(table, at_rows)
 
 

@@ -340,9 +340,11 @@ def _gather(
     The distinct refs are read in file order (a row group per task), then put in ``refs``'
     order. A selection's refs are mostly ascending runs (a class's rows in a copy are sorted
     as the output is), so the result is usually a few slices of what was read, not a copy.
-    With ``own`` rows, one take per column from the rows read followed by ``own``'s (chunks
-    side by side, not copied together), instead of a take from each and a merge by mask
-    (each value copied once, not twice).
+    With ``own`` rows: this slice's rows of ``own`` first (a take from its one-chunk
+    table), then one take per column from the rows read followed by those (chunks side by
+    side), instead of a merge by mask. Not a take over the whole of ``own`` chained to the
+    rows read: Arrow copies a string column's chunks together before taking from them, which
+    copied all of ``own`` (452k rows of image columns at full size) once per slice.
     """
     if not has_ref.any() and own is None:
         return pa.table({c: pa.nulls(len(refs), _ARROW[_TYPES[c]]) for c in cols})
@@ -372,9 +374,10 @@ def _gather(
         if own is not None:
             extra, at = own
             mine = ~has_ref & (at >= 0)
-            index[mine] = found.num_rows + at[mine]
+            part = extra.take(from_numpy(at[mine]))
+            index[mine] = found.num_rows + np.arange(int(mine.sum()))
             valid = has_ref | mine
-            found = _followed_by(found, extra)
+            found = _followed_by(found, part)
         take = from_numpy(index, valid=valid)
         return _take(found, take, pool, threads, combine=own is None)
 
