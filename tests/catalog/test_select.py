@@ -230,9 +230,15 @@ def test_selection_properties(images: list[Image], specs: list[dict[str, object]
 
 
 def _check_written(cat: Catalog, spec: SelectSpec, sel: Selection, out: Path) -> None:
-    """``select_into`` (2 rows a slice) writes what ``select`` returns, and its counts."""
-    with mock.patch.object(import_module("oiforge.catalog.select"), "_SLICE_ROWS", 2):
+    """``select_into`` (slices of 2 rows, doubling up to 8 and halving toward the end while
+    the writer keeps up) writes what ``select`` returns, and its counts."""
+    module = import_module("oiforge.catalog.select")
+    with mock.patch.object(module, "_FIRST_ROWS", 2), mock.patch.object(module, "_SLICE_ROWS", 8):
         written = select_into(spec, out, catalog=cat)
+    groups = pq.ParquetFile(out).metadata
+    sizes = [groups.row_group(i).num_rows for i in range(groups.num_row_groups)]
+    assert sum(sizes) == sel.table.num_rows and max(sizes, default=0) <= 8
+    assert sizes[:1] == [min(2, sel.table.num_rows)] or sel.table.num_rows == 0
     back = pq.read_table(out)
     assert back.equals(sel.table) and back.schema.metadata == sel.table.schema.metadata
     assert (written.num_rows, written.counts, written.image_counts, written.has_roles) == (

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 #: rows gathered and written at a time by ``select_into`` at most (~130 MB of wide rows).
 _SLICE_ROWS: Final = 1 << 18
-#: rows of ``select_into``'s first slice (see ``_slices``).
+#: rows of ``select_into``'s first slice (see ``_Slices``).
 _FIRST_ROWS: Final = 1 << 14
 
 
@@ -176,6 +176,7 @@ def select_into(
     keys = _key_rows(sel, catalog, progress)
     digest = spec_hash_of(spec)
     labels = label_options(sel) if with_roles(sel) else None
+    slices = _Slices(keys.rows.num_rows)
     parts = (
         conform_selection(
             keys.attach(start, rows),
@@ -184,13 +185,14 @@ def select_into(
             labels,
             encoded=True,
         )
-        for start, rows in _slices(keys.rows.num_rows)
+        for start, rows in slices
     )
     first = next(parts)  # the writer takes the conformed schema (and its metadata)
     with selection_writer(out, first.schema) as writer, ThreadPoolExecutor(1) as pool:
         writing: Future[None] | None = None
         for table in itertools.chain([first], parts):  # write a slice, gather the next
             if writing is not None:
+                slices.writer_behind = not writing.done()  # gathered before it was written
                 writing.result()
             writing = pool.submit(writer.write_table, table)
         written = _written(keys, digest, with_roles(sel), Path(out))  # beside the last write
@@ -200,18 +202,33 @@ def select_into(
     return written
 
 
-def _slices(n: int) -> Iterator[tuple[int, int]]:
-    """``(start, rows)`` of the slices ``select_into`` gathers and writes: ``_FIRST_ROWS``,
-    then twice as many each time up to ``_SLICE_ROWS`` (the writer, the slower of the two,
-    starts after a short gather instead of a full slice's, and a slice's write overlaps the
-    next one's gather), one empty slice when ``n`` is 0."""
-    start, rows = 0, min(_FIRST_ROWS, _SLICE_ROWS)
-    while True:
-        yield start, rows
-        start += rows
-        if start >= n:
-            return
-        rows = min(2 * rows, _SLICE_ROWS)
+class _Slices:
+    """``(start, rows)`` of the slices ``select_into`` gathers and writes (one empty slice when
+    ``n`` is 0): ``_FIRST_ROWS``, then twice as many each time up to ``_SLICE_ROWS``, so the
+    writer starts after a short gather and each write overlaps the next slice's gather.
+
+    While the writer keeps up (``writer_behind`` false: each write ended before the next
+    slice was gathered), the last slices take half of what is left (not below
+    ``_FIRST_ROWS``), so the write that ends the select is a short one: a 543k-row select
+    ended with a 256k-row write, ~0.16 s on one core. While the writer is behind, the slices
+    stay large: each row group costs it the same again (dictionaries tried, pages, stats).
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.writer_behind = False
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        start, rows = 0, min(_FIRST_ROWS, _SLICE_ROWS)
+        while True:
+            yield start, rows
+            start += rows
+            if start >= self.n:
+                return
+            most = _SLICE_ROWS
+            if not self.writer_behind:
+                most = min(most, max(_FIRST_ROWS, -(-(self.n - start) // 2)))
+            rows = min(2 * rows, most)
 
 
 def _written(keys: _Keys, digest: str, roles: bool, out: Path) -> WrittenSelection:
